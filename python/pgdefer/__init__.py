@@ -1,0 +1,17 @@
+"""pgdefer: an executable model of Linux's deferred struct page initialisation with on-demand growth."""
+
+from .config import Geometry, ZONE_NAMES, format_size, parse_size
+from .errors import *  # noqa: F401,F403
+from .errors import __all__ as _errors_all
+from .topology import Region, Topology, ZoneSpan
+
+POLICIES = ("eager", "v4.2", "posting-v2", "v4.17")
+DEFAULT_POLICY = "v4.17"
+
+try:  # the Rust core; absent only in a source tree that was never built
+    from .machine import Machine  # noqa: F401
+except ImportError as _e:  # pragma: no cover - exercised only without the extension
+    _IMPORT_ERROR = _e
+
+__all__ = ["Geometry", "Region", "Topology", "ZoneSpan", "Machine", "POLICIES", "DEFAULT_POLICY",
+           "ZONE_NAMES", "parse_size", "format_size", *_errors_all]

@@ -1,0 +1,127 @@
+"""Sizes and the machine geometry (page size, section size, pageblock and max order)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import GeometryError
+
+_SUFFIX = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
+_SIZE_RE = re.compile(r"^\s*(0[xX][0-9a-fA-F]+|\d+(?:\.\d+)?)\s*([KMGTPE]?)(?:i?B)?\s*$", re.IGNORECASE)
+
+ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable")
+
+
+def parse_size(value, what="size") -> int:
+    """Parse a byte size: an int, or a kernel-style string ("4G", "512M", "0x1000", "16MiB", "1.5T").
+
+    Suffixes are binary (K = 1024), as in the kernel's ``memparse``.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{what}: expected a size, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{what}: negative size {value}")
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{what}: expected an int or a size string like '4G', got {value!r}")
+    m = _SIZE_RE.match(value)
+    if not m:
+        raise ValueError(f"{what}: cannot parse size {value!r} (expected e.g. 4096, '4K', '128M', '0x1000')")
+    num, suffix = m.group(1), m.group(2).upper()
+    shift = _SUFFIX[suffix]
+    if num.lower().startswith("0x"):
+        return int(num, 16) << shift
+    if "." in num:
+        whole = float(num) * (1 << shift)
+        if whole != int(whole):
+            raise ValueError(f"{what}: {value!r} is not a whole number of bytes")
+        return int(whole)
+    return int(num) << shift
+
+
+def format_size(nbytes: int) -> str:
+    """Shortest exact kernel-style spelling of a size ("4G", "1536M", "4097K", "12345")."""
+    for suffix in ("E", "P", "T", "G", "M", "K"):
+        shift = _SUFFIX[suffix]
+        if nbytes and nbytes % (1 << shift) == 0:
+            return f"{nbytes >> shift}{suffix}"
+    return str(nbytes)
+
+
+def _is_pow2(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Page size, sparsemem section size, pageblock order and MAX_PAGE_ORDER (inclusive).
+
+    The default is x86_64: 4 KiB pages, 128 MiB sections (PAGES_PER_SECTION = 32768),
+    pageblock_order 9, MAX_PAGE_ORDER 10. Small geometries (e.g. ``section_size="256K", max_order=4,
+    pageblock_order=3``, i.e. 64-page sections) keep tests fast.
+    """
+
+    page_size: int = 4096
+    section_size: int = 128 << 20
+    pageblock_order: int = 9
+    max_order: int = 10
+
+    def __init__(self, page_size="4K", section_size="128M", pageblock_order=9, max_order=10):
+        try:
+            ps = parse_size(page_size, "page_size")
+            ss = parse_size(section_size, "section_size")
+        except ValueError as e:
+            raise GeometryError(str(e)) from None
+        for name, val in (("pageblock_order", pageblock_order), ("max_order", max_order)):
+            if isinstance(val, bool) or not isinstance(val, int) or val < 0 or val > 40:
+                raise GeometryError(f"{name} must be an int in 0..40, got {val!r}")
+        if not _is_pow2(ps) or ps < 512:
+            raise GeometryError(f"page_size must be a power of two >= 512, got {ps}")
+        if not _is_pow2(ss) or ss <= ps:
+            raise GeometryError(f"section_size must be a power of two larger than page_size ({ps}), got {ss}")
+        pps = ss // ps
+        if not (1 << pageblock_order) <= (1 << max_order) <= pps:
+            raise GeometryError(
+                f"need pageblock ({1 << pageblock_order} pages) <= MAX_ORDER block ({1 << max_order} pages)"
+                f" <= section ({pps} pages); got pageblock_order={pageblock_order}, max_order={max_order},"
+                f" section_size={format_size(ss)}")
+        object.__setattr__(self, "page_size", ps)
+        object.__setattr__(self, "section_size", ss)
+        object.__setattr__(self, "pageblock_order", pageblock_order)
+        object.__setattr__(self, "max_order", max_order)
+
+    @property
+    def page_shift(self) -> int:
+        return self.page_size.bit_length() - 1
+
+    @property
+    def pages_per_section(self) -> int:
+        """PAGES_PER_SECTION."""
+        return self.section_size // self.page_size
+
+    @property
+    def pageblock_nr_pages(self) -> int:
+        return 1 << self.pageblock_order
+
+    @property
+    def max_order_nr_pages(self) -> int:
+        """MAX_ORDER_NR_PAGES (1 << MAX_PAGE_ORDER)."""
+        return 1 << self.max_order
+
+    def pfn_up(self, addr: int) -> int:
+        """PFN_UP: first pfn whose page starts at or after addr."""
+        return -(-addr // self.page_size)
+
+    def pfn_down(self, addr: int) -> int:
+        """PFN_DOWN: pfn of the page containing addr."""
+        return addr // self.page_size
+
+    def to_dict(self) -> dict:
+        return {"page_size": format_size(self.page_size), "section_size": format_size(self.section_size),
+                "pageblock_order": self.pageblock_order, "max_order": self.max_order}
+
+    def __repr__(self) -> str:
+        return (f"Geometry(page_size={format_size(self.page_size)!r}, section_size={format_size(self.section_size)!r},"
+                f" pageblock_order={self.pageblock_order}, max_order={self.max_order})")

@@ -1,0 +1,68 @@
+"""The pgdefer exception hierarchy.
+
+Every error the library raises on purpose derives from :class:`PgdeferError` and from the builtin that a
+caller would expect (``ValueError`` for bad input, ``MemoryError`` for an allocation failure, ...), so both
+``except pgdefer.TopologyError`` and ``except ValueError`` work. The Rust core raises these same classes.
+"""
+
+from __future__ import annotations
+
+
+class PgdeferError(Exception):
+    """Base class of every error raised by pgdefer."""
+
+
+class GeometryError(PgdeferError, ValueError):
+    """A page/section/pageblock/max-order geometry that no kernel could have."""
+
+
+class TopologyError(PgdeferError, ValueError):
+    """A memory map that memblock would reject (overlaps, empty ranges, zone limits out of order...)."""
+
+
+class OrderError(PgdeferError, ValueError):
+    """An allocation order above MAX_PAGE_ORDER (or negative)."""
+
+
+class UnknownNode(PgdeferError, LookupError):
+    """A node id that has no memory in this machine."""
+
+
+class UnknownZone(PgdeferError, LookupError):
+    """A zone name that is not DMA, DMA32, Normal or Movable, or a zone the node does not have."""
+
+
+class BadFree(PgdeferError, ValueError):
+    """free_pages() of a pfn that is not an allocated block head of that order."""
+
+
+class PhaseError(PgdeferError, RuntimeError):
+    """An operation used out of boot order (allocating before boot(), booting twice, ...)."""
+
+
+class OutOfMemory(PgdeferError, MemoryError):
+    """alloc_pages() found no free block in any zone of the zonelist, even after growing."""
+
+
+class InvariantViolation(PgdeferError, AssertionError):
+    """check() found the model in a state that the kernel's invariants (spec section 7) forbid."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        shown = "\n  ".join(self.problems[:20])
+        more = f"\n  ... and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
+        super().__init__(f"{len(self.problems)} invariant violation(s):\n  {shown}{more}")
+
+
+class WorkerFailed(PgdeferError, RuntimeError):
+    """A per-node deferred-init worker thread failed; the machine is marked failed."""
+
+    def __init__(self, message, node=None):
+        self.node = node
+        super().__init__(message)
+
+
+__all__ = [
+    "PgdeferError", "GeometryError", "TopologyError", "OrderError", "UnknownNode", "UnknownZone",
+    "BadFree", "PhaseError", "OutOfMemory", "InvariantViolation", "WorkerFailed",
+]

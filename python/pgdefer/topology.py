@@ -1,0 +1,255 @@
+"""Machine memory maps: memblock memory and reserved ranges, NUMA nodes, zone limits.
+
+A :class:`Topology` is plain, validated data (byte ranges, half-open). It computes node and zone sizes
+the way ``free_area_init`` does (spec section 2.2) without building a page array, so it is cheap even
+for multi-terabyte machines. Builders that read files, boot logs or this host live in other modules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import ZONE_NAMES, Geometry, format_size, parse_size
+from .errors import TopologyError
+
+MAX_NUMNODES = 1024
+
+
+@dataclass(frozen=True, order=True)
+class Region:
+    """A byte range ``[start, end)``; for memory regions, ``node`` is the NUMA node id."""
+
+    start: int
+    end: int
+    node: int = 0
+
+    def __init__(self, start, end, node=0):
+        try:
+            s, e = parse_size(start, "region start"), parse_size(end, "region end")
+        except ValueError as err:
+            raise TopologyError(str(err)) from None
+        if isinstance(node, bool) or not isinstance(node, int) or not 0 <= node < MAX_NUMNODES:
+            raise TopologyError(f"region [{s:#x}, {e:#x}): node must be an int in 0..{MAX_NUMNODES - 1}, got {node!r}")
+        if e <= s:
+            raise TopologyError(f"region [{s:#x}, {e:#x}) is empty or reversed: its end must be above its start")
+        object.__setattr__(self, "start", s)
+        object.__setattr__(self, "end", e)
+        object.__setattr__(self, "node", node)
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    def __repr__(self) -> str:
+        return f"Region({self.start:#x}, {self.end:#x}, node={self.node})"
+
+
+@dataclass(frozen=True)
+class ZoneSpan:
+    """One zone of one node as free_area_init sizes it (pfns, half-open)."""
+
+    node: int
+    name: str
+    start_pfn: int
+    spanned: int
+    present: int
+
+    @property
+    def end_pfn(self) -> int:
+        return self.start_pfn + self.spanned
+
+
+DEFAULT_ZONE_LIMITS = {"DMA": 16 << 20, "DMA32": 4 << 30}
+
+
+def _as_region(r, what):
+    if isinstance(r, Region):
+        return r
+    if isinstance(r, dict):
+        return Region(r["start"], r["end"], r.get("node", 0))
+    if isinstance(r, (tuple, list)) and len(r) in (2, 3):
+        return Region(*r)
+    raise TopologyError(f"{what}: expected a Region, a (start, end[, node]) tuple or a dict, got {r!r}")
+
+
+class Topology:
+    """memblock.memory (with node ids), memblock.reserved, zone limits and a :class:`Geometry`.
+
+    Memory regions must not overlap (``TopologyError`` names both in hex); touching regions of one node are
+    merged, as ``memblock_add`` does. Reserved ranges may overlap each other and may cover no memory at all:
+    such bytes are accepted and ignored, as memblock does. ``zone_limits`` gives the end address of DMA, DMA32
+    and (optionally) Normal; with a Normal limit, memory above it is ZONE_MOVABLE.
+    """
+
+    def __init__(self, memory, reserved=(), zone_limits=None, geometry=None, name=None, notes=()):
+        self.geometry = geometry if geometry is not None else Geometry()
+        if not isinstance(self.geometry, Geometry):
+            raise TopologyError(f"geometry must be a pgdefer.Geometry, got {self.geometry!r}")
+        mem = sorted((_as_region(r, "memory") for r in memory), key=lambda r: (r.start, r.end))
+        if not mem:
+            raise TopologyError("a topology needs at least one memory region")
+        for a, b in zip(mem, mem[1:]):
+            if b.start < a.end:
+                raise TopologyError(
+                    f"memory regions overlap: [{a.start:#x}, {a.end:#x}) node {a.node} and "
+                    f"[{b.start:#x}, {b.end:#x}) node {b.node}")
+        merged: list[Region] = []
+        for r in mem:
+            if merged and merged[-1].end == r.start and merged[-1].node == r.node:
+                merged[-1] = Region(merged[-1].start, r.end, r.node)
+            else:
+                merged.append(r)
+        self.memory: tuple[Region, ...] = tuple(merged)
+        res = sorted((_as_region(r, "reserved") for r in reserved), key=lambda r: (r.start, r.end))
+        res_merged: list[Region] = []
+        for r in res:
+            if res_merged and r.start <= res_merged[-1].end:
+                last = res_merged[-1]
+                res_merged[-1] = Region(last.start, max(last.end, r.end), 0)
+            else:
+                res_merged.append(Region(r.start, r.end, 0))
+        self.reserved: tuple[Region, ...] = tuple(res_merged)
+        self.zone_limits = self._normalise_zone_limits(zone_limits)
+        self.name = name
+        self.notes = tuple(notes)
+        g = self.geometry
+        if not any(g.pfn_up(r.start) < g.pfn_down(r.end) for r in self.memory):
+            raise TopologyError("no memory region contains a whole page")
+        top = max(g.pfn_down(r.end) for r in self.memory)
+        if top >= 1 << 52:
+            raise TopologyError(f"memory ends at pfn {top:#x}, beyond a 64-bit physical address space")
+
+    def _normalise_zone_limits(self, zone_limits):
+        given = dict(DEFAULT_ZONE_LIMITS if zone_limits is None else zone_limits)
+        unknown = set(given) - {"DMA", "DMA32", "Normal"}
+        if unknown:
+            raise TopologyError(
+                f"unknown zone limit(s) {sorted(unknown)}: zone_limits takes the end addresses of DMA, DMA32 and"
+                " optionally Normal (memory above a Normal limit is Movable)")
+        limits = {}
+        prev, prev_name = 0, None
+        block = self.geometry.page_size << self.geometry.max_order
+        for name in ("DMA", "DMA32", "Normal"):
+            if name not in given or given[name] is None:
+                continue
+            try:
+                lim = parse_size(given[name], f"zone limit {name}")
+            except ValueError as e:
+                raise TopologyError(str(e)) from None
+            if lim < prev:
+                raise TopologyError(
+                    f"zone limits out of order: {name} ends at {lim:#x}, below {prev_name} which ends at {prev:#x}")
+            if lim % block:
+                raise TopologyError(
+                    f"zone limit {name} = {lim:#x} is not a multiple of the MAX_ORDER block size {block:#x}")
+            limits[name] = lim
+            prev, prev_name = lim, name
+        return limits
+
+    # -- sizing (free_area_init) -------------------------------------------------------------
+
+    def zone_pfn_ranges(self) -> dict[str, tuple[int, int | None]]:
+        """Global pfn range of each zone that can exist, in zone order (end None = unbounded)."""
+        g = self.geometry
+        out, prev = {}, 0
+        for name in ("DMA", "DMA32", "Normal"):
+            lim = self.zone_limits.get(name)
+            if lim is None:
+                if name == "Normal":
+                    out[name] = (prev, None)
+                    return out
+                end = prev
+            else:
+                end = g.pfn_down(lim)
+            out[name] = (prev, end)
+            prev = end
+        out["Movable"] = (prev, None)
+        return out
+
+    def memory_pfn_ranges(self, node=None) -> list[tuple[int, int, int]]:
+        """(start_pfn, end_pfn, node) of each memory region with at least one whole page."""
+        g = self.geometry
+        out = []
+        for r in self.memory:
+            s, e = g.pfn_up(r.start), g.pfn_down(r.end)
+            if s < e and (node is None or r.node == node):
+                out.append((s, e, r.node))
+        return out
+
+    @property
+    def nodes(self) -> list[int]:
+        """Ids of the nodes that have memory (N_MEMORY), ascending."""
+        return sorted({n for _, _, n in self.memory_pfn_ranges()})
+
+    def node_span(self, node: int) -> tuple[int, int]:
+        """(node_start_pfn, node_end_pfn)."""
+        rs = self.memory_pfn_ranges(node)
+        if not rs:
+            raise TopologyError(f"node {node} has no memory")
+        return rs[0][0], max(e for _, e, _ in rs)
+
+    def zones(self, node=None) -> list[ZoneSpan]:
+        """Every zone with spanned pages, per node (ascending) and zone index."""
+        out = []
+        for nid in ([node] if node is not None else self.nodes):
+            ns, ne = self.node_span(nid)
+            ranges = self.memory_pfn_ranges(nid)
+            for name, (zs, ze) in self.zone_pfn_ranges().items():
+                s, e = max(zs, ns), ne if ze is None else min(ze, ne)
+                if s >= e:
+                    continue
+                present = sum(max(0, min(e, re) - max(s, rs)) for rs, re, _ in ranges)
+                out.append(ZoneSpan(nid, name, s, e - s, present))
+        return out
+
+    @property
+    def present_pages(self) -> int:
+        return sum(e - s for s, e, _ in self.memory_pfn_ranges())
+
+    @property
+    def memory_bytes(self) -> int:
+        return sum(r.size for r in self.memory)
+
+    @property
+    def memmap_pages(self) -> int:
+        """Pages that have a struct page: every pfn of every present sparsemem section."""
+        pps = self.geometry.pages_per_section
+        sections = set()
+        for s, e, _ in self.memory_pfn_ranges():
+            sections.update(range(s // pps, (e - 1) // pps + 1))
+        return len(sections) * pps
+
+    # -- plain data --------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        d = {
+            "geometry": self.geometry.to_dict(),
+            "zone_limits": {k: format_size(v) for k, v in self.zone_limits.items()},
+            "memory": [{"start": hex(r.start), "end": hex(r.end), "node": r.node} for r in self.memory],
+            "reserved": [{"start": hex(r.start), "end": hex(r.end)} for r in self.reserved],
+        }
+        if self.name:
+            d["name"] = self.name
+        if self.notes:
+            d["notes"] = list(self.notes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Topology":
+        try:
+            g = Geometry(**d.get("geometry", {}))
+            return cls(memory=d["memory"], reserved=d.get("reserved", ()), zone_limits=d.get("zone_limits"),
+                       geometry=g, name=d.get("name"), notes=d.get("notes", ()))
+        except KeyError as e:
+            raise TopologyError(f"topology is missing the {e.args[0]!r} key") from None
+        except TypeError as e:
+            raise TopologyError(f"malformed topology: {e}") from None
+
+    def __eq__(self, other):
+        return isinstance(other, Topology) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        nodes = self.nodes
+        label = f"{self.name!r}, " if self.name else ""
+        return (f"<Topology {label}{format_size(self.memory_bytes)} in {len(self.memory)} region(s),"
+                f" {len(nodes)} node(s) {nodes}, {len(self.reserved)} reserved range(s), {self.geometry!r}>")
