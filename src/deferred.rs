@@ -1,0 +1,350 @@
+//! The boot paths: early memmap init with the defer rule (spec §2.3–2.4), `memblock_free_all`
+//! (§2.5), `deferred_grow_zone` (§3.2) and the per-node pass `deferred_init_memmap` (§4) run by
+//! `page_alloc_init_late` (§2.7) on one thread per node.
+
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::events::{Event, Hook};
+use crate::machine::{Machine, Phase};
+use crate::memblock::PfnRange;
+use crate::page::PageState;
+use crate::policy::{GrowLock, KeyDisable};
+use crate::sync::Ordering;
+use crate::topology::ZoneType;
+
+/// The CPU the boot paths run on.
+pub const BOOT_CPU: u32 = 0;
+
+impl Machine {
+    /// `free_area_init` .. `memblock_free_all`: initialise holes and the early prefix, release the
+    /// non-deferred free memory to the buddy allocator. The on-demand window is open afterwards.
+    pub fn boot(&self) -> Result<()> {
+        let _t = self.transition.lock().unwrap();
+        if self.phase() != Phase::Created {
+            return Err(Error::Phase(format!("boot() called twice (the machine is {})", self.phase().name())));
+        }
+        self.init_unavailable_ranges();
+        for ni in 0..self.nodes.len() {
+            self.memmap_init_node(ni);
+        }
+        self.memblock_free_all();
+        self.set_phase(Phase::Booted);
+        Ok(())
+    }
+
+    /// `__init_single_page` over `[s, e)` (one zone, one node), reporting double initialisation (I1).
+    fn init_pages(&self, s: u64, e: u64, zone: ZoneType, nid: u32) -> u64 {
+        if s >= e {
+            return 0;
+        }
+        let i = self.pages.idx(s).expect("initialised pfn has a struct page");
+        let doubles = self.pages.init_range(i, (e - s) as usize, zone, nid as u16);
+        if doubles > 0 {
+            self.violation(format!(
+                "I1: {doubles} page(s) in [{s:#x}, {e:#x}) initialised a second time (node {nid}, zone {})",
+                zone.name()
+            ));
+        }
+        e - s
+    }
+
+    /// Split `[s, e)` at global zone boundaries: yields `(s, e, zone)` pieces.
+    fn by_zone(&self, s: u64, e: u64) -> Vec<(u64, u64, ZoneType)> {
+        let mut out = Vec::new();
+        let mut p = s;
+        while p < e {
+            let zt = self.layout.zone_of(p);
+            let end = self.layout.zone_ends[zt as usize].min(e);
+            out.push((p, end, zt));
+            p = end;
+        }
+        out
+    }
+
+    /// `init_unavailable_range`: every pfn of a present section that is not memory gets an initialised,
+    /// reserved descriptor; its node is that of the nearest memory above it in the section, else below.
+    fn init_unavailable_ranges(&self) {
+        let g = *self.geometry();
+        let mem = &self.layout.memory;
+        let mut holes = 0;
+        for (k, r) in mem.iter().enumerate() {
+            // The gap below this region, from the previous region's end (or this section's start).
+            let sec_start = r.start & !(g.pages_per_section() - 1);
+            let prev_end = if k > 0 { mem[k - 1].end.max(sec_start) } else { sec_start };
+            // part of the gap in this region's first section → node of this region
+            self.init_hole(prev_end.max(sec_start), r.start, r.nid, &mut holes);
+            // The gap above this region, up to its section end or the next region (whichever first):
+            // belongs to the next region if that starts in the same section, else to this one.
+            let sec_end = g.section_align_up(r.end);
+            let next_start = mem.get(k + 1).map_or(u64::MAX, |n| n.start);
+            if next_start >= sec_end {
+                self.init_hole(r.end, sec_end, r.nid, &mut holes);
+            } else if let Some(n) = mem.get(k + 1) {
+                // the next region starts in this section: the gap in between is its (handled when k+1 runs)
+                let _ = n;
+            }
+        }
+        self.stats.hole_pages.fetch_add(holes, Ordering::Relaxed);
+    }
+
+    fn init_hole(&self, s: u64, e: u64, nid: u32, holes: &mut u64) {
+        for (s, e, zt) in self.by_zone(s, e) {
+            *holes += self.init_pages(s, e, zt, nid);
+            let i = self.pages.idx(s).unwrap();
+            self.pages.set_state_range(i, (e - s) as usize, PageState::Reserved);
+        }
+    }
+
+    /// The first pfn of the node's last zone to defer (spec §2.3): count its memory pfns in order; cut
+    /// at the first section-aligned pfn whose count exceeds the policy's LIMIT.
+    fn defer_cut(&self, ni: usize) -> Option<u64> {
+        let node = &self.nodes[ni];
+        let g = self.geometry();
+        let limit = self.policy.early_limit(g, node.span.spanned())?;
+        let dz = node.zones[node.deferred_zone].span;
+        let mut counted = 0u64;
+        for r in self.layout.memory.iter().filter(|r| r.nid == node.span.nid) {
+            let (s, e) = (r.start.max(dz.start_pfn), r.end.min(dz.end_pfn));
+            if s >= e {
+                continue;
+            }
+            // pfn p of this range is number counted + (p - s) + 1; it may cut iff that exceeds limit.
+            let first_over = s + limit.saturating_sub(counted);
+            let cut = g.section_align_up(first_over);
+            if cut < e {
+                return Some(cut);
+            }
+            counted += e - s;
+        }
+        None
+    }
+
+    /// `memmap_init` for one node: lower zones fully, the last zone up to the cut.
+    fn memmap_init_node(&self, ni: usize) {
+        let fdp = self.defer_cut(ni);
+        let nid = self.nodes[ni].span.nid;
+        let mut pages = 0;
+        for r in self.layout.memory.iter().filter(|r| r.nid == nid) {
+            let end = fdp.map_or(r.end, |f| r.end.min(f));
+            for (s, e, zt) in self.by_zone(r.start, end) {
+                pages += self.init_pages(s, e, zt, nid);
+            }
+        }
+        self.nodes[ni].fdp.store(fdp); // the one write that may lower it: from ULONG_MAX (I4 starts here)
+        self.stats.early_pages.fetch_add(pages, Ordering::Relaxed);
+        self.log(BOOT_CPU, Event::EarlyInit { node: nid, pages, first_deferred_pfn: fdp });
+    }
+
+    fn fdp_of_nid(&self, nid: u32) -> Option<u64> {
+        self.nodes[self.node_index(nid).unwrap()].fdp.load()
+    }
+
+    /// `memblock_free_all`: reserved pages initialised (if deferred) and marked reserved; free ranges cut
+    /// into naturally aligned chunks, each released unless its first pfn is deferred.
+    fn memblock_free_all(&self) {
+        let g = *self.geometry();
+        let mut reserved = 0;
+        for r in &self.layout.reserved {
+            let split = self.fdp_of_nid(r.nid).map_or(r.end, |f| f.clamp(r.start, r.end));
+            for (s, e, zt) in self.by_zone(split, r.end) {
+                self.init_pages(s, e, zt, r.nid);
+            }
+            let i = self.pages.idx(r.start).unwrap();
+            self.pages.set_state_range(i, r.len() as usize, PageState::Reserved);
+            reserved += r.len();
+        }
+        let (mut released, mut deferred) = (0, 0);
+        for r in &self.layout.free {
+            let ni = self.node_index(r.nid).unwrap();
+            let fdp = self.nodes[ni].fdp.load();
+            let mut s = r.start;
+            while s < r.end {
+                let mut order = if s == 0 { g.max_order } else { s.trailing_zeros().min(g.max_order) };
+                while s + (1 << order) > r.end {
+                    order -= 1;
+                }
+                if fdp.is_some_and(|f| s >= f) {
+                    deferred += 1 << order;
+                } else {
+                    let zi = self.zone_index(ni, self.layout.zone_of(s)).unwrap();
+                    self.release(ni, zi, s, order);
+                    released += 1 << order;
+                }
+                s += 1 << order;
+            }
+        }
+        let totalram: u64 = self.layout.free.iter().map(PfnRange::len).sum();
+        self.stats.totalram_pages.fetch_add(totalram, Ordering::Relaxed);
+        self.stats.memblock_released.fetch_add(released, Ordering::Relaxed);
+        self.log(BOOT_CPU, Event::MemblockFreeAll { released, reserved, deferred });
+    }
+
+    /// `deferred_free_pages` (spec §3.3): release `[s, e)` in runs split at pageblock boundaries; a full
+    /// aligned pageblock goes as one `pageblock_order` block, anything else page by page.
+    fn deferred_free_pages(&self, ni: usize, zi: usize, s: u64, e: u64) {
+        let pb = self.geometry().pageblock_nr_pages();
+        let mut p = s;
+        while p < e {
+            let run_end = ((p / pb + 1) * pb).min(e);
+            if run_end - p == pb {
+                self.release(ni, zi, p, self.geometry().pageblock_order);
+            } else {
+                for q in p..run_end {
+                    self.release(ni, zi, q, 0);
+                }
+            }
+            p = run_end;
+        }
+    }
+
+    fn node_free_ranges(&self, ni: usize) -> impl Iterator<Item = &PfnRange> {
+        let nid = self.nodes[ni].span.nid;
+        self.layout.free.iter().filter(move |r| r.nid == nid)
+    }
+
+    /// `deferred_grow_zone(zone, order)` (spec §3.2; posting-v2 per the seed): initialise and free at
+    /// least a section's worth of deferred pages of the node's last zone. Returns whether the caller
+    /// should retry the zone.
+    pub fn deferred_grow_zone(&self, ni: usize, zi: usize, order: u32, hook: Hook, cpu: u32) -> bool {
+        let node = &self.nodes[ni];
+        let zone = &node.zones[zi].span;
+        if !self.policy.grows() || zone.end_pfn != node.span.end_pfn {
+            return false; // only a node's last zone can have deferred pages
+        }
+        let g = *self.geometry();
+        let need = ((1u64 << order) + g.pages_per_section() - 1) & !(g.pages_per_section() - 1);
+        let snapshot = node.fdp.load(); // READ_ONCE, outside the lock
+        let _guard = match self.policy.grow_lock() {
+            GrowLock::Global => self.grow_lock.lock(cpu),
+            GrowLock::PerNode => node.size_lock.lock(cpu),
+        };
+        self.stats.grow_calls.fetch_add(1, Ordering::Relaxed);
+        let done = |pages: u64, result: bool| {
+            let ev = Event::Grow {
+                node: node.span.nid,
+                zone: zone.zt,
+                order,
+                hook,
+                pages,
+                first_deferred_pfn: node.fdp.load(),
+                result,
+            };
+            self.log(cpu, ev);
+            if result {
+                self.stats.grows_true.fetch_add(1, Ordering::Relaxed);
+            }
+            result
+        };
+        if !self.key.enabled() {
+            return done(0, self.policy.grow_result_key_off()); // deferred init finished while we waited
+        }
+        let snapshot = match self.policy.grow_lock() {
+            GrowLock::Global => node.fdp.load(), // posting-v2: read under the global lock
+            GrowLock::PerNode => {
+                if snapshot != node.fdp.load() {
+                    return done(0, true); // someone grew or claimed the node meanwhile: retry
+                }
+                snapshot
+            }
+        };
+        let Some(first) = snapshot.map(|f| f.max(zone.start_pfn)) else { return done(0, false) };
+        if first >= node.span.end_pfn {
+            return done(0, false);
+        }
+        // Pass 1: initialise section by section over the free ranges until `need` pages are done.
+        let mut got = 0;
+        let mut new_first = first;
+        for r in self.node_free_ranges(ni) {
+            let (mut s, e) = (first.max(r.start), zone.end_pfn.min(r.end));
+            while s < e && got < need {
+                new_first = ((s >> g.section_shift) + 1 << g.section_shift).min(e);
+                got += self.init_pages(s, new_first, zone.zt, node.span.nid);
+                s = new_first;
+            }
+            if got >= need {
+                break;
+            }
+        }
+        // Pass 2: free exactly what pass 1 initialised, now that every buddy it may read is valid.
+        for r in self.node_free_ranges(ni) {
+            let (s, e) = (first.max(r.start), new_first.min(r.end));
+            self.deferred_free_pages(ni, zi, s, e);
+            if e == new_first {
+                break;
+            }
+        }
+        self.set_fdp(ni, Some(new_first));
+        self.stats.grow_pages.fetch_add(got, Ordering::Relaxed);
+        done(got, self.policy.grow_result(got, need))
+    }
+
+    /// `deferred_init_memmap(pgdat)`: claim the node (fdp := ULONG_MAX) and initialise, then free, every
+    /// deferred free page of its last zone. v4.17 holds the node lock for the whole pass.
+    pub fn deferred_init_memmap(&self, ni: usize, cpu: u32) -> u64 {
+        let t = Instant::now();
+        let node = &self.nodes[ni];
+        let zi = node.deferred_zone;
+        let zone = node.zones[zi].span;
+        let _guard = self.policy.pass_holds_node_lock().then(|| node.size_lock.lock(cpu));
+        let mut pages = 0;
+        if let Some(fdp) = node.fdp.load() {
+            self.set_fdp(ni, None);
+            let first = fdp.max(zone.start_pfn);
+            let clip = |r: &PfnRange| (first.max(r.start), zone.end_pfn.min(r.end));
+            for r in self.node_free_ranges(ni) {
+                let (s, e) = clip(r);
+                pages += self.init_pages(s, e, zone.zt, node.span.nid);
+            }
+            for r in self.node_free_ranges(ni) {
+                let (s, e) = clip(r);
+                self.deferred_free_pages(ni, zi, s, e);
+            }
+        }
+        drop(_guard);
+        self.stats.deferred_pass_pages.fetch_add(pages, Ordering::Relaxed);
+        let host_ns = t.elapsed().as_nanos() as u64;
+        self.log(cpu, Event::DeferredInit { node: node.span.nid, pages, host_ns });
+        pages
+    }
+
+    /// `page_alloc_init_late`: one thread per node runs its pass; the static key goes off before
+    /// (posting-v2) or after (v4.17) them. With `threads == false` the passes run in node order on
+    /// the calling thread (deterministic, for differential tests).
+    pub fn page_alloc_init_late(&self, threads: bool) -> Result<()> {
+        let _t = self.transition.lock().unwrap();
+        match self.phase() {
+            Phase::Booted => {}
+            Phase::Created => return Err(Error::Phase("page_alloc_init_late() before boot()".into())),
+            p => return Err(Error::Phase(format!("page_alloc_init_late() called twice (the machine is {})", p.name()))),
+        }
+        self.set_phase(Phase::LateInit);
+        if self.policy.key_disable() == KeyDisable::BeforePasses {
+            let _g = self.grow_lock.lock(BOOT_CPU);
+            self.disable_key();
+        }
+        if threads && self.nodes.len() > 1 {
+            std::thread::scope(|s| {
+                for ni in 0..self.nodes.len() {
+                    // pgdatinit<nid> runs on a CPU of its node; simulated CPU ids start after the boot CPU.
+                    s.spawn(move || self.deferred_init_memmap(ni, 1 + ni as u32));
+                }
+            });
+        } else {
+            for ni in 0..self.nodes.len() {
+                self.deferred_init_memmap(ni, BOOT_CPU);
+            }
+        }
+        if self.policy.key_disable() == KeyDisable::AfterPasses {
+            self.disable_key();
+        }
+        self.set_phase(Phase::Done);
+        Ok(())
+    }
+
+    fn disable_key(&self) {
+        if self.key.disable() {
+            self.log(BOOT_CPU, Event::KeyDisable);
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Typed errors of the core. The Python layer maps each variant to a class of `pgdefer.errors`.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A page/section/pageblock/max-order combination no kernel could have.
+    Geometry(String),
+    /// A memory map memblock would reject.
+    Topology(String),
+    /// An allocation order outside `0..=max_order`.
+    Order(String),
+    UnknownNode(String),
+    UnknownZone(String),
+    /// `free_pages` of something that is not an allocated block head of that order.
+    BadFree(String),
+    /// An operation used out of boot order.
+    Phase(String),
+    OutOfMemory(String),
+    /// `check()` found broken invariants.
+    Invariant(Vec<String>),
+    /// A per-node worker failed; the machine is marked failed.
+    WorkerFailed { node: u32, message: String },
+    /// The page array would not fit the host.
+    HostMemory(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Geometry(m)
+            | Error::Topology(m)
+            | Error::Order(m)
+            | Error::UnknownNode(m)
+            | Error::UnknownZone(m)
+            | Error::BadFree(m)
+            | Error::Phase(m)
+            | Error::OutOfMemory(m)
+            | Error::HostMemory(m) => f.write_str(m),
+            Error::Invariant(v) => write!(f, "{} invariant violation(s): {}", v.len(), v.join("; ")),
+            Error::WorkerFailed { message, .. } => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;

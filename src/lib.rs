@@ -1,0 +1,31 @@
+//! pgdefer: an executable model of Linux's deferred `struct page` initialisation with on-demand
+//! growth during boot ("mm: initialize pages on demand during boot", 2018).
+//!
+//! The model runs the real algorithm on a real struct-page array (`page`), a real buddy allocator
+//! (`buddy`), real threads, a real spinlock and a one-way static key (`sync`). What differs between
+//! kernel generations lives in `policy`; the boot paths in `deferred`; `machine` ties it together.
+
+pub mod buddy;
+pub mod check;
+pub mod deferred;
+pub mod error;
+pub mod events;
+pub mod geometry;
+pub mod machine;
+pub mod memblock;
+pub mod page;
+pub mod policy;
+pub mod sync;
+pub mod topology;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use error::{Error, Result};
+pub use events::{Event, Hook};
+pub use geometry::Geometry;
+pub use machine::{Machine, MachineConfig, Phase};
+pub use memblock::Region;
+pub use page::PageState;
+pub use policy::Policy;
+pub use topology::{ZoneLimits, ZoneType};

@@ -1,0 +1,255 @@
+//! The struct-page array: one entry per pfn of every present sparsemem section, struct-of-arrays.
+//!
+//! Per page: a flags byte (state, zone, init count), the node (u16), the block order of a buddy head
+//! (stored +1 so that zeroed memory reads "not a head"), and the free-list links (u32 indices). That is
+//! 12 bytes a page; pageblock migratetypes add one byte per pageblock. Fields are relaxed atomics so
+//! that concurrent simulated CPUs never make Rust UB, even when a deliberately broken protocol races:
+//! exclusivity is the protocol's job (node lock, zone lock), and the init counter catches its failures.
+
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU8, Ordering::Relaxed};
+
+use crate::geometry::Geometry;
+use crate::topology::ZoneType;
+
+/// Per-pfn state (spec §1.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum PageState {
+    /// Descriptor never initialised: garbage that must not be read.
+    Uninit = 0,
+    /// `__init_single_page` done, not yet handed to anyone.
+    Init = 1,
+    /// PG_reserved: memblock-reserved memory or a hole.
+    Reserved = 2,
+    /// In the buddy allocator.
+    Free = 3,
+    /// Handed out by `alloc_pages`.
+    Allocated = 4,
+}
+
+pub const STATE_NAMES: [&str; 5] = ["uninit", "init", "reserved", "free", "allocated"];
+
+impl PageState {
+    fn from_bits(b: u8) -> PageState {
+        match b & 7 {
+            0 => PageState::Uninit,
+            1 => PageState::Init,
+            2 => PageState::Reserved,
+            3 => PageState::Free,
+            _ => PageState::Allocated,
+        }
+    }
+}
+
+/// The flags byte: bits 0-2 state, 3-4 zone index, 5-6 init count (saturating at 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flags(pub u8);
+
+impl Flags {
+    pub fn state(self) -> PageState {
+        PageState::from_bits(self.0)
+    }
+    pub fn zone(self) -> ZoneType {
+        ZoneType::from_index((self.0 >> 3) & 3)
+    }
+    pub fn init_count(self) -> u8 {
+        (self.0 >> 5) & 3
+    }
+    pub fn with_state(self, s: PageState) -> Flags {
+        Flags((self.0 & !7) | s as u8)
+    }
+    /// The flags `__init_single_page` leaves: state INIT, zone set, init count bumped.
+    pub fn initialised(self, zone: ZoneType) -> Flags {
+        let count = (self.init_count() + 1).min(3);
+        Flags((count << 5) | ((zone as u8) << 3) | PageState::Init as u8)
+    }
+}
+
+/// Free-list link meaning "none".
+pub const NIL: u32 = u32::MAX;
+
+/// Migratetype of a pageblock (one free list is modelled; the value is still checked, B-I3).
+pub const MT_UNSET: u8 = 0;
+pub const MT_MOVABLE: u8 = 1;
+
+/// A run of consecutive present sections, mapped to dense indices `[base, base + end - start)`.
+#[derive(Debug, Clone, Copy)]
+pub struct MemmapChunk {
+    pub start_pfn: u64,
+    pub end_pfn: u64,
+    pub base: usize,
+}
+
+pub struct PageArray {
+    pub geometry: Geometry,
+    pub chunks: Vec<MemmapChunk>,
+    pub flags: Box<[AtomicU8]>,
+    pub node: Box<[AtomicU16]>,
+    order1: Box<[AtomicU8]>,
+    pub next: Box<[AtomicU32]>,
+    pub prev: Box<[AtomicU32]>,
+    pub pageblock_mt: Box<[AtomicU8]>,
+}
+
+/// A boxed slice of zeroed atomics, allocated with `calloc` so untouched pages cost no host memory.
+fn zeroed<T>(n: usize) -> Box<[T]> {
+    if n == 0 {
+        return Vec::new().into_boxed_slice();
+    }
+    let layout = std::alloc::Layout::array::<T>(n).expect("page array size overflows");
+    // SAFETY: T is an atomic integer type, for which all-zero bytes are a valid value; the pointer
+    // comes from the global allocator with T's layout, as Box requires.
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout) as *mut T;
+        if p.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n))
+    }
+}
+
+impl PageArray {
+    /// A memmap for the given present-section runs `(first_section, count)`, every page UNINIT.
+    pub fn new(geometry: Geometry, section_runs: &[(u64, u64)]) -> PageArray {
+        let mut chunks = Vec::with_capacity(section_runs.len());
+        let mut base = 0usize;
+        for &(s, n) in section_runs {
+            let start_pfn = s << geometry.section_shift;
+            let pages = (n << geometry.section_shift) as usize;
+            chunks.push(MemmapChunk { start_pfn, end_pfn: start_pfn + pages as u64, base });
+            base += pages;
+        }
+        let blocks = base >> geometry.pageblock_order;
+        PageArray {
+            geometry,
+            chunks,
+            flags: zeroed(base),
+            node: zeroed(base),
+            order1: zeroed(base),
+            next: zeroed(base),
+            prev: zeroed(base),
+            pageblock_mt: zeroed(blocks),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.flags.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.flags.is_empty()
+    }
+
+    /// Dense index of `pfn`, or None if its section has no memmap (`!pfn_valid`).
+    pub fn idx(&self, pfn: u64) -> Option<usize> {
+        let i = self.chunks.partition_point(|c| c.end_pfn <= pfn);
+        let c = self.chunks.get(i)?;
+        (pfn >= c.start_pfn).then(|| c.base + (pfn - c.start_pfn) as usize)
+    }
+
+    /// The pfn at dense index `i`.
+    pub fn pfn(&self, i: usize) -> u64 {
+        let c = self.chunks[self.chunks.partition_point(|c| c.base + ((c.end_pfn - c.start_pfn) as usize) <= i)];
+        c.start_pfn + (i - c.base) as u64
+    }
+
+    #[inline]
+    pub fn flags(&self, i: usize) -> Flags {
+        Flags(self.flags[i].load(Relaxed))
+    }
+    #[inline]
+    pub fn set_flags(&self, i: usize, f: Flags) {
+        self.flags[i].store(f.0, Relaxed)
+    }
+    #[inline]
+    pub fn state(&self, i: usize) -> PageState {
+        self.flags(i).state()
+    }
+    #[inline]
+    pub fn set_state(&self, i: usize, s: PageState) {
+        self.set_flags(i, self.flags(i).with_state(s))
+    }
+    #[inline]
+    pub fn node_of(&self, i: usize) -> u16 {
+        self.node[i].load(Relaxed)
+    }
+    /// Order of the buddy block whose head is `i`, if it is one.
+    #[inline]
+    pub fn head_order(&self, i: usize) -> Option<u32> {
+        match self.order1[i].load(Relaxed) {
+            0 => None,
+            o => Some(u32::from(o) - 1),
+        }
+    }
+    #[inline]
+    pub fn set_head_order(&self, i: usize, order: Option<u32>) {
+        self.order1[i].store(order.map_or(0, |o| o as u8 + 1), Relaxed)
+    }
+    pub fn order_raw(&self) -> &[AtomicU8] {
+        &self.order1
+    }
+
+    /// `__init_single_page` on `[i, i + n)`: returns how many of them had been initialised before
+    /// (a double initialisation, I1 — the caller reports it).
+    pub fn init_range(&self, i: usize, n: usize, zone: ZoneType, nid: u16) -> usize {
+        let mut doubles = 0;
+        for (f, node) in self.flags[i..i + n].iter().zip(&self.node[i..i + n]) {
+            let old = Flags(f.load(Relaxed));
+            doubles += usize::from(old.init_count() != 0);
+            f.store(old.initialised(zone).0, Relaxed);
+            node.store(nid, Relaxed);
+        }
+        self.mark_pageblocks_movable(i, n);
+        doubles
+    }
+
+    /// Set MOVABLE on every pageblock whose first page lies in `[i, i + n)` (as init does at
+    /// pageblock-aligned pfns). Dense indices are section-aligned, so index alignment is pfn alignment.
+    pub fn mark_pageblocks_movable(&self, i: usize, n: usize) {
+        let order = self.geometry.pageblock_order;
+        let first = (i + (1 << order) - 1) >> order;
+        let end = (i + n + (1 << order) - 1) >> order;
+        for mt in &self.pageblock_mt[first..end.max(first)] {
+            mt.store(MT_MOVABLE, Relaxed);
+        }
+    }
+
+    pub fn pageblock_mt(&self, i: usize) -> u8 {
+        self.pageblock_mt[i >> self.geometry.pageblock_order].load(Relaxed)
+    }
+
+    /// Set the state of `[i, i + n)`, keeping zone and init count.
+    pub fn set_state_range(&self, i: usize, n: usize, s: PageState) {
+        for f in &self.flags[i..i + n] {
+            f.store(Flags(f.load(Relaxed)).with_state(s).0, Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_roundtrip() {
+        let f = Flags(0).initialised(ZoneType::Normal);
+        assert_eq!((f.state(), f.zone(), f.init_count()), (PageState::Init, ZoneType::Normal, 1));
+        let f = f.with_state(PageState::Free).initialised(ZoneType::Dma32);
+        assert_eq!((f.state(), f.zone(), f.init_count()), (PageState::Init, ZoneType::Dma32, 2));
+        let f = f.initialised(ZoneType::Dma).initialised(ZoneType::Dma);
+        assert_eq!(f.init_count(), 3, "saturates");
+    }
+
+    #[test]
+    fn sparse_index() {
+        let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap(); // 64-page sections
+        let pa = PageArray::new(g, &[(0, 2), (10, 1)]);
+        assert_eq!(pa.len(), 192);
+        assert_eq!(pa.idx(127), Some(127));
+        assert_eq!(pa.idx(128), None);
+        assert_eq!(pa.idx(640), Some(128));
+        assert_eq!(pa.idx(703), Some(191));
+        assert_eq!(pa.idx(704), None);
+        assert_eq!(pa.pfn(128), 640);
+        assert_eq!(pa.pfn(127), 127);
+    }
+}
