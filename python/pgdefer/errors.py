@@ -62,7 +62,16 @@ class WorkerFailed(PgdeferError, RuntimeError):
         super().__init__(message)
 
 
+class HostMemoryError(PgdeferError, MemoryError):
+    """A machine whose simulated page array would not fit in this host's available memory."""
+
+
+class DmesgError(PgdeferError, ValueError):
+    """A boot log that cannot be read or modelled: missing file, not a boot log, truncated log."""
+
+
 __all__ = [
     "PgdeferError", "GeometryError", "TopologyError", "OrderError", "UnknownNode", "UnknownZone",
     "BadFree", "PhaseError", "OutOfMemory", "InvariantViolation", "WorkerFailed",
+    "HostMemoryError", "DmesgError",
 ]
