@@ -38,7 +38,13 @@ pub struct UninitBuddy {
 impl FreeArea {
     pub fn new(max_order: u32) -> FreeArea {
         let n = max_order as usize + 1;
-        FreeArea { head: vec![NIL; n], tail: vec![NIL; n], nr_free: vec![0; n], free_pages: 0, managed: 0 }
+        FreeArea {
+            head: vec![NIL; n],
+            tail: vec![NIL; n],
+            nr_free: vec![0; n],
+            free_pages: 0,
+            managed: 0,
+        }
     }
 
     pub fn max_order(&self) -> u32 {
@@ -75,8 +81,16 @@ impl FreeArea {
     fn unlink(&mut self, pa: &PageArray, i: usize, order: u32) {
         let o = order as usize;
         let (n, p) = (get(&pa.next[i]), get(&pa.prev[i]));
-        if p == NIL { self.head[o] = n } else { set(&pa.next[p as usize], n) }
-        if n == NIL { self.tail[o] = p } else { set(&pa.prev[n as usize], p) }
+        if p == NIL {
+            self.head[o] = n
+        } else {
+            set(&pa.next[p as usize], n)
+        }
+        if n == NIL {
+            self.tail[o] = p
+        } else {
+            set(&pa.prev[n as usize], p)
+        }
         self.nr_free[o] -= 1;
     }
 
@@ -118,7 +132,13 @@ impl FreeArea {
     /// `__free_one_page`: mark `[i, i + 2^order)` FREE, merge with free buddies of the same node and
     /// zone up to MAX_PAGE_ORDER, link the result at `end`. Dense indices are section-aligned and a
     /// block never crosses a section, so the buddy of index `i` is `i ^ 2^k`.
-    pub fn free(&mut self, pa: &PageArray, i: usize, order: u32, end: ListEnd) -> Result<(), UninitBuddy> {
+    pub fn free(
+        &mut self,
+        pa: &PageArray,
+        i: usize,
+        order: u32,
+        end: ListEnd,
+    ) -> Result<(), UninitBuddy> {
         let (nid, zone): (u16, ZoneType) = (pa.node_of(i), pa.flags(i).zone());
         pa.set_state_range(i, 1 << order, PageState::Free);
         pa.set_head_order(i, None);
@@ -129,10 +149,18 @@ impl FreeArea {
             let b = i ^ (1 << k);
             let bf = pa.flags(b);
             if bf.state() == PageState::Uninit {
-                refused = Err(UninitBuddy { block: i, order: k, buddy: b });
+                refused = Err(UninitBuddy {
+                    block: i,
+                    order: k,
+                    buddy: b,
+                });
                 break;
             }
-            if bf.state() != PageState::Free || pa.head_order(b) != Some(k) || bf.zone() != zone || pa.node_of(b) != nid {
+            if bf.state() != PageState::Free
+                || pa.head_order(b) != Some(k)
+                || bf.zone() != zone
+                || pa.node_of(b) != nid
+            {
                 break;
             }
             self.unlink(pa, b, k);
@@ -185,7 +213,15 @@ mod tests {
         let a = fa.rmqueue(&pa, 0).unwrap();
         assert_eq!(a, 0);
         // expand() leaves 8/o3, 4/o2, 2/o1, 1/o0
-        assert_eq!((fa.list(&pa, 3), fa.list(&pa, 2), fa.list(&pa, 1), fa.list(&pa, 0)), (vec![8], vec![4], vec![2], vec![1]));
+        assert_eq!(
+            (
+                fa.list(&pa, 3),
+                fa.list(&pa, 2),
+                fa.list(&pa, 1),
+                fa.list(&pa, 0)
+            ),
+            (vec![8], vec![4], vec![2], vec![1])
+        );
         assert_eq!(pa.state(0), PageState::Allocated);
         fa.free(&pa, 0, 0, ListEnd::Head).unwrap();
         assert_eq!(fa.nr_free, vec![0, 0, 0, 0, 1], "everything merges back");
@@ -197,7 +233,14 @@ mod tests {
         let pa = PageArray::new(g, &[(0, 1)]);
         pa.init_range(0, 1, ZoneType::Normal, 0);
         let mut fa = FreeArea::new(4);
-        assert_eq!(fa.free(&pa, 0, 0, ListEnd::Tail), Err(UninitBuddy { block: 0, order: 0, buddy: 1 }));
+        assert_eq!(
+            fa.free(&pa, 0, 0, ListEnd::Tail),
+            Err(UninitBuddy {
+                block: 0,
+                order: 0,
+                buddy: 1
+            })
+        );
         assert_eq!(fa.nr_free[0], 1);
     }
 }

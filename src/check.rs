@@ -16,7 +16,9 @@ impl Machine {
         let mut is_memory = vec![false; pa.len()];
         for r in &self.layout.memory {
             let i = pa.idx(r.start).unwrap();
-            is_memory[i..i + r.len() as usize].iter_mut().for_each(|m| *m = true);
+            is_memory[i..i + r.len() as usize]
+                .iter_mut()
+                .for_each(|m| *m = true);
         }
         let mut deferrable = vec![false; pa.len()];
         for r in &self.layout.free {
@@ -25,7 +27,9 @@ impl Machine {
                 let s = r.start.max(f);
                 if s < r.end {
                     let i = pa.idx(s).unwrap();
-                    deferrable[i..i + (r.end - s) as usize].iter_mut().for_each(|d| *d = true);
+                    deferrable[i..i + (r.end - s) as usize]
+                        .iter_mut()
+                        .for_each(|d| *d = true);
                 }
             }
         }
@@ -35,33 +39,66 @@ impl Machine {
             let f = pa.flags(i);
             let (state, n) = (f.state(), f.init_count());
             if n > 1 {
-                push(&mut bad, format!("I1: pfn {:#x} initialised {n} times", pa.pfn(i)));
+                push(
+                    &mut bad,
+                    format!("I1: pfn {:#x} initialised {n} times", pa.pfn(i)),
+                );
             }
             if (state == PageState::Uninit) != (n == 0) {
-                push(&mut bad, format!("I1: pfn {:#x} is {state:?} with init count {n}", pa.pfn(i)));
+                push(
+                    &mut bad,
+                    format!("I1: pfn {:#x} is {state:?} with init count {n}", pa.pfn(i)),
+                );
             }
             if booted && state == PageState::Uninit && !deferrable[i] {
-                push(&mut bad, format!("I2: pfn {:#x} is uninitialised but not deferred", pa.pfn(i)));
+                push(
+                    &mut bad,
+                    format!("I2: pfn {:#x} is uninitialised but not deferred", pa.pfn(i)),
+                );
             }
             if booted && deferrable[i] && state != PageState::Uninit {
-                push(&mut bad, format!("I2: pfn {:#x} at/above first_deferred_pfn is {state:?}", pa.pfn(i)));
+                push(
+                    &mut bad,
+                    format!(
+                        "I2: pfn {:#x} at/above first_deferred_pfn is {state:?}",
+                        pa.pfn(i)
+                    ),
+                );
             }
             if state == PageState::Uninit {
                 uninit_count += 1;
             }
             if booted && !is_memory[i] && state != PageState::Reserved {
-                push(&mut bad, format!("hole pfn {:#x} is {state:?}, not reserved", pa.pfn(i)));
+                push(
+                    &mut bad,
+                    format!("hole pfn {:#x} is {state:?}, not reserved", pa.pfn(i)),
+                );
             }
             if state == PageState::Free && pa.pageblock_mt(i) != MT_MOVABLE {
-                push(&mut bad, format!("B-I3: free pfn {:#x} in a pageblock without a migratetype", pa.pfn(i)));
+                push(
+                    &mut bad,
+                    format!(
+                        "B-I3: free pfn {:#x} in a pageblock without a migratetype",
+                        pa.pfn(i)
+                    ),
+                );
             }
         }
         if done && uninit_count > 0 {
-            push(&mut bad, format!("I1: {uninit_count} page(s) still uninitialised after page_alloc_init_late"));
+            push(
+                &mut bad,
+                format!(
+                    "I1: {uninit_count} page(s) still uninitialised after page_alloc_init_late"
+                ),
+            );
         }
         for (ni, node) in self.nodes.iter().enumerate() {
             if done && node.fdp.load().is_some() {
-                bad.push(format!("I4: node {} first_deferred_pfn is {} after deferred init", node.span.nid, fmt_fdp(node.fdp.load())));
+                bad.push(format!(
+                    "I4: node {} first_deferred_pfn is {} after deferred init",
+                    node.span.nid,
+                    fmt_fdp(node.fdp.load())
+                ));
             }
             for (zi, z) in node.zones.iter().enumerate() {
                 self.check_zone(ni, zi, &is_memory, &mut bad);
@@ -83,19 +120,38 @@ impl Machine {
         for order in 0..=self.geometry().max_order {
             let list = area.list(pa, order);
             if list.len() as u64 != area.nr_free[order as usize] {
-                push(bad, format!("B-I4: {name} order {order}: list has {} blocks, nr_free says {}", list.len(), area.nr_free[order as usize]));
+                push(
+                    bad,
+                    format!(
+                        "B-I4: {name} order {order}: list has {} blocks, nr_free says {}",
+                        list.len(),
+                        area.nr_free[order as usize]
+                    ),
+                );
             }
             for &h in &list {
                 let pfn = pa.pfn(h);
                 if pfn & ((1 << order) - 1) != 0 {
-                    push(bad, format!("B-I1: {name} order {order} block at pfn {pfn:#x} is not aligned"));
+                    push(
+                        bad,
+                        format!("B-I1: {name} order {order} block at pfn {pfn:#x} is not aligned"),
+                    );
                 }
                 if pa.head_order(h) != Some(order) {
-                    push(bad, format!("B-I1: {name} list {order} holds pfn {pfn:#x} whose head order is {:?}", pa.head_order(h)));
+                    push(
+                        bad,
+                        format!(
+                            "B-I1: {name} list {order} holds pfn {pfn:#x} whose head order is {:?}",
+                            pa.head_order(h)
+                        ),
+                    );
                 }
                 for j in h..h + (1 << order) {
                     let f = pa.flags(j);
-                    if f.state() != PageState::Free || f.zone() != zs.span.zt || pa.node_of(j) as u32 != node.span.nid {
+                    if f.state() != PageState::Free
+                        || f.zone() != zs.span.zt
+                        || pa.node_of(j) as u32 != node.span.nid
+                    {
                         push(bad, format!("B-I1: {name} order-{order} block {pfn:#x} holds pfn {:#x} that is {:?} in zone {} node {}", pa.pfn(j), f.state(), f.zone().name(), pa.node_of(j)));
                         break;
                     }
@@ -104,7 +160,13 @@ impl Machine {
             }
         }
         if listed != area.free_pages {
-            push(bad, format!("B-I4: {name} free lists hold {listed} pages, NR_FREE_PAGES says {}", area.free_pages));
+            push(
+                bad,
+                format!(
+                    "B-I4: {name} free lists hold {listed} pages, NR_FREE_PAGES says {}",
+                    area.free_pages
+                ),
+            );
         }
         // Conservation over the zone's memory pfns of this node.
         let (mut free, mut alloc, mut reserved, mut uninit) = (0u64, 0u64, 0u64, 0u64);
@@ -126,16 +188,32 @@ impl Machine {
             }
         }
         if free != area.free_pages {
-            push(bad, format!("B-I4: {name} has {free} FREE pages, NR_FREE_PAGES says {}", area.free_pages));
+            push(
+                bad,
+                format!(
+                    "B-I4: {name} has {free} FREE pages, NR_FREE_PAGES says {}",
+                    area.free_pages
+                ),
+            );
         }
-        if self.phase() >= crate::machine::Phase::Booted && free + alloc + reserved + uninit != zs.span.present {
+        if self.phase() >= crate::machine::Phase::Booted
+            && free + alloc + reserved + uninit != zs.span.present
+        {
             push(bad, format!(
                 "conservation: {name} present {} != free {free} + allocated {alloc} + reserved {reserved} + uninit {uninit}",
                 zs.span.present
             ));
         }
-        if area.managed < area.free_pages || (self.phase() >= crate::machine::Phase::Booted && area.managed != free + alloc) {
-            push(bad, format!("B-I4: {name} managed {} != free {free} + allocated {alloc}", area.managed));
+        if area.managed < area.free_pages
+            || (self.phase() >= crate::machine::Phase::Booted && area.managed != free + alloc)
+        {
+            push(
+                bad,
+                format!(
+                    "B-I4: {name} managed {} != free {free} + allocated {alloc}",
+                    area.managed
+                ),
+            );
         }
     }
 }

@@ -22,7 +22,10 @@ impl Machine {
     pub fn boot(&self) -> Result<()> {
         let _t = self.transition.lock().unwrap();
         if self.phase() != Phase::Created {
-            return Err(Error::Phase(format!("boot() called twice (the machine is {})", self.phase().name())));
+            return Err(Error::Phase(format!(
+                "boot() called twice (the machine is {})",
+                self.phase().name()
+            )));
         }
         self.init_unavailable_ranges();
         for ni in 0..self.nodes.len() {
@@ -38,7 +41,10 @@ impl Machine {
         if s >= e {
             return 0;
         }
-        let i = self.pages.idx(s).expect("initialised pfn has a struct page");
+        let i = self
+            .pages
+            .idx(s)
+            .expect("initialised pfn has a struct page");
         let doubles = self.pages.init_range(i, (e - s) as usize, zone, nid as u16);
         if doubles > 0 {
             self.violation(format!(
@@ -71,7 +77,11 @@ impl Machine {
         for (k, r) in mem.iter().enumerate() {
             // The gap below this region, from the previous region's end (or this section's start).
             let sec_start = r.start & !(g.pages_per_section() - 1);
-            let prev_end = if k > 0 { mem[k - 1].end.max(sec_start) } else { sec_start };
+            let prev_end = if k > 0 {
+                mem[k - 1].end.max(sec_start)
+            } else {
+                sec_start
+            };
             // part of the gap in this region's first section → node of this region
             self.init_hole(prev_end.max(sec_start), r.start, r.nid, &mut holes);
             // The gap above this region, up to its section end or the next region (whichever first):
@@ -92,7 +102,8 @@ impl Machine {
         for (s, e, zt) in self.by_zone(s, e) {
             *holes += self.init_pages(s, e, zt, nid);
             let i = self.pages.idx(s).unwrap();
-            self.pages.set_state_range(i, (e - s) as usize, PageState::Reserved);
+            self.pages
+                .set_state_range(i, (e - s) as usize, PageState::Reserved);
         }
     }
 
@@ -133,7 +144,14 @@ impl Machine {
         }
         self.nodes[ni].fdp.store(fdp); // the one write that may lower it: from ULONG_MAX (I4 starts here)
         self.stats.early_pages.fetch_add(pages, Ordering::Relaxed);
-        self.log(BOOT_CPU, Event::EarlyInit { node: nid, pages, first_deferred_pfn: fdp });
+        self.log(
+            BOOT_CPU,
+            Event::EarlyInit {
+                node: nid,
+                pages,
+                first_deferred_pfn: fdp,
+            },
+        );
     }
 
     fn fdp_of_nid(&self, nid: u32) -> Option<u64> {
@@ -146,12 +164,15 @@ impl Machine {
         let g = *self.geometry();
         let mut reserved = 0;
         for r in &self.layout.reserved {
-            let split = self.fdp_of_nid(r.nid).map_or(r.end, |f| f.clamp(r.start, r.end));
+            let split = self
+                .fdp_of_nid(r.nid)
+                .map_or(r.end, |f| f.clamp(r.start, r.end));
             for (s, e, zt) in self.by_zone(split, r.end) {
                 self.init_pages(s, e, zt, r.nid);
             }
             let i = self.pages.idx(r.start).unwrap();
-            self.pages.set_state_range(i, r.len() as usize, PageState::Reserved);
+            self.pages
+                .set_state_range(i, r.len() as usize, PageState::Reserved);
             reserved += r.len();
         }
         let (mut released, mut deferred) = (0, 0);
@@ -160,7 +181,11 @@ impl Machine {
             let fdp = self.nodes[ni].fdp.load();
             let mut s = r.start;
             while s < r.end {
-                let mut order = if s == 0 { g.max_order } else { s.trailing_zeros().min(g.max_order) };
+                let mut order = if s == 0 {
+                    g.max_order
+                } else {
+                    s.trailing_zeros().min(g.max_order)
+                };
                 while s + (1 << order) > r.end {
                     order -= 1;
                 }
@@ -175,9 +200,20 @@ impl Machine {
             }
         }
         let totalram: u64 = self.layout.free.iter().map(PfnRange::len).sum();
-        self.stats.totalram_pages.fetch_add(totalram, Ordering::Relaxed);
-        self.stats.memblock_released.fetch_add(released, Ordering::Relaxed);
-        self.log(BOOT_CPU, Event::MemblockFreeAll { released, reserved, deferred });
+        self.stats
+            .totalram_pages
+            .fetch_add(totalram, Ordering::Relaxed);
+        self.stats
+            .memblock_released
+            .fetch_add(released, Ordering::Relaxed);
+        self.log(
+            BOOT_CPU,
+            Event::MemblockFreeAll {
+                released,
+                reserved,
+                deferred,
+            },
+        );
     }
 
     /// `deferred_free_pages` (spec §3.3): release `[s, e)` in runs split at pageblock boundaries; a full
@@ -206,7 +242,14 @@ impl Machine {
     /// `deferred_grow_zone(zone, order)` (spec §3.2; posting-v2 per the seed): initialise and free at
     /// least a section's worth of deferred pages of the node's last zone. Returns whether the caller
     /// should retry the zone.
-    pub fn deferred_grow_zone(&self, ni: usize, zi: usize, order: u32, hook: Hook, cpu: u32) -> bool {
+    pub fn deferred_grow_zone(
+        &self,
+        ni: usize,
+        zi: usize,
+        order: u32,
+        hook: Hook,
+        cpu: u32,
+    ) -> bool {
         let node = &self.nodes[ni];
         let zone = &node.zones[zi].span;
         if !self.policy.grows() || zone.end_pfn != node.span.end_pfn {
@@ -248,7 +291,9 @@ impl Machine {
                 snapshot
             }
         };
-        let Some(first) = snapshot.map(|f| f.max(zone.start_pfn)) else { return done(0, false) };
+        let Some(first) = snapshot.map(|f| f.max(zone.start_pfn)) else {
+            return done(0, false);
+        };
         if first >= node.span.end_pfn {
             return done(0, false);
         }
@@ -286,7 +331,10 @@ impl Machine {
         let node = &self.nodes[ni];
         let zi = node.deferred_zone;
         let zone = node.zones[zi].span;
-        let _guard = self.policy.pass_holds_node_lock().then(|| node.size_lock.lock(cpu));
+        let _guard = self
+            .policy
+            .pass_holds_node_lock()
+            .then(|| node.size_lock.lock(cpu));
         let mut pages = 0;
         if let Some(fdp) = node.fdp.load() {
             self.set_fdp(ni, None);
@@ -302,9 +350,18 @@ impl Machine {
             }
         }
         drop(_guard);
-        self.stats.deferred_pass_pages.fetch_add(pages, Ordering::Relaxed);
+        self.stats
+            .deferred_pass_pages
+            .fetch_add(pages, Ordering::Relaxed);
         let host_ns = t.elapsed().as_nanos() as u64;
-        self.log(cpu, Event::DeferredInit { node: node.span.nid, pages, host_ns });
+        self.log(
+            cpu,
+            Event::DeferredInit {
+                node: node.span.nid,
+                pages,
+                host_ns,
+            },
+        );
         pages
     }
 
@@ -315,8 +372,15 @@ impl Machine {
         let _t = self.transition.lock().unwrap();
         match self.phase() {
             Phase::Booted => {}
-            Phase::Created => return Err(Error::Phase("page_alloc_init_late() before boot()".into())),
-            p => return Err(Error::Phase(format!("page_alloc_init_late() called twice (the machine is {})", p.name()))),
+            Phase::Created => {
+                return Err(Error::Phase("page_alloc_init_late() before boot()".into()))
+            }
+            p => {
+                return Err(Error::Phase(format!(
+                    "page_alloc_init_late() called twice (the machine is {})",
+                    p.name()
+                )))
+            }
         }
         self.set_phase(Phase::LateInit);
         if self.policy.key_disable() == KeyDisable::BeforePasses {

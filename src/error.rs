@@ -20,7 +20,10 @@ pub enum Error {
     /// `check()` found broken invariants.
     Invariant(Vec<String>),
     /// A per-node worker failed; the machine is marked failed.
-    WorkerFailed { node: u32, message: String },
+    WorkerFailed {
+        node: u32,
+        message: String,
+    },
     /// The page array would not fit the host.
     HostMemory(String),
 }
@@ -37,7 +40,9 @@ impl fmt::Display for Error {
             | Error::Phase(m)
             | Error::OutOfMemory(m)
             | Error::HostMemory(m) => f.write_str(m),
-            Error::Invariant(v) => write!(f, "{} invariant violation(s): {}", v.len(), v.join("; ")),
+            Error::Invariant(v) => {
+                write!(f, "{} invariant violation(s): {}", v.len(), v.join("; "))
+            }
             Error::WorkerFailed { message, .. } => f.write_str(message),
         }
     }

@@ -26,11 +26,27 @@ impl Hook {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// `memmap_init` finished for a node: memory pfns initialised early and where it cut.
-    EarlyInit { node: u32, pages: u64, first_deferred_pfn: Option<u64> },
+    EarlyInit {
+        node: u32,
+        pages: u64,
+        first_deferred_pfn: Option<u64>,
+    },
     /// `memblock_free_all`: pages released to the buddy, reserved pages, free pages left deferred.
-    MemblockFreeAll { released: u64, reserved: u64, deferred: u64 },
+    MemblockFreeAll {
+        released: u64,
+        reserved: u64,
+        deferred: u64,
+    },
     /// One `deferred_grow_zone` call that reached the lock.
-    Grow { node: u32, zone: ZoneType, order: u32, hook: Hook, pages: u64, first_deferred_pfn: Option<u64>, result: bool },
+    Grow {
+        node: u32,
+        zone: ZoneType,
+        order: u32,
+        hook: Hook,
+        pages: u64,
+        first_deferred_pfn: Option<u64>,
+        result: bool,
+    },
     /// One per-node pass (`deferred_init_memmap`) finished.
     DeferredInit { node: u32, pages: u64, host_ns: u64 },
     /// `static_branch_disable(&deferred_pages)`.

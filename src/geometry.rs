@@ -15,15 +15,27 @@ pub struct Geometry {
 impl Default for Geometry {
     /// x86_64: 4 KiB pages, 128 MiB sections, pageblock_order 9, MAX_PAGE_ORDER 10.
     fn default() -> Self {
-        Geometry { page_shift: 12, section_shift: 15, pageblock_order: 9, max_order: 10 }
+        Geometry {
+            page_shift: 12,
+            section_shift: 15,
+            pageblock_order: 9,
+            max_order: 10,
+        }
     }
 }
 
 impl Geometry {
     /// Validate a geometry given in bytes: pageblock <= MAX_ORDER block <= section, all powers of two.
-    pub fn new(page_size: u64, section_size: u64, pageblock_order: u32, max_order: u32) -> Result<Self> {
+    pub fn new(
+        page_size: u64,
+        section_size: u64,
+        pageblock_order: u32,
+        max_order: u32,
+    ) -> Result<Self> {
         if !page_size.is_power_of_two() || page_size < 512 {
-            return Err(Error::Geometry(format!("page_size must be a power of two >= 512, got {page_size}")));
+            return Err(Error::Geometry(format!(
+                "page_size must be a power of two >= 512, got {page_size}"
+            )));
         }
         if !section_size.is_power_of_two() || section_size <= page_size {
             return Err(Error::Geometry(format!(
@@ -40,7 +52,12 @@ impl Geometry {
                 1u64 << section_shift
             )));
         }
-        Ok(Geometry { page_shift: page_size.trailing_zeros(), section_shift, pageblock_order, max_order })
+        Ok(Geometry {
+            page_shift: page_size.trailing_zeros(),
+            section_shift,
+            pageblock_order,
+            max_order,
+        })
     }
 
     pub fn page_size(&self) -> u64 {

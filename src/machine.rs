@@ -44,7 +44,13 @@ impl Phase {
         ["created", "booted", "late_init", "late_init_done", "failed"][self as usize]
     }
     fn from_u8(v: u8) -> Phase {
-        [Phase::Created, Phase::Booted, Phase::LateInit, Phase::Done, Phase::Failed][v as usize]
+        [
+            Phase::Created,
+            Phase::Booted,
+            Phase::LateInit,
+            Phase::Done,
+            Phase::Failed,
+        ][v as usize]
     }
 }
 
@@ -169,12 +175,21 @@ impl Machine {
                 zones: n
                     .zones
                     .iter()
-                    .map(|z| ZoneState { span: *z, area: Mutex::new(FreeArea::new(cfg.geometry.max_order)) })
+                    .map(|z| ZoneState {
+                        span: *z,
+                        area: Mutex::new(FreeArea::new(cfg.geometry.max_order)),
+                    })
                     .collect(),
-                deferred_zone: n.zones.iter().position(|z| z.zt == n.deferred_zone).unwrap(),
+                deferred_zone: n
+                    .zones
+                    .iter()
+                    .position(|z| z.zt == n.deferred_zone)
+                    .unwrap(),
             })
             .collect();
-        let zonelists = (0..nodes.len()).map(|ni| zonelists_for(&nodes, ni)).collect();
+        let zonelists = (0..nodes.len())
+            .map(|ni| zonelists_for(&nodes, ni))
+            .collect();
         Ok(Machine {
             layout,
             policy: cfg.policy,
@@ -212,7 +227,12 @@ impl Machine {
         let n = &self.nodes[ni];
         n.zones.iter().position(|z| z.span.zt == zt).ok_or_else(|| {
             let have: Vec<&str> = n.zones.iter().map(|z| z.span.zt.name()).collect();
-            Error::UnknownZone(format!("node {} has no {} zone (it has {:?})", n.span.nid, zt.name(), have))
+            Error::UnknownZone(format!(
+                "node {} has no {} zone (it has {:?})",
+                n.span.nid,
+                zt.name(),
+                have
+            ))
         })
     }
 
@@ -244,7 +264,10 @@ impl Machine {
 
     pub(crate) fn log(&self, cpu: u32, event: Event) {
         let t_ns = self.now_ns();
-        self.events.lock().unwrap().push(Logged { t_ns, cpu, event });
+        self.events
+            .lock()
+            .unwrap()
+            .push(Logged { t_ns, cpu, event });
     }
 
     pub fn events(&self) -> Vec<Logged> {
@@ -263,7 +286,9 @@ impl Machine {
     pub(crate) fn check_order(&self, order: u32) -> Result<()> {
         let max = self.geometry().max_order;
         if order > max {
-            return Err(Error::Order(format!("order {order} is above MAX_PAGE_ORDER ({max})")));
+            return Err(Error::Order(format!(
+                "order {order} is above MAX_PAGE_ORDER ({max})"
+            )));
         }
         Ok(())
     }
@@ -274,7 +299,9 @@ impl Machine {
             Phase::Created => Err(Error::Phase(format!(
                 "{what} before boot(): the buddy allocator has no pages until memblock_free_all"
             ))),
-            Phase::Failed => Err(Error::Phase(format!("{what}: the machine failed during page_alloc_init_late"))),
+            Phase::Failed => Err(Error::Phase(format!(
+                "{what}: the machine failed during page_alloc_init_late"
+            ))),
             _ => Ok(()),
         }
     }
@@ -302,7 +329,13 @@ impl Machine {
     }
 
     /// `__alloc_pages` → `get_page_from_freelist` with the two grow hooks (spec §3.1).
-    pub fn alloc_pages(&self, order: u32, nid: Option<u32>, zone: Option<ZoneType>, cpu: u32) -> Result<u64> {
+    pub fn alloc_pages(
+        &self,
+        order: u32,
+        nid: Option<u32>,
+        zone: Option<ZoneType>,
+        cpu: u32,
+    ) -> Result<u64> {
         self.check_order(order)?;
         self.require_allocator("alloc_pages()")?;
         let ni = match nid {
@@ -314,17 +347,23 @@ impl Machine {
             let area = &self.nodes[n].zones[z].area;
             // A separate statement, so the zone lock is dropped before growing takes it again.
             let watermark_ok = area.lock().unwrap().watermark_ok(order);
-            if !watermark_ok && !(self.key.enabled() && self.deferred_grow_zone(n, z, order, Hook::Watermark, cpu)) {
+            if !watermark_ok
+                && !(self.key.enabled()
+                    && self.deferred_grow_zone(n, z, order, Hook::Watermark, cpu))
+            {
                 continue 'zones;
             }
             loop {
                 let got = area.lock().unwrap().rmqueue(&self.pages, order);
                 if let Some(i) = got {
                     self.stats.allocs.fetch_add(1, Ordering::Relaxed);
-                    self.stats.alloc_pages.fetch_add(1 << order, Ordering::Relaxed);
+                    self.stats
+                        .alloc_pages
+                        .fetch_add(1 << order, Ordering::Relaxed);
                     return Ok(self.pages.pfn(i));
                 }
-                if !(self.key.enabled() && self.deferred_grow_zone(n, z, order, Hook::Rmqueue, cpu)) {
+                if !(self.key.enabled() && self.deferred_grow_zone(n, z, order, Hook::Rmqueue, cpu))
+                {
                     continue 'zones;
                 }
             }
@@ -342,13 +381,16 @@ impl Machine {
     pub fn free_pages(&self, pfn: u64, order: u32, _cpu: u32) -> Result<()> {
         self.check_order(order)?;
         self.require_allocator("free_pages()")?;
-        let i = self
-            .pages
-            .idx(pfn)
-            .ok_or_else(|| Error::BadFree(format!("pfn {pfn:#x} has no struct page (its section is not present)")))?;
+        let i = self.pages.idx(pfn).ok_or_else(|| {
+            Error::BadFree(format!(
+                "pfn {pfn:#x} has no struct page (its section is not present)"
+            ))
+        })?;
         let f = self.pages.flags(i);
         if f.state() == PageState::Uninit {
-            return Err(Error::BadFree(format!("pfn {pfn:#x} is not allocated (its struct page is uninitialised)")));
+            return Err(Error::BadFree(format!(
+                "pfn {pfn:#x} is not allocated (its struct page is uninitialised)"
+            )));
         }
         let ni = self.node_index(u32::from(self.pages.node_of(i)))?;
         let zi = self.zone_index(ni, f.zone())?;
@@ -359,7 +401,11 @@ impl Machine {
             return Err(Error::BadFree(format!(
                 "pfn {pfn:#x} is not allocated (it is {}){}",
                 STATE_NAMES[state as usize],
-                if state == PageState::Free { ": double free?" } else { "" }
+                if state == PageState::Free {
+                    ": double free?"
+                } else {
+                    ""
+                }
             )));
         }
         match self.pages.head_order(i) {
@@ -369,7 +415,9 @@ impl Machine {
                 )))
             }
             Some(o) if o != order => {
-                return Err(Error::BadFree(format!("pfn {pfn:#x} was allocated with order {o}, not {order}")))
+                return Err(Error::BadFree(format!(
+                    "pfn {pfn:#x} was allocated with order {o}, not {order}"
+                )))
             }
             Some(_) => {}
         }
@@ -390,7 +438,10 @@ impl Machine {
     pub fn free_list(&self, ni: usize, zi: usize, order: u32) -> Result<Vec<u64>> {
         self.check_order(order)?;
         let a = self.nodes[ni].zones[zi].area.lock().unwrap();
-        Ok(a.list(&self.pages, order).into_iter().map(|i| self.pages.pfn(i)).collect())
+        Ok(a.list(&self.pages, order)
+            .into_iter()
+            .map(|i| self.pages.pfn(i))
+            .collect())
     }
 }
 

@@ -57,7 +57,9 @@ impl Memblock {
             )));
         }
         if mem.is_empty() {
-            return Err(Error::Topology("a topology needs at least one memory region".into()));
+            return Err(Error::Topology(
+                "a topology needs at least one memory region".into(),
+            ));
         }
         mem.sort_by_key(|r| (r.start, r.end));
         for w in mem.windows(2) {
@@ -84,14 +86,21 @@ impl Memblock {
                 _ => res_merged.push(Region { nid: 0, ..r }),
             }
         }
-        Ok(Memblock { memory: merged, reserved: res_merged })
+        Ok(Memblock {
+            memory: merged,
+            reserved: res_merged,
+        })
     }
 
     /// `for_each_mem_pfn_range`: each memory region as whole pages, empty ones dropped.
     pub fn memory_pfn_ranges(&self, g: &Geometry) -> Vec<PfnRange> {
         self.memory
             .iter()
-            .map(|r| PfnRange { start: g.pfn_up(r.start), end: g.pfn_down(r.end), nid: r.nid })
+            .map(|r| PfnRange {
+                start: g.pfn_up(r.start),
+                end: g.pfn_down(r.end),
+                nid: r.nid,
+            })
             .filter(|r| !r.is_empty())
             .collect()
     }
@@ -117,7 +126,11 @@ impl Memblock {
             for &(rs, re) in &res {
                 let (s, e) = (rs.max(m.start), re.min(m.end));
                 if s < e {
-                    out.push(PfnRange { start: s, end: e, nid: m.nid });
+                    out.push(PfnRange {
+                        start: s,
+                        end: e,
+                        nid: m.nid,
+                    });
                 }
             }
         }
@@ -133,12 +146,20 @@ impl Memblock {
             let mut cur = m.start;
             for &(rs, re) in res.iter().filter(|&&(rs, re)| re > m.start && rs < m.end) {
                 if rs > cur {
-                    out.push(PfnRange { start: cur, end: rs, nid: m.nid });
+                    out.push(PfnRange {
+                        start: cur,
+                        end: rs,
+                        nid: m.nid,
+                    });
                 }
                 cur = cur.max(re);
             }
             if cur < m.end {
-                out.push(PfnRange { start: cur, end: m.end, nid: m.nid });
+                out.push(PfnRange {
+                    start: cur,
+                    end: m.end,
+                    nid: m.nid,
+                });
             }
         }
         out
@@ -157,15 +178,33 @@ mod tests {
     fn free_ranges_subtract_reserved_with_page_rounding() {
         let g = Geometry::default();
         // memory [1 MiB, 5 GiB), reserved [16 MiB, 48 MiB) plus a sub-page reservation at 64 MiB + 100.
-        let mb = Memblock::new(&[r(1 << 20, 5 << 30, 0)], &[r(16 << 20, 48 << 20, 0), r((64 << 20) + 100, (64 << 20) + 200, 0)])
-            .unwrap();
+        let mb = Memblock::new(
+            &[r(1 << 20, 5 << 30, 0)],
+            &[
+                r(16 << 20, 48 << 20, 0),
+                r((64 << 20) + 100, (64 << 20) + 200, 0),
+            ],
+        )
+        .unwrap();
         let free = mb.free_ranges(&g);
         assert_eq!(
             free,
             vec![
-                PfnRange { start: 0x100, end: 0x1000, nid: 0 },
-                PfnRange { start: 0x3000, end: 0x4000, nid: 0 },
-                PfnRange { start: 0x4001, end: 0x140000, nid: 0 },
+                PfnRange {
+                    start: 0x100,
+                    end: 0x1000,
+                    nid: 0
+                },
+                PfnRange {
+                    start: 0x3000,
+                    end: 0x4000,
+                    nid: 0
+                },
+                PfnRange {
+                    start: 0x4001,
+                    end: 0x140000,
+                    nid: 0
+                },
             ]
         );
         let res = mb.reserved_memory_ranges(&g);
@@ -176,7 +215,10 @@ mod tests {
     fn overlapping_memory_is_rejected_naming_both() {
         let err = Memblock::new(&[r(0, 0x2000, 0), r(0x1000, 0x3000, 1)], &[]).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("[0x0, 0x2000) node 0") && msg.contains("[0x1000, 0x3000) node 1"), "{msg}");
+        assert!(
+            msg.contains("[0x0, 0x2000) node 0") && msg.contains("[0x1000, 0x3000) node 1"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -185,15 +227,32 @@ mod tests {
         assert_eq!(mb.memory, vec![r(0, 0x3000, 0)]);
         let mb = Memblock::new(&[r(0x1800, 0x3000, 1), r(0, 0x1800, 0)], &[]).unwrap();
         // different nodes: the page [0x1000, 0x2000) belongs to neither
-        assert_eq!(mb.memory_pfn_ranges(&Geometry::default()), vec![
-            PfnRange { start: 0, end: 1, nid: 0 },
-            PfnRange { start: 2, end: 3, nid: 1 }
-        ]);
+        assert_eq!(
+            mb.memory_pfn_ranges(&Geometry::default()),
+            vec![
+                PfnRange {
+                    start: 0,
+                    end: 1,
+                    nid: 0
+                },
+                PfnRange {
+                    start: 2,
+                    end: 3,
+                    nid: 1
+                }
+            ]
+        );
     }
 
     #[test]
     fn reversed_region_rejected() {
-        assert!(matches!(Memblock::new(&[r(0x2000, 0x1000, 0)], &[]), Err(Error::Topology(_))));
-        assert!(matches!(Memblock::new(&[r(0, 0x1000, 0)], &[r(5, 5, 0)]), Err(Error::Topology(_))));
+        assert!(matches!(
+            Memblock::new(&[r(0x2000, 0x1000, 0)], &[]),
+            Err(Error::Topology(_))
+        ));
+        assert!(matches!(
+            Memblock::new(&[r(0, 0x1000, 0)], &[r(5, 5, 0)]),
+            Err(Error::Topology(_))
+        ));
     }
 }

@@ -116,7 +116,11 @@ impl PageArray {
         for &(s, n) in section_runs {
             let start_pfn = s << geometry.section_shift;
             let pages = (n << geometry.section_shift) as usize;
-            chunks.push(MemmapChunk { start_pfn, end_pfn: start_pfn + pages as u64, base });
+            chunks.push(MemmapChunk {
+                start_pfn,
+                end_pfn: start_pfn + pages as u64,
+                base,
+            });
             base += pages;
         }
         let blocks = base >> geometry.pageblock_order;
@@ -148,7 +152,9 @@ impl PageArray {
 
     /// The pfn at dense index `i`.
     pub fn pfn(&self, i: usize) -> u64 {
-        let c = self.chunks[self.chunks.partition_point(|c| c.base + ((c.end_pfn - c.start_pfn) as usize) <= i)];
+        let c = self.chunks[self
+            .chunks
+            .partition_point(|c| c.base + ((c.end_pfn - c.start_pfn) as usize) <= i)];
         c.start_pfn + (i - c.base) as u64
     }
 
@@ -232,9 +238,15 @@ mod tests {
     #[test]
     fn flags_roundtrip() {
         let f = Flags(0).initialised(ZoneType::Normal);
-        assert_eq!((f.state(), f.zone(), f.init_count()), (PageState::Init, ZoneType::Normal, 1));
+        assert_eq!(
+            (f.state(), f.zone(), f.init_count()),
+            (PageState::Init, ZoneType::Normal, 1)
+        );
         let f = f.with_state(PageState::Free).initialised(ZoneType::Dma32);
-        assert_eq!((f.state(), f.zone(), f.init_count()), (PageState::Init, ZoneType::Dma32, 2));
+        assert_eq!(
+            (f.state(), f.zone(), f.init_count()),
+            (PageState::Init, ZoneType::Dma32, 2)
+        );
         let f = f.initialised(ZoneType::Dma).initialised(ZoneType::Dma);
         assert_eq!(f.init_count(), 3, "saturates");
     }

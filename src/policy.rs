@@ -44,7 +44,9 @@ impl Policy {
             "v4.2" => Ok(Policy::V4_2),
             "posting-v2" => Ok(Policy::PostingV2),
             "v4.17" => Ok(Policy::V4_17),
-            _ => Err(Error::Topology(format!("unknown policy {name:?}: expected one of {POLICY_NAMES:?}"))),
+            _ => Err(Error::Topology(format!(
+                "unknown policy {name:?}: expected one of {POLICY_NAMES:?}"
+            ))),
         }
     }
 
@@ -73,7 +75,11 @@ impl Policy {
     }
 
     pub fn grow_lock(self) -> GrowLock {
-        if self == Policy::PostingV2 { GrowLock::Global } else { GrowLock::PerNode }
+        if self == Policy::PostingV2 {
+            GrowLock::Global
+        } else {
+            GrowLock::PerNode
+        }
     }
 
     /// What grow returns when it finds the key already off after taking the lock.
@@ -83,7 +89,11 @@ impl Policy {
 
     /// What grow returns after initialising `got` pages of the `need` it wanted.
     pub fn grow_result(self, got: u64, need: u64) -> bool {
-        if self == Policy::PostingV2 { got >= need } else { got > 0 }
+        if self == Policy::PostingV2 {
+            got >= need
+        } else {
+            got > 0
+        }
     }
 
     pub fn key_disable(self) -> KeyDisable {

@@ -4,11 +4,15 @@
 //! `DEFINE_STATIC_KEY_TRUE` that `static_branch_disable` turns off for good.
 
 #[cfg(pgdefer_loom)]
-pub use loom::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+pub use loom::sync::atomic::{
+    AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 #[cfg(pgdefer_loom)]
 pub use loom::sync::Mutex;
 #[cfg(not(pgdefer_loom))]
-pub use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+pub use std::sync::atomic::{
+    AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 #[cfg(not(pgdefer_loom))]
 pub use std::sync::Mutex;
 
@@ -31,7 +35,9 @@ pub struct SpinLock {
 
 impl Default for SpinLock {
     fn default() -> Self {
-        SpinLock { owner: AtomicU32::new(UNLOCKED) }
+        SpinLock {
+            owner: AtomicU32::new(UNLOCKED),
+        }
     }
 }
 
@@ -39,7 +45,11 @@ impl SpinLock {
     /// Acquire for `cpu`, spinning (and yielding the host thread) while another CPU holds it.
     pub fn lock(&self, cpu: u32) -> SpinGuard<'_> {
         loop {
-            if self.owner.compare_exchange_weak(UNLOCKED, cpu, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            if self
+                .owner
+                .compare_exchange_weak(UNLOCKED, cpu, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
                 return SpinGuard { lock: self };
             }
             while self.owner.load(Ordering::Relaxed) != UNLOCKED {
@@ -74,7 +84,9 @@ pub struct StaticKey {
 
 impl StaticKey {
     pub fn new(enabled: bool) -> Self {
-        StaticKey { enabled: AtomicBool::new(enabled) }
+        StaticKey {
+            enabled: AtomicBool::new(enabled),
+        }
     }
     /// `static_branch_unlikely(&deferred_pages)`
     pub fn enabled(&self) -> bool {

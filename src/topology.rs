@@ -13,7 +13,12 @@ pub enum ZoneType {
     Movable = 3,
 }
 
-pub const ZONE_TYPES: [ZoneType; 4] = [ZoneType::Dma, ZoneType::Dma32, ZoneType::Normal, ZoneType::Movable];
+pub const ZONE_TYPES: [ZoneType; 4] = [
+    ZoneType::Dma,
+    ZoneType::Dma32,
+    ZoneType::Normal,
+    ZoneType::Movable,
+];
 
 impl ZoneType {
     pub fn name(self) -> &'static str {
@@ -23,9 +28,15 @@ impl ZoneType {
         ZONE_TYPES[i as usize & 3]
     }
     pub fn parse(name: &str) -> Result<ZoneType> {
-        ZONE_TYPES.iter().copied().find(|z| z.name().eq_ignore_ascii_case(name)).ok_or_else(|| {
-            Error::UnknownZone(format!("unknown zone {name:?}: expected one of DMA, DMA32, Normal, Movable"))
-        })
+        ZONE_TYPES
+            .iter()
+            .copied()
+            .find(|z| z.name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                Error::UnknownZone(format!(
+                    "unknown zone {name:?}: expected one of DMA, DMA32, Normal, Movable"
+                ))
+            })
     }
 }
 
@@ -39,7 +50,11 @@ pub struct ZoneLimits {
 
 impl Default for ZoneLimits {
     fn default() -> Self {
-        ZoneLimits { dma: Some(16 << 20), dma32: Some(4 << 30), normal: None }
+        ZoneLimits {
+            dma: Some(16 << 20),
+            dma32: Some(4 << 30),
+            normal: None,
+        }
     }
 }
 
@@ -101,12 +116,19 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn new(geometry: Geometry, memory: &[Region], reserved: &[Region], limits: ZoneLimits) -> Result<Self> {
+    pub fn new(
+        geometry: Geometry,
+        memory: &[Region],
+        reserved: &[Region],
+        limits: ZoneLimits,
+    ) -> Result<Self> {
         let memblock = Memblock::new(memory, reserved)?;
         let zone_ends = zone_ends(&geometry, limits)?;
         let mem = memblock.memory_pfn_ranges(&geometry);
         if mem.is_empty() {
-            return Err(Error::Topology("no memory region contains a whole page".into()));
+            return Err(Error::Topology(
+                "no memory region contains a whole page".into(),
+            ));
         }
         if mem.last().unwrap().end >= 1 << 52 {
             return Err(Error::Topology(format!(
@@ -119,8 +141,19 @@ impl Layout {
         let mut nids: Vec<u32> = mem.iter().map(|r| r.nid).collect();
         nids.sort_unstable();
         nids.dedup();
-        let nodes = nids.iter().map(|&nid| node_span(nid, &mem, &zone_ends)).collect();
-        Ok(Layout { geometry, memblock, zone_ends, memory: mem, free, reserved: res, nodes })
+        let nodes = nids
+            .iter()
+            .map(|&nid| node_span(nid, &mem, &zone_ends))
+            .collect();
+        Ok(Layout {
+            geometry,
+            memblock,
+            zone_ends,
+            memory: mem,
+            free,
+            reserved: res,
+            nodes,
+        })
     }
 
     pub fn node(&self, nid: u32) -> Option<&NodeSpan> {
@@ -130,7 +163,9 @@ impl Layout {
     pub fn node_index(&self, nid: u32) -> Result<usize> {
         self.nodes.iter().position(|n| n.nid == nid).ok_or_else(|| {
             let have: Vec<u32> = self.nodes.iter().map(|n| n.nid).collect();
-            Error::UnknownNode(format!("node {nid} has no memory in this machine (nodes: {have:?})"))
+            Error::UnknownNode(format!(
+                "node {nid} has no memory in this machine (nodes: {have:?})"
+            ))
         })
     }
 
@@ -163,7 +198,10 @@ fn zone_ends(g: &Geometry, l: ZoneLimits) -> Result<[u64; 4]> {
     let block = g.page_size() << g.max_order;
     let mut ends = [0u64; 4];
     let mut prev: (u64, &str) = (0, "");
-    for (i, (lim, name)) in [(l.dma, "DMA"), (l.dma32, "DMA32"), (l.normal, "Normal")].into_iter().enumerate() {
+    for (i, (lim, name)) in [(l.dma, "DMA"), (l.dma32, "DMA32"), (l.normal, "Normal")]
+        .into_iter()
+        .enumerate()
+    {
         let end = match lim {
             Some(b) => {
                 if b < prev.0 {
@@ -200,16 +238,36 @@ fn node_span(nid: u32, mem: &[PfnRange], zone_ends: &[u64; 4]) -> NodeSpan {
         let (s, e) = (zone_start_global.max(start), ze.min(end));
         zone_start_global = ze;
         if s < e {
-            let present = mine.iter().map(|r| r.end.min(e).saturating_sub(r.start.max(s))).sum();
-            zones.push(ZoneSpan { zt: ZONE_TYPES[i], start_pfn: s, end_pfn: e, present });
+            let present = mine
+                .iter()
+                .map(|r| r.end.min(e).saturating_sub(r.start.max(s)))
+                .sum();
+            zones.push(ZoneSpan {
+                zt: ZONE_TYPES[i],
+                start_pfn: s,
+                end_pfn: e,
+                present,
+            });
         }
         if ze == u64::MAX {
             break;
         }
     }
-    let deferred_zone = zones.iter().rev().find(|z| z.present > 0).map(|z| z.zt).unwrap();
+    let deferred_zone = zones
+        .iter()
+        .rev()
+        .find(|z| z.present > 0)
+        .map(|z| z.zt)
+        .unwrap();
     let present = mine.iter().map(|r| r.len()).sum();
-    NodeSpan { nid, start_pfn: start, end_pfn: end, present, zones, deferred_zone }
+    NodeSpan {
+        nid,
+        start_pfn: start,
+        end_pfn: end,
+        present,
+        zones,
+        deferred_zone,
+    }
 }
 
 #[cfg(test)]
@@ -222,33 +280,63 @@ mod tests {
 
     #[test]
     fn acceptance_machine_zones() {
-        let l = Layout::new(Geometry::default(), &[region(1 << 20, 5 << 30, 0)], &[], ZoneLimits::default()).unwrap();
+        let l = Layout::new(
+            Geometry::default(),
+            &[region(1 << 20, 5 << 30, 0)],
+            &[],
+            ZoneLimits::default(),
+        )
+        .unwrap();
         let n = &l.nodes[0];
-        let spans: Vec<(ZoneType, u64, u64)> = n.zones.iter().map(|z| (z.zt, z.start_pfn, z.spanned())).collect();
+        let spans: Vec<(ZoneType, u64, u64)> = n
+            .zones
+            .iter()
+            .map(|z| (z.zt, z.start_pfn, z.spanned()))
+            .collect();
         assert_eq!(
             spans,
-            vec![(ZoneType::Dma, 0x100, 3840), (ZoneType::Dma32, 0x1000, 0xff000), (ZoneType::Normal, 0x100000, 0x40000)]
+            vec![
+                (ZoneType::Dma, 0x100, 3840),
+                (ZoneType::Dma32, 0x1000, 0xff000),
+                (ZoneType::Normal, 0x100000, 0x40000)
+            ]
         );
         assert_eq!(n.deferred_zone, ZoneType::Normal);
     }
 
     #[test]
     fn small_vm_last_zone_is_dma32() {
-        let l = Layout::new(Geometry::default(), &[region(0x1000, 3 << 30, 0)], &[], ZoneLimits::default()).unwrap();
+        let l = Layout::new(
+            Geometry::default(),
+            &[region(0x1000, 3 << 30, 0)],
+            &[],
+            ZoneLimits::default(),
+        )
+        .unwrap();
         assert_eq!(l.nodes[0].deferred_zone, ZoneType::Dma32);
     }
 
     #[test]
     fn movable_above_normal_limit() {
-        let lim = ZoneLimits { normal: Some(6 << 30), ..Default::default() };
+        let lim = ZoneLimits {
+            normal: Some(6 << 30),
+            ..Default::default()
+        };
         let l = Layout::new(Geometry::default(), &[region(0, 8 << 30, 0)], &[], lim).unwrap();
         assert_eq!(l.nodes[0].deferred_zone, ZoneType::Movable);
-        assert_eq!(l.nodes[0].zone(ZoneType::Movable).unwrap().present, (2 << 30) >> 12);
+        assert_eq!(
+            l.nodes[0].zone(ZoneType::Movable).unwrap().present,
+            (2 << 30) >> 12
+        );
     }
 
     #[test]
     fn zone_limits_out_of_order() {
-        let lim = ZoneLimits { dma: Some(4 << 30), dma32: Some(16 << 20), normal: None };
+        let lim = ZoneLimits {
+            dma: Some(4 << 30),
+            dma32: Some(16 << 20),
+            normal: None,
+        };
         let e = Layout::new(Geometry::default(), &[region(0, 8 << 30, 0)], &[], lim).unwrap_err();
         assert!(e.to_string().contains("out of order"), "{e}");
     }
@@ -256,8 +344,13 @@ mod tests {
     #[test]
     fn present_sections_cover_holes_inside_sections() {
         let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap(); // 64-page sections
-        let l = Layout::new(g, &[region(0x1000, 0x5000, 0), region(0x100000, 0x101000, 0)], &[], ZoneLimits::default())
-            .unwrap();
+        let l = Layout::new(
+            g,
+            &[region(0x1000, 0x5000, 0), region(0x100000, 0x101000, 0)],
+            &[],
+            ZoneLimits::default(),
+        )
+        .unwrap();
         assert_eq!(l.present_section_runs(), vec![(0, 1), (4, 1)]);
         assert_eq!(l.memmap_pages(), 128);
     }

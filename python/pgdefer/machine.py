@@ -1,0 +1,284 @@
+"""The simulated machine: a thin, validating front to the Rust core (``pgdefer._core``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _core
+from .config import ZONE_NAMES
+from .errors import OrderError, UnknownNode, UnknownZone
+from .topology import Topology
+
+# Page states (spec §1.5), as in Machine.pages.state and the oracle.
+UNINIT, INIT, RESERVED, FREE, ALLOCATED = range(5)
+STATE_NAMES = ("uninit", "init", "reserved", "free", "allocated")
+NO_ORDER = 255  # order of a page that is not the head of a buddy block
+
+
+@dataclass(frozen=True)
+class ZoneInfo:
+    """One zone of one node: span, counters and free blocks per order (``nr_free[order]``)."""
+
+    node: int
+    name: str
+    start_pfn: int
+    end_pfn: int
+    spanned: int
+    present: int
+    managed: int
+    free_pages: int
+    nr_free: tuple
+    deferred: bool
+
+
+class PageView:
+    """Read-only numpy views of the struct-page array (one entry per pfn of every present section).
+
+    ``flags``, ``node``, ``order_raw`` are zero-copy views of the core's memory; ``state``, ``zone``,
+    ``init_count`` and ``order`` are decoded from them (numpy, vectorised), ``pfn`` is computed.
+    """
+
+    def __init__(self, core):
+        self._core = core
+        self.flags = self._ro(core.raw_view("flags"))
+        self.node = self._ro(core.raw_view("node"))
+        self.order_raw = self._ro(core.raw_view("order1"))
+        self.chunks = tuple(core.memmap_chunks())
+
+    @staticmethod
+    def _ro(a):
+        a.flags.writeable = False
+        return a
+
+    def __len__(self):
+        return len(self.flags)
+
+    @property
+    def state(self) -> np.ndarray:
+        return self.flags & 7
+
+    @property
+    def zone(self) -> np.ndarray:
+        return (self.flags >> 3) & 3
+
+    @property
+    def init_count(self) -> np.ndarray:
+        return (self.flags >> 5) & 3
+
+    @property
+    def order(self) -> np.ndarray:
+        """Block order of buddy heads (free or allocated), NO_ORDER (255) elsewhere."""
+        return (self.order_raw.astype(np.int16) - 1).astype(np.uint8)
+
+    @property
+    def pfn(self) -> np.ndarray:
+        return np.concatenate([np.arange(s, e, dtype=np.uint64) for s, e, _ in self.chunks])
+
+    def index(self, pfn: int) -> int:
+        """Position of ``pfn`` in the arrays (IndexError if its section has no memmap)."""
+        for s, e, base in self.chunks:
+            if s <= pfn < e:
+                return base + pfn - s
+        raise IndexError(f"pfn {pfn:#x} has no struct page (its section is not present)")
+
+    def counts(self) -> dict:
+        """Number of pages in each state."""
+        c = np.bincount(self.state, minlength=5)
+        return {name: int(c[i]) for i, name in enumerate(STATE_NAMES)}
+
+    def __repr__(self):
+        c = self.counts()
+        return f"<PageView {len(self)} pages: " + ", ".join(f"{k} {v}" for k, v in c.items()) + ">"
+
+
+def _int(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be an int, got {value!r}")
+    return int(value)
+
+
+class Machine:
+    """A machine booting with deferred struct page init under one kernel ``policy``.
+
+    >>> m = Machine(topology, policy="v4.17")
+    >>> m.boot()                       # free_area_init .. memblock_free_all: the window opens
+    >>> pfn = m.alloc_pages(order=0)   # may grow the deferred zone on demand
+    >>> m.page_alloc_init_late()       # per-node passes on threads, then the static key goes off
+    """
+
+    def __init__(self, topology: Topology, policy: str = "v4.17"):
+        if not isinstance(topology, Topology):
+            raise TypeError(f"topology must be a pgdefer.Topology, got {type(topology).__name__}")
+        if policy not in _core.POLICIES:
+            raise ValueError(f"unknown policy {policy!r}: expected one of {', '.join(_core.POLICIES)}")
+        g = topology.geometry
+        zl = topology.zone_limits
+        self.topology = topology
+        self._core = _core.Machine(
+            g.page_size, g.section_size, g.pageblock_order, g.max_order,
+            [(r.start, r.end, r.node) for r in topology.memory],
+            [(r.start, r.end) for r in topology.reserved],
+            (zl.get("DMA"), zl.get("DMA32"), zl.get("Normal")),
+            policy,
+        )
+        self._pages = None
+
+    # -- boot phases -------------------------------------------------------------------------
+
+    def boot(self) -> None:
+        """free_area_init, memmap_init (the defer rule), memblock_free_all. The on-demand window opens."""
+        self._core.boot()
+
+    def page_alloc_init_late(self, threads: bool = True) -> None:
+        """Run each node's deferred_init_memmap pass (on one thread per node unless ``threads=False``),
+        then disable the static key as the policy says."""
+        self._core.page_alloc_init_late(bool(threads))
+
+    # -- the allocator -------------------------------------------------------------------------
+
+    def _order(self, order):
+        order = _int(order, "order")
+        if not 0 <= order <= self.geometry.max_order:
+            raise OrderError(f"order {order} is outside 0..MAX_PAGE_ORDER ({self.geometry.max_order})")
+        return order
+
+    def _node(self, node):
+        if node is None:
+            return None
+        node = _int(node, "node")
+        if node not in self.nodes:
+            raise UnknownNode(f"node {node} has no memory in this machine (nodes: {self.nodes})")
+        return node
+
+    @staticmethod
+    def _zone(zone):
+        if zone is not None and zone not in ZONE_NAMES:
+            raise UnknownZone(f"unknown zone {zone!r}: expected one of {', '.join(ZONE_NAMES)}")
+        return zone
+
+    def alloc_pages(self, order: int = 0, node: int | None = None, zone: str | None = None, cpu: int = 0) -> int:
+        """Allocate a 2^order block; returns its first pfn. ``zone`` is the highest zone allowed
+        (None = Normal, as GFP_KERNEL); ``node`` the preferred node (None = the lowest id).
+        Raises OutOfMemory when no zone of the zonelist can satisfy it, even after growing."""
+        return self._core.alloc_pages(self._order(order), self._node(node), self._zone(zone), _int(cpu, "cpu"))
+
+    def free_pages(self, pfn: int, order: int = 0, cpu: int = 0) -> None:
+        """Free a block returned by alloc_pages (BadFree if ``pfn`` is not such a block of ``order``)."""
+        pfn = _int(pfn, "pfn")
+        if pfn < 0:
+            raise ValueError(f"pfn must be >= 0, got {pfn}")
+        self._core.free_pages(pfn, self._order(order), _int(cpu, "cpu"))
+
+    def deferred_grow_zone(self, node: int, zone: str, order: int = 0, cpu: int = 0) -> bool:
+        """Call the policy's deferred_grow_zone directly (the allocator hooks call it on failure)."""
+        zone = self._zone(zone)
+        if zone is None:
+            raise UnknownZone("deferred_grow_zone() needs a zone name")
+        return self._core.deferred_grow_zone(self._node(node), zone, self._order(order), _int(cpu, "cpu"))
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def geometry(self):
+        return self.topology.geometry
+
+    @property
+    def policy(self) -> str:
+        return self._core.policy
+
+    @property
+    def phase(self) -> str:
+        """"created", "booted", "late_init", "late_init_done" or "failed"."""
+        return self._core.phase
+
+    @property
+    def nodes(self) -> list:
+        return [n["node"] for n in self._core.nodes()]
+
+    def node_info(self) -> list:
+        """Per node: node, start_pfn, end_pfn, spanned, present, deferred_zone, first_deferred_pfn."""
+        return self._core.nodes()
+
+    def first_deferred_pfn(self, node: int):
+        """The node's first_deferred_pfn, or None when nothing is deferred (ULONG_MAX)."""
+        return self._core.first_deferred_pfn(self._node(node))
+
+    @property
+    def deferred_pages_enabled(self) -> bool:
+        """The static key ``deferred_pages`` (always False for policies without on-demand growth)."""
+        return self._core.deferred_pages_enabled
+
+    def zone(self, node: int, name: str) -> ZoneInfo:
+        d = self._core.zone(self._node(node), self._zone(name))
+        d["nr_free"] = tuple(d["nr_free"])
+        return ZoneInfo(**d)
+
+    def zones(self) -> list:
+        """Every zone of every node with spanned pages."""
+        return [self.zone(n["node"], z.name) for n in self.node_info() for z in self.topology.zones(n["node"])]
+
+    def free_list(self, node: int, zone: str, order: int) -> list:
+        """Block-head pfns on the zone's free list of ``order``, head first."""
+        return self._core.free_list(self._node(node), self._zone(zone), self._order(order))
+
+    @property
+    def pages(self) -> PageView:
+        if self._pages is None:
+            self._pages = PageView(self._core)
+        return self._pages
+
+    def page_arrays(self) -> dict:
+        """Decoded copies of the page array, keyed as the oracle's page_arrays()."""
+        p = self.pages
+        return {"pfn": p.pfn, "state": p.state, "zone": p.zone, "node": p.node.copy(),
+                "init_count": p.init_count, "order": p.order}
+
+    def pageblock_migratetypes(self) -> dict:
+        """{pageblock index (pfn >> pageblock_order): "MOVABLE"} for every pageblock whose type is set."""
+        mt = self._core.raw_view("pageblock_mt")
+        shift = self.geometry.pageblock_order
+        out = {}
+        for s, e, base in self.pages.chunks:
+            first = base >> shift
+            for k in np.nonzero(mt[first:first + ((e - s) >> shift)])[0]:
+                out[(s >> shift) + int(k)] = "MOVABLE"
+        return out
+
+    @property
+    def events(self) -> list:
+        """Event dicts in order (early_init, memblock_free_all, grow, deferred_init, key_disable);
+        ``t_ns`` is host time since the machine was created, ``cpu`` the simulated CPU."""
+        return self._core.events()
+
+    @property
+    def stats(self) -> dict:
+        return self._core.stats()
+
+    @property
+    def violations(self) -> list:
+        """Bugs the model caught while running (double init, merge with an uninitialised buddy, ...)."""
+        return self._core.violations()
+
+    def check(self) -> None:
+        """Raise InvariantViolation listing every broken invariant (spec §7); None when all hold."""
+        from .errors import InvariantViolation
+
+        problems = self._core.check()
+        if problems:
+            raise InvariantViolation(problems)
+
+    def report(self) -> str:
+        """dmesg-style text of what happened."""
+        from .report import dmesg_report
+
+        return dmesg_report(self)
+
+    def __repr__(self):
+        nodes = self.node_info()
+        fdps = ", ".join(f"{n['node']}:{'-' if n['first_deferred_pfn'] is None else hex(n['first_deferred_pfn'])}"
+                         for n in nodes)
+        return (f"<Machine policy={self.policy!r} phase={self.phase} nodes={len(nodes)}"
+                f" pages={self.topology.memmap_pages} first_deferred_pfn {{{fdps}}}"
+                f" key={'on' if self.deferred_pages_enabled else 'off'}>")

@@ -1,0 +1,368 @@
+//! PyO3 bindings: type conversion, error mapping, GIL release, numpy views. No model logic here.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use ndarray::ArrayView1;
+use numpy::PyArray1;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use crate::error::Error;
+use crate::events::Event;
+use crate::geometry::Geometry;
+use crate::machine::{Machine, MachineConfig};
+use crate::memblock::Region;
+use crate::policy::Policy;
+use crate::topology::{ZoneLimits, ZoneType};
+
+/// Raise the matching class of `pgdefer.errors`.
+fn to_py(py: Python<'_>, e: Error) -> PyErr {
+    let (class, args): (&str, Vec<Py<PyAny>>) = match &e {
+        Error::Geometry(_) => ("GeometryError", vec![]),
+        Error::Topology(_) => ("TopologyError", vec![]),
+        Error::Order(_) => ("OrderError", vec![]),
+        Error::UnknownNode(_) => ("UnknownNode", vec![]),
+        Error::UnknownZone(_) => ("UnknownZone", vec![]),
+        Error::BadFree(_) => ("BadFree", vec![]),
+        Error::Phase(_) => ("PhaseError", vec![]),
+        Error::OutOfMemory(_) => ("OutOfMemory", vec![]),
+        Error::HostMemory(_) => ("HostMemoryError", vec![]),
+        Error::Invariant(v) => (
+            "InvariantViolation",
+            vec![PyList::new(py, v).unwrap().into_any().unbind()],
+        ),
+        Error::WorkerFailed { .. } => ("WorkerFailed", vec![]),
+    };
+    let build = || -> PyResult<PyErr> {
+        let cls = py.import("pgdefer.errors")?.getattr(class)?;
+        let obj = if let Error::Invariant(_) = e {
+            cls.call1((args[0].clone_ref(py),))?
+        } else if let Error::WorkerFailed { node, message } = &e {
+            cls.call1((message.clone(), *node))?
+        } else {
+            cls.call1((e.to_string(),))?
+        };
+        Ok(PyErr::from_value(obj))
+    };
+    build().unwrap_or_else(|err| err)
+}
+
+/// Run `f` without the GIL; a Rust panic becomes a RuntimeError instead of a PanicException.
+fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> + Send) -> PyResult<T> {
+    match py.detach(|| catch_unwind(AssertUnwindSafe(f))) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(to_py(py, e)),
+        Err(p) => {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(PyRuntimeError::new_err(format!(
+                "pgdefer internal error (please report): {what}"
+            )))
+        }
+    }
+}
+
+fn zone_type(py: Python<'_>, name: Option<&str>) -> PyResult<Option<ZoneType>> {
+    name.map(ZoneType::parse)
+        .transpose()
+        .map_err(|e| to_py(py, e))
+}
+
+#[pyclass(frozen, name = "Machine", module = "pgdefer._core")]
+struct PyMachine {
+    inner: Machine,
+}
+
+#[pymethods]
+impl PyMachine {
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        page_size: u64,
+        section_size: u64,
+        pageblock_order: u32,
+        max_order: u32,
+        memory: Vec<(u64, u64, u32)>,
+        reserved: Vec<(u64, u64)>,
+        zone_limits: (Option<u64>, Option<u64>, Option<u64>),
+        policy: &str,
+    ) -> PyResult<Self> {
+        let inner = run(py, || {
+            let geometry = Geometry::new(page_size, section_size, pageblock_order, max_order)?;
+            Machine::new(MachineConfig {
+                geometry,
+                memory: memory
+                    .iter()
+                    .map(|&(start, end, nid)| Region { start, end, nid })
+                    .collect(),
+                reserved: reserved
+                    .iter()
+                    .map(|&(start, end)| Region { start, end, nid: 0 })
+                    .collect(),
+                zone_limits: ZoneLimits {
+                    dma: zone_limits.0,
+                    dma32: zone_limits.1,
+                    normal: zone_limits.2,
+                },
+                policy: Policy::parse(policy)?,
+            })
+        })?;
+        Ok(PyMachine { inner })
+    }
+
+    fn boot(&self, py: Python<'_>) -> PyResult<()> {
+        run(py, || self.inner.boot())
+    }
+
+    #[pyo3(signature = (order, node=None, zone=None, cpu=0))]
+    fn alloc_pages(
+        &self,
+        py: Python<'_>,
+        order: u32,
+        node: Option<u32>,
+        zone: Option<&str>,
+        cpu: u32,
+    ) -> PyResult<u64> {
+        let zt = zone_type(py, zone)?;
+        run(py, || self.inner.alloc_pages(order, node, zt, cpu))
+    }
+
+    #[pyo3(signature = (pfn, order, cpu=0))]
+    fn free_pages(&self, py: Python<'_>, pfn: u64, order: u32, cpu: u32) -> PyResult<()> {
+        run(py, || self.inner.free_pages(pfn, order, cpu))
+    }
+
+    #[pyo3(signature = (node, zone, order, cpu=0))]
+    fn deferred_grow_zone(
+        &self,
+        py: Python<'_>,
+        node: u32,
+        zone: &str,
+        order: u32,
+        cpu: u32,
+    ) -> PyResult<bool> {
+        let zt = zone_type(py, Some(zone))?.unwrap();
+        run(py, || {
+            let m = &self.inner;
+            m.check_order(order)?;
+            m.require_allocator("deferred_grow_zone()")?;
+            let ni = m.node_index(node)?;
+            let zi = m.zone_index(ni, zt)?;
+            Ok(m.deferred_grow_zone(ni, zi, order, crate::events::Hook::Explicit, cpu))
+        })
+    }
+
+    #[pyo3(signature = (threads=true))]
+    fn page_alloc_init_late(&self, py: Python<'_>, threads: bool) -> PyResult<()> {
+        run(py, || self.inner.page_alloc_init_late(threads))
+    }
+
+    fn first_deferred_pfn(&self, py: Python<'_>, node: u32) -> PyResult<Option<u64>> {
+        self.inner
+            .first_deferred_pfn(node)
+            .map_err(|e| to_py(py, e))
+    }
+
+    #[getter]
+    fn deferred_pages_enabled(&self) -> bool {
+        self.inner.key.enabled()
+    }
+
+    #[getter]
+    fn phase(&self) -> &'static str {
+        self.inner.phase().name()
+    }
+
+    #[getter]
+    fn policy(&self) -> &'static str {
+        self.inner.policy.name()
+    }
+
+    /// One dict per node: nid, start_pfn, end_pfn, spanned, present, deferred_zone.
+    fn nodes<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.inner
+            .nodes
+            .iter()
+            .map(|n| {
+                let d = PyDict::new(py);
+                d.set_item("node", n.span.nid)?;
+                d.set_item("start_pfn", n.span.start_pfn)?;
+                d.set_item("end_pfn", n.span.end_pfn)?;
+                d.set_item("spanned", n.span.spanned())?;
+                d.set_item("present", n.span.present)?;
+                d.set_item("deferred_zone", n.span.deferred_zone.name())?;
+                d.set_item("first_deferred_pfn", n.fdp.load())?;
+                Ok(d)
+            })
+            .collect()
+    }
+
+    /// A dict with the zone's span and counters.
+    fn zone<'py>(&self, py: Python<'py>, node: u32, zone: &str) -> PyResult<Bound<'py, PyDict>> {
+        let zt = zone_type(py, Some(zone))?.unwrap();
+        let m = &self.inner;
+        let ni = m.node_index(node).map_err(|e| to_py(py, e))?;
+        let zi = m.zone_index(ni, zt).map_err(|e| to_py(py, e))?;
+        let span = m.nodes[ni].zones[zi].span;
+        let (managed, free, nr_free) = m.zone_counters(ni, zi);
+        let d = PyDict::new(py);
+        d.set_item("node", node)?;
+        d.set_item("name", zt.name())?;
+        d.set_item("start_pfn", span.start_pfn)?;
+        d.set_item("end_pfn", span.end_pfn)?;
+        d.set_item("spanned", span.spanned())?;
+        d.set_item("present", span.present)?;
+        d.set_item("managed", managed)?;
+        d.set_item("free_pages", free)?;
+        d.set_item("nr_free", nr_free)?;
+        d.set_item(
+            "deferred",
+            ni < m.nodes.len() && m.nodes[ni].deferred_zone == zi,
+        )?;
+        Ok(d)
+    }
+
+    fn free_list(&self, py: Python<'_>, node: u32, zone: &str, order: u32) -> PyResult<Vec<u64>> {
+        let zt = zone_type(py, Some(zone))?.unwrap();
+        let m = &self.inner;
+        let r = m
+            .node_index(node)
+            .and_then(|ni| Ok((ni, m.zone_index(ni, zt)?)))
+            .and_then(|(ni, zi)| m.free_list(ni, zi, order));
+        r.map_err(|e| to_py(py, e))
+    }
+
+    fn events<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.inner
+            .events()
+            .into_iter()
+            .map(|l| {
+                let d = PyDict::new(py);
+                match l.event {
+                    Event::EarlyInit {
+                        node,
+                        pages,
+                        first_deferred_pfn,
+                    } => {
+                        d.set_item("kind", "early_init")?;
+                        d.set_item("node", node)?;
+                        d.set_item("pages", pages)?;
+                        d.set_item("first_deferred_pfn", first_deferred_pfn)?;
+                    }
+                    Event::MemblockFreeAll {
+                        released,
+                        reserved,
+                        deferred,
+                    } => {
+                        d.set_item("kind", "memblock_free_all")?;
+                        d.set_item("released", released)?;
+                        d.set_item("reserved", reserved)?;
+                        d.set_item("deferred", deferred)?;
+                    }
+                    Event::Grow {
+                        node,
+                        zone,
+                        order,
+                        hook,
+                        pages,
+                        first_deferred_pfn,
+                        result,
+                    } => {
+                        d.set_item("kind", "grow")?;
+                        d.set_item("node", node)?;
+                        d.set_item("zone", zone.name())?;
+                        d.set_item("order", order)?;
+                        d.set_item("hook", hook.name())?;
+                        d.set_item("pages", pages)?;
+                        d.set_item("first_deferred_pfn", first_deferred_pfn)?;
+                        d.set_item("result", result)?;
+                    }
+                    Event::DeferredInit {
+                        node,
+                        pages,
+                        host_ns,
+                    } => {
+                        d.set_item("kind", "deferred_init")?;
+                        d.set_item("node", node)?;
+                        d.set_item("pages", pages)?;
+                        d.set_item("host_ns", host_ns)?;
+                    }
+                    Event::KeyDisable => d.set_item("kind", "key_disable")?,
+                }
+                d.set_item("t_ns", l.t_ns)?;
+                d.set_item("cpu", l.cpu)?;
+                Ok(d)
+            })
+            .collect()
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in self.inner.stats.snapshot() {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+
+    fn violations(&self) -> Vec<String> {
+        self.inner.violations()
+    }
+
+    /// Broken invariants, one message each (empty when all hold).
+    fn check(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        run(py, || Ok(self.inner.check()))
+    }
+
+    /// (start_pfn, end_pfn, base index) of each run of present sections.
+    fn memmap_chunks(&self) -> Vec<(u64, u64, usize)> {
+        self.inner
+            .pages
+            .chunks
+            .iter()
+            .map(|c| (c.start_pfn, c.end_pfn, c.base))
+            .collect()
+    }
+
+    /// Zero-copy numpy views of the page array: "flags", "node", "order1", "pageblock_mt".
+    fn raw_view<'py>(slf: Bound<'py, Self>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let pa = &slf.get().inner.pages;
+        // SAFETY: the atomics have the layout of their integer types; the arrays live as long as the
+        // machine, which numpy keeps alive as the views' base object. Readers may see values that a
+        // concurrent simulated CPU is changing, as with any racy read of the memmap.
+        unsafe {
+            let container = slf.clone().into_any();
+            Ok(match name {
+                "flags" => view_u8(&pa.flags, container),
+                "order1" => view_u8(pa.order_raw(), container),
+                "pageblock_mt" => view_u8(&pa.pageblock_mt, container),
+                "node" => {
+                    let v =
+                        ArrayView1::from_shape_ptr(pa.node.len(), pa.node.as_ptr() as *const u16);
+                    PyArray1::borrow_from_array(&v, container).into_any()
+                }
+                _ => return Err(pyo3::exceptions::PyKeyError::new_err(name.to_string())),
+            })
+        }
+    }
+}
+
+unsafe fn view_u8<'py>(
+    a: &[std::sync::atomic::AtomicU8],
+    container: Bound<'py, PyAny>,
+) -> Bound<'py, PyAny> {
+    let v = ArrayView1::from_shape_ptr(a.len(), a.as_ptr() as *const u8);
+    PyArray1::borrow_from_array(&v, container).into_any()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyMachine>()?;
+    m.add("POLICIES", crate::policy::POLICY_NAMES.to_vec())?;
+    m.add("BYTES_PER_PAGE", 12)?;
+    Ok(())
+}
