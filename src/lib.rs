@@ -11,6 +11,7 @@ pub mod deferred;
 pub mod error;
 pub mod events;
 pub mod geometry;
+pub mod hostmem;
 pub mod machine;
 pub mod memblock;
 pub mod page;

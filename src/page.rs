@@ -9,6 +9,7 @@
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU8, Ordering::Relaxed};
 
 use crate::geometry::Geometry;
+use crate::hostmem::HostArray;
 use crate::topology::ZoneType;
 
 /// Per-pfn state (spec §1.5).
@@ -83,29 +84,12 @@ pub struct MemmapChunk {
 pub struct PageArray {
     pub geometry: Geometry,
     pub chunks: Vec<MemmapChunk>,
-    pub flags: Box<[AtomicU8]>,
-    pub node: Box<[AtomicU16]>,
-    order1: Box<[AtomicU8]>,
-    pub next: Box<[AtomicU32]>,
-    pub prev: Box<[AtomicU32]>,
-    pub pageblock_mt: Box<[AtomicU8]>,
-}
-
-/// A boxed slice of zeroed atomics, allocated with `calloc` so untouched pages cost no host memory.
-fn zeroed<T>(n: usize) -> Box<[T]> {
-    if n == 0 {
-        return Vec::new().into_boxed_slice();
-    }
-    let layout = std::alloc::Layout::array::<T>(n).expect("page array size overflows");
-    // SAFETY: T is an atomic integer type, for which all-zero bytes are a valid value; the pointer
-    // comes from the global allocator with T's layout, as Box requires.
-    unsafe {
-        let p = std::alloc::alloc_zeroed(layout) as *mut T;
-        if p.is_null() {
-            std::alloc::handle_alloc_error(layout);
-        }
-        Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n))
-    }
+    pub flags: HostArray<AtomicU8>,
+    pub node: HostArray<AtomicU16>,
+    order1: HostArray<AtomicU8>,
+    pub next: HostArray<AtomicU32>,
+    pub prev: HostArray<AtomicU32>,
+    pub pageblock_mt: HostArray<AtomicU8>,
 }
 
 impl PageArray {
@@ -127,12 +111,12 @@ impl PageArray {
         PageArray {
             geometry,
             chunks,
-            flags: zeroed(base),
-            node: zeroed(base),
-            order1: zeroed(base),
-            next: zeroed(base),
-            prev: zeroed(base),
-            pageblock_mt: zeroed(blocks),
+            flags: HostArray::zeroed(base),
+            node: HostArray::zeroed(base),
+            order1: HostArray::zeroed(base),
+            next: HostArray::zeroed(base),
+            prev: HostArray::zeroed(base),
+            pageblock_mt: HostArray::zeroed(blocks),
         }
     }
 

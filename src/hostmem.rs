@@ -1,0 +1,70 @@
+//! Host memory for the big per-page arrays: anonymous mappings, backed by transparent huge pages
+//! where the host allows, and populated up front so that the first touch of a simulated page costs
+//! no host page fault inside a timed boot step (the kernel's memmap is mapped before it is used).
+
+use std::ops::Deref;
+
+/// A zero-initialised array of `T` (an atomic integer type) in its own anonymous mapping.
+pub struct HostArray<T> {
+    ptr: *mut T,
+    len: usize,
+    bytes: usize,
+}
+
+// SAFETY: HostArray owns its mapping; T is an atomic type, shared access to which is thread-safe.
+unsafe impl<T: Sync> Sync for HostArray<T> {}
+unsafe impl<T: Send> Send for HostArray<T> {}
+
+impl<T> HostArray<T> {
+    /// `len` zeroed elements. T must be valid when all-zero (atomic integers are).
+    pub fn zeroed(len: usize) -> HostArray<T> {
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .expect("array size overflows")
+            .max(1);
+        // SAFETY: a fresh private anonymous mapping; the kernel zero-fills it.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            panic!("cannot map {bytes} bytes of host memory for the page array");
+        }
+        if bytes >= 4 << 20 {
+            // Best effort: huge pages, then populate now. Either may be unsupported; that only
+            // moves the page faults into the first boot step that touches the memory.
+            unsafe {
+                libc::madvise(p, bytes, libc::MADV_HUGEPAGE);
+                libc::madvise(p, bytes, 23 /* MADV_POPULATE_WRITE, Linux 5.14 */);
+            }
+        }
+        HostArray {
+            ptr: p as *mut T,
+            len,
+            bytes,
+        }
+    }
+}
+
+impl<T> Deref for HostArray<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: the mapping holds `len` zero-initialised Ts and lives as long as self.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl<T> Drop for HostArray<T> {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping created in `zeroed`.
+        unsafe {
+            libc::munmap(self.ptr as *mut libc::c_void, self.bytes);
+        }
+    }
+}
