@@ -1096,6 +1096,7 @@ def build_topology(boot: DmesgBoot, geometry: Geometry | None = None):
     except TopologyError as e:
         raise DmesgError(f"{where}: the memory map in the log is not one memblock would accept: {e}") from None
     _place_reservations(boot, placer, probe, g, ver, notes)
+    boot.reservations = list(placer.reservations)
     reserved = [(r.start, r.end) for r in placer.reservations]
     try:
         topo = Topology(memory, reserved, zone_limits, g, name=name)
