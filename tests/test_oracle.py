@@ -586,3 +586,101 @@ def test_topologies_cover_the_interesting_shapes():
             "unaligned edge", "absent section", "hole", "reserved memory", "reserved without memory", "3+ zones",
             "movable"}
     assert want <= seen, want - seen
+
+
+# ------------------------------------------------------------------------------------------------------------
+# smaller API points
+# ------------------------------------------------------------------------------------------------------------
+
+def test_interleaved_node_has_a_spanned_but_unpopulated_zone():
+    # node 0 at pfns [0, 16) and [48, 64), node 1 at [16, 48); DMA [0, 16), DMA32 [16, 48), Normal [48, ...).
+    # Node 0 spans [0, 64): its DMA32 zone spans [16, 48) but has no memory of node 0 (present 0). It still
+    # is a zone of node 0 (zone() works); it is not populated, so it is in no zonelist; D(0) = Normal.
+    topo = Topology(memory=[(0, 16 * PAGE, 0), (16 * PAGE, 48 * PAGE, 1), (48 * PAGE, 64 * PAGE, 0)],
+                    zone_limits={"DMA": 16 * PAGE, "DMA32": 48 * PAGE}, geometry=TINY)
+    m = OracleMachine(topo, "v4.17")
+    m.boot()
+    z = m.zone(0, "DMA32")
+    assert (z.start_pfn, z.end_pfn, z.spanned, z.present, z.managed, z.free_pages) == (16, 48, 32, 0, 0, 0)
+    assert m.zone(1, "DMA32").present == 32
+    with pytest.raises(UnknownZone):
+        m.zone(1, "Normal")                              # node 1 ends at 48 where Normal starts
+    assert m.deferred_grow_zone(0, "DMA32") is False and grow_events(m) == []
+    # node 0: LIMIT = min(16, spanned 64) = 16 but Normal holds only 16 memory pfns -> nothing deferred;
+    # node 1: D(1) = DMA32 [16, 48), LIMIT 16, pfn 32 has k = 17 -> fdp(1) = 32
+    assert (m.first_deferred_pfn(0), m.first_deferred_pfn(1)) == (None, 32)
+    # zone="DMA32" on node 0: the zonelist is node 0's DMA, then node 1's DMA32 (node 0's DMA32 is skipped)
+    assert m.alloc_pages(0, node=0, zone="DMA32") == 0
+    m.check()
+
+
+def test_numpy_integers_are_accepted():
+    np = pytest.importorskip("numpy")
+    m = OracleMachine(tiny_topology(), "v4.17")
+    m.boot()
+    pfn = m.alloc_pages(np.int64(1), node=np.int32(0))
+    arrays = m.page_arrays()
+    head = arrays["pfn"][arrays["order"] == 1][0]
+    assert isinstance(head, np.uint64) and int(head) == pfn
+    m.free_pages(head, np.uint8(1))
+    with pytest.raises(OrderError):
+        m.alloc_pages(True)
+    with pytest.raises(UnknownNode):
+        m.first_deferred_pfn(False)
+    m.check()
+
+
+def test_page_arrays_and_migratetypes_shape():
+    m = OracleMachine(tiny_topology(), "v4.17")
+    before = m.page_arrays()
+    assert {k: str(v.dtype) for k, v in before.items()} == {
+        "pfn": "uint64", "state": "uint8", "zone": "uint8", "node": "uint16", "init_count": "uint8",
+        "order": "uint8"}
+    assert (before["state"] == UNINIT).all() and (before["order"] == NO_ORDER).all()
+    assert m.pageblock_migratetypes() == {}
+    m.boot()
+    a = m.page_arrays()
+    # pfns [32, 64) of Normal are deferred: UNINIT with zone/node 0, the rest initialised once
+    assert (a["state"][32:] == UNINIT).all() and (a["zone"][32:] == 0).all() and (a["init_count"][32:] == 0).all()
+    assert (a["init_count"][:32] == 1).all() and (a["zone"][:16] == 0).all() and (a["zone"][16:32] == 2).all()
+    assert set(a["state"][:32].tolist()) == {FREE}
+    assert a["order"][:32].tolist() == ([2, 255, 255, 255] * 8)
+    assert m.pageblock_migratetypes() == {pb: "MOVABLE" for pb in range(16)}   # pageblocks of [0, 32)
+    m.alloc_pages(0)
+    assert m.page_arrays()["state"][16] == ALLOCATED
+
+
+def test_grow_step_is_align_of_s_plus_a_section():
+    # The chunk end in pass 1 is t = ALIGN(s + PAGES_PER_SECTION, PAGES_PER_SECTION), as in the seed and the
+    # spec §3.2 formula (for an unaligned s this is the *second* boundary above s, not the next one).
+    # TINY (16 pages per section); memory [0, 128) node 0, Normal [16, 128), reserved [47, 50) -> free
+    # ranges [0, 47) and [50, 128); fdp = 32 (k = 17 at pfn 32).
+    # Grow: [0, 47): s = 32, t = ALIGN(48, 16) = 48 -> new_first = min(48, 47) = 47, got 15 (< need 16);
+    #       [50, 128): s = 50, t = ALIGN(66, 16) = 80 -> new_first = 80, got 15 + 30 = 45 -> stop.
+    # (Reading "the next boundary strictly after s" would give t = 64, got 29, fdp 64.)
+    topo = tiny_topology(memory=[(0, 128 * PAGE, 0)], reserved=[(47 * PAGE, 50 * PAGE)])
+    for policy in ("v4.17", "posting-v2"):
+        m = OracleMachine(topo, policy)
+        m.boot()
+        assert m.first_deferred_pfn(0) == 32
+        assert m.deferred_grow_zone(0, "Normal") is True
+        assert (grow_events(m)[0]["pages"], m.first_deferred_pfn(0)) == (45, 80)
+        m.check()
+
+
+def test_rmqueue_hook_grows_again_when_the_first_grow_is_fragmented():
+    # memory [0, 96), Normal [16, 96), fdp 32; one reserved pfn in each 4-page block of [32, 64):
+    # 33, 37, ..., 61. After Normal's early blocks 16..28 are taken, an order-2 request fails the watermark:
+    # grow 1 (watermark) walks [32,33) [34,37) [38,41) [42,45) [46,49) [50,53): got 1+3+3+3+3+3 = 16 -> stop,
+    # fdp 53, result True, but no order-2 block exists -> rmqueue fails -> grow 2 (rmqueue) walks [54,57)
+    # [58,61) and [62,96) up to t = ALIGN(62 + 16, 16) = 80: got 3+3+18 = 24, fdp 80. [64, 80) gives the
+    # order-2 blocks 64, 68, 72, 76 (order-1 pageblocks merged, to the tail) -> the allocation returns 64.
+    reserved = [(p * PAGE, (p + 1) * PAGE) for p in range(33, 64, 4)]
+    m = OracleMachine(tiny_topology(memory=[(0, 96 * PAGE, 0)], reserved=reserved), "v4.17")
+    m.boot()
+    assert [m.alloc_pages(2, zone="Normal") for _ in range(4)] == [16, 20, 24, 28]
+    assert m.alloc_pages(2) == 64
+    assert [(e["hook"], e["pages"], e["first_deferred_pfn"], e["result"]) for e in grow_events(m)] == [
+        ("watermark", 16, 53, True), ("rmqueue", 24, 80, True)]
+    assert m.free_list(0, "Normal", 2) == [68, 72, 76]
+    m.check()

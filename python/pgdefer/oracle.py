@@ -22,6 +22,7 @@ few million pages; each of them is a literal transcription of a per-pfn rule, st
 
 from __future__ import annotations
 
+import operator
 import time
 from array import array
 from collections import OrderedDict
@@ -57,6 +58,16 @@ _INC = bytes(min(c + 1, INIT_COUNT_MAX) for c in range(256))
 
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
+
+
+def _as_int(x) -> Optional[int]:
+    """x as a Python int if it is an integer (numpy integers included) but not a bool, else None."""
+    if isinstance(x, bool):
+        return None
+    try:
+        return operator.index(x)
+    except TypeError:
+        return None
 
 
 def _lowest_set_bit(x: int) -> int:
@@ -434,14 +445,16 @@ class OracleMachine:
             raise PhaseError(f"{what}: the machine has not booted yet (call boot() first)")
 
     def _check_order(self, order) -> int:
-        if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= self._max_order:
+        k = _as_int(order)
+        if k is None or not 0 <= k <= self._max_order:
             raise OrderError(f"order {order!r} is out of range: orders are 0..{self._max_order} (max_order)")
-        return order
+        return k
 
     def _check_node(self, node) -> _Node:
-        if isinstance(node, bool) or not isinstance(node, int) or node not in self._nodes:
+        n = _as_int(node)
+        if n is None or n not in self._nodes:
             raise UnknownNode(f"node {node!r} has no memory in this machine (nodes: {self._node_ids})")
-        return self._nodes[node]
+        return self._nodes[n]
 
     @staticmethod
     def _check_zone_name(zone) -> int:
@@ -450,10 +463,11 @@ class OracleMachine:
         return ZONE_NAMES.index(zone)
 
     def _node_zone(self, node, zone) -> _Zone:
+        """The zone named ``zone`` of ``node``; a node "has" a zone when the zone spans pages of the node."""
         n = self._check_node(node)
         z = self._check_zone_name(zone)
         if z not in n.zones:
-            raise UnknownZone(f"node {node} has no zone {zone} (its zones: {[ZONE_NAMES[i] for i in sorted(n.zones)]})")
+            raise UnknownZone(f"node {n.id} has no zone {zone} (its zones: {[ZONE_NAMES[i] for i in sorted(n.zones)]})")
         return n.zones[z]
 
     # ------------------------------------------------------------------------------------------------
@@ -624,7 +638,7 @@ class OracleMachine:
         self._require_booted("deferred_grow_zone")
         order = self._check_order(order)
         z = self._node_zone(node, zone)
-        return self._grow(self._nodes[node], z, order, "explicit")
+        return self._grow(self._nodes[z.node], z, order, "explicit")
 
     # ------------------------------------------------------------------------------------------------
     # allocation (docs/model.md §6)
@@ -666,8 +680,10 @@ class OracleMachine:
         """Free an allocated block (runtime free: merged block goes to the head of its list)."""
         self._require_booted("free_pages")
         order = self._check_order(order)
-        if isinstance(pfn, bool) or not isinstance(pfn, int) or pfn < 0:
+        p = _as_int(pfn)
+        if p is None or p < 0:
             raise BadFree(f"free_pages({pfn!r}, order={order}): not a pfn")
+        pfn = p
         if not self._has_page(pfn):
             raise BadFree(f"free_pages({pfn:#x}, order={order}): pfn {pfn:#x} has no struct page")
         i = self._i(pfn)
@@ -739,6 +755,7 @@ class OracleMachine:
         return self._totalram
 
     def first_deferred_pfn(self, node: int) -> Optional[int]:
+        """first_deferred_pfn of the node; None = ULONG_MAX (nothing deferred, or before boot)."""
         fdp = self._check_node(node).fdp
         return None if fdp == ULONG_MAX else fdp
 
@@ -748,8 +765,9 @@ class OracleMachine:
                           present=z.present, managed=z.managed, free_pages=z.free_pages, nr_free=list(z.nr_free))
 
     def free_list(self, node: int, zone: str, order: int) -> List[int]:
-        z = self._node_zone(node, zone)
+        """Block-head pfns of free_area[order] of the zone, head first."""
         order = self._check_order(order)
+        z = self._node_zone(node, zone)
         return list(z.free_area[order])
 
     def page_arrays(self) -> dict:
