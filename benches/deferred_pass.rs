@@ -34,17 +34,17 @@ fn machine(gib: u64) -> Machine {
             nid: 0,
         },
     ];
-    let m = Machine::new(MachineConfig {
-        geometry: Geometry::default(),
+    let m = Machine::new(MachineConfig::new(
+        Geometry::default(),
         memory,
-        reserved: vec![Region {
+        vec![Region {
             start: 16 << 20,
             end: 48 << 20,
             nid: 0,
         }],
-        zone_limits: ZoneLimits::default(),
-        policy: Policy::V4_17,
-    })
+        ZoneLimits::default(),
+        Policy::V4_17,
+    ))
     .unwrap();
     m.boot().unwrap();
     m
@@ -76,11 +76,11 @@ fn main() {
         let ni = 0;
         let zi = m.zone_index(ni, ZoneType::Normal).unwrap();
         let t = Instant::now();
-        assert!(m.deferred_grow_zone(ni, zi, 0, Hook::Explicit, 0));
+        assert!(m.deferred_grow_zone(ni, zi, 0, Hook::Explicit, 0).unwrap());
         grow.push(t.elapsed().as_secs_f64() * 1e6);
 
         let t = Instant::now();
-        pages = m.deferred_init_memmap(0, 0);
+        pages = m.deferred_init_memmap(0, 0).unwrap();
         let pass_s = t.elapsed().as_secs_f64();
         pass.push(pass_s * 1e9 / pages as f64);
         fill.push(fill_s * 1e9 / m.pages.len() as f64);

@@ -241,7 +241,7 @@ impl Machine {
 
     /// `deferred_grow_zone(zone, order)` (spec §3.2; posting-v2 per the seed): initialise and free at
     /// least a section's worth of deferred pages of the node's last zone. Returns whether the caller
-    /// should retry the zone.
+    /// should retry the zone; an error only for a lockdep-detected deadlock.
     pub fn deferred_grow_zone(
         &self,
         ni: usize,
@@ -249,53 +249,76 @@ impl Machine {
         order: u32,
         hook: Hook,
         cpu: u32,
-    ) -> bool {
+    ) -> Result<bool> {
         let node = &self.nodes[ni];
         let zone = &node.zones[zi].span;
         if !self.policy.grows() || zone.end_pfn != node.span.end_pfn {
-            return false; // only a node's last zone can have deferred pages
+            return Ok(false); // only a node's last zone can have deferred pages
         }
         let g = *self.geometry();
+        let nid = node.span.nid;
         let need = ((1u64 << order) + g.pages_per_section() - 1) & !(g.pages_per_section() - 1);
         let snapshot = node.fdp.load(); // READ_ONCE, outside the lock
-        let _guard = match self.policy.grow_lock() {
-            GrowLock::Global => self.grow_lock.lock(cpu),
-            GrowLock::PerNode => node.size_lock.lock(cpu),
+        self.point("grow:snapshot", Some(nid), cpu);
+        let lock = match self.policy.grow_lock() {
+            GrowLock::Global => &self.grow_lock,
+            GrowLock::PerNode => &node.size_lock,
         };
+        let guard = self.lock(lock, cpu, self.grow_irqsave, "deferred_grow_zone")?;
+        self.point("grow:locked", Some(nid), cpu);
         self.stats.grow_calls.fetch_add(1, Ordering::Relaxed);
-        let done = |pages: u64, result: bool| {
-            let ev = Event::Grow {
-                node: node.span.nid,
+        let (got, result) = self.grow_locked(ni, zi, order, need, snapshot, cpu);
+        self.log(
+            cpu,
+            Event::Grow {
+                node: nid,
                 zone: zone.zt,
                 order,
                 hook,
-                pages,
+                pages: got,
                 first_deferred_pfn: node.fdp.load(),
                 result,
-            };
-            self.log(cpu, ev);
-            if result {
-                self.stats.grows_true.fetch_add(1, Ordering::Relaxed);
-            }
-            result
-        };
+            },
+        );
+        if result {
+            self.stats.grows_true.fetch_add(1, Ordering::Relaxed);
+        }
+        self.unlock(guard, cpu);
+        Ok(result)
+    }
+
+    /// The part of grow under the lock: returns (pages initialised, result).
+    fn grow_locked(
+        &self,
+        ni: usize,
+        zi: usize,
+        order: u32,
+        need: u64,
+        snapshot: Option<u64>,
+        cpu: u32,
+    ) -> (u64, bool) {
+        let node = &self.nodes[ni];
+        let zone = node.zones[zi].span;
+        let g = *self.geometry();
+        let _ = order;
         if !self.key.enabled() {
-            return done(0, self.policy.grow_result_key_off()); // deferred init finished while we waited
+            return (0, self.policy.grow_result_key_off()); // deferred init finished while we waited
         }
         let snapshot = match self.policy.grow_lock() {
             GrowLock::Global => node.fdp.load(), // posting-v2: read under the global lock
+            GrowLock::PerNode if self.faults.trust_snapshot => snapshot, // the broken variant
             GrowLock::PerNode => {
                 if snapshot != node.fdp.load() {
-                    return done(0, true); // someone grew or claimed the node meanwhile: retry
+                    return (0, true); // someone grew or claimed the node meanwhile: retry
                 }
                 snapshot
             }
         };
         let Some(first) = snapshot.map(|f| f.max(zone.start_pfn)) else {
-            return done(0, false);
+            return (0, false);
         };
         if first >= node.span.end_pfn {
-            return done(0, false);
+            return (0, false);
         }
         // Pass 1: initialise section by section over the free ranges until `need` pages are done.
         let mut got = 0;
@@ -303,9 +326,11 @@ impl Machine {
         for r in self.node_free_ranges(ni) {
             let (mut s, e) = (first.max(r.start), zone.end_pfn.min(r.end));
             while s < e && got < need {
-                new_first = ((s >> g.section_shift) + 1 << g.section_shift).min(e);
+                new_first = (((s >> g.section_shift) + 1) << g.section_shift).min(e);
                 got += self.init_pages(s, new_first, zone.zt, node.span.nid);
                 s = new_first;
+                self.point("grow:section", Some(node.span.nid), cpu);
+                self.irq_point(cpu); // touch_nmi_watchdog(): interrupts arrive here if they are on
             }
             if got >= need {
                 break;
@@ -321,35 +346,61 @@ impl Machine {
         }
         self.set_fdp(ni, Some(new_first));
         self.stats.grow_pages.fetch_add(got, Ordering::Relaxed);
-        done(got, self.policy.grow_result(got, need))
+        (got, self.policy.grow_result(got, need))
     }
 
     /// `deferred_init_memmap(pgdat)`: claim the node (fdp := ULONG_MAX) and initialise, then free, every
-    /// deferred free page of its last zone. v4.17 holds the node lock for the whole pass.
-    pub fn deferred_init_memmap(&self, ni: usize, cpu: u32) -> u64 {
+    /// deferred free page of its last zone. v4.17 holds the node lock, interrupts off, for the whole pass.
+    pub fn deferred_init_memmap(&self, ni: usize, cpu: u32) -> Result<u64> {
         let t = Instant::now();
         let node = &self.nodes[ni];
+        let nid = node.span.nid;
         let zi = node.deferred_zone;
         let zone = node.zones[zi].span;
-        let _guard = self
-            .policy
-            .pass_holds_node_lock()
-            .then(|| node.size_lock.lock(cpu));
+        self.point("pass:start", Some(nid), cpu);
+        let guard = if self.policy.pass_holds_node_lock() {
+            Some(self.lock(&node.size_lock, cpu, true, "deferred_init_memmap")?)
+        } else {
+            None
+        };
+        let fail_after = self.faults.fail_pass.filter(|f| f.0 == nid).map(|f| f.1);
         let mut pages = 0;
+        let mut failed = false;
         if let Some(fdp) = node.fdp.load() {
             self.set_fdp(ni, None);
             let first = fdp.max(zone.start_pfn);
             let clip = |r: &PfnRange| (first.max(r.start), zone.end_pfn.min(r.end));
-            for r in self.node_free_ranges(ni) {
-                let (s, e) = clip(r);
-                pages += self.init_pages(s, e, zone.zt, node.span.nid);
+            'init: for r in self.node_free_ranges(ni) {
+                let (mut s, e) = clip(r);
+                while s < e {
+                    let step = (((s >> self.geometry().section_shift) + 1)
+                        << self.geometry().section_shift)
+                        .min(e);
+                    if fail_after.is_some_and(|limit| pages + (step - s) > limit) {
+                        failed = true;
+                        break 'init;
+                    }
+                    pages += self.init_pages(s, step, zone.zt, nid);
+                    s = step;
+                    self.irq_point(cpu);
+                }
             }
-            for r in self.node_free_ranges(ni) {
-                let (s, e) = clip(r);
-                self.deferred_free_pages(ni, zi, s, e);
+            if !failed {
+                for r in self.node_free_ranges(ni) {
+                    let (s, e) = clip(r);
+                    self.deferred_free_pages(ni, zi, s, e);
+                }
             }
         }
-        drop(_guard);
+        if let Some(g) = guard {
+            self.unlock(g, cpu);
+        }
+        if failed {
+            return Err(Error::WorkerFailed {
+                node: nid,
+                message: format!("pgdatinit{nid}: deferred_init_memmap failed after {pages} pages (injected fault)"),
+            });
+        }
         self.stats
             .deferred_pass_pages
             .fetch_add(pages, Ordering::Relaxed);
@@ -357,17 +408,19 @@ impl Machine {
         self.log(
             cpu,
             Event::DeferredInit {
-                node: node.span.nid,
+                node: nid,
                 pages,
                 host_ns,
             },
         );
-        pages
+        self.point("pass:end", Some(nid), cpu);
+        Ok(pages)
     }
 
     /// `page_alloc_init_late`: one thread per node runs its pass; the static key goes off before
     /// (posting-v2) or after (v4.17) them. With `threads == false` the passes run in node order on
-    /// the calling thread (deterministic, for differential tests).
+    /// the calling thread (deterministic, for differential tests). A failed worker marks the machine
+    /// failed and is returned as `WorkerFailed`.
     pub fn page_alloc_init_late(&self, threads: bool) -> Result<()> {
         let _t = self.transition.lock().unwrap();
         match self.phase() {
@@ -383,32 +436,90 @@ impl Machine {
             }
         }
         self.set_phase(Phase::LateInit);
-        if self.policy.key_disable() == KeyDisable::BeforePasses {
-            let _g = self.grow_lock.lock(BOOT_CPU);
-            self.disable_key();
+        if self.policy.key_disable() == KeyDisable::BeforePasses && !self.faults.keep_key {
+            let guard = self.lock(
+                &self.grow_lock,
+                BOOT_CPU,
+                self.grow_irqsave,
+                "page_alloc_init_late",
+            )?;
+            self.static_branch_disable(BOOT_CPU);
+            self.unlock(guard, BOOT_CPU);
         }
-        if threads && self.nodes.len() > 1 {
+        let results: Vec<Result<u64>> = if threads && self.nodes.len() > 1 {
             std::thread::scope(|s| {
-                for ni in 0..self.nodes.len() {
-                    // pgdatinit<nid> runs on a CPU of its node; simulated CPU ids start after the boot CPU.
-                    s.spawn(move || self.deferred_init_memmap(ni, 1 + ni as u32));
-                }
-            });
+                let handles: Vec<_> = (0..self.nodes.len())
+                    .map(|ni| s.spawn(move || self.run_pass(ni)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(Error::Phase("worker lost".into())))
+                    })
+                    .collect()
+            })
         } else {
-            for ni in 0..self.nodes.len() {
-                self.deferred_init_memmap(ni, BOOT_CPU);
-            }
+            (0..self.nodes.len()).map(|ni| self.run_pass(ni)).collect()
+        };
+        if let Some(err) = results.into_iter().find_map(|r| r.err()) {
+            self.set_phase(Phase::Failed);
+            return Err(err);
         }
-        if self.policy.key_disable() == KeyDisable::AfterPasses {
-            self.disable_key();
+        if self.policy.key_disable() == KeyDisable::AfterPasses && !self.faults.keep_key {
+            self.static_branch_disable(BOOT_CPU);
         }
         self.set_phase(Phase::Done);
         Ok(())
     }
 
-    fn disable_key(&self) {
-        if self.key.disable() {
-            self.log(BOOT_CPU, Event::KeyDisable);
+    /// One node's pass on its pgdatinit CPU; a panic in it becomes `WorkerFailed` (the lock guard
+    /// is released by unwinding).
+    fn run_pass(&self, ni: usize) -> Result<u64> {
+        let cpu = self.pgdatinit_cpu(ni);
+        let nid = self.nodes[ni].span.nid;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.deferred_init_memmap(ni, cpu)
+        })) {
+            Ok(r) => r,
+            Err(_) => Err(Error::WorkerFailed {
+                node: nid,
+                message: format!("pgdatinit{nid}: worker thread panicked"),
+            }),
         }
+    }
+
+    /// `static_branch_disable(&deferred_pages)`: it may sleep (jump-label patching takes a mutex), so
+    /// doing it in atomic context is the bug the 0-day robot reported against the v4 posting (B9).
+    fn static_branch_disable(&self, cpu: u32) {
+        self.point("key_disable:before", None, cpu);
+        let c = &self.cpus[cpu as usize];
+        if c.in_atomic() || c.irqs_disabled() {
+            self.log(cpu, Event::Warning {
+                message: format!(
+                    "BUG: sleeping function called from invalid context at kernel/jump_label.c \
+                     (static_branch_disable(&deferred_pages)): in_atomic(): {}, irqs_disabled(): {}, CPU {cpu}",
+                    u8::from(c.in_atomic()),
+                    u8::from(c.irqs_disabled())
+                ),
+            });
+        }
+        if self.key.disable() {
+            self.log(cpu, Event::KeyDisable);
+        }
+        self.point("key_disable:after", None, cpu);
+    }
+
+    /// `free_initmem()`: after late init, the `__init` text (deferred_grow_zone) is freed. Any later
+    /// call of it is an error.
+    pub fn free_initmem(&self) -> Result<()> {
+        if self.phase() != Phase::Done {
+            return Err(Error::Phase(format!(
+                "free_initmem() before page_alloc_init_late() finished (the machine is {})",
+                self.phase().name()
+            )));
+        }
+        self.initmem_freed.store(true, Ordering::Release);
+        Ok(())
     }
 }

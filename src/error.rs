@@ -26,6 +26,10 @@ pub enum Error {
     },
     /// The page array would not fit the host.
     HostMemory(String),
+    /// A CPU would spin forever on a lock it holds itself (reported instead of hanging).
+    Deadlock(String),
+    /// A read of a struct page that was never initialised (I6).
+    UninitAccess(String),
 }
 
 impl fmt::Display for Error {
@@ -39,7 +43,9 @@ impl fmt::Display for Error {
             | Error::BadFree(m)
             | Error::Phase(m)
             | Error::OutOfMemory(m)
-            | Error::HostMemory(m) => f.write_str(m),
+            | Error::HostMemory(m)
+            | Error::Deadlock(m)
+            | Error::UninitAccess(m) => f.write_str(m),
             Error::Invariant(v) => {
                 write!(f, "{} invariant violation(s): {}", v.len(), v.join("; "))
             }

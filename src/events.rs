@@ -51,6 +51,15 @@ pub enum Event {
     DeferredInit { node: u32, pages: u64, host_ns: u64 },
     /// `static_branch_disable(&deferred_pages)`.
     KeyDisable,
+    /// A kernel warning the model detected (sleeping in atomic context, use of freed __init code...).
+    Warning { message: String },
+    /// A lockdep report: an interrupt needed a lock its own CPU holds.
+    Lockdep {
+        lock: String,
+        cpu: u32,
+        held_at: &'static str,
+        wanted_at: &'static str,
+    },
 }
 
 /// An event with the host time (ns since the machine was created) and the simulated CPU.

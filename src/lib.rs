@@ -7,6 +7,7 @@
 
 pub mod buddy;
 pub mod check;
+pub mod cpu;
 pub mod deferred;
 pub mod error;
 pub mod events;
@@ -18,6 +19,7 @@ pub mod page;
 pub mod policy;
 pub mod sync;
 pub mod topology;
+pub mod workload;
 
 #[cfg(feature = "python")]
 mod python;
@@ -25,7 +27,7 @@ mod python;
 pub use error::{Error, Result};
 pub use events::{Event, Hook};
 pub use geometry::Geometry;
-pub use machine::{Machine, MachineConfig, Phase};
+pub use machine::{Faults, Machine, MachineConfig, Phase};
 pub use memblock::Region;
 pub use page::PageState;
 pub use policy::Policy;

@@ -1,16 +1,18 @@
 //! The simulated machine: layout, page array, per-node and per-zone state, phases, the allocator
 //! entry points (`alloc_pages`, `free_pages`), events and counters. Boot paths are in `deferred`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::buddy::{FreeArea, ListEnd, UninitBuddy};
+use crate::cpu::{Cpu, Deadlock, IrqWork, LockGuard, NamedLock};
 use crate::error::{Error, Result};
 use crate::events::{Event, Hook, Logged};
 use crate::geometry::Geometry;
 use crate::memblock::Region;
 use crate::page::{PageArray, PageState, STATE_NAMES};
 use crate::policy::Policy;
-use crate::sync::{AtomicU64, AtomicU8, Mutex, Ordering, SpinLock, StaticKey};
+use crate::sync::{AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering, StaticKey};
 use crate::topology::{Layout, NodeSpan, ZoneLimits, ZoneSpan, ZoneType};
 
 /// Everything needed to build a machine.
@@ -21,6 +23,46 @@ pub struct MachineConfig {
     pub reserved: Vec<Region>,
     pub zone_limits: ZoneLimits,
     pub policy: Policy,
+    /// Simulated CPUs that run allocations (CPU 0 is the boot CPU). Each node's pgdatinit thread runs
+    /// on a CPU of its own after these (`cpus + node index`).
+    pub cpus: u32,
+    /// Take the grow lock with `spin_lock_irqsave` (the default, as after review) or plain `spin_lock`
+    /// (as the first posting did).
+    pub grow_irqsave: bool,
+    pub faults: Faults,
+}
+
+/// Deliberate deviations, to show that the tests and checkers catch them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Grow trusts its unlocked snapshot of first_deferred_pfn instead of re-checking it under the lock.
+    pub trust_snapshot: bool,
+    /// page_alloc_init_late never disables the static key.
+    pub keep_key: bool,
+    /// The per-node pass of this node id fails after initialising this many pages.
+    pub fail_pass: Option<(u32, u64)>,
+}
+
+impl MachineConfig {
+    /// A configuration with the defaults for everything but the memory map and policy.
+    pub fn new(
+        geometry: Geometry,
+        memory: Vec<Region>,
+        reserved: Vec<Region>,
+        zone_limits: ZoneLimits,
+        policy: Policy,
+    ) -> Self {
+        MachineConfig {
+            geometry,
+            memory,
+            reserved,
+            zone_limits,
+            policy,
+            cpus: 1,
+            grow_irqsave: true,
+            faults: Faults::default(),
+        }
+    }
 }
 
 /// Where the machine is in its boot.
@@ -89,7 +131,8 @@ pub struct ZoneState {
 pub struct NodeState {
     pub span: NodeSpan,
     pub fdp: Fdp,
-    pub size_lock: SpinLock,
+    /// `pgdat->node_size_lock`
+    pub size_lock: NamedLock,
     pub zones: Vec<ZoneState>,
     /// Index in `zones` of the deferred (last populated) zone.
     pub deferred_zone: usize,
@@ -138,7 +181,16 @@ pub struct Machine {
     pub pages: PageArray,
     pub nodes: Vec<NodeState>,
     /// posting-v2's global `deferred_zone_grow_lock`.
-    pub grow_lock: SpinLock,
+    pub grow_lock: NamedLock,
+    pub cpus: Vec<Cpu>,
+    /// CPUs that run workloads; pgdatinit threads use the ones after them.
+    pub nr_cpus: u32,
+    pub grow_irqsave: bool,
+    pub faults: Faults,
+    hooks: Mutex<Vec<PointHook>>,
+    has_hooks: AtomicBool,
+    /// free_initmem() ran: the __init grow code is gone.
+    pub initmem_freed: AtomicBool,
     /// `deferred_pages`
     pub key: StaticKey,
     pub stats: Stats,
@@ -150,6 +202,35 @@ pub struct Machine {
     t0: Instant,
     /// zonelists[node index][highest zone] = (node index, zone index) in fallback order.
     zonelists: Vec<[Vec<(usize, usize)>; 4]>,
+}
+
+/// A callback run when the model reaches a named point (controlled interleavings).
+pub type PointFn = Arc<dyn Fn(&Machine, &PointInfo) + Send + Sync>;
+
+/// Where the model is: `name` is one of POINTS; `node` the node id it concerns; `cpu` who is there.
+#[derive(Debug, Clone)]
+pub struct PointInfo {
+    pub name: &'static str,
+    pub node: Option<u32>,
+    pub cpu: u32,
+}
+
+/// The named points at which the model stops for registered callbacks.
+pub const POINTS: [&str; 7] = [
+    "key_disable:before",
+    "key_disable:after",
+    "pass:start",
+    "pass:end",
+    "grow:snapshot",
+    "grow:locked",
+    "grow:section",
+];
+
+struct PointHook {
+    name: String,
+    node: Option<u32>,
+    once: bool,
+    f: PointFn,
 }
 
 /// Dense page indices are u32 in the free-list links.
@@ -164,6 +245,16 @@ impl Machine {
                 "the memmap would have {memmap} pages; the model indexes at most {MAX_PAGES} (16 TiB of 4 KiB pages)"
             )));
         }
+        if cfg.cpus == 0 || cfg.cpus > 4096 {
+            return Err(Error::Topology(format!(
+                "cpus must be in 1..=4096, got {}",
+                cfg.cpus
+            )));
+        }
+        if let Some((nid, _)) = cfg.faults.fail_pass {
+            layout.node_index(nid)?;
+        }
+        let nr_cpu_slots = cfg.cpus as usize + layout.nodes.len();
         let pages = PageArray::new(cfg.geometry, &layout.present_section_runs());
         let nodes: Vec<NodeState> = layout
             .nodes
@@ -171,7 +262,7 @@ impl Machine {
             .map(|n| NodeState {
                 span: n.clone(),
                 fdp: Fdp::new(),
-                size_lock: SpinLock::default(),
+                size_lock: NamedLock::new(format!("&pgdat->node_size_lock (node {})", n.nid)),
                 zones: n
                     .zones
                     .iter()
@@ -195,7 +286,14 @@ impl Machine {
             policy: cfg.policy,
             pages,
             nodes,
-            grow_lock: SpinLock::default(),
+            grow_lock: NamedLock::new("deferred_zone_grow_lock".into()),
+            cpus: (0..nr_cpu_slots).map(|_| Cpu::default()).collect(),
+            nr_cpus: cfg.cpus,
+            grow_irqsave: cfg.grow_irqsave,
+            faults: cfg.faults,
+            hooks: Mutex::new(Vec::new()),
+            has_hooks: AtomicBool::new(false),
+            initmem_freed: AtomicBool::new(false),
             key: StaticKey::new(cfg.policy.grows()),
             stats: Stats::default(),
             phase: AtomicU8::new(Phase::Created as u8),
@@ -328,8 +426,23 @@ impl Machine {
         }
     }
 
-    /// `__alloc_pages` → `get_page_from_freelist` with the two grow hooks (spec §3.1).
+    /// `__alloc_pages` → `get_page_from_freelist` with the two grow hooks (spec §3.1), on `cpu`.
+    /// Interrupts pending on that CPU are delivered before and after.
     pub fn alloc_pages(
+        &self,
+        order: u32,
+        nid: Option<u32>,
+        zone: Option<ZoneType>,
+        cpu: u32,
+    ) -> Result<u64> {
+        self.check_cpu(cpu)?;
+        self.irq_point(cpu);
+        let r = self.get_page_from_freelist(order, nid, zone, cpu);
+        self.irq_point(cpu);
+        r
+    }
+
+    fn get_page_from_freelist(
         &self,
         order: u32,
         nid: Option<u32>,
@@ -348,8 +461,7 @@ impl Machine {
             // A separate statement, so the zone lock is dropped before growing takes it again.
             let watermark_ok = area.lock().unwrap().watermark_ok(order);
             if !watermark_ok
-                && !(self.key.enabled()
-                    && self.deferred_grow_zone(n, z, order, Hook::Watermark, cpu))
+                && !(self.key.enabled() && self.grow_hook(n, z, order, Hook::Watermark, cpu)?)
             {
                 continue 'zones;
             }
@@ -362,8 +474,7 @@ impl Machine {
                         .fetch_add(1 << order, Ordering::Relaxed);
                     return Ok(self.pages.pfn(i));
                 }
-                if !(self.key.enabled() && self.deferred_grow_zone(n, z, order, Hook::Rmqueue, cpu))
-                {
+                if !(self.key.enabled() && self.grow_hook(n, z, order, Hook::Rmqueue, cpu)?) {
                     continue 'zones;
                 }
             }
@@ -377,8 +488,36 @@ impl Machine {
         )))
     }
 
+    /// `_deferred_grow_zone`, the `__ref` wrapper: the `__init` body is gone after free_initmem().
+    pub fn grow_hook(
+        &self,
+        ni: usize,
+        zi: usize,
+        order: u32,
+        hook: Hook,
+        cpu: u32,
+    ) -> Result<bool> {
+        if self.initmem_freed.load(Ordering::Acquire) {
+            let msg = format!(
+                "BUG: unable to handle page fault: deferred_grow_zone() is __init and free_initmem() freed it \
+                 (called from the {} hook on CPU {cpu})",
+                hook.name()
+            );
+            self.log(
+                cpu,
+                Event::Warning {
+                    message: msg.clone(),
+                },
+            );
+            return Err(Error::Phase(msg));
+        }
+        self.deferred_grow_zone(ni, zi, order, hook, cpu)
+    }
+
     /// `__free_pages` of a block returned by `alloc_pages`; the block goes to the head of its list.
-    pub fn free_pages(&self, pfn: u64, order: u32, _cpu: u32) -> Result<()> {
+    pub fn free_pages(&self, pfn: u64, order: u32, cpu: u32) -> Result<()> {
+        self.check_cpu(cpu)?;
+        self.irq_point(cpu);
         self.check_order(order)?;
         self.require_allocator("free_pages()")?;
         let i = self.pages.idx(pfn).ok_or_else(|| {
@@ -465,4 +604,220 @@ fn zonelists_for(nodes: &[NodeState], ni: usize) -> [Vec<(usize, usize)>; 4] {
         }
         list
     })
+}
+
+/// CPUs, interrupts, locks and controlled interleavings.
+impl Machine {
+    pub fn check_cpu(&self, cpu: u32) -> Result<()> {
+        if cpu as usize >= self.cpus.len() {
+            return Err(Error::Topology(format!(
+                "cpu {cpu} does not exist: CPUs 0..{} run workloads, {}..{} the per-node passes",
+                self.nr_cpus,
+                self.nr_cpus,
+                self.cpus.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The simulated CPU that runs node index `ni`'s pgdatinit thread.
+    pub fn pgdatinit_cpu(&self, ni: usize) -> u32 {
+        self.nr_cpus + ni as u32
+    }
+
+    /// Take `lock` on `cpu` (irqsave or not), delivering interrupts while spinning with them on.
+    /// A lock the CPU already holds is a deadlock: logged lockdep-style and returned as an error.
+    pub(crate) fn lock<'a>(
+        &'a self,
+        lock: &'a NamedLock,
+        cpu: u32,
+        irqsave: bool,
+        site: &'static str,
+    ) -> Result<LockGuard<'a>> {
+        let c = &self.cpus[cpu as usize];
+        lock.acquire(cpu, c, irqsave, site, || self.irq_point(cpu))
+            .map_err(|d: Deadlock| {
+                self.log(
+                    cpu,
+                    Event::Lockdep {
+                        lock: d.lock.clone(),
+                        cpu,
+                        held_at: d.held_at,
+                        wanted_at: d.wanted_at,
+                    },
+                );
+                Error::Deadlock(d.report())
+            })
+    }
+
+    /// Release, then deliver the interrupts the lock held off.
+    pub(crate) fn unlock(&self, guard: LockGuard<'_>, cpu: u32) {
+        if guard.unlock() {
+            self.irq_point(cpu);
+        }
+    }
+
+    /// An interrupt point: run the allocations queued for `cpu` if its interrupts are enabled.
+    pub fn irq_point(&self, cpu: u32) {
+        let c = &self.cpus[cpu as usize];
+        while let Some(w) = c.next_deliverable() {
+            c.set_in_irq(true);
+            let r = self.get_page_from_freelist(w.order, w.node, w.zone, cpu);
+            c.set_in_irq(false);
+            *w.result.lock().unwrap() = Some(r);
+        }
+    }
+
+    /// Queue an allocation in hard-interrupt context on `cpu`; it runs at that CPU's next interrupt
+    /// point with interrupts enabled. The returned slot receives its result.
+    pub fn raise_irq(
+        &self,
+        cpu: u32,
+        order: u32,
+        node: Option<u32>,
+        zone: Option<ZoneType>,
+    ) -> Result<Arc<Mutex<Option<Result<u64>>>>> {
+        self.check_cpu(cpu)?;
+        self.check_order(order)?;
+        if let Some(n) = node {
+            self.node_index(n)?;
+        }
+        let result = Arc::new(Mutex::new(None));
+        self.cpus[cpu as usize].queue(IrqWork {
+            order,
+            node,
+            zone,
+            result: result.clone(),
+        });
+        Ok(result)
+    }
+
+    /// Run `f` whenever the model reaches the point `name` (for `node`, or any node if None); with
+    /// `once`, only the first time.
+    pub fn at_point(&self, name: &str, node: Option<u32>, once: bool, f: PointFn) -> Result<()> {
+        if !POINTS.contains(&name) {
+            return Err(Error::Topology(format!(
+                "unknown point {name:?}: expected one of {POINTS:?}"
+            )));
+        }
+        self.hooks.lock().unwrap().push(PointHook {
+            name: name.to_string(),
+            node,
+            once,
+            f,
+        });
+        self.has_hooks.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    pub fn clear_points(&self) {
+        self.hooks.lock().unwrap().clear();
+        self.has_hooks.store(false, Ordering::Release);
+    }
+
+    /// The model reached point `name`: run the callbacks registered for it (outside the registry lock,
+    /// so a callback may itself allocate and reach other points).
+    pub(crate) fn point(&self, name: &'static str, node: Option<u32>, cpu: u32) {
+        if !self.has_hooks.load(Ordering::Acquire) {
+            return;
+        }
+        let matching: Vec<PointFn> = {
+            let mut hooks = self.hooks.lock().unwrap();
+            let hit = |h: &PointHook| h.name == name && (h.node.is_none() || h.node == node);
+            let fs = hooks
+                .iter()
+                .filter(|h| hit(h))
+                .map(|h| h.f.clone())
+                .collect();
+            hooks.retain(|h| !(h.once && hit(h)));
+            fs
+        };
+        let info = PointInfo { name, node, cpu };
+        for f in matching {
+            f(self, &info);
+        }
+    }
+}
+
+/// Late frees of reserved memory and descriptor reads: the two ways (B20, I6/B8) early code can
+/// touch struct pages that deferred init has not reached.
+impl Machine {
+    /// `free_reserved_area` / `memblock_free_late` of reserved pfns `[start, end)`: each page goes to the
+    /// buddy allocator. While deferred pages remain (the key is on), freeing next to one is rejected:
+    /// the merge would read an uninitialised buddy (B20; kernels since 2026 warn here).
+    pub fn free_reserved_area(&self, start: u64, end: u64, cpu: u32) -> Result<u64> {
+        self.check_cpu(cpu)?;
+        self.require_allocator("free_reserved_area()")?;
+        if end <= start {
+            return Err(Error::BadFree(format!(
+                "free_reserved_area: empty range [{start:#x}, {end:#x})"
+            )));
+        }
+        let block = self.geometry().max_order_nr_pages();
+        for pfn in start..end {
+            let i = self
+                .pages
+                .idx(pfn)
+                .ok_or_else(|| Error::BadFree(format!("pfn {pfn:#x} has no struct page")))?;
+            let memory = self
+                .layout
+                .memory
+                .iter()
+                .any(|r| r.start <= pfn && pfn < r.end);
+            if !memory || self.pages.state(i) != PageState::Reserved {
+                return Err(Error::BadFree(format!(
+                    "free_reserved_area: pfn {pfn:#x} is not reserved memory (it is {}{})",
+                    STATE_NAMES[self.pages.state(i) as usize],
+                    if memory { "" } else { ", a hole" }
+                )));
+            }
+        }
+        if self.key.enabled() {
+            let (s, e) = (start & !(block - 1), (end + block - 1) & !(block - 1));
+            if let Some(p) = (s..e).find(|&p| {
+                self.pages
+                    .idx(p)
+                    .is_some_and(|i| self.pages.state(i) == PageState::Uninit)
+            }) {
+                return Err(Error::Phase(format!(
+                    "free_reserved_area([{start:#x}, {end:#x})) during the on-demand window: pfn {p:#x} in the \
+                     same MAX_ORDER block is still uninitialised, and merging would read its descriptor (B20); \
+                     free it after page_alloc_init_late()"
+                )));
+            }
+        }
+        for pfn in start..end {
+            let i = self.pages.idx(pfn).unwrap();
+            let (ni, zi) = (
+                self.node_index(u32::from(self.pages.node_of(i)))?,
+                self.pages.flags(i).zone(),
+            );
+            let zi = self.zone_index(ni, zi)?;
+            let mut area = self.nodes[ni].zones[zi].area.lock().unwrap();
+            area.managed += 1;
+            let r = area.free(&self.pages, i, 0, ListEnd::Head);
+            drop(area);
+            self.report_uninit_buddy(r);
+        }
+        Ok(end - start)
+    }
+
+    /// Read a struct page (`pfn_to_page` + a flags read), as early code such as a va->pa translation does.
+    /// Reading an uninitialised descriptor is I6 (B2, B8, B19): recorded and returned as an error.
+    pub fn read_page(&self, pfn: u64, cpu: u32) -> Result<(PageState, ZoneType, u16)> {
+        self.check_cpu(cpu)?;
+        let i = self
+            .pages
+            .idx(pfn)
+            .ok_or_else(|| Error::UninitAccess(format!("pfn {pfn:#x} has no struct page")))?;
+        let f = self.pages.flags(i);
+        if f.state() == PageState::Uninit {
+            let msg = format!(
+                "I6: read of pfn {pfn:#x}'s struct page before it was initialised (CPU {cpu})"
+            );
+            self.violation(msg.clone());
+            return Err(Error::UninitAccess(msg));
+        }
+        Ok((f.state(), f.zone(), self.pages.node_of(i)))
+    }
 }

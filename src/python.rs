@@ -1,6 +1,7 @@
 //! PyO3 bindings: type conversion, error mapping, GIL release, numpy views. No model logic here.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
 
 use ndarray::ArrayView1;
 use numpy::PyArray1;
@@ -11,10 +12,11 @@ use pyo3::types::{PyDict, PyList};
 use crate::error::Error;
 use crate::events::Event;
 use crate::geometry::Geometry;
-use crate::machine::{Machine, MachineConfig};
+use crate::machine::{Faults, Machine, MachineConfig, PointInfo};
 use crate::memblock::Region;
 use crate::policy::Policy;
 use crate::topology::{ZoneLimits, ZoneType};
+use crate::workload::Stream;
 
 /// Raise the matching class of `pgdefer.errors`.
 fn to_py(py: Python<'_>, e: Error) -> PyErr {
@@ -33,6 +35,8 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
             vec![PyList::new(py, v).unwrap().into_any().unbind()],
         ),
         Error::WorkerFailed { .. } => ("WorkerFailed", vec![]),
+        Error::Deadlock(_) => ("DeadlockDetected", vec![]),
+        Error::UninitAccess(_) => ("UninitialisedAccess", vec![]),
     };
     let build = || -> PyResult<PyErr> {
         let cls = py.import("pgdefer.errors")?.getattr(class)?;
@@ -75,11 +79,68 @@ fn zone_type(py: Python<'_>, name: Option<&str>) -> PyResult<Option<ZoneType>> {
 #[pyclass(frozen, name = "Machine", module = "pgdefer._core")]
 struct PyMachine {
     inner: Machine,
+    /// The first exception raised by a point callback, re-raised when the operation returns.
+    callback_error: Arc<Mutex<Option<PyErr>>>,
+}
+
+impl PyMachine {
+    /// `run`, then re-raise an exception that a point callback raised meanwhile.
+    fn op<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce() -> Result<T, Error> + Send,
+    ) -> PyResult<T> {
+        let r = run(py, f);
+        if let Some(e) = self.callback_error.lock().unwrap().take() {
+            return Err(e);
+        }
+        r
+    }
+}
+
+/// An allocation queued as a hard interrupt on a CPU (`Machine.raise_irq`).
+#[pyclass(frozen, name = "IrqHandle", module = "pgdefer._core")]
+struct PyIrq {
+    slot: Arc<crate::sync::Mutex<Option<Result<u64, Error>>>>,
+    cpu: u32,
+}
+
+#[pymethods]
+impl PyIrq {
+    /// Whether the interrupt has been delivered (its allocation ran).
+    #[getter]
+    fn done(&self) -> bool {
+        self.slot.lock().unwrap().is_some()
+    }
+    /// The pfn the interrupt's allocation got; raises its error (OutOfMemory, DeadlockDetected...),
+    /// or PhaseError if it has not been delivered yet.
+    fn result(&self, py: Python<'_>) -> PyResult<u64> {
+        match self.slot.lock().unwrap().clone() {
+            Some(Ok(pfn)) => Ok(pfn),
+            Some(Err(e)) => Err(to_py(py, e)),
+            None => Err(to_py(
+                py,
+                Error::Phase(format!(
+                    "the interrupt on CPU {} has not been delivered yet",
+                    self.cpu
+                )),
+            )),
+        }
+    }
+    fn __repr__(&self) -> String {
+        match &*self.slot.lock().unwrap() {
+            None => format!("<IrqHandle cpu {} pending>", self.cpu),
+            Some(Ok(p)) => format!("<IrqHandle cpu {} done: pfn {p:#x}>", self.cpu),
+            Some(Err(e)) => format!("<IrqHandle cpu {} failed: {e}>", self.cpu),
+        }
+    }
 }
 
 #[pymethods]
 impl PyMachine {
     #[new]
+    #[pyo3(signature = (page_size, section_size, pageblock_order, max_order, memory, reserved, zone_limits, policy,
+                        cpus=1, grow_irqsave=true, trust_snapshot=false, keep_key=false, fail_pass=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -91,6 +152,11 @@ impl PyMachine {
         reserved: Vec<(u64, u64)>,
         zone_limits: (Option<u64>, Option<u64>, Option<u64>),
         policy: &str,
+        cpus: u32,
+        grow_irqsave: bool,
+        trust_snapshot: bool,
+        keep_key: bool,
+        fail_pass: Option<(u32, u64)>,
     ) -> PyResult<Self> {
         let inner = run(py, || {
             let geometry = Geometry::new(page_size, section_size, pageblock_order, max_order)?;
@@ -110,13 +176,23 @@ impl PyMachine {
                     normal: zone_limits.2,
                 },
                 policy: Policy::parse(policy)?,
+                cpus,
+                grow_irqsave,
+                faults: Faults {
+                    trust_snapshot,
+                    keep_key,
+                    fail_pass,
+                },
             })
         })?;
-        Ok(PyMachine { inner })
+        Ok(PyMachine {
+            inner,
+            callback_error: Arc::new(Mutex::new(None)),
+        })
     }
 
     fn boot(&self, py: Python<'_>) -> PyResult<()> {
-        run(py, || self.inner.boot())
+        self.op(py, || self.inner.boot())
     }
 
     #[pyo3(signature = (order, node=None, zone=None, cpu=0))]
@@ -129,12 +205,12 @@ impl PyMachine {
         cpu: u32,
     ) -> PyResult<u64> {
         let zt = zone_type(py, zone)?;
-        run(py, || self.inner.alloc_pages(order, node, zt, cpu))
+        self.op(py, || self.inner.alloc_pages(order, node, zt, cpu))
     }
 
     #[pyo3(signature = (pfn, order, cpu=0))]
     fn free_pages(&self, py: Python<'_>, pfn: u64, order: u32, cpu: u32) -> PyResult<()> {
-        run(py, || self.inner.free_pages(pfn, order, cpu))
+        self.op(py, || self.inner.free_pages(pfn, order, cpu))
     }
 
     #[pyo3(signature = (node, zone, order, cpu=0))]
@@ -147,19 +223,20 @@ impl PyMachine {
         cpu: u32,
     ) -> PyResult<bool> {
         let zt = zone_type(py, Some(zone))?.unwrap();
-        run(py, || {
+        self.op(py, || {
             let m = &self.inner;
+            m.check_cpu(cpu)?;
             m.check_order(order)?;
             m.require_allocator("deferred_grow_zone()")?;
             let ni = m.node_index(node)?;
             let zi = m.zone_index(ni, zt)?;
-            Ok(m.deferred_grow_zone(ni, zi, order, crate::events::Hook::Explicit, cpu))
+            m.grow_hook(ni, zi, order, crate::events::Hook::Explicit, cpu)
         })
     }
 
     #[pyo3(signature = (threads=true))]
     fn page_alloc_init_late(&self, py: Python<'_>, threads: bool) -> PyResult<()> {
-        run(py, || self.inner.page_alloc_init_late(threads))
+        self.op(py, || self.inner.page_alloc_init_late(threads))
     }
 
     fn first_deferred_pfn(&self, py: Python<'_>, node: u32) -> PyResult<Option<u64>> {
@@ -293,6 +370,22 @@ impl PyMachine {
                         d.set_item("host_ns", host_ns)?;
                     }
                     Event::KeyDisable => d.set_item("kind", "key_disable")?,
+                    Event::Warning { message } => {
+                        d.set_item("kind", "warning")?;
+                        d.set_item("message", message)?;
+                    }
+                    Event::Lockdep {
+                        lock,
+                        cpu,
+                        held_at,
+                        wanted_at,
+                    } => {
+                        d.set_item("kind", "lockdep")?;
+                        d.set_item("lock", lock)?;
+                        d.set_item("lock_cpu", cpu)?;
+                        d.set_item("held_at", held_at)?;
+                        d.set_item("wanted_at", wanted_at)?;
+                    }
                 }
                 d.set_item("t_ns", l.t_ns)?;
                 d.set_item("cpu", l.cpu)?;
@@ -316,6 +409,148 @@ impl PyMachine {
     /// Broken invariants, one message each (empty when all hold).
     fn check(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         run(py, || Ok(self.inner.check()))
+    }
+
+    /// Queue an allocation in hard-interrupt context on `cpu` (delivered at its next interrupt point
+    /// with interrupts enabled).
+    #[pyo3(signature = (cpu, order, node=None, zone=None))]
+    fn raise_irq(
+        &self,
+        py: Python<'_>,
+        cpu: u32,
+        order: u32,
+        node: Option<u32>,
+        zone: Option<&str>,
+    ) -> PyResult<PyIrq> {
+        let zt = zone_type(py, zone)?;
+        let slot = self
+            .inner
+            .raise_irq(cpu, order, node, zt)
+            .map_err(|e| to_py(py, e))?;
+        Ok(PyIrq { slot, cpu })
+    }
+
+    /// Deliver the interrupts pending on `cpu` now, as an idle CPU would.
+    fn deliver_irqs(&self, py: Python<'_>, cpu: u32) -> PyResult<()> {
+        self.op(py, || {
+            self.inner.check_cpu(cpu)?;
+            self.inner.irq_point(cpu);
+            Ok(())
+        })
+    }
+
+    /// Call `callback(point, node, cpu)` when the model reaches `point` (for `node`, or any).
+    #[pyo3(signature = (point, callback, node=None, once=true))]
+    fn at(
+        &self,
+        py: Python<'_>,
+        point: &str,
+        callback: Py<PyAny>,
+        node: Option<u32>,
+        once: bool,
+    ) -> PyResult<()> {
+        let slot = self.callback_error.clone();
+        let f = Arc::new(move |_m: &Machine, info: &PointInfo| {
+            Python::attach(|py| {
+                if let Err(e) = callback.call1(py, (info.name, info.node, info.cpu)) {
+                    slot.lock().unwrap().get_or_insert(e);
+                }
+            })
+        });
+        self.inner
+            .at_point(point, node, once, f)
+            .map_err(|e| to_py(py, e))
+    }
+
+    fn clear_points(&self) {
+        self.inner.clear_points()
+    }
+
+    fn free_initmem(&self, py: Python<'_>) -> PyResult<()> {
+        self.op(py, || self.inner.free_initmem())
+    }
+
+    #[pyo3(signature = (start, end, cpu=0))]
+    fn free_reserved_area(&self, py: Python<'_>, start: u64, end: u64, cpu: u32) -> PyResult<u64> {
+        self.op(py, || self.inner.free_reserved_area(start, end, cpu))
+    }
+
+    /// (state, zone, node) of a struct page; UninitialisedAccess if it was never initialised.
+    #[pyo3(signature = (pfn, cpu=0))]
+    fn read_page(&self, py: Python<'_>, pfn: u64, cpu: u32) -> PyResult<(u8, &'static str, u16)> {
+        let (st, zt, nid) = self.op(py, || self.inner.read_page(pfn, cpu))?;
+        Ok((st as u8, zt.name(), nid))
+    }
+
+    /// Per CPU: irqs_disabled, in_atomic, pending interrupts.
+    fn cpu_states(&self) -> Vec<(bool, bool, usize)> {
+        self.inner
+            .cpus
+            .iter()
+            .map(|c| (c.irqs_disabled(), c.in_atomic(), c.pending()))
+            .collect()
+    }
+
+    #[getter]
+    fn nr_cpus(&self) -> u32 {
+        self.inner.nr_cpus
+    }
+
+    /// {lock name: owning CPU or None} for the grow lock and every node lock.
+    fn lock_owners<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item(&self.inner.grow_lock.name, self.inner.grow_lock.owner())?;
+        for n in &self.inner.nodes {
+            d.set_item(&n.size_lock.name, n.size_lock.owner())?;
+        }
+        Ok(d)
+    }
+
+    /// Run allocation streams on real threads: each stream a tuple (cpu, count, orders, node, zone,
+    /// free_percent). Returns per-stream (cpu, allocs, failures, frees, held) and totals.
+    #[pyo3(signature = (streams, seed=0, late_init_after=None))]
+    fn run_workload<'py>(
+        &self,
+        py: Python<'py>,
+        streams: Vec<(u32, u64, Vec<u32>, Option<u32>, Option<String>, u32)>,
+        seed: u64,
+        late_init_after: Option<u64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let mut parsed = Vec::with_capacity(streams.len());
+        for (cpu, count, orders, node, zone, free_percent) in streams {
+            let zone = zone_type(py, zone.as_deref())?;
+            parsed.push(Stream {
+                cpu,
+                count,
+                orders,
+                node,
+                zone,
+                free_percent,
+            });
+        }
+        let r = self.op(py, || {
+            self.inner.run_workload(&parsed, seed, late_init_after)
+        })?;
+        let d = PyDict::new(py);
+        let per: Vec<(u32, u64, u64, u64, usize)> = r
+            .streams
+            .iter()
+            .map(|s| (s.cpu, s.allocs, s.failures, s.frees, s.held.len()))
+            .collect();
+        d.set_item("streams", per)?;
+        d.set_item("allocs", r.streams.iter().map(|s| s.allocs).sum::<u64>())?;
+        d.set_item(
+            "failures",
+            r.streams.iter().map(|s| s.failures).sum::<u64>(),
+        )?;
+        d.set_item("frees", r.streams.iter().map(|s| s.frees).sum::<u64>())?;
+        d.set_item("host_ns", r.host_ns)?;
+        let late = r.late_init.map(|l| match l {
+            Ok(()) => "ok".to_string(),
+            Err(e) => e,
+        });
+        d.set_item("late_init", late)?;
+        Ok(d)
     }
 
     /// (start_pfn, end_pfn, base index) of each run of present sections.
@@ -362,6 +597,8 @@ unsafe fn view_u8<'py>(
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMachine>()?;
+    m.add_class::<PyIrq>()?;
+    m.add("POINTS", crate::machine::POINTS.to_vec())?;
     m.add("POLICIES", crate::policy::POLICY_NAMES.to_vec())?;
     m.add("BYTES_PER_PAGE", 12)?;
     Ok(())

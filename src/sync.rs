@@ -44,6 +44,11 @@ impl Default for SpinLock {
 impl SpinLock {
     /// Acquire for `cpu`, spinning (and yielding the host thread) while another CPU holds it.
     pub fn lock(&self, cpu: u32) -> SpinGuard<'_> {
+        self.lock_with(cpu, &mut || {})
+    }
+
+    /// As `lock`, calling `on_spin` between attempts (a spinning CPU with interrupts on takes them).
+    pub fn lock_with(&self, cpu: u32, on_spin: &mut dyn FnMut()) -> SpinGuard<'_> {
         loop {
             if self
                 .owner
@@ -53,6 +58,7 @@ impl SpinLock {
                 return SpinGuard { lock: self };
             }
             while self.owner.load(Ordering::Relaxed) != UNLOCKED {
+                on_spin();
                 spin_wait();
             }
         }

@@ -8,13 +8,13 @@ const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 
 fn machine(memory: Vec<Region>, reserved: Vec<Region>, policy: Policy, g: Geometry) -> Machine {
-    Machine::new(MachineConfig {
-        geometry: g,
+    Machine::new(MachineConfig::new(
+        g,
         memory,
         reserved,
-        zone_limits: ZoneLimits::default(),
+        ZoneLimits::default(),
         policy,
-    })
+    ))
     .unwrap()
 }
 

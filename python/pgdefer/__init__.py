@@ -9,9 +9,10 @@ POLICIES = ("eager", "v4.2", "posting-v2", "v4.17")
 DEFAULT_POLICY = "v4.17"
 
 try:  # the Rust core; absent only in a source tree that was never built
+    from ._core import POINTS  # noqa: F401
     from .machine import Machine  # noqa: F401
 except ImportError as _e:  # pragma: no cover - exercised only without the extension
     _IMPORT_ERROR = _e
 
 __all__ = ["Geometry", "Region", "Topology", "ZoneSpan", "Machine", "POLICIES", "DEFAULT_POLICY",
-           "ZONE_NAMES", "parse_size", "format_size", *_errors_all]
+           "POINTS", "ZONE_NAMES", "parse_size", "format_size", *_errors_all]

@@ -75,3 +75,17 @@ __all__ = [
     "BadFree", "PhaseError", "OutOfMemory", "InvariantViolation", "WorkerFailed",
     "HostMemoryError", "DmesgError",
 ]
+
+
+class DeadlockDetected(PgdeferError, RuntimeError):
+    """An interrupt on a CPU needed a spinlock that same CPU holds with interrupts enabled.
+
+    The model reports it (a lockdep-style event naming the lock, the CPU and both acquisition points)
+    instead of spinning forever."""
+
+
+class UninitialisedAccess(PgdeferError, RuntimeError):
+    """A struct page was read before it was initialised (spec I6: B2, B8, B19)."""
+
+
+__all__ += ["DeadlockDetected", "UninitialisedAccess"]

@@ -108,11 +108,28 @@ class Machine:
     >>> m.page_alloc_init_late()       # per-node passes on threads, then the static key goes off
     """
 
-    def __init__(self, topology: Topology, policy: str = "v4.17"):
+    def __init__(self, topology: Topology, policy: str = "v4.17", cpus: int = 1, grow_irqsave: bool = True,
+                 faults=(), fail_pass=None):
+        """``cpus``: simulated CPUs that run allocations (0 is the boot CPU); each node's pgdatinit
+        thread runs on a CPU of its own numbered after them. ``grow_irqsave=False`` takes the grow lock
+        with plain spin_lock, as the first posting did. ``faults``: deliberate bugs to show the checks
+        catch them — "trust_snapshot" (grow trusts its unlocked read of first_deferred_pfn),
+        "keep_key" (the static key is never disabled). ``fail_pass=(node, after_pages)``: that node's
+        per-node pass fails midway (page_alloc_init_late raises WorkerFailed)."""
         if not isinstance(topology, Topology):
             raise TypeError(f"topology must be a pgdefer.Topology, got {type(topology).__name__}")
         if policy not in _core.POLICIES:
             raise ValueError(f"unknown policy {policy!r}: expected one of {', '.join(_core.POLICIES)}")
+        unknown = set(faults) - {"trust_snapshot", "keep_key"}
+        if unknown:
+            raise ValueError(f"unknown fault(s) {sorted(unknown)}: expected trust_snapshot, keep_key")
+        cpus = _int(cpus, "cpus")
+        if not 1 <= cpus <= 4096:
+            raise ValueError(f"cpus must be in 1..4096, got {cpus}")
+        if fail_pass is not None:
+            fail_pass = (_int(fail_pass[0], "fail_pass node"), _int(fail_pass[1], "fail_pass pages"))
+            if fail_pass[0] not in topology.nodes or fail_pass[1] < 0:
+                raise ValueError(f"fail_pass={fail_pass!r}: needs (a node with memory, pages >= 0)")
         g = topology.geometry
         zl = topology.zone_limits
         self.topology = topology
@@ -121,7 +138,8 @@ class Machine:
             [(r.start, r.end, r.node) for r in topology.memory],
             [(r.start, r.end) for r in topology.reserved],
             (zl.get("DMA"), zl.get("DMA32"), zl.get("Normal")),
-            policy,
+            policy, cpus=cpus, grow_irqsave=bool(grow_irqsave), trust_snapshot="trust_snapshot" in faults,
+            keep_key="keep_key" in faults, fail_pass=fail_pass,
         )
         self._pages = None
 
@@ -152,6 +170,13 @@ class Machine:
             raise UnknownNode(f"node {node} has no memory in this machine (nodes: {self.nodes})")
         return node
 
+    def _cpu(self, cpu):
+        cpu = _int(cpu, "cpu")
+        if not 0 <= cpu < self._core.nr_cpus + len(self.topology.nodes):
+            raise ValueError(f"cpu {cpu} does not exist: this machine has CPUs 0..{self._core.nr_cpus - 1}"
+                             f" (and {self._core.nr_cpus}.. for the per-node passes)")
+        return cpu
+
     @staticmethod
     def _zone(zone):
         if zone is not None and zone not in ZONE_NAMES:
@@ -162,21 +187,90 @@ class Machine:
         """Allocate a 2^order block; returns its first pfn. ``zone`` is the highest zone allowed
         (None = Normal, as GFP_KERNEL); ``node`` the preferred node (None = the lowest id).
         Raises OutOfMemory when no zone of the zonelist can satisfy it, even after growing."""
-        return self._core.alloc_pages(self._order(order), self._node(node), self._zone(zone), _int(cpu, "cpu"))
+        return self._core.alloc_pages(self._order(order), self._node(node), self._zone(zone), self._cpu(cpu))
 
     def free_pages(self, pfn: int, order: int = 0, cpu: int = 0) -> None:
         """Free a block returned by alloc_pages (BadFree if ``pfn`` is not such a block of ``order``)."""
         pfn = _int(pfn, "pfn")
         if pfn < 0:
             raise ValueError(f"pfn must be >= 0, got {pfn}")
-        self._core.free_pages(pfn, self._order(order), _int(cpu, "cpu"))
+        self._core.free_pages(pfn, self._order(order), self._cpu(cpu))
 
     def deferred_grow_zone(self, node: int, zone: str, order: int = 0, cpu: int = 0) -> bool:
         """Call the policy's deferred_grow_zone directly (the allocator hooks call it on failure)."""
         zone = self._zone(zone)
         if zone is None:
             raise UnknownZone("deferred_grow_zone() needs a zone name")
-        return self._core.deferred_grow_zone(self._node(node), zone, self._order(order), _int(cpu, "cpu"))
+        return self._core.deferred_grow_zone(self._node(node), zone, self._order(order), self._cpu(cpu))
+
+    # -- concurrency: CPUs, interrupts, named points --------------------------------------------
+
+    @property
+    def cpus(self) -> int:
+        """Simulated CPUs that run allocations."""
+        return self._core.nr_cpus
+
+    def raise_irq(self, cpu: int, order: int = 0, node: int | None = None, zone: str | None = None):
+        """Queue an allocation in hard-interrupt context on ``cpu``. It runs at that CPU's next
+        interrupt point with interrupts enabled (between operations, while spinning on a lock, between
+        sections inside grow when the lock left interrupts on, or when a lock taken irqsave is released).
+        Returns a handle: ``.done``, ``.result()`` (the pfn, or the allocation's error)."""
+        return self._core.raise_irq(self._cpu(cpu), self._order(order), self._node(node), self._zone(zone))
+
+    def deliver_irqs(self, cpu: int) -> None:
+        """Deliver what is pending on ``cpu`` now, as an idle CPU with interrupts on would."""
+        self._core.deliver_irqs(self._cpu(cpu))
+
+    def at(self, point: str, callback, node: int | None = None, once: bool = True) -> None:
+        """Stop at a named point and run ``callback(point, node, cpu)`` there, on the thread that reached
+        it; the callback may issue operations (on other CPUs). Points: ``pgdefer.POINTS``.
+        An exception in the callback is re-raised by the operation that reached the point."""
+        if point not in _core.POINTS:
+            raise ValueError(f"unknown point {point!r}: expected one of {', '.join(_core.POINTS)}")
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        self._core.at(point, callback, self._node(node), bool(once))
+
+    def clear_points(self) -> None:
+        self._core.clear_points()
+
+    def cpu_states(self) -> list:
+        """Per CPU: dicts with irqs_disabled, in_atomic, pending_irqs."""
+        return [dict(cpu=i, irqs_disabled=a, in_atomic=b, pending_irqs=c)
+                for i, (a, b, c) in enumerate(self._core.cpu_states())]
+
+    def lock_owners(self) -> dict:
+        """{lock name: CPU holding it, or None}."""
+        return self._core.lock_owners()
+
+    def free_initmem(self) -> None:
+        """free_initmem(): the __init text, deferred_grow_zone included, is gone afterwards."""
+        self._core.free_initmem()
+
+    def free_reserved_area(self, start_pfn: int, end_pfn: int, cpu: int = 0) -> int:
+        """free_reserved_area()/memblock_free_late() of reserved pfns [start, end). Rejected while a
+        page in the same MAX_ORDER blocks is still deferred (B20). Returns pages freed."""
+        return self._core.free_reserved_area(_int(start_pfn, "start_pfn"), _int(end_pfn, "end_pfn"), self._cpu(cpu))
+
+    def read_page(self, pfn: int, cpu: int = 0) -> tuple:
+        """(state, zone, node) of a struct page, as early code reading it would;
+        UninitialisedAccess (and a recorded I6 violation) if it was never initialised."""
+        return self._core.read_page(_int(pfn, "pfn"), self._cpu(cpu))
+
+    def run_workload(self, streams, seed: int = 0, late_init_after: int | None = None) -> dict:
+        """Run allocation streams on real threads, one per simulated CPU, in Rust.
+
+        ``streams``: dicts with ``cpu``, ``count``, ``orders`` (list, drawn uniformly), optional ``node``,
+        ``zone``, ``free_percent`` (chance after each allocation of freeing a random held block).
+        ``late_init_after=n`` races page_alloc_init_late, started once n allocations were attempted.
+        Returns totals (allocs, failures, frees, host_ns), per-stream tuples and late_init ("ok" or the
+        error text)."""
+        parsed = []
+        for s in streams:
+            orders = [self._order(o) for o in s.get("orders", [0])]
+            parsed.append((self._cpu(s["cpu"]), _int(s.get("count", 0), "count"), orders, self._node(s.get("node")),
+                           self._zone(s.get("zone")), _int(s.get("free_percent", 0), "free_percent")))
+        return self._core.run_workload(parsed, _int(seed, "seed") & (2**64 - 1), late_init_after)
 
     # -- state ---------------------------------------------------------------------------------
 

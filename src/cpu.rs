@@ -1,0 +1,162 @@
+//! Simulated CPUs: the interrupts-disabled flag, the preempt count of spinlocks held, interrupts
+//! queued for delivery, and the spinlock acquire/release that ties them together with a
+//! lockdep-style check, so that a self-deadlock is reported instead of hanging.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::sync::{AtomicBool, AtomicU32, Mutex, Ordering, SpinGuard, SpinLock};
+use crate::topology::ZoneType;
+
+/// An allocation to run in hard-interrupt context on a CPU, and where its result goes.
+pub struct IrqWork {
+    pub order: u32,
+    pub node: Option<u32>,
+    pub zone: Option<ZoneType>,
+    pub result: Arc<Mutex<Option<Result<u64, Error>>>>,
+}
+
+#[derive(Default)]
+pub struct Cpu {
+    /// Nesting depth of `local_irq_save` (spin_lock_irqsave) on this CPU.
+    irqs_off: AtomicU32,
+    /// Spinlocks held (`preempt_count`): sleeping here is a bug.
+    preempt: AtomicU32,
+    in_irq: AtomicBool,
+    pending: Mutex<VecDeque<IrqWork>>,
+}
+
+impl Cpu {
+    pub fn irqs_disabled(&self) -> bool {
+        self.irqs_off.load(Ordering::Relaxed) > 0
+    }
+    pub fn in_atomic(&self) -> bool {
+        self.preempt.load(Ordering::Relaxed) > 0 || self.in_irq.load(Ordering::Relaxed)
+    }
+    pub fn in_irq(&self) -> bool {
+        self.in_irq.load(Ordering::Relaxed)
+    }
+    pub fn queue(&self, w: IrqWork) {
+        self.pending.lock().unwrap().push_back(w);
+    }
+    /// The next interrupt to deliver, if interrupts are enabled and we are not already in one.
+    pub fn next_deliverable(&self) -> Option<IrqWork> {
+        if self.irqs_disabled() || self.in_irq() {
+            return None;
+        }
+        self.pending.lock().unwrap().pop_front()
+    }
+    pub fn set_in_irq(&self, v: bool) {
+        self.in_irq.store(v, Ordering::Relaxed)
+    }
+    pub fn pending(&self) -> usize {
+        self.pending.lock().unwrap().len()
+    }
+}
+
+/// A spinlock as the kernel names it, with where it was taken (for lockdep reports).
+pub struct NamedLock {
+    pub name: String,
+    pub lock: SpinLock,
+    site: Mutex<&'static str>,
+}
+
+/// Why a lock could not be taken: this CPU already holds it (an interrupt that needs the lock its
+/// own CPU holds with interrupts enabled).
+#[derive(Debug, Clone)]
+pub struct Deadlock {
+    pub lock: String,
+    pub cpu: u32,
+    pub held_at: &'static str,
+    pub wanted_at: &'static str,
+    pub in_irq: bool,
+}
+
+impl Deadlock {
+    /// lockdep's "inconsistent lock state" report, in its words.
+    pub fn report(&self) -> String {
+        format!(
+            "WARNING: inconsistent lock state: {{IN-HARDIRQ-W}} -> {{HARDIRQ-ON-W}} usage. CPU {} {} \
+             {} at {}, already holding it since {} with interrupts enabled. *** DEADLOCK ***",
+            self.cpu,
+            if self.in_irq { "in hard interrupt context takes" } else { "takes" },
+            self.lock,
+            self.wanted_at,
+            self.held_at
+        )
+    }
+}
+
+pub struct LockGuard<'a> {
+    _guard: SpinGuard<'a>,
+    cpu: &'a Cpu,
+    irqsave: bool,
+}
+
+impl LockGuard<'_> {
+    /// Release; returns whether interrupts just became enabled again on this CPU (the caller then
+    /// delivers what was held off).
+    pub fn unlock(self) -> bool {
+        let irqsave = self.irqsave;
+        let cpu = self.cpu;
+        drop(self);
+        irqsave && !cpu.irqs_disabled()
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        self.cpu.preempt.fetch_sub(1, Ordering::Relaxed);
+        if self.irqsave {
+            self.cpu.irqs_off.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl NamedLock {
+    pub fn new(name: String) -> NamedLock {
+        NamedLock {
+            name,
+            lock: SpinLock::default(),
+            site: Mutex::new(""),
+        }
+    }
+
+    /// `spin_lock_irqsave` (or plain `spin_lock`) on `cpu`. Spins while another CPU holds it,
+    /// calling `on_spin` (interrupt delivery) while interrupts are on. Refuses, with a lockdep report,
+    /// to take a lock this CPU already holds.
+    pub fn acquire<'a>(
+        &'a self,
+        cpu_id: u32,
+        cpu: &'a Cpu,
+        irqsave: bool,
+        site: &'static str,
+        mut on_spin: impl FnMut(),
+    ) -> Result<LockGuard<'a>, Deadlock> {
+        if self.lock.owner() == Some(cpu_id) {
+            return Err(Deadlock {
+                lock: self.name.clone(),
+                cpu: cpu_id,
+                held_at: *self.site.lock().unwrap(),
+                wanted_at: site,
+                in_irq: cpu.in_irq(),
+            });
+        }
+        if irqsave {
+            cpu.irqs_off.fetch_add(1, Ordering::Relaxed);
+        }
+        cpu.preempt.fetch_add(1, Ordering::Relaxed);
+        let guard = self.lock.lock_with(cpu_id, &mut on_spin);
+        *self.site.lock().unwrap() = site;
+        Ok(LockGuard {
+            _guard: guard,
+            cpu,
+            irqsave,
+        })
+    }
+
+    pub fn owner(&self) -> Option<u32> {
+        self.lock.owner()
+    }
+}
