@@ -884,7 +884,13 @@ class MemblockPlacer:
     """
 
     def __init__(self, memory):
-        self.memory = sorted((int(s), int(e), int(n)) for s, e, n in memory)
+        merged: list[tuple[int, int, int]] = []
+        for s, e, n in sorted((int(s), int(e), int(n)) for s, e, n in memory):
+            if merged and merged[-1][1] == s and merged[-1][2] == n:  # memblock_add merges touching regions
+                merged[-1] = (merged[-1][0], e, n)
+            else:
+                merged.append((s, e, n))
+        self.memory = merged
         self.reservations: list[Reservation] = []
         self._res: list[tuple[int, int]] = []
 
