@@ -137,6 +137,11 @@ def test_real_version_e820_numa(real):
         assert boot.node_data[nd["node"]] == (_h(nd["start"]), _h(nd["end"]) + 1)
     if numa.get("nr_node_ids") is not None and boot.nr_node_ids is not None:
         assert boot.nr_node_ids == numa["nr_node_ids"]
+    # every e820 line of the log is in one of the three maps (counted on the raw text)
+    text = (BOOTLOGS / facts["log_file"]).read_text()
+    assert len(boot.e820) == len(re.findall(r"BIOS-e820: \[mem", text))
+    assert len(boot.e820_user) == len(re.findall(r"\] user: \[mem", text))
+    assert len(boot.e820_extended) == len(re.findall(r"reserve setup_data: \[mem", text))
     if facts.get("built_zonelists_total_pages") is not None:
         assert boot.zonelist_total_pages == facts["built_zonelists_total_pages"]
 
@@ -275,6 +280,8 @@ def test_synthetic_416_two_nodes(tmp_path):
     # the kernel's own per-zone figures agree with the computed ones
     printed = {(r.node, r.zone): r.present for r in b.zone_reports}
     assert printed == {k: v[2] for k, v in z.items()}
+    dma = [r for r in b.zone_reports if (r.node, r.zone) == (0, "DMA")][0]
+    assert (dma.memmap_pages, dma.reserved_pages) == (64, 21)
     assert b.node_totalpages == {0: 3998 + 520192 + 1572864, 1: 2097152}
     assert t.present_pages * 4 == b.memory.total_kib == 16776824
     assert [(h.node, h.zone, h.pages) for h in b.holes] == [(None, None, 98)]
@@ -557,6 +564,35 @@ def test_synthetic_26_pfn_formats():
                  ("DMA32", 0x1000, 0x100000 - 0x1000, 0xBF780 - 0x1000),
                  ("Normal", 0x100000, 0x40000, 0x40000)]
     assert any("no Memory: line" in n for n in t.notes)
+
+
+def test_minimal_log_missing_optional_sections():
+    # only the memory map: no Zone ranges, no Memory: line, no version
+    text = _ts(["Early memory node ranges", "  node   0: [mem 0x0000000000001000-0x000000000009efff]",
+                "  node   0: [mem 0x0000000000100000-0x000000003fffffff]"])
+    t = Topology.from_dmesg(text)
+    assert t.memory_pfn_ranges() == [(1, 0x9F, 0), (0x100, 0x40000, 0)]
+    assert t.zone_limits == {"DMA": 16 * MiB, "DMA32": 4 * GiB}
+    assert any("no 'Zone ranges'" in n for n in t.notes) and any("no Memory: line" in n for n in t.notes)
+    assert t.source.policy is None and t.source.unplaced_reserved_kib is None
+    # memmap still placed: 8 sections (1 GiB) = 16 MiB at the top of memory
+    assert (0x40000000 - 16 * MiB, 0x40000000) in [(r.start, r.end) for r in t.reserved]
+
+
+def test_zone_not_configured_and_old_node_data():
+    # a kernel without ZONE_DMA32 prints no DMA32 line; 3.x prints "  NODE_DATA [mem ...]" under Initmem setup
+    text = _ts(["Linux version 3.10.0-957.el7.x86_64", "Zone ranges:",
+                "  DMA      [mem 0x00001000-0x00ffffff]", "  Normal   [mem 0x01000000-0x13fffffff]",
+                "Movable zone start for each node", "Early memory node ranges",
+                "  node   0: [mem 0x00001000-0x0009efff]", "  node   0: [mem 0x00100000-0x13fffffff]",
+                "Initmem setup node 0 [mem 0x00001000-0x13fffffff]",
+                "  NODE_DATA [mem 0x13ffd9000-0x13fffffff]"])
+    t = Topology.from_dmesg(text)
+    assert t.zone_limits == {"DMA": 16 * MiB, "DMA32": 16 * MiB}
+    assert [(z.name, z.start_pfn) for z in t.zones()] == [("DMA", 1), ("Normal", 0x1000)]
+    assert t.source.node_data == {0: (0x13FFD9000, 0x140000000)}
+    assert t.source.initmem == {0: (0x1000, 0x140000000)}
+    assert t.source.policy == "eager"
 
 
 def test_other_reservation_wordings():

@@ -844,7 +844,12 @@ def zone_limits_from_log(zone_ranges: dict, memory_end: int, movable_normal: int
     prev = 0
     for zone, arch in (("DMA", X86_64_DMA_END), ("DMA32", X86_64_DMA32_END)):
         if zone not in zone_ranges:
-            limits[zone] = max(prev, arch)
+            if zone_ranges:  # the section is printed without this zone: the kernel has no such zone
+                limits[zone] = prev
+                notes.append(f"zone limits: 'Zone ranges' has no {zone} line (zone not configured); it is empty")
+            else:
+                limits[zone] = max(prev, arch)
+            prev = limits[zone]
             continue
         rng = zone_ranges[zone]
         if rng is None:
