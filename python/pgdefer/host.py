@@ -24,7 +24,6 @@ top-down at the end of the node); other boot-time reservations of the host are n
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +91,8 @@ def _read_text(path: Path, what: str) -> str:
     try:
         return path.read_text()
     except FileNotFoundError:
-        raise HostReadError(f"{path}: not found; pgdefer needs {what} (is this Linux with /proc and /sys mounted?)") from None
+        raise HostReadError(f"{path}: not found; pgdefer needs {what} (is this Linux with /proc and /sys "
+                            "mounted?)") from None
     except PermissionError:
         raise HostReadError(f"{path}: permission denied; pgdefer needs {what}") from None
     except OSError as e:
@@ -336,9 +336,10 @@ def topology_from_host(proc="/proc", sys="/sys", geometry: Geometry | None = Non
     for e in info.iomem:
         if e.name in ("Kernel code", "Kernel rodata", "Kernel data", "Kernel bss") or e.name == "Crash kernel":
             placer.reserve(e.name, e.start, e.end, "log", "/proc/iomem")
-    kr = [r for r in placer.reservations]
+    kr = list(placer.reservations)
     if kr:
-        notes.append("reserved " + ", ".join(f"{r.label} [{r.start:#x}, {r.end:#x})" for r in kr) + " from /proc/iomem")
+        notes.append("reserved " + ", ".join(f"{r.label} [{r.start:#x}, {r.end:#x})" for r in kr)
+                     + " from /proc/iomem")
     place_memmaps(placer, probe.memory_pfn_ranges(), g, notes)
     notes.append("reserved each node's memmap (64 B per pfn of its present sections) top-down at the end of the "
                  "node; other boot-time reservations are not visible after boot")
@@ -362,10 +363,3 @@ def topology_from_host(proc="/proc", sys="/sys", geometry: Geometry | None = Non
     topo.notes = tuple(notes)
     topo.source = info
     return topo
-
-
-def host_page_size() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover
-        return 4096
