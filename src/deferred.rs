@@ -326,7 +326,9 @@ impl Machine {
         for r in self.node_free_ranges(ni) {
             let (mut s, e) = (first.max(r.start), zone.end_pfn.min(r.end));
             while s < e && got < need {
-                new_first = (((s >> g.section_shift) + 1) << g.section_shift).min(e);
+                // ALIGN(spfn + PAGES_PER_SECTION, PAGES_PER_SECTION), as merged: from an unaligned
+                // spfn (the end of a free range) this reaches past the next section boundary.
+                new_first = g.section_align_up(s + g.pages_per_section()).min(e);
                 got += self.init_pages(s, new_first, zone.zt, node.span.nid);
                 s = new_first;
                 self.point("grow:section", Some(node.span.nid), cpu);

@@ -1,0 +1,280 @@
+"""Concurrency: the review findings on the 2018 posting, interrupts and the grow lock, fault injection
+and stress with real threads. Every test here pins a behaviour that fails if it is removed."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import pgdefer
+from pgdefer import Geometry, Machine, Region, Topology
+
+PAGE = 4096
+PPS = 64  # pages per section in the small geometry
+SMALL = Geometry(section_size="256K", max_order=4, pageblock_order=3)
+
+
+def dma_only(sections=8, nodes=1, **kw):
+    """Each node: `sections` sections of memory in ZONE_DMA (the node's only, hence deferred, zone)."""
+    mem = [Region(n * sections * PPS * PAGE, (n + 1) * sections * PPS * PAGE, n) for n in range(nodes)]
+    return Machine(Topology(memory=mem, geometry=SMALL), **kw)
+
+
+def drain(m, node=0, zone="DMA", cpu=0, pages=PPS):
+    """Allocate the early section of `node` so that the zone has no free page left."""
+    for _ in range(pages):
+        m.alloc_pages(0, node=node, zone=zone, cpu=cpu)
+    assert m.zone(node, zone).free_pages == 0
+
+
+# -- review finding 1 (B10): posting-v2 disables the key before the per-node passes run ---------------
+
+@pytest.mark.parametrize("policy,succeeds", [("posting-v2", False), ("v4.17", True)])
+def test_allocation_in_the_window_before_the_passes(policy, succeeds):
+    m = dma_only(policy=policy, cpus=2)
+    m.boot()
+    drain(m)
+    seen = {}
+
+    def allocate_in_window(point, node, cpu):
+        seen["key"] = m.deferred_pages_enabled
+        try:
+            seen["pfn"] = m.alloc_pages(0, zone="DMA", cpu=1)
+        except pgdefer.OutOfMemory as e:
+            seen["error"] = e
+
+    m.at("pass:start", allocate_in_window, node=0)
+    m.page_alloc_init_late()
+    if succeeds:  # v4.17: the key is still on, the allocation grows the zone
+        assert seen["key"] is True and "pfn" in seen
+    else:  # posting-v2: key already off, nothing grows, the empty zone fails the allocation
+        assert seen["key"] is False and isinstance(seen.get("error"), pgdefer.OutOfMemory)
+    m.check()
+
+
+# -- review finding 2 (B9): static_branch_disable under a spinlock ---------------------------------
+
+@pytest.mark.parametrize("policy,warns", [("posting-v2", True), ("v4.17", False)])
+def test_key_toggled_under_spinlock_is_reported(policy, warns):
+    m = dma_only(policy=policy)
+    m.boot()
+    m.page_alloc_init_late()
+    warnings = [e["message"] for e in m.events if e["kind"] == "warning"]
+    if warns:
+        assert len(warnings) == 1
+        assert "sleeping function called from invalid context" in warnings[0]
+        assert "static_branch_disable" in warnings[0]
+    else:
+        assert warnings == []
+
+
+# -- review finding 3: the unlocked snapshot must be re-checked under the lock -----------------------
+
+@pytest.mark.parametrize("faults", [(), ("trust_snapshot",)])
+def test_stale_snapshot_is_revalidated(faults):
+    """CPU 0 reads first_deferred_pfn unlocked; before it takes the lock, CPU 1 grows the same section.
+    The correct protocol sees the change and retries; the broken one initialises the section again."""
+    m = dma_only(policy="v4.17", cpus=2, faults=faults)
+    m.boot()
+    drain(m)
+
+    def race(point, node, cpu):
+        assert cpu == 0
+        m.alloc_pages(0, zone="DMA", cpu=1)  # grows [64, 128) completely
+
+    m.at("grow:snapshot", race, node=0)
+    m.alloc_pages(0, zone="DMA", cpu=0)
+    if not faults:
+        m.check()
+        grows = [e for e in m.events if e["kind"] == "grow"]
+        assert [g["pages"] for g in grows] == [PPS, 0]  # the second found the snapshot stale
+        assert m.first_deferred_pfn(0) == 2 * PPS
+    else:
+        with pytest.raises(pgdefer.InvariantViolation, match="initialised a second time"):
+            m.check()
+        assert m.pages.init_count.max() >= 2
+
+
+# -- review finding 4: after free_initmem the __init grow code is gone ------------------------------
+
+def test_free_initmem_makes_grow_unreachable():
+    m = dma_only(policy="v4.17")
+    m.boot()
+    m.page_alloc_init_late()
+    m.free_initmem()
+    with pytest.raises(pgdefer.PhaseError, match="__init"):
+        m.deferred_grow_zone(0, "DMA")
+    warnings = [e for e in m.events if e["kind"] == "warning"]
+    assert len(warnings) == 1 and "explicit" in warnings[0]["message"]
+    # The allocator's hooks are behind the (now disabled) static key: exhausting memory is a plain OOM.
+    with pytest.raises(pgdefer.OutOfMemory):
+        for _ in range(8 * PPS + 1):
+            m.alloc_pages(0)
+    assert [e for e in m.events if e["kind"] == "warning"] == warnings
+
+
+def test_free_initmem_with_the_key_left_on_is_caught():
+    m = dma_only(policy="v4.17", faults=("keep_key",))
+    m.boot()
+    m.page_alloc_init_late()
+    assert m.deferred_pages_enabled
+    m.free_initmem()
+    with pytest.raises(pgdefer.PhaseError, match="free_initmem"):
+        for _ in range(8 * PPS + 1):
+            m.alloc_pages(0)
+    assert any("__init" in e["message"] for e in m.events if e["kind"] == "warning")
+
+
+def test_free_initmem_needs_late_init():
+    m = dma_only()
+    m.boot()
+    with pytest.raises(pgdefer.PhaseError):
+        m.free_initmem()
+
+
+# -- interrupts and the grow lock -----------------------------------------------------------------
+
+@pytest.mark.parametrize("policy", ["v4.17", "posting-v2"])
+def test_irqsave_holds_the_interrupt_off_until_unlock(policy):
+    m = dma_only(policy=policy, cpus=2)
+    m.boot()
+    drain(m)
+    handles = []
+    m.at("grow:locked", lambda p, n, cpu: handles.append(m.raise_irq(cpu, 0, zone="DMA")))
+    m.alloc_pages(0, zone="DMA", cpu=0)
+    (h,) = handles
+    assert h.done, "delivered when the lock was released"
+    assert PPS <= h.result() < 2 * PPS  # from the section the interrupted grow just added
+    assert not [e for e in m.events if e["kind"] == "lockdep"]
+    assert all(owner is None for owner in m.lock_owners().values())
+    m.check()
+
+
+@pytest.mark.parametrize("policy,lock", [("v4.17", "node_size_lock"), ("posting-v2", "deferred_zone_grow_lock")])
+def test_interrupt_needing_the_lock_its_cpu_holds_is_a_reported_deadlock(policy, lock):
+    m = dma_only(policy=policy, cpus=2, grow_irqsave=False)
+    m.boot()
+    drain(m)
+    handles = []
+    m.at("grow:locked", lambda p, n, cpu: handles.append(m.raise_irq(cpu, 0, zone="DMA")))
+    m.alloc_pages(0, zone="DMA", cpu=0)  # completes: the model does not hang
+    (h,) = handles
+    with pytest.raises(pgdefer.DeadlockDetected, match="DEADLOCK"):
+        h.result()
+    (rep,) = [e for e in m.events if e["kind"] == "lockdep"]
+    assert lock in rep["lock"] and rep["lock_cpu"] == 0
+    assert rep["held_at"] == "deferred_grow_zone" and rep["wanted_at"] == "deferred_grow_zone"
+    assert all(owner is None for owner in m.lock_owners().values())
+    m.check()
+
+
+def test_interrupt_on_an_idle_cpu_and_pending_handles():
+    m = dma_only(cpus=2)
+    m.boot()
+    h = m.raise_irq(1, 0)
+    assert not h.done and "pending" in repr(h)
+    with pytest.raises(pgdefer.PhaseError, match="not been delivered"):
+        h.result()
+    m.deliver_irqs(1)
+    assert h.done and 0 <= h.result() < PPS
+
+
+def test_points_validate_and_callback_errors_surface():
+    m = dma_only()
+    with pytest.raises(ValueError, match="unknown point"):
+        m.at("nowhere", lambda *a: None)
+    m.boot()
+
+    def boom(point, node, cpu):
+        raise KeyError("from the callback")
+
+    m.at("pass:start", boom)
+    with pytest.raises(KeyError, match="from the callback"):
+        m.page_alloc_init_late()
+
+
+# -- fault injection ------------------------------------------------------------------------------
+
+def test_failing_pass_gives_worker_failed_without_hang_or_double_init():
+    m = dma_only(nodes=2, cpus=2, fail_pass=(1, 100))
+    m.boot()
+    with pytest.raises(pgdefer.WorkerFailed) as e:
+        m.page_alloc_init_late()
+    assert e.value.node == 1
+    assert m.phase == "failed"
+    assert all(owner is None for owner in m.lock_owners().values())
+    assert m.pages.init_count.max() == 1
+    with pytest.raises(pgdefer.PhaseError, match="failed"):
+        m.alloc_pages(0)
+    with pytest.raises(pgdefer.PhaseError):
+        m.page_alloc_init_late()
+
+
+# -- stress ---------------------------------------------------------------------------------------
+
+def two_node_machine(policy, cpus=8):
+    # node 0: 16 MiB DMA + 48 MiB DMA32-less Normal-like layout kept small: x86 zones, small sections
+    mem = [Region(0, 24 << 20, 0), Region(24 << 20, 48 << 20, 1)]
+    g = Geometry(section_size="1M", max_order=6, pageblock_order=4)  # 256-page sections
+    t = Topology(memory=mem, reserved=[Region(1 << 20, 2 << 20), Region(30 << 20, 31 << 20)], geometry=g,
+                 zone_limits={"DMA": "8M", "DMA32": "16M"})
+    return Machine(t, policy=policy, cpus=cpus)
+
+
+def conservation(m):
+    """Every pfn is in exactly one state and the per-zone totals match the machine's present pages."""
+    counts = m.pages.counts()
+    assert sum(counts.values()) == len(m.pages)
+    zones = m.zones()
+    free = sum(z.free_pages for z in zones)
+    assert counts["free"] == free
+    present = sum(z.present for z in zones)
+    holes = len(m.pages) - m.topology.present_pages
+    assert counts["free"] + counts["allocated"] + counts["reserved"] + counts["uninit"] == present + holes
+
+
+@pytest.mark.parametrize("policy", ["v4.17", "posting-v2"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_stress_8_threads_100k_allocations_racing_late_init(policy, seed):
+    m = two_node_machine(policy)
+    m.boot()
+    streams = [dict(cpu=c, count=12500, orders=[0, 0, 0, 1, 2, 3], node=c % 2, free_percent=45) for c in range(8)]
+    r = m.run_workload(streams, seed=seed, late_init_after=30000 + 7000 * seed)
+    assert r["allocs"] + r["failures"] == 100000
+    assert r["late_init"] == "ok"
+    assert m.phase == "late_init_done"
+    m.check()
+    conservation(m)
+    assert (m.pages.init_count == 1).all(), "every page initialised exactly once"
+
+
+def test_python_threads_race_with_the_gil_released():
+    m = two_node_machine("v4.17", cpus=4)
+    m.boot()
+    errors = []
+
+    def worker(cpu):
+        held = []
+        try:
+            for i in range(3000):
+                order = i % 3
+                try:
+                    held.append((m.alloc_pages(order, node=cpu % 2, cpu=cpu), order))
+                except pgdefer.OutOfMemory:
+                    pass
+                if len(held) > 50:
+                    pfn, order = held.pop(0)
+                    m.free_pages(pfn, order, cpu=cpu)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in range(4)]
+    for t in threads:
+        t.start()
+    m.page_alloc_init_late()
+    for t in threads:
+        t.join()
+    assert errors == []
+    m.check()
+    conservation(m)
+
