@@ -188,7 +188,7 @@ def has_mixed_node_blocks(topology) -> bool:
 # operations
 # ----------------------------------------------------------------------------------------------------
 
-def operations(topology, max_ops=30, invalid=True):
+def operations(topology, max_ops=30, invalid=True, min_ops=0):
     """Lists of operations for machines built from ``topology``:
 
     * ``("alloc", order, node_or_None, zone_or_None)``
@@ -225,7 +225,7 @@ def operations(topology, max_ops=30, invalid=True):
             ("grow", nodes[0], "Normal", max_order + 1),
         ]))
         choices.append(st.tuples(st.just("free_wrong"), st.integers(0, 1 << 16)))
-    return st.lists(st.one_of(*choices), max_size=max_ops)
+    return st.lists(st.one_of(*choices), min_size=min_ops, max_size=max_ops)
 
 
 def replay(machine, ops, after_each=None):
