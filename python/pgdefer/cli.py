@@ -1,11 +1,19 @@
-"""The ``pgdefer`` command line."""
+"""The ``pgdefer`` command line: ``boot``, ``compare``, ``topology list|show|import-dmesg``.
+
+Every user error (missing file, not a boot log, unknown preset, bad TOML, unknown policy, ...) ends the
+command with one line ``pgdefer: error: ...`` on stderr and exit status 2; an invariant violation found by the
+model ends ``boot``/``compare`` with status 1.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import threading
 import time
+from pathlib import Path
 
 from .errors import PgdeferError
 
@@ -14,131 +22,740 @@ Simulate a boot with deferred struct page initialisation and on-demand growth
 (Linux "mm: initialize pages on demand during boot", v4.17) on a model machine,
 and print what happened: per-node early pages, each grow, per-node passes and
 the Memory: line. Times in ms are modelled (spec cost model) unless marked host.
+For a machine imported from a boot log (dmesg:LOG), the real Memory: line and
+per-node deferred-init lines are printed beside the predicted ones.
+"""
+
+TOPOLOGY_HELP = ("machine: a preset name (see `pgdefer topology list`), a .toml/.json topology file, "
+                 "dmesg:PATH of a boot log, or host (this machine) (default: %(default)s)")
+
+STOP_PHASES = ("memblock_free_all", "workload", "page_alloc_init_late")
+
+BOOT_EPILOG = """\
+examples:
+  pgdefer boot                                   the default machine, v4.17, default workload
+  pgdefer boot -t dmesg:/var/log/dmesg.0         a real machine from its boot log, policy from its kernel
+  pgdefer boot -t two-node.toml -p posting-v2 --plot boot.png
+  pgdefer boot -t dmesg:big.log --stop-after memblock_free_all
+                                                 only up to the Memory: line (fast on huge machines)
+  pgdefer boot --json | jq .mem_init             the Memory: line as data
+
+policies: eager (no deferral), v4.2 (2 GiB prefix, no growth), posting-v2 (Feb 2018
+posting: global grow lock, key off first), v4.17 (as merged), auto (from the log).
+"""
+
+COMPARE_EPILOG = """\
+examples:
+  pgdefer compare                                  all policies on the default machine
+  pgdefer compare -t dmesg:boot.log --policies v4.2,v4.17
+  pgdefer compare -t big.toml --json > policies.json
+
+Every policy boots the same machine and replays the same early allocations; the
+table shows early pages, grows, per-node passes (modelled and host time),
+allocation failures, the Memory: line at mem_init and the invariant check.
+"""
+
+TOPOLOGY_EPILOG = """\
+examples:
+  pgdefer topology list
+  pgdefer topology show default
+  pgdefer topology show dmesg:/var/log/dmesg --json
+  pgdefer topology show host --toml > this-host.toml
+  pgdefer topology import-dmesg boot.log -o machine.toml
 """
 
 
-class Progress:
-    """Phase names on stderr, only on a terminal and only once a run has taken over a second."""
+class CliError(PgdeferError, ValueError):
+    """A command-line usage error (bad argument, unknown name)."""
 
-    def __init__(self, enabled):
-        self.enabled = enabled and sys.stderr.isatty()
+
+# --------------------------------------------------------------------------------------------------
+# progress on stderr
+# --------------------------------------------------------------------------------------------------
+
+class Progress:
+    """The current phase on stderr, only on a terminal, once a run has taken over a second.
+
+    A background ticker keeps the elapsed time moving while a long phase (a per-node pass over hundreds of
+    millions of pages) runs in the Rust core, which releases the GIL. Use as a context manager so the line is
+    cleared before any output or error message.
+    """
+
+    def __init__(self, enabled=True, stream=None, delay=1.0):
+        self.stream = stream or sys.stderr
+        try:
+            tty = self.stream.isatty()
+        except (AttributeError, ValueError):
+            tty = False
+        self.enabled = bool(enabled) and tty and os.environ.get("TERM") != "dumb"
+        self.delay = delay
         self.t0 = time.monotonic()
+        self.what = None
         self.shown = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
+        if self.enabled:
+            self._thread = threading.Thread(target=self._tick, name="pgdefer-progress", daemon=True)
+            self._thread.start()
+
+    def _draw(self):
+        if self.what and time.monotonic() - self.t0 > self.delay:
+            self.shown = True
+            self.stream.write(f"\r\x1b[K[{time.monotonic() - self.t0:6.1f}s] {self.what}...")
+            self.stream.flush()
+
+    def _tick(self):
+        while not self._stop.wait(0.2):
+            with self._lock:
+                self._draw()
 
     def step(self, what):
-        if self.enabled and (self.shown or time.monotonic() - self.t0 > 1.0):
-            self.shown = True
-            print(f"\r\x1b[K[{time.monotonic() - self.t0:6.1f}s] {what}...", end="", file=sys.stderr, flush=True)
+        """Enter a new phase (shown once the run is older than ``delay`` seconds)."""
+        with self._lock:
+            self.what = what
+            if self.enabled:
+                self._draw()
 
     def done(self):
-        if self.shown:
-            print("\r\x1b[K", end="", file=sys.stderr, flush=True)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        with self._lock:
+            if self.shown:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
+                self.shown = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.done()
+        return False
+
+
+# --------------------------------------------------------------------------------------------------
+# inputs
+# --------------------------------------------------------------------------------------------------
+
+def _human(nbytes: float) -> str:
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if nbytes >= 1 << shift:
+            v = nbytes / (1 << shift)
+            return f"{v:.1f} {unit}" if v < 100 else f"{v:.0f} {unit}"
+    return f"{int(nbytes)} B"
+
+
+def _presets():
+    try:
+        from . import presets
+    except ImportError as e:  # pragma: no cover - presets.py is part of the package
+        raise CliError(f"the preset machines are not available in this installation ({e})") from None
+    return presets
+
+
+def preset_names() -> list:
+    return list(_presets().names())
 
 
 def load_topology(spec: str):
-    """PRESET name, a .toml/.json FILE, dmesg:LOG or host."""
-    from pathlib import Path
-
+    """PRESET name, a .toml/.json FILE, dmesg:LOG or host; every failure is a one-line PgdeferError."""
     from .topology import Topology
 
+    if not spec:
+        raise CliError("empty --topology (expected a preset name, a .toml/.json file, dmesg:LOG or host)")
     if spec == "host":
-        return Topology.from_host()
+        try:
+            return Topology.from_host()
+        except ImportError as e:
+            raise CliError(f"reading this host's memory map is not available ({e})") from None
     if spec.startswith("dmesg:"):
-        return Topology.from_dmesg(spec[len("dmesg:"):])
-    if spec.endswith((".toml", ".json")) or Path(spec).exists():
+        path = spec[len("dmesg:"):]
+        if not path:
+            raise CliError("dmesg: needs the path of a boot log, e.g. dmesg:/var/log/dmesg")
+        return Topology.from_dmesg(path)
+    p = Path(spec)
+    if spec.lower().endswith((".toml", ".json")):
         return Topology.from_file(spec)
-    from . import presets
+    if p.exists():
+        if p.is_dir():
+            raise CliError(f"{spec}: is a directory, not a topology file")
+        raise CliError(f"{spec}: a topology file must end in .toml or .json (for a boot log, use dmesg:{spec})")
+    names = preset_names()
+    if spec not in names:
+        looks_like_path = os.sep in spec or "." in spec
+        raise CliError(f"unknown topology {spec!r}: " +
+                       (f"no such file; " if looks_like_path else "") +
+                       f"not a preset (presets: {', '.join(names)}), nor dmesg:LOG or host")
+    return _presets().get(spec)
 
-    return presets.get(spec)
+
+def _dmesg_source(topo):
+    """The DmesgBoot a topology was imported from, or None."""
+    src = getattr(topo, "source", None)
+    return src if src is not None and hasattr(src, "early_node_ranges") else None
+
+
+def resolve_policy(requested: str, topo, preset=None) -> tuple:
+    """(policy, note) for ``--policy``; ``auto`` reads the boot log's kernel version.
+
+    ``auto`` = :func:`pgdefer.dmesg.kernel_policy` of the log's kernel version; but a log whose ``Memory:``
+    line shows that nothing was deferred at mem_init (available = total - reserved, give or take early
+    allocations, while that policy would have left many pages uninitialised) and that prints no per-node
+    deferred-init line comes from a kernel built without CONFIG_DEFERRED_STRUCT_PAGE_INIT: ``eager``.
+    A preset's auto is the policy of the kernel it was measured with; this host's, that of its running
+    kernel; anything else, v4.17.
+    """
+    from . import POLICIES
+
+    if requested != "auto":
+        if requested not in POLICIES:
+            raise CliError(f"unknown policy {requested!r} (choose from {', '.join(POLICIES)}, auto)")
+        return requested, ""
+    boot = _dmesg_source(topo)
+    if boot is None:
+        if preset is not None:
+            info = _presets().info(preset)
+            kern = f" (kernel {info.kernel})" if info.kernel else ""
+            return info.policy, f"policy auto: preset {preset}{kern} -> {info.policy}"
+        release = getattr(getattr(topo, "source", None), "kernel_release", None)
+        if release:
+            from .dmesg import kernel_policy
+
+            try:
+                pol = kernel_policy(release)
+            except PgdeferError:
+                pol = None
+            if pol:
+                return pol, f"policy auto: this host runs kernel {release} -> {pol}"
+        return "v4.17", "policy auto: not a boot log or preset, using v4.17"
+    if boot.version is None:
+        return "v4.17", "policy auto: the log does not print its kernel version, using v4.17"
+    from .dmesg import kernel_policy
+
+    policy = kernel_policy(boot.version)
+    base = f"policy auto: kernel {boot.kernel_version} -> {policy}"
+    if policy == "eager" or boot.deferred_init or boot.memory is None or boot.memory.reserved_kib is None:
+        return policy, base
+    # Would this policy defer anything at mem_init, and does the log show that it did?
+    from .machine import Machine
+
+    m = Machine(topo, policy=policy)
+    m.boot()
+    ev = next(e for e in m.events if e["kind"] == "memblock_free_all")
+    deferred_kib = ev["deferred"] * topo.geometry.page_size // 1024
+    mem = boot.memory
+    missing_kib = mem.total_kib - mem.reserved_kib - mem.cma_reserved_kib - mem.available_kib
+    del m
+    if deferred_kib and missing_kib < deferred_kib / 2:
+        return "eager", (f"{base}, but the log shows no deferral: its Memory: line misses only {missing_kib}K "
+                         f"of total - reserved (that policy would leave {deferred_kib}K uninitialised at mem_init) "
+                         "and no per-node deferred-init line is printed, so the kernel ran without "
+                         "CONFIG_DEFERRED_STRUCT_PAGE_INIT: using eager")
+    return policy, base
+
+
+def resolve_pass_threads(requested: str, topo, policy: str) -> tuple:
+    """Threads per node pass for the modelled time: an int, or auto = the log's CPUs per node for kernels
+    with padata (5.8+), else 1."""
+    if requested != "auto":
+        try:
+            n = int(requested)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise CliError(f"--pass-threads must be a positive integer or auto, got {requested!r}")
+        return n, ""
+    boot = _dmesg_source(topo)
+    if boot is None or boot.version is None or boot.version[:2] < (5, 8) or policy == "eager":
+        return 1, ""
+    groups = (boot.percpu or {}).get("groups") or {}
+    nodes = max(1, len(topo.nodes))
+    if groups:
+        cpus = max(1, min(groups.values()))
+    elif boot.nr_cpu_ids:
+        cpus = max(1, boot.nr_cpu_ids // nodes)
+    else:
+        return 1, ""
+    return cpus, (f"per-node passes modelled with {cpus} threads per node (kernel {boot.kernel_version} >= 5.8 "
+                  "runs them with padata on the node's CPUs)")
+
+
+def host_memory_check(topo):
+    """Refuse a machine whose page array would not fit in this host's available memory."""
+    _presets().check_fits_host(topo)
+
+
+def _check_plot_target(path):
+    if path is None:
+        return
+    from .plot import require_matplotlib
+
+    require_matplotlib()
+    p = Path(path)
+    if p.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise CliError(f"--plot {path}: the file name must end in .png, .svg or .pdf")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise CliError(f"--plot {path}: directory {parent} does not exist")
+
+
+# --------------------------------------------------------------------------------------------------
+# running a machine
+# --------------------------------------------------------------------------------------------------
+
+def run_machine(topo, policy, workload="default", stop_after="page_alloc_init_late", threads=True,
+                check=True, progress=None):
+    """Build, boot, replay the workload, run page_alloc_init_late; returns (machine, results, problems)."""
+    from .machine import Machine
+    from .workload import default_workload, replay
+
+    step = progress.step if progress else (lambda what: None)
+    step(f"{policy}: building the memmap")
+    m = Machine(topo, policy=policy)
+    step(f"{policy}: boot (early init, memblock_free_all)")
+    m.boot()
+    results = None
+    if stop_after != "memblock_free_all":
+        if workload == "default":
+            step(f"{policy}: early allocations")
+            results = replay(m, default_workload(m.nodes))
+        if stop_after != "workload":
+            step(f"{policy}: page_alloc_init_late (per-node passes)")
+            m.page_alloc_init_late(threads=threads)
+    problems = None
+    if check:
+        step(f"{policy}: checking invariants")
+        problems = m._core.check()
+    return m, results, problems
 
 
 def cmd_boot(args) -> int:
-    from .machine import Machine
-    from .report import dmesg_report, summary
-    from .workload import default_workload, replay
+    from .report import dmesg_report, format_log_comparison, log_comparison, summary
 
-    progress = Progress(not args.json)
-    progress.step("loading topology")
-    topo = load_topology(args.topology)
-    policy = args.policy
-    if policy == "auto":
-        from .dmesg import kernel_policy
+    _check_plot_target(args.plot)
+    with Progress(not args.quiet) as progress:
+        progress.step("loading topology")
+        topo = load_topology(args.topology)
+        progress.step("choosing the policy")
+        preset = args.topology if args.topology in preset_names() else None
+        policy, note = resolve_policy(args.policy, topo, preset)
+        threads, tnote = resolve_pass_threads(args.pass_threads, topo, policy)
+        if not args.no_host_check:
+            host_memory_check(topo)
+        m, results, problems = run_machine(topo, policy, args.workload, args.stop_after,
+                                           threads=not args.no_threads, check=not args.no_check,
+                                           progress=progress)
+        boot_log = _dmesg_source(topo)
+        version = boot_log.version if boot_log is not None else None
+        cmp = log_comparison(m, boot_log, pass_threads=threads) if boot_log is not None else None
+        if args.plot:
+            progress.step(f"drawing {args.plot}")
+            from .plot import save_boot_figure
 
-        version = getattr(getattr(topo, "source", None), "kernel_version", None)
-        policy = kernel_policy(version) if version else "v4.17"
-    if args.check_host:
-        from .presets import check_fits_host
-
-        check_fits_host(topo)
-    progress.step("building the memmap")
-    m = Machine(topo, policy=policy)
-    progress.step("boot: early init and memblock_free_all")
-    m.boot()
-    results = None
-    if args.workload == "default":
-        progress.step("early allocations")
-        results = replay(m, default_workload(m.nodes))
-    progress.step("page_alloc_init_late")
-    m.page_alloc_init_late(threads=not args.no_threads)
-    progress.step("checking invariants")
-    problems = [] if args.no_check else m._core.check()
-    progress.done()
+            save_boot_figure(m, args.plot, pass_threads=threads)
     if args.json:
-        out = summary(m)
+        out = summary(m, pass_threads=threads)
+        out["policy_requested"] = args.policy
+        out["policy_note"] = note or None
+        out["pass_threads_note"] = tnote or None
+        out["stopped_after"] = args.stop_after
         out["workload"] = {k: {"ok": a, "failed": f} for k, (a, f) in (results or {}).items()}
         out["check"] = problems
+        out["log"] = cmp
+        out["topology_notes"] = list(topo.notes)
+        if args.plot:
+            out["plot"] = str(args.plot)
         print(json.dumps(out, indent=2, default=str))
     else:
-        print(dmesg_report(m, workload_results=results))
-        if not args.no_check:
+        text = dmesg_report(m, workload_results=results, pass_threads=threads, kernel_version=version)
+        print(text)
+        if note and cmp is None:
+            print(f"  {note}")
+        if tnote and cmp is None:
+            print(f"  {tnote}")
+        if args.stop_after != "page_alloc_init_late":
+            print(f"  stopped after {args.stop_after} (--stop-after)")
+        if problems is not None:
             print("  check(): " + ("all invariants hold" if not problems else
                                    f"{len(problems)} violation(s): " + "; ".join(problems[:5])))
-    if args.plot:
-        from .plot import save_boot_figure
+        if cmp is not None:
+            print("\n".join(format_log_comparison(cmp, "; ".join(x for x in (note, tnote) if x))))
+        if args.plot:
+            print(f"\nwrote {args.plot}")
+    return 1 if (problems or m.violations) else 0
 
-        save_boot_figure(m, args.plot)
-    return 1 if problems else 0
+
+def parse_policies(text: str) -> list:
+    from . import POLICIES
+
+    if text.strip() == "all":
+        return list(POLICIES)
+    out = []
+    for p in (x.strip() for x in text.split(",")):
+        if not p:
+            continue
+        if p not in POLICIES:
+            raise CliError(f"unknown policy {p!r} in --policies (choose from {', '.join(POLICIES)}, or all)")
+        if p not in out:
+            out.append(p)
+    if not out:
+        raise CliError("--policies is empty (e.g. --policies eager,v4.2,posting-v2,v4.17)")
+    return out
+
+
+def cmd_compare(args) -> int:
+    from .report import compare_row, format_compare
+
+    policies = parse_policies(args.policies)
+    rows = []
+    with Progress(not args.quiet) as progress:
+        progress.step("loading topology")
+        topo = load_topology(args.topology)
+        if not args.no_host_check:
+            host_memory_check(topo)
+        boot_log = _dmesg_source(topo)
+        for policy in policies:
+            threads, _ = resolve_pass_threads(args.pass_threads, topo, policy)
+            m, results, problems = run_machine(topo, policy, args.workload, "page_alloc_init_late",
+                                               threads=not args.no_threads, check=not args.no_check,
+                                               progress=progress)
+            row = compare_row(m, workload_results=results, problems=problems, pass_threads=threads)
+            row["pass_threads"] = threads
+            row["workload"] = {k: {"ok": a, "failed": f} for k, (a, f) in (results or {}).items()}
+            rows.append(row)
+            del m
+    bad = any(r["check"] or r["violations"] for r in rows)
+    name = topo.name or args.topology
+    if args.json:
+        out = {"topology": name, "topology_spec": args.topology, "workload": args.workload,
+               "time_units": "modelled ms unless the key says host",
+               "policies": {r["policy"]: r for r in rows}}
+        if boot_log is not None and boot_log.memory is not None:
+            out["log_memory"] = {"available_kib": boot_log.memory.available_kib,
+                                 "total_kib": boot_log.memory.total_kib,
+                                 "reserved_kib": boot_log.memory.reserved_kib}
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        print(format_compare(rows, name, boot_log.memory if boot_log is not None else None))
+    return 1 if bad else 0
+
+
+# --------------------------------------------------------------------------------------------------
+# topology commands
+# --------------------------------------------------------------------------------------------------
+
+def _preset_meta(name, topo) -> dict:
+    """description and source of a preset, from whatever the presets module offers."""
+    p = _presets().info(name)
+    return {"description": p.description, "source": p.source, "policy": p.policy, "kernel": p.kernel,
+            "layout": p.layout, "published": p.published}
+
+
+def cmd_topology_list(args) -> int:
+    rows = []
+    for name in preset_names():
+        topo = _presets().get(name)
+        meta = _preset_meta(name, topo)
+        rows.append({"name": name, "memory_bytes": topo.memory_bytes, "size": _human(topo.memory_bytes),
+                     "nodes": len(topo.nodes), "present_pages": topo.present_pages,
+                     **meta})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no presets")
+        return 0
+    nw = max(len("preset"), *(len(r["name"]) for r in rows))
+    print(f"{'preset':<{nw}}  {'memory':>10}  {'nodes':>5}  description")
+    for r in rows:
+        print(f"{r['name']:<{nw}}  {r['size']:>10}  {r['nodes']:>5}  {r['description']}")
+        if r["source"]:
+            print(f"{'':<{nw}}  {'':>10}  {'':>5}  source: {r['source']}")
+    print("\nuse one with: pgdefer boot --topology NAME   (details: pgdefer topology show NAME)")
+    return 0
+
+
+def topology_data(topo, spec) -> dict:
+    """Plain data of ``pgdefer topology show``."""
+    from .config import HOST_BYTES_PER_PAGE
+
+    g = topo.geometry
+    nodes = []
+    zones_by_node = {}
+    for z in topo.zones():
+        zones_by_node.setdefault(z.node, []).append(z)
+    for nid in topo.nodes:
+        s, e = topo.node_span(nid)
+        zs = zones_by_node.get(nid, [])
+        populated = [z for z in zs if z.present]
+        dz = populated[-1].name if populated else None
+        nodes.append({
+            "node": nid, "start_pfn": s, "end_pfn": e, "spanned_pages": e - s,
+            "present_pages": sum(b - a for a, b, _ in topo.memory_pfn_ranges(nid)),
+            "memory_bytes": sum(r.size for r in topo.memory if r.node == nid),
+            "deferred_zone": dz,
+            "zones": [{"name": z.name, "start_pfn": z.start_pfn, "end_pfn": z.end_pfn, "spanned_pages": z.spanned,
+                       "present_pages": z.present, "deferred_zone": z.name == dz} for z in zs],
+        })
+    reserved_pages = 0
+    for s, e, _ in topo.memory_pfn_ranges():
+        for r in topo.reserved:
+            a, b = max(s, g.pfn_down(r.start)), min(e, g.pfn_up(r.end))
+            reserved_pages += max(0, b - a)
+    out = {
+        "spec": spec, "name": topo.name, "memory_bytes": topo.memory_bytes, "present_pages": topo.present_pages,
+        "geometry": g.to_dict(), "zone_limits": dict(topo.zone_limits),
+        "memory": [{"start": r.start, "end": r.end, "node": r.node} for r in topo.memory],
+        "reserved": [{"start": r.start, "end": r.end} for r in topo.reserved],
+        "reserved_pages": reserved_pages,
+        "nodes": nodes,
+        "memmap": {"struct_pages": topo.memmap_pages,
+                   "host_bytes": topo.memmap_pages * HOST_BYTES_PER_PAGE,
+                   "host_bytes_per_page": HOST_BYTES_PER_PAGE,
+                   "kernel_bytes": topo.memmap_pages * 64},
+        "notes": list(topo.notes),
+    }
+    boot = _dmesg_source(topo)
+    if boot is not None:
+        out["log"] = {
+            "path": boot.path, "kernel_version": boot.kernel_version,
+            "policy_for_kernel": boot.policy,
+            "memory_line": None if boot.memory is None else {
+                "available_kib": boot.memory.available_kib, "total_kib": boot.memory.total_kib,
+                "reserved_kib": boot.memory.reserved_kib},
+            "deferred_init": [{"node": d.node, "ms": d.ms, "pages": d.pages} for d in boot.deferred_init],
+            "placed_reserved_kib": boot.placed_reserved_kib,
+            "unplaced_reserved_kib": boot.unplaced_reserved_kib,
+            "reservations": [{"label": r.label, "start": r.start, "end": r.end, "how": r.how, "detail": r.detail}
+                             for r in boot.reservations],
+        }
+    return out
+
+
+def format_topology(d: dict, limit: int = 25) -> str:
+    g = d["geometry"]
+    title = d["name"] or d["spec"]
+    out = [f"topology {title}: {_human(d['memory_bytes'])} in {len(d['memory'])} memblock region(s), "
+           f"{len(d['nodes'])} node(s), {d['present_pages']} present pages",
+           f"  geometry: {g['page_size']} pages, {g['section_size']} sections, pageblock_order "
+           f"{g['pageblock_order']}, MAX_PAGE_ORDER {g['max_order']}",
+           "  zone limits: " + ", ".join(f"{k} ends at {v:#x} ({_human(v)})" for k, v in d["zone_limits"].items())
+           + ("" if "Normal" in d["zone_limits"] else "; Normal unbounded"),
+           f"  memmap: {d['memmap']['struct_pages']} struct pages (every pfn of each present section): "
+           f"{_human(d['memmap']['kernel_bytes'])} in the kernel (64 B each); simulating it needs "
+           f"{_human(d['memmap']['host_bytes'])} of host memory ({d['memmap']['host_bytes_per_page']} B/page)",
+           "", "nodes:",
+           f"  {'node':>4}  {'start_pfn':>12}  {'end_pfn':>12}  {'spanned':>12}  {'present':>12}  {'memory':>10}"]
+    for n in d["nodes"]:
+        out.append(f"  {n['node']:>4}  {n['start_pfn']:>#12x}  {n['end_pfn']:>#12x}  {n['spanned_pages']:>12}  "
+                   f"{n['present_pages']:>12}  {_human(n['memory_bytes']):>10}")
+    out += ["", "zones:",
+            f"  {'node':>4}  {'zone':<8}{'start_pfn':>12}  {'end_pfn':>12}  {'spanned':>12}  {'present':>12}"]
+    for n in d["nodes"]:
+        for z in n["zones"]:
+            out.append(f"  {n['node']:>4}  {z['name']:<8}{z['start_pfn']:>#12x}  {z['end_pfn']:>#12x}  "
+                       f"{z['spanned_pages']:>12}  {z['present_pages']:>12}"
+                       + ("  deferred zone (the node's last populated zone)" if z["deferred_zone"] else ""))
+    out += ["", "memory (memblock.memory, half-open):"]
+    for r in d["memory"][:limit]:
+        out.append(f"  node {r['node']:>3}: [mem {r['start']:#018x}-{r['end'] - 1:#018x}]  {_human(r['end'] - r['start'])}")
+    if len(d["memory"]) > limit:
+        out.append(f"  ... {len(d['memory']) - limit} more (--limit, or --json for all)")
+    res_bytes = sum(r["end"] - r["start"] for r in d["reserved"])
+    out += ["", f"reserved: {len(d['reserved'])} merged range(s), {_human(res_bytes)}; "
+                f"{d['reserved_pages']} memory pages reserved ({d['reserved_pages'] * 4096 // 1024 if g['page_size'] == '4K' else '?'}K)"]
+    log = d.get("log")
+    if log:
+        rs = sorted(log["reservations"], key=lambda r: r["start"])
+        for r in rs[:limit]:
+            out.append(f"  [mem {r['start']:#018x}-{r['end'] - 1:#018x}] {_human(r['end'] - r['start']):>10}  "
+                       f"{r['label']} ({r['how']})")
+        if len(rs) > limit:
+            out.append(f"  ... {len(rs) - limit} more reservation(s) (--limit, or --json for all)")
+    else:
+        for r in d["reserved"][:limit]:
+            out.append(f"  [mem {r['start']:#018x}-{r['end'] - 1:#018x}] {_human(r['end'] - r['start']):>10}")
+        if len(d["reserved"]) > limit:
+            out.append(f"  ... {len(d['reserved']) - limit} more (--limit, or --json for all)")
+    if log:
+        out += ["", f"boot log {log['path']} (kernel {log['kernel_version'] or 'not printed'}; policy for this kernel: "
+                    f"{log['policy_for_kernel'] or 'unknown'}):"]
+        ml = log["memory_line"]
+        if ml:
+            out.append(f"  Memory: {ml['available_kib']}K/{ml['total_kib']}K available ({ml['reserved_kib']}K reserved)")
+        for x in log["deferred_init"]:
+            out.append(f"  node {x['node']} deferred pages initialised in {x['ms']}ms"
+                       + (f" ({x['pages']} pages)" if x["pages"] else ""))
+        if log["unplaced_reserved_kib"] is not None:
+            out.append(f"  reserved placed by the import: {log['placed_reserved_kib']}K; unplaced: "
+                       f"{log['unplaced_reserved_kib']}K (not in the model)")
+    if d["notes"]:
+        out += ["", "notes:"]
+        out += [f"  - {n}" for n in d["notes"]]
+    return "\n".join(out)
+
+
+def cmd_topology_show(args) -> int:
+    with Progress(not (args.json or args.toml)) as progress:
+        progress.step("loading topology")
+        topo = load_topology(args.spec)
+    if args.toml:
+        from .topofile import dumps
+
+        sys.stdout.write(dumps(topo, ".toml"))
+        return 0
+    d = topology_data(topo, args.spec)
+    if args.json:
+        print(json.dumps(d, indent=2, default=str))
+    else:
+        print(format_topology(d, args.limit))
+    return 0
+
+
+def cmd_topology_import(args) -> int:
+    from .topofile import dumps
+    from .topology import Topology
+
+    if args.output and not args.output.lower().endswith((".toml", ".json")):
+        raise CliError(f"-o {args.output}: the topology file name must end in .toml or .json")
+    topo = Topology.from_dmesg(args.log)
+    boot = _dmesg_source(topo)
+    if not args.output or args.output == "-":
+        sys.stdout.write(dumps(topo, ".toml"))
+        return 0
+    topo.to_file(args.output)
+    un = boot.unplaced_reserved_kib if boot is not None else None
+    print(f"wrote {args.output}: {_human(topo.memory_bytes)}, {len(topo.nodes)} node(s), {len(topo.memory)} memory "
+          f"region(s), {len(topo.reserved)} reserved range(s)"
+          + (f"; {un}K of the log's reserved memory could not be placed" if un else ""), file=sys.stderr)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# the parser
+# --------------------------------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``pgdefer: error: <command>: <message> (see --help)``."""
+
+    def error(self, message):
+        cmd = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        self.exit(2, f"pgdefer: error: {cmd}{message} (see {self.prog} --help)\n")
+
+
+def _add_machine_args(p, workload=True):
+    p.add_argument("--topology", "-t", default="default", metavar="PRESET|FILE|dmesg:LOG|host", help=TOPOLOGY_HELP)
+    if workload:
+        p.add_argument("--workload", choices=["default", "none"], default="default",
+                       help="early allocations between memblock_free_all and page_alloc_init_late: the default "
+                            "storm (hash tables, per-cpu areas, slab, page tables) or none (default: %(default)s)")
+    p.add_argument("--pass-threads", default="auto", metavar="N|auto",
+                   help="threads per node pass in the modelled time (padata, 5.8+); auto = the log's CPUs per "
+                        "node for kernels >= 5.8, else 1 (default: %(default)s)")
+    p.add_argument("--no-threads", action="store_true",
+                   help="run the per-node passes one after another on the host (modelled time is unaffected)")
+    p.add_argument("--no-check", action="store_true", help="skip the invariant check at the end")
+    p.add_argument("--no-host-check", action="store_true",
+                   help="do not refuse machines whose page array would not fit this host's available memory")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress indication on stderr")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import POLICIES
 
-    p = argparse.ArgumentParser(prog="pgdefer", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    try:
+        from importlib.metadata import version
+
+        ver = version("pgdefer")
+    except Exception:  # noqa: BLE001 - not installed as a distribution
+        ver = "unknown"
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = _Parser(prog="pgdefer", description=DESCRIPTION, formatter_class=fmt,
+                epilog="commands: boot, compare, topology (list | show | import-dmesg); "
+                       "`pgdefer COMMAND --help` for each")
+    p.add_argument("--version", action="version", version=f"pgdefer {ver}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
     b = sub.add_parser("boot", help="simulate a boot and print a dmesg-style report",
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    b.add_argument("--topology", "-t", default="default", metavar="PRESET|FILE|dmesg:LOG|host",
-                   help="machine to boot: a preset name (see `pgdefer topology list`), a .toml/.json "
-                        "topology file, dmesg:PATH of a boot log, or host (default: %(default)s)")
-    b.add_argument("--policy", "-p", default="v4.17", choices=[*POLICIES, "auto"],
-                   help="kernel generation to model; auto = from the boot log's kernel version "
-                        "(default: %(default)s)")
-    b.add_argument("--workload", choices=["default", "none"], default="default",
-                   help="early allocations between memblock_free_all and page_alloc_init_late "
-                        "(default: %(default)s)")
+                       description=DESCRIPTION, epilog=BOOT_EPILOG, formatter_class=fmt)
+    _add_machine_args(b)
+    b.add_argument("--policy", "-p", default="auto", choices=[*POLICIES, "auto"], metavar="POLICY",
+                   help=f"kernel generation to model: {', '.join(POLICIES)} or auto = from the boot log's kernel "
+                        "version (v4.17 when the machine is not from a log) (default: %(default)s)")
+    b.add_argument("--stop-after", choices=STOP_PHASES, default="page_alloc_init_late",
+                   help="stop after this phase: memblock_free_all (the Memory: line), workload (the early "
+                        "allocations, window still open) or page_alloc_init_late (default: %(default)s)")
     b.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
-    b.add_argument("--no-threads", action="store_true", help="run the per-node passes one after another")
-    b.add_argument("--no-check", action="store_true", help="skip the invariant check at the end")
-    b.add_argument("--check-host", action="store_true",
-                   help="refuse machines whose page array would not fit this host's free memory")
-    b.add_argument("--plot", metavar="FILE.png", help="also write a picture of the boot (needs matplotlib)")
+    b.add_argument("--plot", metavar="FILE.png",
+                   help="also write a picture of the boot: memory map per node and timeline (.png, .svg or .pdf; "
+                        "needs matplotlib: pip install 'pgdefer[plot]')")
     b.set_defaults(func=cmd_boot)
+
+    c = sub.add_parser("compare", help="boot one machine under several policies and compare them side by side",
+                       description="Boot one machine under several kernel policies with the same workload and "
+                                   "print them side by side. Times are modelled unless marked host.",
+                       epilog=COMPARE_EPILOG, formatter_class=fmt)
+    _add_machine_args(c)
+    c.add_argument("--policies", default=",".join(POLICIES), metavar="P1,P2,...",
+                   help=f"comma-separated policies, or all (default: %(default)s)")
+    c.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    c.set_defaults(func=cmd_compare)
+
+    t = sub.add_parser("topology", help="list, show and import machine topologies",
+                       description="Machine topologies: presets, topology files, boot logs, this host.",
+                       epilog=TOPOLOGY_EPILOG, formatter_class=fmt)
+    tsub = t.add_subparsers(dest="topology_command", metavar="SUBCOMMAND")
+    tl = tsub.add_parser("list", help="the preset machines with size, nodes, description and source",
+                         epilog="example:\n  pgdefer topology list --json", formatter_class=fmt)
+    tl.add_argument("--json", action="store_true", help="print JSON")
+    tl.set_defaults(func=cmd_topology_list)
+    ts = tsub.add_parser("show", help="nodes, zones, reserved ranges and memmap size of a machine",
+                         description="Show a machine: nodes, zones with spanned/present pages, reserved ranges, "
+                                     "the memmap and the host memory needed to simulate it.",
+                         epilog="examples:\n  pgdefer topology show default\n"
+                                "  pgdefer topology show dmesg:boot.log --json\n"
+                                "  pgdefer topology show host --toml > host.toml", formatter_class=fmt)
+    ts.add_argument("spec", metavar="PRESET|FILE|dmesg:LOG|host")
+    g = ts.add_mutually_exclusive_group()
+    g.add_argument("--json", action="store_true", help="print JSON")
+    g.add_argument("--toml", action="store_true", help="print the topology file (TOML) instead")
+    ts.add_argument("--limit", type=int, default=25, metavar="N",
+                    help="show at most N memory/reserved ranges in the text (default: %(default)s)")
+    ts.set_defaults(func=cmd_topology_show)
+    ti = tsub.add_parser("import-dmesg", help="build a topology file from a boot log",
+                         description="Read a boot log (dmesg) and write the machine as a topology file.",
+                         epilog="examples:\n  pgdefer topology import-dmesg /var/log/dmesg -o machine.toml\n"
+                                "  dmesg | tee boot.log; pgdefer topology import-dmesg boot.log -o m.json",
+                         formatter_class=fmt)
+    ti.add_argument("log", metavar="LOG", help="the boot log")
+    ti.add_argument("-o", "--output", metavar="FILE",
+                    help="the .toml or .json file to write (default: print TOML on stdout)")
+    ti.set_defaults(func=cmd_topology_import)
+    t.set_defaults(func=None, _help=t)
     return p
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
+    func = getattr(args, "func", None)
+    if func is None:
+        (getattr(args, "_help", None) or parser).print_help()
         return 2
     try:
-        return args.func(args)
-    except (PgdeferError, OSError, ValueError) as e:
-        print(f"pgdefer: error: {e}", file=sys.stderr)
+        return func(args)
+    except BrokenPipeError:  # pragma: no cover - `pgdefer ... | head`
+        sys.stderr.close()
+        return 0
+    except (PgdeferError, OSError, ValueError, MemoryError, ImportError) as e:
+        msg = " ".join(str(e).split()) or type(e).__name__
+        print(f"pgdefer: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("pgdefer: interrupted", file=sys.stderr)
         return 130
 
 

@@ -1,6 +1,12 @@
-"""Reports: dmesg-style text and a JSON-able summary of a simulated boot.
+"""Reports: dmesg-style text and a JSON-able summary of a simulated boot, and the comparison of a
+simulated boot with the real boot log it was imported from.
 
 Figures in ms are *modelled* time (the cost model, spec §9.3) unless labelled "host".
+
+The ``Memory: A/T available`` line is what ``mem_init()`` prints right after ``memblock_free_all``, before
+the first early allocation: ``A`` = free pages at that moment (``nr_free_pages()``; with deferred init only the
+pages initialised early), ``T`` = present pages, ``reserved`` = present - totalram. The model reproduces it
+from the ``memblock_free_all`` event, so it can be reported whatever happened afterwards.
 """
 
 from __future__ import annotations
@@ -15,61 +21,210 @@ POLICY_TITLES = {
     "v4.17": "v4.17 as merged: per-node lock, key off after all passes",
 }
 
+#: Kernels from 5.8 on (padata, "mm: parallelize deferred_init_memmap()") print the per-node line as
+#: "node N deferred pages initialised in Mms"; 4.2-5.7 print "node N initialised, P pages in Mms".
+MODERN_DEFERRED_WORDING = (5, 8)
+
 
 def _k(pages: int, page_size: int) -> int:
     return pages * page_size // 1024
 
 
-def summary(machine, cost: CostModel = DEFAULT_COST) -> dict:
-    """Everything a script wants to know about the boot, as plain data."""
+def _pct(diff, real):
+    return None if not real else 100.0 * diff / real
+
+
+def mem_init_line(machine) -> dict | None:
+    """The ``Memory:`` line as mem_init() prints it just after memblock_free_all (None before boot())."""
+    ev = next((e for e in machine.events if e["kind"] == "memblock_free_all"), None)
+    if ev is None:
+        return None
+    g = machine.geometry
+    present = machine.topology.present_pages
+    totalram = machine.stats["totalram_pages"]
+    return {
+        "available_kib": _k(ev["released"], g.page_size),
+        "total_kib": _k(present, g.page_size),
+        "reserved_kib": _k(present - totalram, g.page_size),
+        "cma_reserved_kib": 0,
+        "available_pages": ev["released"],
+        "present_pages": present,
+        "reserved_pages": present - totalram,
+        "deferred_pages": ev["deferred"],
+    }
+
+
+def format_memory_line(mi: dict) -> str:
+    return (f"Memory: {mi['available_kib']}K/{mi['total_kib']}K available "
+            f"({mi['reserved_kib']}K reserved, {mi['cma_reserved_kib']}K cma-reserved)")
+
+
+def summary(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1) -> dict:
+    """Everything a script wants to know about the boot, as plain data.
+
+    ``mem_init`` is the Memory: line the kernel prints after memblock_free_all; ``memory`` is the state now.
+    ``pass_threads`` is the number of threads each per-node pass would use on the modelled kernel (padata,
+    5.8+), used for the modelled time only.
+    """
     g = machine.geometry
     events = machine.events
     nodes = {}
     for n in machine.node_info():
         nodes[n["node"]] = {
-            "start_pfn": n["start_pfn"], "end_pfn": n["end_pfn"], "present_pages": n["present"],
+            "start_pfn": n["start_pfn"], "end_pfn": n["end_pfn"], "spanned_pages": n["spanned"],
+            "present_pages": n["present"],
             "deferred_zone": n["deferred_zone"], "first_deferred_pfn": n["first_deferred_pfn"],
-            "early_pages": 0, "grows": 0, "grow_pages": 0, "deferred_init_pages": 0,
-            "deferred_init_host_ms": None, "deferred_init_modelled_ms": None,
+            "early_pages": 0, "early_first_deferred_pfn": None, "early_modelled_ms": 0.0,
+            "grows": 0, "grow_pages": 0, "grow_modelled_ms": 0.0,
+            "deferred_init_pages": None, "deferred_init_host_ms": None, "deferred_init_modelled_ms": None,
         }
     for e in events:
         if e["kind"] == "early_init":
-            nodes[e["node"]]["early_pages"] = e["pages"]
-            nodes[e["node"]]["early_first_deferred_pfn"] = e["first_deferred_pfn"]
+            nd = nodes[e["node"]]
+            nd["early_pages"] = e["pages"]
+            nd["early_first_deferred_pfn"] = e["first_deferred_pfn"]
+            nd["early_modelled_ms"] = cost.early_ms(e["pages"])
         elif e["kind"] == "grow":
-            nodes[e["node"]]["grows"] += 1
-            nodes[e["node"]]["grow_pages"] += e["pages"]
+            nd = nodes[e["node"]]
+            nd["grows"] += 1
+            nd["grow_pages"] += e["pages"]
+            nd["grow_modelled_ms"] += cost.grow_ms(e["pages"])
         elif e["kind"] == "deferred_init":
             nd = nodes[e["node"]]
             nd["deferred_init_pages"] = e["pages"]
             nd["deferred_init_host_ms"] = e["host_ns"] / 1e6
-            nd["deferred_init_modelled_ms"] = cost.pass_ms(e["pages"])
+            nd["deferred_init_modelled_ms"] = cost.pass_ms(e["pages"], pass_threads)
     zones = [z.__dict__ | {"nr_free": list(z.nr_free)} for z in machine.zones()]
     present = sum(z["present"] for z in zones)
     free = sum(z["free_pages"] for z in zones)
     stats = machine.stats
     totalram = stats["totalram_pages"]
+    grows = [e for e in events if e["kind"] == "grow"]
     return {
         "policy": machine.policy,
+        "policy_title": POLICY_TITLES.get(machine.policy, ""),
         "phase": machine.phase,
         "topology": machine.topology.name,
         "page_size": g.page_size,
         "deferred_pages_enabled": machine.deferred_pages_enabled,
+        "time_units": "modelled ms unless the key says host",
+        "pass_threads": pass_threads,
         "nodes": nodes,
         "zones": zones,
+        "mem_init": mem_init_line(machine),
         "memory": {
             "available_kib": _k(free, g.page_size), "total_kib": _k(present, g.page_size),
             "reserved_kib": _k(present - totalram, g.page_size) if totalram else None,
             "free_pages": free, "present_pages": present, "totalram_pages": totalram,
         },
+        "grows": {"count": len(grows), "successful": sum(1 for e in grows if e["result"]),
+                  "pages": sum(e["pages"] for e in grows)},
         "stats": stats,
         "violations": machine.violations,
     }
 
 
-def dmesg_report(machine, cost: CostModel = DEFAULT_COST, workload_results=None) -> str:
-    """The boot as dmesg would tell it, plus a short summary. ms figures are modelled."""
-    s = summary(machine, cost)
+# --------------------------------------------------------------------------------------------------
+# a simulated boot against the real log
+# --------------------------------------------------------------------------------------------------
+
+def log_comparison(machine, boot, cost: CostModel = DEFAULT_COST, pass_threads: int = 1) -> dict:
+    """Real figures of the boot log (a ``pgdefer.dmesg.DmesgBoot``) beside the model's predictions.
+
+    ``memory``: the Memory: line, real vs predicted, per figure (available, total, reserved) with the
+    difference predicted - real in KiB and in % of the real figure. ``deferred_init``: per node line of the log,
+    real ms (and pages when printed) vs the modelled pass. ``unplaced_reserved_kib``: the part of the log's
+    reserved figure the import could not place (it is missing from the model's reserved memory).
+    """
+    mi = mem_init_line(machine)
+    out = {
+        "log": boot.path, "kernel_version": boot.kernel_version,
+        "memory": None, "deferred_init": [],
+        "placed_reserved_kib": getattr(boot, "placed_reserved_kib", None),
+        "unplaced_reserved_kib": getattr(boot, "unplaced_reserved_kib", None),
+        "pass_threads": pass_threads,
+    }
+    if boot.memory is not None and mi is not None:
+        rows = {}
+        for key, real in (("available_kib", boot.memory.available_kib), ("total_kib", boot.memory.total_kib),
+                          ("reserved_kib", boot.memory.reserved_kib)):
+            if real is None:
+                continue
+            pred = mi[key]
+            rows[key] = {"real": real, "predicted": pred, "diff": pred - real, "diff_pct": _pct(pred - real, real)}
+        out["memory"] = rows
+    passes = {e["node"]: e for e in machine.events if e["kind"] == "deferred_init"}
+    for d in sorted(boot.deferred_init, key=lambda d: d.node):
+        e = passes.get(d.node)
+        row = {"node": d.node, "real_ms": d.ms, "real_pages": d.pages, "line": d.wording.strip(),
+               "modelled_ms": None, "modelled_pages": None, "host_ms": None, "diff_ms": None, "diff_pct": None}
+        if e is not None:
+            row["modelled_pages"] = e["pages"]
+            row["modelled_ms"] = cost.pass_ms(e["pages"], pass_threads)
+            row["host_ms"] = e["host_ns"] / 1e6
+            row["diff_ms"] = row["modelled_ms"] - d.ms
+            row["diff_pct"] = _pct(row["diff_ms"], d.ms)
+        out["deferred_init"].append(row)
+    return out
+
+
+def format_log_comparison(cmp: dict, policy_note: str = "") -> list:
+    """Text lines: the real log's lines beside the predicted ones."""
+    from pathlib import Path
+
+    name = Path(cmp["log"]).name if cmp["log"] else "<boot log>"
+    kv = f", kernel {cmp['kernel_version']}" if cmp["kernel_version"] else ""
+    lines = ["", f"compared with the boot log {name}{kv}:"]
+    if policy_note:
+        lines.append(f"  {policy_note}")
+    if cmp["memory"]:
+        lines.append(f"  {'Memory: line':<22}{'real (log)':>16}{'predicted':>16}{'predicted - real':>20}")
+        labels = {"available_kib": "available", "total_kib": "total", "reserved_kib": "reserved"}
+        for key, r in cmp["memory"].items():
+            pct = "" if r["diff_pct"] is None else f" ({r['diff_pct']:+.2f}%)"
+            lines.append(f"  {labels[key]:<22}{r['real']:>15}K{r['predicted']:>15}K{r['diff']:>+12}K{pct}")
+    else:
+        lines.append("  the log has no Memory: line to compare with")
+    if cmp["deferred_init"]:
+        lines.append(f"  {'per-node deferred init':<22}{'real (log)':>16}{'modelled':>16}{'modelled - real':>20}")
+        for r in cmp["deferred_init"]:
+            label = f"node {r['node']}"
+            real = f"{r['real_ms']} ms"
+            if r["modelled_ms"] is None:
+                lines.append(f"  {label:<22}{real:>16}{'not run':>16}   (stopped before page_alloc_init_late)")
+                continue
+            pct = "" if r["diff_pct"] is None else f" ({r['diff_pct']:+.1f}%)"
+            lines.append(f"  {label:<22}{real:>16}{r['modelled_ms']:>13.0f} ms{r['diff_ms']:>+14.0f} ms{pct}")
+        t = cmp["pass_threads"]
+        lines.append(f"  (modelled = cost model, {t} thread(s) per node pass"
+                     + (f", effective speed-up min({t}, bandwidth cap)" if t > 1 else "")
+                     + "; the log prints jiffies-based ms)")
+    un = cmp["unplaced_reserved_kib"]
+    if un is not None:
+        if un >= 0:
+            lines.append(f"  unplaced reserved memory: {un}K of the log's reserved figure could not be placed by the "
+                         "import (early allocations the log does not size or place); the model lacks it")
+        else:
+            lines.append(f"  over-placed reserved memory: the import reserved {-un}K MORE than the log's reserved "
+                         "figure")
+    return lines
+
+
+# --------------------------------------------------------------------------------------------------
+# dmesg-style text
+# --------------------------------------------------------------------------------------------------
+
+def _deferred_wording(version):
+    return version is not None and tuple(version[:2]) >= MODERN_DEFERRED_WORDING
+
+
+def dmesg_report(machine, cost: CostModel = DEFAULT_COST, workload_results=None, pass_threads: int = 1,
+                 kernel_version=None, max_grows: int = 8) -> str:
+    """The boot as dmesg would tell it, in boot order, plus a short summary. ms figures are modelled.
+
+    ``kernel_version`` (a tuple) selects the wording of the per-node line (5.8+: "deferred pages initialised").
+    """
+    s = summary(machine, cost, pass_threads)
     g = machine.geometry
     t = machine.topology
     lines = [f"pgdefer: policy {s['policy']} ({POLICY_TITLES.get(s['policy'], '')})",
@@ -87,34 +242,125 @@ def dmesg_report(machine, cost: CostModel = DEFAULT_COST, workload_results=None)
         fdp = n.get("early_first_deferred_pfn")
         cut = f"first_deferred_pfn {fdp:#x}" if fdp is not None else "nothing deferred"
         lines.append(f"node {nid}: early init {n['early_pages']} pages in "
-                     f"{cost.early_ms(n['early_pages']):.1f} ms (modelled), {cut}")
+                     f"{n['early_modelled_ms']:.1f} ms (modelled), {cut}")
+    mi = s["mem_init"]
+    if mi is not None:
+        lines.append(format_memory_line(mi))
     grows = [e for e in machine.events if e["kind"] == "grow"]
-    for e in grows[:8]:
+    for e in grows[:max_grows]:
         fdp = "ULONG_MAX" if e["first_deferred_pfn"] is None else f"{e['first_deferred_pfn']:#x}"
         lines.append(f"deferred_grow_zone: node {e['node']} zone {e['zone']} order {e['order']} ({e['hook']}): "
-                     f"+{e['pages']} pages -> first_deferred_pfn {fdp}, returns {e['result']}")
-    if len(grows) > 8:
-        lines.append(f"deferred_grow_zone: ... {len(grows) - 8} more grow(s), "
-                     f"{sum(e['pages'] for e in grows[8:])} pages")
+                     f"+{e['pages']} pages in {cost.grow_ms(e['pages']):.2f} ms (modelled) -> first_deferred_pfn "
+                     f"{fdp}, returns {e['result']}")
+    if len(grows) > max_grows:
+        lines.append(f"deferred_grow_zone: ... {len(grows) - max_grows} more grow(s), "
+                     f"{sum(e['pages'] for e in grows[max_grows:])} pages")
     if workload_results:
         for what, (ok, failed) in workload_results.items():
             lines.append(f"early allocations: {what}: {ok} ok" + (f", {failed} FAILED" if failed else ""))
-    for nid, n in s["nodes"].items():
-        if n["deferred_init_modelled_ms"] is not None:
-            lines.append(f"node {nid} deferred pages initialised in {n['deferred_init_modelled_ms']:.0f}ms"
-                         f"   [modelled; host {n['deferred_init_host_ms']:.1f} ms, {n['deferred_init_pages']} pages]")
+    modern = _deferred_wording(kernel_version)
+    if machine.policy != "eager":
+        for e in sorted((e for e in machine.events if e["kind"] == "deferred_init"), key=lambda e: e["node"]):
+            ms = cost.pass_ms(e["pages"], pass_threads)
+            text = (f"node {e['node']} deferred pages initialised in {ms:.0f}ms" if modern else
+                    f"node {e['node']} initialised, {e['pages']} pages in {ms:.0f}ms")
+            lines.append(f"{text:<52}[modelled; host {e['host_ns'] / 1e6:.1f} ms, {e['pages']} pages]")
     if any(e["kind"] == "key_disable" for e in machine.events):
         lines.append("static key deferred_pages disabled")
-    mem = s["memory"]
-    reserved = f", {mem['reserved_kib']}K reserved" if mem["reserved_kib"] is not None else ""
-    lines.append(f"Memory: {mem['available_kib']}K/{mem['total_kib']}K available ({reserved.lstrip(', ')})"
-                 if reserved else f"Memory: {mem['available_kib']}K/{mem['total_kib']}K available")
     st = s["stats"]
+    mem = s["memory"]
     lines += ["", "summary:",
               f"  phase {s['phase']}, static key {'on' if s['deferred_pages_enabled'] else 'off'}",
               f"  early pages {st['early_pages']}, grows {len(grows)} (+{st['grow_pages']} pages), "
               f"per-node passes {st['deferred_pass_pages']} pages",
               f"  allocations {st['allocs']} ({st['alloc_pages']} pages), failures {st['alloc_failures']}, "
               f"frees {st['frees']}",
+              f"  free now {mem['available_kib']}K of {mem['total_kib']}K present",
               f"  invariants: {'VIOLATED: ' + '; '.join(s['violations'][:3]) if s['violations'] else 'no violation recorded'}"]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# several policies side by side
+# --------------------------------------------------------------------------------------------------
+
+def compare_row(machine, cost: CostModel = DEFAULT_COST, workload_results=None, problems=None,
+                pass_threads: int = 1) -> dict:
+    """One policy's column of ``pgdefer compare``, as plain data."""
+    s = summary(machine, cost, pass_threads)
+    passes = {nid: {"pages": n["deferred_init_pages"], "modelled_ms": n["deferred_init_modelled_ms"],
+                    "host_ms": n["deferred_init_host_ms"]} for nid, n in s["nodes"].items()}
+    modelled = [p["modelled_ms"] for p in passes.values() if p["modelled_ms"] is not None]
+    early_ms = sum(n["early_modelled_ms"] for n in s["nodes"].values())
+    grow_ms = sum(n["grow_modelled_ms"] for n in s["nodes"].values())
+    failed = sum(f for _, f in (workload_results or {}).values())
+    return {
+        "policy": s["policy"], "title": s["policy_title"], "phase": s["phase"],
+        "early_pages": s["stats"]["early_pages"],
+        "early_modelled_ms": early_ms,
+        "deferred_at_mem_init_pages": (s["mem_init"] or {}).get("deferred_pages"),
+        "grows": s["grows"]["count"], "grows_successful": s["grows"]["successful"],
+        "grown_pages": s["grows"]["pages"], "grow_modelled_ms": grow_ms,
+        "passes": passes,
+        "pass_pages": s["stats"]["deferred_pass_pages"],
+        "slowest_pass_modelled_ms": max(modelled) if modelled else None,
+        "boot_cpu_modelled_ms": early_ms + grow_ms,
+        "allocations": s["stats"]["allocs"], "alloc_failures": s["stats"]["alloc_failures"],
+        "workload_failed": failed,
+        "mem_init": s["mem_init"],
+        "key_on_at_end": s["deferred_pages_enabled"],
+        "check": list(problems) if problems is not None else None,
+        "violations": s["violations"],
+    }
+
+
+def format_compare(rows: list, topology_name: str = "", real_memory=None) -> str:
+    """The policies side by side as a text table (one column per policy)."""
+    names = [r["policy"] for r in rows]
+    w = max(14, *(len(n) + 2 for n in names))
+
+    def fmt(v, unit=""):
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.1f}{unit}"
+        return f"{v}{unit}"
+
+    nodes = sorted({nid for r in rows for nid in r["passes"]})
+    table = [("", names),
+             ("early pages", [fmt(r["early_pages"]) for r in rows]),
+             ("  early init (modelled)", [fmt(r["early_modelled_ms"], " ms") for r in rows]),
+             ("deferred at mem_init", [fmt(r["deferred_at_mem_init_pages"]) for r in rows]),
+             ("grows (successful)", [f"{r['grows']} ({r['grows_successful']})" for r in rows]),
+             ("grown pages", [fmt(r["grown_pages"]) for r in rows]),
+             ("  grow time (modelled)", [fmt(r["grow_modelled_ms"], " ms") for r in rows])]
+    for nid in nodes:
+        ps = [r["passes"].get(nid, {}) for r in rows]
+        table.append((f"node {nid} pass pages", [fmt(p.get("pages")) for p in ps]))
+        table.append((f"  modelled", [fmt(p.get("modelled_ms"), " ms") for p in ps]))
+        table.append((f"  host", [fmt(p.get("host_ms"), " ms") for p in ps]))
+    table += [("slowest pass (modelled)", [fmt(r["slowest_pass_modelled_ms"], " ms") for r in rows]),
+              ("allocations", [fmt(r["allocations"]) for r in rows]),
+              ("allocation failures", [fmt(r["alloc_failures"]) for r in rows]),
+              ("Memory: available", [fmt((r["mem_init"] or {}).get("available_kib"), "K") for r in rows]),
+              ("Memory: total", [fmt((r["mem_init"] or {}).get("total_kib"), "K") for r in rows]),
+              ("Memory: reserved", [fmt((r["mem_init"] or {}).get("reserved_kib"), "K") for r in rows]),
+              ("static key at end", ["on" if r["key_on_at_end"] else "off" for r in rows]),
+              ("invariant check", ["not run" if r["check"] is None else
+                                   ("ok" if not r["check"] and not r["violations"] else
+                                    f"{len(r['check']) + len(r['violations'])} VIOLATED") for r in rows])]
+    lw = max(len(label) for label, _ in table) + 2
+    title = f"policies compared on {topology_name}" if topology_name else "policies compared"
+    out = [title + " (same workload; ms are modelled unless marked host)", ""]
+    for label, cells in table:
+        out.append(f"{label:<{lw}}" + "".join(f"{c:>{w}}" for c in cells))
+    if real_memory is not None:
+        out.append("")
+        out.append(f"the boot log's real Memory: line: {real_memory.available_kib}K/{real_memory.total_kib}K "
+                   f"available ({real_memory.reserved_kib}K reserved)")
+    for r in rows:
+        if r["check"]:
+            out.append(f"{r['policy']}: check(): " + "; ".join(r["check"][:5]))
+        if r["violations"]:
+            out.append(f"{r['policy']}: violations recorded: " + "; ".join(r["violations"][:5]))
+    return "\n".join(out)
