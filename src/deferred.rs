@@ -10,6 +10,7 @@ use crate::machine::{Machine, Phase};
 use crate::memblock::PfnRange;
 use crate::page::PageState;
 use crate::policy::{GrowLock, KeyDisable};
+use crate::protocol::{grow_step, GrowStep};
 use crate::sync::Ordering;
 use crate::topology::ZoneType;
 
@@ -301,25 +302,19 @@ impl Machine {
         let zone = node.zones[zi].span;
         let g = *self.geometry();
         let _ = order;
-        if !self.key.enabled() {
-            return (0, self.policy.grow_result_key_off()); // deferred init finished while we waited
-        }
-        let snapshot = match self.policy.grow_lock() {
-            GrowLock::Global => node.fdp.load(), // posting-v2: read under the global lock
-            GrowLock::PerNode if self.faults.trust_snapshot => snapshot, // the broken variant
-            GrowLock::PerNode => {
-                if snapshot != node.fdp.load() {
-                    return (0, true); // someone grew or claimed the node meanwhile: retry
-                }
-                snapshot
-            }
+        let step = grow_step(
+            self.policy,
+            self.faults.trust_snapshot,
+            self.key.enabled(),
+            snapshot,
+            node.fdp.load(),
+            zone.start_pfn,
+            node.span.end_pfn,
+        );
+        let first = match step {
+            GrowStep::Return(r) => return (0, r),
+            GrowStep::Grow { first } => first,
         };
-        let Some(first) = snapshot.map(|f| f.max(zone.start_pfn)) else {
-            return (0, false);
-        };
-        if first >= node.span.end_pfn {
-            return (0, false);
-        }
         // Pass 1: initialise section by section over the free ranges until `need` pages are done.
         let mut got = 0;
         let mut new_first = first;

@@ -17,6 +17,7 @@ pub mod machine;
 pub mod memblock;
 pub mod page;
 pub mod policy;
+pub mod protocol;
 pub mod sync;
 pub mod topology;
 pub mod workload;

@@ -102,7 +102,7 @@ pub struct Fdp(AtomicU64);
 const ULONG_MAX: u64 = u64::MAX;
 
 impl Fdp {
-    fn new() -> Fdp {
+    pub fn new() -> Fdp {
         Fdp(AtomicU64::new(ULONG_MAX))
     }
     /// `READ_ONCE(pgdat->first_deferred_pfn)`; None is ULONG_MAX (nothing deferred).

@@ -91,6 +91,11 @@ impl Machine {
                 self.node_index(n)?;
             }
         }
+        if late_init_after.is_some() && cpus.contains(&crate::deferred::BOOT_CPU) {
+            return Err(Error::Topology(
+                "a stream on CPU 0 cannot race page_alloc_init_late, which runs on the boot CPU (CPU 0)".into(),
+            ));
+        }
         cpus.sort_unstable();
         if cpus.windows(2).any(|w| w[0] == w[1]) {
             return Err(Error::Topology(

@@ -195,6 +195,13 @@ def test_points_validate_and_callback_errors_surface():
 
 # -- fault injection ------------------------------------------------------------------------------
 
+def test_a_stream_on_the_boot_cpu_cannot_race_late_init():
+    m = two_node_machine("v4.17")
+    m.boot()
+    with pytest.raises(pgdefer.TopologyError, match="boot CPU"):
+        m.run_workload([dict(cpu=0, count=10)], late_init_after=5)
+
+
 def test_failing_pass_gives_worker_failed_without_hang_or_double_init():
     m = dma_only(nodes=2, cpus=2, fail_pass=(1, 100))
     m.boot()
@@ -212,7 +219,7 @@ def test_failing_pass_gives_worker_failed_without_hang_or_double_init():
 
 # -- stress ---------------------------------------------------------------------------------------
 
-def two_node_machine(policy, cpus=8):
+def two_node_machine(policy, cpus=9):
     # node 0: 16 MiB DMA + 48 MiB DMA32-less Normal-like layout kept small: x86 zones, small sections
     mem = [Region(0, 24 << 20, 0), Region(24 << 20, 48 << 20, 1)]
     g = Geometry(section_size="1M", max_order=6, pageblock_order=4)  # 256-page sections
@@ -238,7 +245,8 @@ def conservation(m):
 def test_stress_8_threads_100k_allocations_racing_late_init(policy, seed):
     m = two_node_machine(policy)
     m.boot()
-    streams = [dict(cpu=c, count=12500, orders=[0, 0, 0, 1, 2, 3], node=c % 2, free_percent=45) for c in range(8)]
+    # CPU 0 runs page_alloc_init_late; the 8 allocator threads are CPUs 1..8.
+    streams = [dict(cpu=c, count=12500, orders=[0, 0, 0, 1, 2, 3], node=c % 2, free_percent=45) for c in range(1, 9)]
     r = m.run_workload(streams, seed=seed, late_init_after=30000 + 7000 * seed)
     assert r["allocs"] + r["failures"] == 100000
     assert r["late_init"] == "ok"
@@ -249,7 +257,7 @@ def test_stress_8_threads_100k_allocations_racing_late_init(policy, seed):
 
 
 def test_python_threads_race_with_the_gil_released():
-    m = two_node_machine("v4.17", cpus=4)
+    m = two_node_machine("v4.17", cpus=5)
     m.boot()
     errors = []
 
@@ -268,7 +276,7 @@ def test_python_threads_race_with_the_gil_released():
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
 
-    threads = [threading.Thread(target=worker, args=(c,)) for c in range(4)]
+    threads = [threading.Thread(target=worker, args=(c,)) for c in range(1, 5)]  # CPU 0 runs late init
     for t in threads:
         t.start()
     m.page_alloc_init_late()

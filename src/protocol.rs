@@ -1,0 +1,79 @@
+//! The decisions of the grow/claim protocol (spec §3.2, §4, §7 C1–C4), as pure functions of what a
+//! CPU has read, so the machine and the loom models (tests/loom.rs) run the very same logic.
+
+use crate::policy::{GrowLock, Policy};
+
+/// What `deferred_grow_zone` does once it holds its lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrowStep {
+    /// Return without initialising anything (the value is the return value).
+    Return(bool),
+    /// Initialise from this pfn on.
+    Grow { first: u64 },
+}
+
+/// Decide, under the grow lock, what grow does.
+/// `snapshot` is the unlocked `READ_ONCE(first_deferred_pfn)`, `current` the value read under the
+/// lock. v4.17 re-validates the snapshot (a change means someone grew or claimed the node: retry);
+/// posting-v2 reads it under its global lock; the `trust_snapshot` fault uses the stale value.
+pub fn grow_step(
+    policy: Policy,
+    trust_snapshot: bool,
+    key_enabled: bool,
+    snapshot: Option<u64>,
+    current: Option<u64>,
+    zone_start: u64,
+    node_end: u64,
+) -> GrowStep {
+    if !key_enabled {
+        return GrowStep::Return(policy.grow_result_key_off()); // deferred init finished while we waited
+    }
+    let fdp = match policy.grow_lock() {
+        GrowLock::Global => current,
+        GrowLock::PerNode if trust_snapshot => snapshot,
+        GrowLock::PerNode if snapshot != current => return GrowStep::Return(true),
+        GrowLock::PerNode => snapshot,
+    };
+    match fdp.map(|f| f.max(zone_start)) {
+        Some(first) if first < node_end => GrowStep::Grow { first },
+        _ => GrowStep::Return(false), // nothing left to grow (ULONG_MAX or past the node end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_snapshot() {
+        let p = Policy::V4_17;
+        assert_eq!(
+            grow_step(p, false, true, Some(64), Some(128), 0, 256),
+            GrowStep::Return(true)
+        );
+        assert_eq!(
+            grow_step(p, true, true, Some(64), Some(128), 0, 256),
+            GrowStep::Grow { first: 64 }
+        );
+        assert_eq!(
+            grow_step(p, false, true, Some(64), Some(64), 80, 256),
+            GrowStep::Grow { first: 80 }
+        );
+        assert_eq!(
+            grow_step(p, false, true, None, None, 0, 256),
+            GrowStep::Return(false)
+        );
+        assert_eq!(
+            grow_step(p, false, false, None, None, 0, 256),
+            GrowStep::Return(true)
+        );
+        assert_eq!(
+            grow_step(Policy::PostingV2, false, false, None, None, 0, 256),
+            GrowStep::Return(false)
+        );
+        assert_eq!(
+            grow_step(Policy::PostingV2, false, true, Some(64), Some(128), 0, 256),
+            GrowStep::Grow { first: 128 }
+        );
+    }
+}
