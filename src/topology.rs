@@ -4,6 +4,9 @@ use crate::error::{Error, Result};
 use crate::geometry::Geometry;
 use crate::memblock::{Memblock, PfnRange, Region};
 
+/// x86-64 with 5-level paging and arm64 with 52-bit PAs: the top of physical memory.
+pub const MAX_PHYSMEM_BITS: u32 = 52;
+
 /// Zone types in index order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ZoneType {
@@ -130,10 +133,10 @@ impl Layout {
                 "no memory region contains a whole page".into(),
             ));
         }
-        if mem.last().unwrap().end >= 1 << 52 {
+        let top = memblock.memory.iter().map(|r| r.end).max().unwrap();
+        if top > 1 << MAX_PHYSMEM_BITS {
             return Err(Error::Topology(format!(
-                "memory ends at pfn {:#x}, beyond a 64-bit physical address space",
-                mem.last().unwrap().end
+                "memory ends at {top:#x}, beyond the {MAX_PHYSMEM_BITS}-bit physical address space"
             )));
         }
         let free = memblock.free_ranges(&geometry);

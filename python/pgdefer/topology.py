@@ -13,6 +13,7 @@ from .config import ZONE_NAMES, Geometry, format_size, parse_size
 from .errors import TopologyError
 
 MAX_NUMNODES = 1024
+MAX_PHYSMEM_BITS = 52  # x86-64 with 5-level paging, arm64 with 52-bit PA
 
 
 @dataclass(frozen=True, order=True)
@@ -115,9 +116,9 @@ class Topology:
         g = self.geometry
         if not any(g.pfn_up(r.start) < g.pfn_down(r.end) for r in self.memory):
             raise TopologyError("no memory region contains a whole page")
-        top = max(g.pfn_down(r.end) for r in self.memory)
-        if top >= 1 << 52:
-            raise TopologyError(f"memory ends at pfn {top:#x}, beyond a 64-bit physical address space")
+        top = max(r.end for r in self.memory)
+        if top > 1 << MAX_PHYSMEM_BITS:
+            raise TopologyError(f"memory ends at {top:#x}, beyond the {MAX_PHYSMEM_BITS}-bit physical address space")
 
     def _normalise_zone_limits(self, zone_limits):
         given = dict(DEFAULT_ZONE_LIMITS if zone_limits is None else zone_limits)
