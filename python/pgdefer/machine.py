@@ -94,6 +94,8 @@ class PageView:
 
 
 def _int(value, what):
+    if type(value) is int:  # the common case, first
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{what} must be an int, got {value!r}")
     return int(value)
@@ -142,6 +144,11 @@ class Machine:
             keep_key="keep_key" in faults, fail_pass=fail_pass,
         )
         self._pages = None
+        # Fixed for the machine's life: cached so that argument checks stay cheap on hot paths.
+        self._nodes = [n["node"] for n in self._core.nodes()]
+        self._node_set = frozenset(self._nodes)
+        self._cpu_slots = self._core.nr_cpus + len(self._nodes)
+        self._max_order = topology.geometry.max_order
 
     # -- boot phases -------------------------------------------------------------------------
 
@@ -158,7 +165,7 @@ class Machine:
 
     def _order(self, order):
         order = _int(order, "order")
-        if not 0 <= order <= self.geometry.max_order:
+        if not 0 <= order <= self._max_order:
             raise OrderError(f"order {order} is outside 0..MAX_PAGE_ORDER ({self.geometry.max_order})")
         return order
 
@@ -166,13 +173,13 @@ class Machine:
         if node is None:
             return None
         node = _int(node, "node")
-        if node not in self.nodes:
-            raise UnknownNode(f"node {node} has no memory in this machine (nodes: {self.nodes})")
+        if node not in self._node_set:
+            raise UnknownNode(f"node {node} has no memory in this machine (nodes: {self._nodes})")
         return node
 
     def _cpu(self, cpu):
         cpu = _int(cpu, "cpu")
-        if not 0 <= cpu < self._core.nr_cpus + len(self.topology.nodes):
+        if not 0 <= cpu < self._cpu_slots:
             raise ValueError(f"cpu {cpu} does not exist: this machine has CPUs 0..{self._core.nr_cpus - 1}"
                              f" (and {self._core.nr_cpus}.. for the per-node passes)")
         return cpu
@@ -289,7 +296,8 @@ class Machine:
 
     @property
     def nodes(self) -> list:
-        return [n["node"] for n in self._core.nodes()]
+        """Ids of the nodes with memory, ascending."""
+        return list(self._nodes)
 
     def node_info(self) -> list:
         """Per node: node, start_pfn, end_pfn, spanned, present, deferred_zone, first_deferred_pfn."""
