@@ -240,21 +240,36 @@ def resolve_policy(requested: str, topo, preset=None) -> tuple:
     if policy == "eager" or boot.deferred_init or boot.memory is None or boot.memory.reserved_kib is None:
         return policy, base
     # Would this policy defer anything at mem_init, and does the log show that it did?
-    from .machine import Machine
-
-    m = Machine(topo, policy=policy)
-    m.boot()
-    ev = next(e for e in m.events if e["kind"] == "memblock_free_all")
-    deferred_kib = ev["deferred"] * topo.geometry.page_size // 1024
+    deferred_kib = estimate_deferred_pages(topo, policy) * topo.geometry.page_size // 1024
     mem = boot.memory
     missing_kib = mem.total_kib - mem.reserved_kib - mem.cma_reserved_kib - mem.available_kib
-    del m
     if deferred_kib and missing_kib < deferred_kib / 2:
         return "eager", (f"{base}, but the log shows no deferral: its Memory: line misses only {missing_kib}K "
-                         f"of total - reserved (that policy would leave {deferred_kib}K uninitialised at mem_init) "
-                         "and no per-node deferred-init line is printed, so the kernel ran without "
-                         "CONFIG_DEFERRED_STRUCT_PAGE_INIT: using eager")
+                         f"of total - reserved, where that policy would leave about {deferred_kib}K uninitialised "
+                         "at mem_init, and no per-node deferred-init line is printed: the kernel ran without "
+                         "CONFIG_DEFERRED_STRUCT_PAGE_INIT, so using eager")
     return policy, base
+
+
+def estimate_deferred_pages(topo, policy: str) -> int:
+    """About how many pages ``policy`` leaves uninitialised at mem_init on ``topo``, from the topology alone
+    (no page array): per node, the deferred zone's present pages beyond the early prefix (the defer rule's LIMIT
+    plus up to one section to reach the section-aligned cut; reserved pages above the cut included)."""
+    g = topo.geometry
+    pps = g.pages_per_section
+    total = 0
+    for nid in topo.nodes:
+        populated = [z for z in topo.zones(nid) if z.present]
+        if not populated or policy == "eager":
+            continue
+        dz = populated[-1]
+        if policy == "v4.2":
+            limit = (2 << 30) // g.page_size
+        else:
+            ns, ne = topo.node_span(nid)
+            limit = min(pps, ne - ns)
+        total += max(0, dz.present - limit - pps)
+    return total
 
 
 def resolve_pass_threads(requested: str, topo, policy: str) -> tuple:

@@ -444,7 +444,7 @@ TL_TOP, TL_TRACK, TL_BOTTOM = 1.15, 0.5, 1.05    # inches: titles; per track; x 
 
 
 def _timeline_height(n_tracks):
-    return TL_TOP + TL_TRACK * n_tracks + TL_BOTTOM
+    return TL_TOP + TL_TRACK * max(n_tracks, 2) + TL_BOTTOM
 
 
 def _draw_timeline(fig, machine, cost, pass_threads, height, max_tracks=24):
@@ -460,7 +460,7 @@ def _draw_timeline(fig, machine, cost, pass_threads, height, max_tracks=24):
     left, right, gap = 0.075, 0.985, 0.015
     split = left + (right - left) * 0.4 if has_pass else right
     ax_bottom = TL_BOTTOM / height
-    ax_h = TL_TRACK * len(tracks) / height
+    ax_h = TL_TRACK * max(len(tracks), 2) / height
     ax1 = fig.add_axes([left, ax_bottom, split - gap / 2 - left if has_pass else right - left, ax_h])
     # --- boot CPU panel: early init, memblock_free_all, grows
     w_end = max(sch["window_end"], 1e-3)
@@ -483,7 +483,7 @@ def _draw_timeline(fig, machine, cost, pass_threads, height, max_tracks=24):
         g0 = gr[0]["start"]
         gms = sum(g["ms"] for g in gr)
         ax1.annotate(f"{len(gr)} deferred_grow_zone call(s): +{_fmt_count(sum(g['pages'] for g in gr))} pages, "
-                     f"{gms:.2f} ms", xy=(g0 + gms / 2, yb - 0.32), xytext=(0.98, 0.5 if len(tracks) > 1 else 0.08),
+                     f"{gms:.2f} ms", xy=(g0 + gms / 2, yb - 0.32), xytext=(0.98, 0.5 if len(tracks) > 1 else 0.22),
                      textcoords="axes fraction", fontsize=7.5, ha="right", va="center",
                      arrowprops=dict(arrowstyle="->", color="#B36B00", lw=0.8))
     if sch["mem_init_at"] is not None:
@@ -491,7 +491,7 @@ def _draw_timeline(fig, machine, cost, pass_threads, height, max_tracks=24):
     ax1.set_xlim(0, w_end * 1.02)
     ax1.set_xlabel("modelled time (ms, cost model)", fontsize=8)
     ax1.set_title("boot CPU: early init → memblock_free_all → on-demand grows", fontsize=9, loc="left")
-    ax1.set_ylim(-0.6, len(tracks) - 0.4)
+    ax1.set_ylim(-0.6 if len(tracks) > 1 else -1.4, len(tracks) - 0.4)
     ax1.set_yticks([y[t] for t in tracks])
     ax1.set_yticklabels(tracks, fontsize=8)
     ax1.tick_params(axis="x", labelsize=8)
@@ -512,7 +512,7 @@ def _draw_timeline(fig, machine, cost, pass_threads, height, max_tracks=24):
                      color="white" if inside else "black", clip_on=True)
         if sch["key_off"] is not None:
             ax2.axvline(sch["key_off"], color="#D55E00", linestyle="--", linewidth=1.4)
-        ax2.set_xlim(sch["window_end"], sch["window_end"] + span * 1.03)
+        ax2.set_xlim(sch["window_end"] - span * 0.01, sch["window_end"] + span * 1.03)
         ax2.set_xlabel("modelled time (ms, cost model) — a different scale from the left panel", fontsize=8)
         threads = f"{pass_threads} threads per node" if pass_threads > 1 else "one thread per node"
         ax2.set_title(f"page_alloc_init_late: per-node deferred_init_memmap passes ({threads})", fontsize=9,

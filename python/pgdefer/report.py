@@ -176,7 +176,9 @@ def format_log_comparison(cmp: dict, policy_note: str = "") -> list:
     kv = f", kernel {cmp['kernel_version']}" if cmp["kernel_version"] else ""
     lines = ["", f"compared with the boot log {name}{kv}:"]
     if policy_note:
-        lines.append(f"  {policy_note}")
+        import textwrap
+
+        lines += textwrap.wrap(policy_note, 110, initial_indent="  ", subsequent_indent="    ")
     if cmp["memory"]:
         lines.append(f"  {'Memory: line':<22}{'real (log)':>16}{'predicted':>16}{'predicted - real':>20}")
         labels = {"available_kib": "available", "total_kib": "total", "reserved_kib": "reserved"}
@@ -203,7 +205,10 @@ def format_log_comparison(cmp: dict, policy_note: str = "") -> list:
     if un is not None:
         if un >= 0:
             lines.append(f"  unplaced reserved memory: {un}K of the log's reserved figure could not be placed by the "
-                         "import (early allocations the log does not size or place); the model lacks it")
+                         "import")
+            lines.append("    (early allocations the log does not size or place); the model lacks them, so its "
+                         "reserved is lower and")
+            lines.append("    its available higher wherever they would have sat in early-initialised memory")
         else:
             lines.append(f"  over-placed reserved memory: the import reserved {-un}K MORE than the log's reserved "
                          "figure")
