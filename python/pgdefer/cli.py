@@ -526,6 +526,7 @@ def topology_data(topo, spec) -> dict:
         "memory": [{"start": r.start, "end": r.end, "node": r.node} for r in topo.memory],
         "reserved": [{"start": r.start, "end": r.end} for r in topo.reserved],
         "reserved_pages": reserved_pages,
+        "reserved_kib": reserved_pages * g.page_size // 1024,
         "nodes": nodes,
         "memmap": {"struct_pages": topo.memmap_pages,
                    "host_bytes": topo.memmap_pages * HOST_BYTES_PER_PAGE,
@@ -581,7 +582,7 @@ def format_topology(d: dict, limit: int = 25) -> str:
         out.append(f"  ... {len(d['memory']) - limit} more (--limit, or --json for all)")
     res_bytes = sum(r["end"] - r["start"] for r in d["reserved"])
     out += ["", f"reserved: {len(d['reserved'])} merged range(s), {_human(res_bytes)}; "
-                f"{d['reserved_pages']} memory pages reserved ({d['reserved_pages'] * 4096 // 1024 if g['page_size'] == '4K' else '?'}K)"]
+                f"{d['reserved_pages']} memory pages reserved ({d['reserved_kib']}K)"]
     log = d.get("log")
     if log:
         rs = sorted(log["reservations"], key=lambda r: r["start"])

@@ -360,8 +360,9 @@ def _draw_memory_map(fig, machine, height, max_nodes=24):
             zl, zh = zoom
             az = fig.add_axes([split + gap / 2, bottom, right - split - gap / 2, MAP_AX / height])
             _draw_node(az, info, allocated, zl, zh, page_size, label_y=False, annotate=True)
+            what = "early prefix and grows" if ngrows else "early prefix"
             az.set_title(f"zoom on the dashed box: the first {_human((zh - zl) * page_size)} of node {nid}\n"
-                         "(early prefix and grows, to scale)", fontsize=9, loc="left")
+                         f"({what}, to scale)", fontsize=9, loc="left")
             div = 1 << 30 if ns * page_size >= 64 << 30 else _unit((ne - ns) * page_size)[1]
             ax.axvspan(zl * page_size / div, zh * page_size / div, ymin=0.02, ymax=0.98, facecolor="none",
                        edgecolor="#D55E00", linewidth=1.0, linestyle="--")
@@ -373,8 +374,11 @@ def _draw_memory_map(fig, machine, height, max_nodes=24):
              ha="left", va="top")
     grows = sum(1 for e in machine.events if e["kind"] == "grow" and e["pages"])
     more = f"; only the first {max_nodes} of {len(regions)} nodes are drawn" if len(regions) > max_nodes else ""
+    marks = (f"▼ marks each deferred_grow_zone call ({grows} in all)." if grows else
+             "No deferred_grow_zone call" + (" (this policy has no on-demand growth)."
+                                             if machine.policy in ("eager", "v4.2") else "."))
     fig.text(0.01, 1 - 0.45 / height, "How each struct page was initialised, by physical address. "
-             f"▼ marks each deferred_grow_zone call ({grows} in all). Page counts are in {_human(page_size).replace('.0 ', ' ')} pages{more}.",
+             f"{marks} Page counts are in {_human(page_size).replace('.0 ', ' ')} pages{more}.",
              fontsize=8.5, ha="left", va="top")
 
 
@@ -453,7 +457,8 @@ def _draw_timeline(fig, machine, cost, pass_threads, height, max_tracks=24):
     from matplotlib.patches import Patch
 
     sch = boot_schedule(machine, cost, pass_threads)
-    passes = sch["passes"][:max_tracks]
+    ran = bool(sch["passes"])
+    passes = [p for p in sch["passes"] if p["pages"]][:max_tracks]
     tracks = ["boot CPU"] + [f"node {p['node']} pass" for p in passes]
     y = {name: len(tracks) - 1 - i for i, name in enumerate(tracks)}
     has_pass = bool(passes)
@@ -495,6 +500,7 @@ def _draw_timeline(fig, machine, cost, pass_threads, height, max_tracks=24):
     ax1.set_yticks([y[t] for t in tracks])
     ax1.set_yticklabels(tracks, fontsize=8)
     ax1.tick_params(axis="x", labelsize=8)
+    ax1.ticklabel_format(axis="x", useOffset=False, style="plain")
     ax1.grid(axis="x", color="#EEEEEE")
     ax1.set_axisbelow(True)
     # --- page_alloc_init_late panel
@@ -519,6 +525,7 @@ def _draw_timeline(fig, machine, cost, pass_threads, height, max_tracks=24):
                       loc="left")
         ax2.tick_params(axis="y", labelleft=False, length=0)
         ax2.tick_params(axis="x", labelsize=8)
+        ax2.ticklabel_format(axis="x", useOffset=False, style="plain")
         ax2.grid(axis="x", color="#EEEEEE")
         ax2.set_axisbelow(True)
     handles = [Patch(facecolor=early_colours[0], label="early init (memmap_init), node by node"),
@@ -533,15 +540,17 @@ def _draw_timeline(fig, machine, cost, pass_threads, height, max_tracks=24):
                bbox_to_anchor=(0.5, 0.02 / height))
     fig.text(0.01, 1 - 0.12 / height, f"Boot timeline in modelled time — {_title(machine)}", fontsize=12,
              ha="left", va="top")
-    total = (f"All struct pages are initialised at {sch['end']:.0f} ms." if has_pass
-             else "page_alloc_init_late was not run.")
+    total = (f"All struct pages are initialised at {sch['end']:.0f} ms." if has_pass else
+             "page_alloc_init_late ran, but nothing was deferred: no per-node pass had work." if ran else
+             "page_alloc_init_late was not run.")
     more = f" Only the first {max_tracks} of {len(sch['passes'])} node passes are drawn." \
         if len(sch["passes"]) > max_tracks else ""
     fig.text(0.01, 1 - 0.45 / height,
              f"Modelled time from the cost model ({cost.ns_per_page:g} ns/page, bandwidth cap {cost.bandwidth_cap:g} "
-             f"threads, {cost.pass_overhead_ms:g} ms per pass), not host time. The rest of the on-demand window "
-             f"(the allocations themselves, smp_init, ...) is not modelled. {total}{more}",
-             fontsize=8.5, ha="left", va="top")
+             f"threads, {cost.pass_overhead_ms:g} ms per pass), not host time. {total}{more}\n"
+             "The rest of the on-demand window (the allocations themselves, smp_init, ...) is not modelled: the "
+             "passes are drawn as starting right after the last grow.",
+             fontsize=8.5, ha="left", va="top", linespacing=1.4)
 
 
 def timeline(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1, max_tracks: int = 24):
@@ -549,7 +558,7 @@ def timeline(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1, max
     require_matplotlib()
     from matplotlib.figure import Figure
 
-    n = min(len([e for e in machine.events if e["kind"] == "deferred_init"]), max_tracks)
+    n = min(len([e for e in machine.events if e["kind"] == "deferred_init" and e["pages"]]), max_tracks)
     h = _timeline_height(n + 1)
     fig = Figure(figsize=(15, h))
     _draw_timeline(fig, machine, cost, pass_threads, h, max_tracks)
@@ -566,7 +575,7 @@ def boot_figure(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1, 
     from matplotlib.figure import Figure
 
     h_map = _map_height(min(len(machine.nodes), max_nodes))
-    npass = min(len([e for e in machine.events if e["kind"] == "deferred_init"]), max_nodes)
+    npass = min(len([e for e in machine.events if e["kind"] == "deferred_init" and e["pages"]]), max_nodes)
     h_tl = _timeline_height(npass + 1)
     fig = Figure(figsize=(15, h_map + h_tl))
     top, bottom = fig.subfigures(2, 1, height_ratios=[h_map, h_tl])
