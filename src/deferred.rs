@@ -83,17 +83,12 @@ impl Machine {
             } else {
                 sec_start
             };
-            // part of the gap in this region's first section → node of this region
-            self.init_hole(prev_end.max(sec_start), r.start, r.nid, &mut holes);
-            // The gap above this region, up to its section end or the next region (whichever first):
-            // belongs to the next region if that starts in the same section, else to this one.
+            self.init_hole(prev_end, r.start, r.nid, &mut holes);
+            // The gap above this region up to its section end, if no region starts there: that memory
+            // is the nearest, below. (A gap up to a region in the same section is that region's.)
             let sec_end = g.section_align_up(r.end);
-            let next_start = mem.get(k + 1).map_or(u64::MAX, |n| n.start);
-            if next_start >= sec_end {
+            if mem.get(k + 1).is_none_or(|n| n.start >= sec_end) {
                 self.init_hole(r.end, sec_end, r.nid, &mut holes);
-            } else if let Some(n) = mem.get(k + 1) {
-                // the next region starts in this section: the gap in between is its (handled when k+1 runs)
-                let _ = n;
             }
         }
         self.stats.hole_pages.fetch_add(holes, Ordering::Relaxed);
@@ -268,7 +263,7 @@ impl Machine {
         let guard = self.lock(lock, cpu, self.grow_irqsave, "deferred_grow_zone")?;
         self.point("grow:locked", Some(nid), cpu);
         self.stats.grow_calls.fetch_add(1, Ordering::Relaxed);
-        let (got, result) = self.grow_locked(ni, zi, order, need, snapshot, cpu);
+        let (got, result) = self.grow_locked(ni, zi, need, snapshot, cpu);
         self.log(
             cpu,
             Event::Grow {
@@ -293,7 +288,6 @@ impl Machine {
         &self,
         ni: usize,
         zi: usize,
-        order: u32,
         need: u64,
         snapshot: Option<u64>,
         cpu: u32,
@@ -301,7 +295,6 @@ impl Machine {
         let node = &self.nodes[ni];
         let zone = node.zones[zi].span;
         let g = *self.geometry();
-        let _ = order;
         let step = grow_step(
             self.policy,
             self.faults.trust_snapshot,
@@ -382,6 +375,9 @@ impl Machine {
                     self.irq_point(cpu);
                 }
             }
+            if self.faults.panic_pass == Some(nid) {
+                panic!("pgdatinit{nid}: injected panic after {pages} pages");
+            }
             if !failed {
                 for r in self.node_free_ranges(ni) {
                     let (s, e) = clip(r);
@@ -389,6 +385,7 @@ impl Machine {
                 }
             }
         }
+        self.point("pass:finish", Some(nid), cpu);
         if let Some(g) = guard {
             self.unlock(g, cpu);
         }

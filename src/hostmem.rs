@@ -68,3 +68,11 @@ impl<T> Drop for HostArray<T> {
         }
     }
 }
+
+/// `MemAvailable` of this host in bytes, if /proc/meminfo says.
+pub fn available_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -41,6 +41,8 @@ pub struct Faults {
     pub keep_key: bool,
     /// The per-node pass of this node id fails after initialising this many pages.
     pub fail_pass: Option<(u32, u64)>,
+    /// The per-node pass of this node id panics (a bug in the worker) while holding its lock.
+    pub panic_pass: Option<u32>,
 }
 
 impl MachineConfig {
@@ -100,6 +102,12 @@ impl Phase {
 pub struct Fdp(AtomicU64);
 
 const ULONG_MAX: u64 = u64::MAX;
+
+impl Default for Fdp {
+    fn default() -> Self {
+        Fdp::new()
+    }
+}
 
 impl Fdp {
     pub fn new() -> Fdp {
@@ -216,10 +224,11 @@ pub struct PointInfo {
 }
 
 /// The named points at which the model stops for registered callbacks.
-pub const POINTS: [&str; 7] = [
+pub const POINTS: [&str; 8] = [
     "key_disable:before",
     "key_disable:after",
     "pass:start",
+    "pass:finish",
     "pass:end",
     "grow:snapshot",
     "grow:locked",
@@ -245,13 +254,30 @@ impl Machine {
                 "the memmap would have {memmap} pages; the model indexes at most {MAX_PAGES} (16 TiB of 4 KiB pages)"
             )));
         }
+        let need = memmap * crate::page::BYTES_PER_PAGE;
+        if let Some(avail) = crate::hostmem::available_bytes() {
+            if need > avail {
+                return Err(Error::HostMemory(format!(
+                    "the page array of this machine ({memmap} simulated pages) needs {:.1} GiB of host memory; \
+                     this host has {:.1} GiB available",
+                    need as f64 / (1u64 << 30) as f64,
+                    avail as f64 / (1u64 << 30) as f64
+                )));
+            }
+        }
         if cfg.cpus == 0 || cfg.cpus > 4096 {
             return Err(Error::Topology(format!(
                 "cpus must be in 1..=4096, got {}",
                 cfg.cpus
             )));
         }
-        if let Some((nid, _)) = cfg.faults.fail_pass {
+        for nid in cfg
+            .faults
+            .fail_pass
+            .map(|f| f.0)
+            .into_iter()
+            .chain(cfg.faults.panic_pass)
+        {
             layout.node_index(nid)?;
         }
         let nr_cpu_slots = cfg.cpus as usize + layout.nodes.len();
@@ -460,8 +486,8 @@ impl Machine {
             let area = &self.nodes[n].zones[z].area;
             // A separate statement, so the zone lock is dropped before growing takes it again.
             let watermark_ok = area.lock().unwrap().watermark_ok(order);
-            if !watermark_ok
-                && !(self.key.enabled() && self.grow_hook(n, z, order, Hook::Watermark, cpu)?)
+            if !(watermark_ok
+                || self.key.enabled() && self.grow_hook(n, z, order, Hook::Watermark, cpu)?)
             {
                 continue 'zones;
             }

@@ -66,6 +66,9 @@ impl Flags {
     }
 }
 
+/// Host bytes per simulated page: flags 1, node 2, order 1, free-list links 8.
+pub const BYTES_PER_PAGE: u64 = 12;
+
 /// Free-list link meaning "none".
 pub const NIL: u32 = u32::MAX;
 

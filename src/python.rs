@@ -140,7 +140,7 @@ impl PyIrq {
 impl PyMachine {
     #[new]
     #[pyo3(signature = (page_size, section_size, pageblock_order, max_order, memory, reserved, zone_limits, policy,
-                        cpus=1, grow_irqsave=true, trust_snapshot=false, keep_key=false, fail_pass=None))]
+                        cpus=1, grow_irqsave=true, trust_snapshot=false, keep_key=false, fail_pass=None, panic_pass=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -157,6 +157,7 @@ impl PyMachine {
         trust_snapshot: bool,
         keep_key: bool,
         fail_pass: Option<(u32, u64)>,
+        panic_pass: Option<u32>,
     ) -> PyResult<Self> {
         let inner = run(py, || {
             let geometry = Geometry::new(page_size, section_size, pageblock_order, max_order)?;
@@ -182,6 +183,7 @@ impl PyMachine {
                     trust_snapshot,
                     keep_key,
                     fail_pass,
+                    panic_pass,
                 },
             })
         })?;
@@ -600,6 +602,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyIrq>()?;
     m.add("POINTS", crate::machine::POINTS.to_vec())?;
     m.add("POLICIES", crate::policy::POLICY_NAMES.to_vec())?;
-    m.add("BYTES_PER_PAGE", 12)?;
+    m.add("BYTES_PER_PAGE", crate::page::BYTES_PER_PAGE)?;
     Ok(())
 }

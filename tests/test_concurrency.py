@@ -217,6 +217,33 @@ def test_failing_pass_gives_worker_failed_without_hang_or_double_init():
         m.page_alloc_init_late()
 
 
+def test_a_panicking_worker_is_a_typed_error_and_releases_its_lock():
+    m = dma_only(nodes=2, cpus=2, panic_pass=0)
+    m.boot()
+    with pytest.raises(pgdefer.WorkerFailed, match="panicked") as e:
+        m.page_alloc_init_late()
+    assert e.value.node == 0 and m.phase == "failed"
+    assert all(owner is None for owner in m.lock_owners().values())
+    assert m.pages.init_count.max() == 1
+
+
+def test_pass_points_bracket_the_locked_pass():
+    m = dma_only(cpus=2)
+    m.boot()
+    seen = []
+    for point in ("pass:start", "pass:finish", "pass:end"):
+        m.at(point, lambda p, n, cpu: seen.append((p, m.lock_owners()["&pgdat->node_size_lock (node 0)"])))
+    m.page_alloc_init_late()
+    pass_cpu = m.cpus  # node 0's pgdatinit runs on the first CPU after the workload CPUs
+    assert seen == [("pass:start", None), ("pass:finish", pass_cpu), ("pass:end", None)]
+
+
+def test_machine_larger_than_the_host_is_refused_with_the_figure():
+    t = Topology(memory=[Region(0, 8 << 40, 0)])  # 8 TiB: 2^31 pages, 24 GiB of page array
+    with pytest.raises(pgdefer.HostMemoryError, match=r"needs 24\.0 GiB"):
+        Machine(t)
+
+
 # -- stress ---------------------------------------------------------------------------------------
 
 def two_node_machine(policy, cpus=9):

@@ -111,13 +111,14 @@ class Machine:
     """
 
     def __init__(self, topology: Topology, policy: str = "v4.17", cpus: int = 1, grow_irqsave: bool = True,
-                 faults=(), fail_pass=None):
+                 faults=(), fail_pass=None, panic_pass=None):
         """``cpus``: simulated CPUs that run allocations (0 is the boot CPU); each node's pgdatinit
         thread runs on a CPU of its own numbered after them. ``grow_irqsave=False`` takes the grow lock
         with plain spin_lock, as the first posting did. ``faults``: deliberate bugs to show the checks
         catch them — "trust_snapshot" (grow trusts its unlocked read of first_deferred_pfn),
         "keep_key" (the static key is never disabled). ``fail_pass=(node, after_pages)``: that node's
-        per-node pass fails midway (page_alloc_init_late raises WorkerFailed)."""
+        per-node pass fails midway (page_alloc_init_late raises WorkerFailed); ``panic_pass=node``: that
+        node's worker thread panics while holding its lock (also WorkerFailed, never a PanicException)."""
         if not isinstance(topology, Topology):
             raise TypeError(f"topology must be a pgdefer.Topology, got {type(topology).__name__}")
         if policy not in _core.POLICIES:
@@ -132,6 +133,8 @@ class Machine:
             fail_pass = (_int(fail_pass[0], "fail_pass node"), _int(fail_pass[1], "fail_pass pages"))
             if fail_pass[0] not in topology.nodes or fail_pass[1] < 0:
                 raise ValueError(f"fail_pass={fail_pass!r}: needs (a node with memory, pages >= 0)")
+        if panic_pass is not None and panic_pass not in topology.nodes:
+            raise ValueError(f"panic_pass={panic_pass!r}: not a node with memory")
         g = topology.geometry
         zl = topology.zone_limits
         self.topology = topology
@@ -141,7 +144,7 @@ class Machine:
             [(r.start, r.end) for r in topology.reserved],
             (zl.get("DMA"), zl.get("DMA32"), zl.get("Normal")),
             policy, cpus=cpus, grow_irqsave=bool(grow_irqsave), trust_snapshot="trust_snapshot" in faults,
-            keep_key="keep_key" in faults, fail_pass=fail_pass,
+            keep_key="keep_key" in faults, fail_pass=fail_pass, panic_pass=panic_pass,
         )
         self._pages = None
         # Fixed for the machine's life: cached so that argument checks stay cheap on hot paths.
