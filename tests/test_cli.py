@@ -355,3 +355,27 @@ def test_progress_only_on_a_terminal_and_cleared():
     with Progress(True, stream=quick, delay=3600) as p:  # a run shorter than the delay shows nothing
         p.step("boot")
     assert quick.getvalue() == ""
+
+
+def test_boot_preset_shows_its_published_measurements(capsys):
+    code, out, _ = run(["boot", "-q", "-t", "vm-16g", "--workload", "none", "--no-check"], capsys)
+    assert code == 0
+    assert "published measurements of this machine" in out
+    for anchor in presets.info("vm-16g").published:
+        assert re.search(rf"^  {anchor}: ", out, re.M)
+    code, out, _ = run(["boot", "-q", "-t", "vm-16g", "--workload", "none", "--no-check", "--json"], capsys)
+    d = json.loads(out)
+    assert d["preset"] == "vm-16g" and d["published"]["published"] == presets.info("vm-16g").published
+
+
+def test_pass_threads_scale_the_modelled_pass_only(capsys):
+    base = ["boot", "-q", "--json", "--workload", "none", "--no-check"]
+    _, out1, _ = run(base + ["--pass-threads", "1"], capsys)
+    _, out4, _ = run(base + ["--pass-threads", "4"], capsys)
+    n1, n4 = json.loads(out1)["nodes"], json.loads(out4)["nodes"]
+    for nid in n1:
+        pages = n1[nid]["deferred_init_pages"]
+        assert pages == n4[nid]["deferred_init_pages"] > 0
+        # cost model: 15 ns/page / min(threads, 12) + 2 ms per pass
+        assert n1[nid]["deferred_init_modelled_ms"] == pytest.approx(pages * 15e-6 + 2)
+        assert n4[nid]["deferred_init_modelled_ms"] == pytest.approx(pages * 15e-6 / 4 + 2)

@@ -348,7 +348,8 @@ def run_machine(topo, policy, workload="default", stop_after="page_alloc_init_la
 
 
 def cmd_boot(args) -> int:
-    from .report import dmesg_report, format_log_comparison, log_comparison, summary
+    from .report import (dmesg_report, format_log_comparison, format_published, log_comparison,
+                         published_comparison, summary)
 
     _check_plot_target(args.plot)
     with Progress(not args.quiet) as progress:
@@ -366,6 +367,9 @@ def cmd_boot(args) -> int:
         boot_log = _dmesg_source(topo)
         version = boot_log.version if boot_log is not None else None
         cmp = log_comparison(m, boot_log, pass_threads=threads) if boot_log is not None else None
+        pub = None
+        if preset is not None and _presets().info(preset).published:
+            pub = published_comparison(m, _presets().info(preset).published)
         if args.plot:
             progress.step(f"drawing {args.plot}")
             from .plot import save_boot_figure
@@ -380,6 +384,8 @@ def cmd_boot(args) -> int:
         out["workload"] = {k: {"ok": a, "failed": f} for k, (a, f) in (results or {}).items()}
         out["check"] = problems
         out["log"] = cmp
+        out["preset"] = preset
+        out["published"] = pub
         out["topology_notes"] = list(topo.notes)
         if args.plot:
             out["plot"] = str(args.plot)
@@ -398,6 +404,8 @@ def cmd_boot(args) -> int:
                                    f"{len(problems)} violation(s): " + "; ".join(problems[:5])))
         if cmp is not None:
             print("\n".join(format_log_comparison(cmp, "; ".join(x for x in (note, tnote) if x))))
+        if pub is not None:
+            print("\n".join(format_published(pub)))
         if args.plot:
             print(f"\nwrote {args.plot}")
     return 1 if (problems or m.violations) else 0

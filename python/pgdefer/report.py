@@ -310,6 +310,7 @@ def compare_row(machine, cost: CostModel = DEFAULT_COST, workload_results=None, 
         "pass_pages": s["stats"]["deferred_pass_pages"],
         "slowest_pass_modelled_ms": max(modelled) if modelled else None,
         "boot_cpu_modelled_ms": early_ms + grow_ms,
+        "all_initialised_modelled_ms": early_ms + grow_ms + (max(modelled) if modelled else 0.0),
         "allocations": s["stats"]["allocs"], "alloc_failures": s["stats"]["alloc_failures"],
         "workload_failed": failed,
         "mem_init": s["mem_init"],
@@ -317,6 +318,39 @@ def compare_row(machine, cost: CostModel = DEFAULT_COST, workload_results=None, 
         "check": list(problems) if problems is not None else None,
         "violations": s["violations"],
     }
+
+
+def _flat(v) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {_flat(x)}" if not isinstance(x, dict) else f"{k}: ({_flat(x)})" for k, x in v.items())
+    return str(v)
+
+
+def published_comparison(machine, published: dict, cost: CostModel = DEFAULT_COST) -> dict:
+    """A preset's published figures (spec §6) beside the modelled per-node passes at 1 thread and at each thread
+    count the publication names (``threads_per_node``)."""
+    threads = {1}
+    for anchor in published.values():
+        if isinstance(anchor, dict) and isinstance(anchor.get("threads_per_node"), int):
+            threads.add(anchor["threads_per_node"])
+    passes = sorted((e for e in machine.events if e["kind"] == "deferred_init"), key=lambda e: e["node"])
+    modelled = {t: {e["node"]: {"pages": e["pages"], "modelled_ms": cost.pass_ms(e["pages"], t)} for e in passes}
+                for t in sorted(threads)}
+    return {"published": published, "modelled_pass_ms_by_threads": modelled}
+
+
+def format_published(cmp: dict, cost: CostModel = DEFAULT_COST) -> list:
+    lines = ["", "published measurements of this machine (spec section 6):"]
+    for anchor, figures in cmp["published"].items():
+        lines.append(f"  {anchor}: {_flat(figures)}")
+    mod = cmp["modelled_pass_ms_by_threads"]
+    if any(mod.values()):
+        lines.append("  modelled per-node passes (cost model):")
+        for t, nodes in mod.items():
+            eff = f", effective min({t}, cap {cost.bandwidth_cap:g})" if t > 1 else ""
+            lines.append(f"    {t} thread(s) per node{eff}: " + ", ".join(
+                f"node {n} {v['modelled_ms']:.0f} ms ({v['pages']} pages)" for n, v in nodes.items()))
+    return lines
 
 
 def format_compare(rows: list, topology_name: str = "", real_memory=None) -> str:
