@@ -187,7 +187,7 @@ def load_topology(spec: str):
     if spec not in names:
         looks_like_path = os.sep in spec or "." in spec
         raise CliError(f"unknown topology {spec!r}: " +
-                       (f"no such file; " if looks_like_path else "") +
+                       ("no such file; " if looks_like_path else "") +
                        f"not a preset (presets: {', '.join(names)}), nor dmesg:LOG or host")
     return _presets().get(spec)
 
@@ -724,7 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=COMPARE_EPILOG, formatter_class=fmt)
     _add_machine_args(c)
     c.add_argument("--policies", default=",".join(POLICIES), metavar="P1,P2,...",
-                   help=f"comma-separated policies, or all (default: %(default)s)")
+                   help="comma-separated policies, or all (default: %(default)s)")
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
     c.set_defaults(func=cmd_compare)
 

@@ -27,13 +27,11 @@ class PlotUnavailable(PgdeferError, ImportError):
 def require_matplotlib():
     """Import matplotlib (for files: the Agg backend) or raise :class:`PlotUnavailable` saying how to install it."""
     try:
-        import matplotlib  # noqa: F401
-        from matplotlib.figure import Figure  # noqa: F401
+        import matplotlib
+        import matplotlib.figure  # noqa: F401
     except ImportError as e:
         raise PlotUnavailable(f"plotting needs matplotlib, which is not installed ({e}); "
                               f"install it with: {INSTALL_HINT}") from None
-    import matplotlib
-
     return matplotlib
 
 
@@ -233,8 +231,6 @@ def _zoom_window(info, page_size):
 
 
 def _draw_node(ax, info, allocated, lo, hi, page_size, label_y=True, annotate=True, grow_marks=False):
-    from matplotlib.patches import Rectangle  # noqa: F401
-
     unit, div = _unit((hi - lo) * page_size)
     if lo * page_size >= 64 << 30:  # far up the address space: GiB with decimals beats 6-digit MiB ticks
         unit, div = "GiB", 1 << 30

@@ -376,8 +376,8 @@ def format_compare(rows: list, topology_name: str = "", real_memory=None) -> str
     for nid in nodes:
         ps = [r["passes"].get(nid, {}) for r in rows]
         table.append((f"node {nid} pass pages", [fmt(p.get("pages")) for p in ps]))
-        table.append((f"  modelled", [fmt(p.get("modelled_ms"), " ms") for p in ps]))
-        table.append((f"  host", [fmt(p.get("host_ms"), " ms") for p in ps]))
+        table.append(("  modelled", [fmt(p.get("modelled_ms"), " ms") for p in ps]))
+        table.append(("  host", [fmt(p.get("host_ms"), " ms") for p in ps]))
     table += [("slowest pass (modelled)", [fmt(r["slowest_pass_modelled_ms"], " ms") for r in rows]),
               ("allocations", [fmt(r["allocations"]) for r in rows]),
               ("allocation failures", [fmt(r["alloc_failures"]) for r in rows]),
