@@ -41,7 +41,8 @@ examples:
   pgdefer boot --json | jq .mem_init             the Memory: line as data
 
 policies: eager (no deferral), v4.2 (2 GiB prefix, no growth), posting-v2 (Feb 2018
-posting: global grow lock, key off first), v4.17 (as merged), auto (from the log).
+posting: global grow lock, key off first), v4.17 (as merged), auto (from the log,
+the preset or the host kernel).
 """
 
 COMPARE_EPILOG = """\
