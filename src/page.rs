@@ -126,6 +126,16 @@ impl PageArray {
     pub fn len(&self) -> usize {
         self.flags.len()
     }
+
+    /// Map all host memory of the arrays now (see `hostmem`).
+    pub fn prefault(&self) {
+        self.flags.prefault();
+        self.node.prefault();
+        self.order1.prefault();
+        self.next.prefault();
+        self.prev.prefault();
+        self.pageblock_mt.prefault();
+    }
     pub fn is_empty(&self) -> bool {
         self.flags.is_empty()
     }
