@@ -3,6 +3,7 @@
 //! lockdep-style check, so that a self-deadlock is reported instead of hanging.
 
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::Arc;
 
 use crate::error::Error;
@@ -17,8 +18,22 @@ pub struct IrqWork {
     pub result: Arc<Mutex<Option<Result<u64, Error>>>>,
 }
 
+static NEXT_THREAD_TOKEN: StdAtomicU64 = StdAtomicU64::new(1);
+
+thread_local! {
+    static THREAD_TOKEN: u64 = NEXT_THREAD_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A number unique to the calling host thread (never 0).
+pub fn thread_token() -> u64 {
+    THREAD_TOKEN.with(|t| *t)
+}
+
 #[derive(Default)]
 pub struct Cpu {
+    /// The host thread acting as this CPU (0: none) and how deeply (callbacks and interrupts nest).
+    thread: StdAtomicU64,
+    depth: AtomicU32,
     /// Nesting depth of `local_irq_save` (spin_lock_irqsave) on this CPU.
     irqs_off: AtomicU32,
     /// Spinlocks held (`preempt_count`): sleeping here is a bug.
@@ -53,6 +68,34 @@ impl Cpu {
     pub fn pending(&self) -> usize {
         self.pending.lock().unwrap().len()
     }
+
+    /// Act as this CPU on the calling host thread until the guard drops. One host thread at a time:
+    /// another thread gets `None` (two threads cannot be one CPU).
+    pub fn enter(&self) -> Option<CpuGuard<'_>> {
+        use std::sync::atomic::Ordering as O;
+        let me = thread_token();
+        match self.thread.compare_exchange(0, me, O::Acquire, O::Relaxed) {
+            Ok(_) => {}
+            Err(t) if t == me => {}
+            Err(_) => return None,
+        }
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        Some(CpuGuard { cpu: self })
+    }
+}
+
+pub struct CpuGuard<'a> {
+    cpu: &'a Cpu,
+}
+
+impl Drop for CpuGuard<'_> {
+    fn drop(&mut self) {
+        if self.cpu.depth.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.cpu
+                .thread
+                .store(0, std::sync::atomic::Ordering::Release);
+        }
+    }
 }
 
 /// A spinlock as the kernel names it, with where it was taken (for lockdep reports).
@@ -60,36 +103,50 @@ pub struct NamedLock {
     pub name: String,
     pub lock: SpinLock,
     site: Mutex<&'static str>,
+    /// The host thread holding it (0: none): a thread that would wait for itself deadlocks.
+    holder: StdAtomicU64,
 }
 
 /// Why a lock could not be taken: this CPU already holds it (an interrupt that needs the lock its
-/// own CPU holds with interrupts enabled).
+/// own CPU holds with interrupts enabled), or another CPU simulated by the same host thread holds it
+/// (a point callback that waits for the code it interrupted).
 #[derive(Debug, Clone)]
 pub struct Deadlock {
     pub lock: String,
     pub cpu: u32,
+    /// The CPU holding the lock.
+    pub holder: u32,
     pub held_at: &'static str,
     pub wanted_at: &'static str,
     pub in_irq: bool,
 }
 
 impl Deadlock {
-    /// lockdep's "inconsistent lock state" report, in its words.
+    /// lockdep's report, in its words.
     pub fn report(&self) -> String {
-        format!(
-            "WARNING: inconsistent lock state: {{IN-HARDIRQ-W}} -> {{HARDIRQ-ON-W}} usage. CPU {} {} \
-             {} at {}, already holding it since {} with interrupts enabled. *** DEADLOCK ***",
-            self.cpu,
-            if self.in_irq { "in hard interrupt context takes" } else { "takes" },
-            self.lock,
-            self.wanted_at,
-            self.held_at
-        )
+        if self.holder == self.cpu {
+            format!(
+                "WARNING: inconsistent lock state: {{IN-HARDIRQ-W}} -> {{HARDIRQ-ON-W}} usage. CPU {} {} \
+                 {} at {}, already holding it since {} with interrupts enabled. *** DEADLOCK ***",
+                self.cpu,
+                if self.in_irq { "in hard interrupt context takes" } else { "takes" },
+                self.lock,
+                self.wanted_at,
+                self.held_at
+            )
+        } else {
+            format!(
+                "DEADLOCK: CPU {} takes {} at {} while CPU {} holds it since {}, and both are simulated by \
+                 the same host thread (a point callback waiting for the code it stopped)",
+                self.cpu, self.lock, self.wanted_at, self.holder, self.held_at
+            )
+        }
     }
 }
 
 pub struct LockGuard<'a> {
     _guard: SpinGuard<'a>,
+    lock: &'a NamedLock,
     cpu: &'a Cpu,
     irqsave: bool,
 }
@@ -107,6 +164,10 @@ impl LockGuard<'_> {
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
+        // Runs before `_guard` releases the spinlock (fields drop after this body).
+        self.lock
+            .holder
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         self.cpu.preempt.fetch_sub(1, Ordering::Relaxed);
         if self.irqsave {
             self.cpu.irqs_off.fetch_sub(1, Ordering::Relaxed);
@@ -120,6 +181,7 @@ impl NamedLock {
             name,
             lock: SpinLock::default(),
             site: Mutex::new(""),
+            holder: StdAtomicU64::new(0),
         }
     }
 
@@ -134,23 +196,31 @@ impl NamedLock {
         site: &'static str,
         mut on_spin: impl FnMut(),
     ) -> Result<LockGuard<'a>, Deadlock> {
-        if self.lock.owner() == Some(cpu_id) {
-            return Err(Deadlock {
-                lock: self.name.clone(),
-                cpu: cpu_id,
-                held_at: *self.site.lock().unwrap(),
-                wanted_at: site,
-                in_irq: cpu.in_irq(),
-            });
+        if let Some(holder) = self.lock.owner() {
+            if holder == cpu_id
+                || self.holder.load(std::sync::atomic::Ordering::Relaxed) == thread_token()
+            {
+                return Err(Deadlock {
+                    lock: self.name.clone(),
+                    cpu: cpu_id,
+                    holder,
+                    held_at: *self.site.lock().unwrap(),
+                    wanted_at: site,
+                    in_irq: cpu.in_irq(),
+                });
+            }
         }
         if irqsave {
             cpu.irqs_off.fetch_add(1, Ordering::Relaxed);
         }
         cpu.preempt.fetch_add(1, Ordering::Relaxed);
         let guard = self.lock.lock_with(cpu_id, &mut on_spin);
+        self.holder
+            .store(thread_token(), std::sync::atomic::Ordering::Relaxed);
         *self.site.lock().unwrap() = site;
         Ok(LockGuard {
             _guard: guard,
+            lock: self,
             cpu,
             irqsave,
         })

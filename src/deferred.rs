@@ -21,7 +21,8 @@ impl Machine {
     /// `free_area_init` .. `memblock_free_all`: initialise holes and the early prefix, release the
     /// non-deferred free memory to the buddy allocator. The on-demand window is open afterwards.
     pub fn boot(&self) -> Result<()> {
-        let _t = self.transition.lock().unwrap();
+        let _t = self.begin_transition("boot()")?;
+        let _on = self.enter_cpu(BOOT_CPU)?;
         if self.phase() != Phase::Created {
             return Err(Error::Phase(format!(
                 "boot() called twice (the machine is {})",
@@ -416,7 +417,8 @@ impl Machine {
     /// the calling thread (deterministic, for differential tests). A failed worker marks the machine
     /// failed and is returned as `WorkerFailed`.
     pub fn page_alloc_init_late(&self, threads: bool) -> Result<()> {
-        let _t = self.transition.lock().unwrap();
+        let _t = self.begin_transition("page_alloc_init_late()")?;
+        let _on = self.enter_cpu(BOOT_CPU)?;
         match self.phase() {
             Phase::Booted => {}
             Phase::Created => {
@@ -431,12 +433,14 @@ impl Machine {
         }
         self.set_phase(Phase::LateInit);
         if self.policy.key_disable() == KeyDisable::BeforePasses && !self.faults.keep_key {
-            let guard = self.lock(
-                &self.grow_lock,
-                BOOT_CPU,
-                self.grow_irqsave,
-                "page_alloc_init_late",
-            )?;
+            let guard = self
+                .lock(
+                    &self.grow_lock,
+                    BOOT_CPU,
+                    self.grow_irqsave,
+                    "page_alloc_init_late",
+                )
+                .inspect_err(|_| self.set_phase(Phase::Booted))?; // nothing happened yet: still booted
             self.static_branch_disable(BOOT_CPU);
             self.unlock(guard, BOOT_CPU);
         }
@@ -471,6 +475,7 @@ impl Machine {
     /// is released by unwinding).
     fn run_pass(&self, ni: usize) -> Result<u64> {
         let cpu = self.pgdatinit_cpu(ni);
+        let _on = self.enter_cpu(cpu)?;
         let nid = self.nodes[ni].span.nid;
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.deferred_init_memmap(ni, cpu)
@@ -515,5 +520,15 @@ impl Machine {
         }
         self.initmem_freed.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Boot phases change one at a time; a phase change asked for from inside another (a point callback
+    /// calling boot() or page_alloc_init_late()) is an error, not a wait for itself.
+    fn begin_transition(&self, what: &str) -> Result<crate::sync::MutexGuard<'_, ()>> {
+        self.transition.try_lock().map_err(|_| {
+            Error::Phase(format!(
+                "{what} called while another boot phase is running (from a point callback?)"
+            ))
+        })
     }
 }

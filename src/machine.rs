@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::buddy::{FreeArea, ListEnd, UninitBuddy};
-use crate::cpu::{Cpu, Deadlock, IrqWork, LockGuard, NamedLock};
+use crate::cpu::{Cpu, CpuGuard, Deadlock, IrqWork, LockGuard, NamedLock};
 use crate::error::{Error, Result};
 use crate::events::{Event, Hook, Logged};
 use crate::geometry::Geometry;
@@ -199,6 +199,7 @@ pub struct Machine {
     has_hooks: AtomicBool,
     /// free_initmem() ran: the __init grow code is gone.
     pub initmem_freed: AtomicBool,
+    reserved_free: Mutex<()>,
     /// `deferred_pages`
     pub key: StaticKey,
     pub stats: Stats,
@@ -320,6 +321,7 @@ impl Machine {
             hooks: Mutex::new(Vec::new()),
             has_hooks: AtomicBool::new(false),
             initmem_freed: AtomicBool::new(false),
+            reserved_free: Mutex::new(()),
             key: StaticKey::new(cfg.policy.grows()),
             stats: Stats::default(),
             phase: AtomicU8::new(Phase::Created as u8),
@@ -461,7 +463,7 @@ impl Machine {
         zone: Option<ZoneType>,
         cpu: u32,
     ) -> Result<u64> {
-        self.check_cpu(cpu)?;
+        let _on = self.enter_cpu(cpu)?;
         self.irq_point(cpu);
         let r = self.get_page_from_freelist(order, nid, zone, cpu);
         self.irq_point(cpu);
@@ -542,8 +544,14 @@ impl Machine {
 
     /// `__free_pages` of a block returned by `alloc_pages`; the block goes to the head of its list.
     pub fn free_pages(&self, pfn: u64, order: u32, cpu: u32) -> Result<()> {
-        self.check_cpu(cpu)?;
+        let _on = self.enter_cpu(cpu)?;
         self.irq_point(cpu);
+        let r = self.free_pages_on(pfn, order);
+        self.irq_point(cpu);
+        r
+    }
+
+    fn free_pages_on(&self, pfn: u64, order: u32) -> Result<()> {
         self.check_order(order)?;
         self.require_allocator("free_pages()")?;
         let i = self.pages.idx(pfn).ok_or_else(|| {
@@ -644,6 +652,18 @@ impl Machine {
             )));
         }
         Ok(())
+    }
+
+    /// Act as `cpu` on this host thread for the guard's life; a CPU already simulated by another host
+    /// thread is an error (its interrupts-disabled state and locks would be shared by two threads).
+    pub fn enter_cpu(&self, cpu: u32) -> Result<CpuGuard<'_>> {
+        self.check_cpu(cpu)?;
+        self.cpus[cpu as usize].enter().ok_or_else(|| {
+            Error::Phase(format!(
+                "CPU {cpu} is being simulated by another host thread: give each thread its own cpu= \
+                 (CPU 0 runs boot() and page_alloc_init_late())"
+            ))
+        })
     }
 
     /// The simulated CPU that runs node index `ni`'s pgdatinit thread.
@@ -756,6 +776,9 @@ impl Machine {
                 .map(|h| h.f.clone())
                 .collect();
             hooks.retain(|h| !(h.once && hit(h)));
+            if hooks.is_empty() {
+                self.has_hooks.store(false, Ordering::Release);
+            }
             fs
         };
         let info = PointInfo { name, node, cpu };
@@ -772,8 +795,10 @@ impl Machine {
     /// buddy allocator. While deferred pages remain (the key is on), freeing next to one is rejected:
     /// the merge would read an uninitialised buddy (B20; kernels since 2026 warn here).
     pub fn free_reserved_area(&self, start: u64, end: u64, cpu: u32) -> Result<u64> {
-        self.check_cpu(cpu)?;
+        let _on = self.enter_cpu(cpu)?;
         self.require_allocator("free_reserved_area()")?;
+        // One at a time: validation and release must see the same pages (no double free of a range).
+        let _serial = self.reserved_free.lock().unwrap();
         if end <= start {
             return Err(Error::BadFree(format!(
                 "free_reserved_area: empty range [{start:#x}, {end:#x})"
@@ -798,7 +823,8 @@ impl Machine {
                 )));
             }
         }
-        if self.key.enabled() {
+        {
+            // Whatever the key says (v4.2 has none): a merge would read the uninitialised buddy.
             let (s, e) = (start & !(block - 1), (end + block - 1) & !(block - 1));
             if let Some(p) = (s..e).find(|&p| {
                 self.pages
@@ -806,7 +832,7 @@ impl Machine {
                     .is_some_and(|i| self.pages.state(i) == PageState::Uninit)
             }) {
                 return Err(Error::Phase(format!(
-                    "free_reserved_area([{start:#x}, {end:#x})) during the on-demand window: pfn {p:#x} in the \
+                    "free_reserved_area([{start:#x}, {end:#x})) while deferred pages remain: pfn {p:#x} in the \
                      same MAX_ORDER block is still uninitialised, and merging would read its descriptor (B20); \
                      free it after page_alloc_init_late()"
                 )));

@@ -168,10 +168,6 @@ impl PageArray {
         self.flags(i).state()
     }
     #[inline]
-    pub fn set_state(&self, i: usize, s: PageState) {
-        self.set_flags(i, self.flags(i).with_state(s))
-    }
-    #[inline]
     pub fn node_of(&self, i: usize) -> u16 {
         self.node[i].load(Relaxed)
     }
@@ -192,7 +188,10 @@ impl PageArray {
     }
 
     /// `__init_single_page` on `[i, i + n)`: returns how many of them had been initialised before
-    /// (a double initialisation, I1 — the caller reports it).
+    /// (a double initialisation, I1 — the caller reports it). A load and a store, not one atomic
+    /// read-modify-write: the bulk pass stays at ~1.5 ns/page. Under a correct protocol no two CPUs
+    /// ever initialise the same page; if a broken one makes two do it at the very same instant, some of
+    /// those pages may count once (loom checks the protocol itself exhaustively).
     pub fn init_range(&self, i: usize, n: usize, zone: ZoneType, nid: u16) -> usize {
         let mut doubles = 0;
         for (f, node) in self.flags[i..i + n].iter().zip(&self.node[i..i + n]) {

@@ -15,7 +15,8 @@ pub enum GrowStep {
 /// Decide, under the grow lock, what grow does.
 /// `snapshot` is the unlocked `READ_ONCE(first_deferred_pfn)`, `current` the value read under the
 /// lock. v4.17 re-validates the snapshot (a change means someone grew or claimed the node: retry);
-/// posting-v2 reads it under its global lock; the `trust_snapshot` fault uses the stale value.
+/// posting-v2 reads it under its global lock; the `trust_snapshot` fault uses the stale value (for
+/// posting-v2 that is what the seed's v2 literally did).
 pub fn grow_step(
     policy: Policy,
     trust_snapshot: bool,
@@ -29,6 +30,7 @@ pub fn grow_step(
         return GrowStep::Return(policy.grow_result_key_off()); // deferred init finished while we waited
     }
     let fdp = match policy.grow_lock() {
+        GrowLock::Global if trust_snapshot => snapshot, // the seed's v2 form, read before the lock
         GrowLock::Global => current,
         GrowLock::PerNode if trust_snapshot => snapshot,
         GrowLock::PerNode if snapshot != current => return GrowStep::Return(true),
@@ -74,6 +76,10 @@ mod tests {
         assert_eq!(
             grow_step(Policy::PostingV2, false, true, Some(64), Some(128), 0, 256),
             GrowStep::Grow { first: 128 }
+        );
+        assert_eq!(
+            grow_step(Policy::PostingV2, true, true, Some(64), Some(128), 0, 256),
+            GrowStep::Grow { first: 64 }
         );
     }
 }

@@ -227,7 +227,7 @@ impl PyMachine {
         let zt = zone_type(py, Some(zone))?.unwrap();
         self.op(py, || {
             let m = &self.inner;
-            m.check_cpu(cpu)?;
+            let _on = m.enter_cpu(cpu)?;
             m.check_order(order)?;
             m.require_allocator("deferred_grow_zone()")?;
             let ni = m.node_index(node)?;
@@ -299,10 +299,7 @@ impl PyMachine {
         d.set_item("managed", managed)?;
         d.set_item("free_pages", free)?;
         d.set_item("nr_free", nr_free)?;
-        d.set_item(
-            "deferred",
-            ni < m.nodes.len() && m.nodes[ni].deferred_zone == zi,
-        )?;
+        d.set_item("deferred", m.nodes[ni].deferred_zone == zi)?;
         Ok(d)
     }
 
@@ -435,7 +432,7 @@ impl PyMachine {
     /// Deliver the interrupts pending on `cpu` now, as an idle CPU would.
     fn deliver_irqs(&self, py: Python<'_>, cpu: u32) -> PyResult<()> {
         self.op(py, || {
-            self.inner.check_cpu(cpu)?;
+            let _on = self.inner.enter_cpu(cpu)?;
             self.inner.irq_point(cpu);
             Ok(())
         })
@@ -534,6 +531,12 @@ impl PyMachine {
             self.inner.run_workload(&parsed, seed, late_init_after)
         })?;
         let d = PyDict::new(py);
+        let errors: Vec<(u32, String)> = r
+            .streams
+            .iter()
+            .filter_map(|s| s.error.clone().map(|e| (s.cpu, e)))
+            .collect();
+        d.set_item("errors", errors)?;
         let per: Vec<(u32, u64, u64, u64, usize)> = r
             .streams
             .iter()

@@ -8,13 +8,13 @@ pub use loom::sync::atomic::{
     AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 #[cfg(pgdefer_loom)]
-pub use loom::sync::Mutex;
+pub use loom::sync::{Mutex, MutexGuard};
 #[cfg(not(pgdefer_loom))]
 pub use std::sync::atomic::{
     AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 #[cfg(not(pgdefer_loom))]
-pub use std::sync::Mutex;
+pub use std::sync::{Mutex, MutexGuard};
 
 #[cfg(pgdefer_loom)]
 fn spin_wait() {

@@ -96,16 +96,12 @@ impl NodeSpan {
     pub fn zone(&self, zt: ZoneType) -> Option<&ZoneSpan> {
         self.zones.iter().find(|z| z.zt == zt)
     }
-    pub fn last_zone(&self) -> &ZoneSpan {
-        self.zone(self.deferred_zone).expect("deferred zone exists")
-    }
 }
 
 /// Everything derived from the memblock arrays and zone limits: the machine's fixed layout.
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub geometry: Geometry,
-    pub memblock: Memblock,
     /// Global pfn end of each zone type (u64::MAX = unbounded).
     pub zone_ends: [u64; 4],
     /// Memory pfn ranges (ascending, one per merged memory region).
@@ -150,17 +146,12 @@ impl Layout {
             .collect();
         Ok(Layout {
             geometry,
-            memblock,
             zone_ends,
             memory: mem,
             free,
             reserved: res,
             nodes,
         })
-    }
-
-    pub fn node(&self, nid: u32) -> Option<&NodeSpan> {
-        self.nodes.iter().find(|n| n.nid == nid)
     }
 
     pub fn node_index(&self, nid: u32) -> Result<usize> {

@@ -30,6 +30,8 @@ pub struct StreamResult {
     pub frees: u64,
     /// Blocks still held at the end: (pfn, order).
     pub held: Vec<(u64, u32)>,
+    /// Why the stream stopped early, if it did.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -123,11 +125,20 @@ impl Machine {
                 .collect();
             let results: Vec<StreamResult> = handles
                 .into_iter()
-                .map(|h| h.join().expect("stream thread"))
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| StreamResult {
+                        error: Some("stream thread panicked".into()),
+                        ..Default::default()
+                    })
+                })
                 .collect();
             // Make sure the racing late init is not left waiting for allocations that never come.
             attempted.store(u64::MAX, Ordering::Relaxed);
-            (results, late.map(|h| h.join().expect("late init thread")))
+            let late = late.map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("late init thread panicked".into()))
+            });
+            (results, late)
         });
         Ok(WorkloadResult {
             streams: results,
@@ -155,9 +166,14 @@ impl Machine {
             if !r.held.is_empty() && rng.below(100) < u64::from(s.free_percent) {
                 let k = rng.below(r.held.len() as u64) as usize;
                 let (pfn, order) = r.held.swap_remove(k);
-                self.free_pages(pfn, order, s.cpu)
-                    .expect("a held block frees");
-                r.frees += 1;
+                match self.free_pages(pfn, order, s.cpu) {
+                    Ok(()) => r.frees += 1,
+                    Err(e) => {
+                        // Only a failed machine refuses a held block: stop this stream.
+                        r.error = Some(e.to_string());
+                        break;
+                    }
+                }
             }
         }
         r

@@ -101,7 +101,7 @@ fn small_geometry_grows_one_section_at_a_time() {
     }
     m.alloc_pages(0, None, None, 0).unwrap();
     assert_eq!(m.first_deferred_pfn(0).unwrap(), Some(128));
-    // an order-4 request (16 pages) when 63 pages are free in order-0..3 pieces and order-4 blocks
+    // empty the zone again; then an order-4 request (16 pages) fails the zero watermark and grows
     for _ in 0..63 {
         m.alloc_pages(0, None, None, 0).unwrap();
     }
@@ -139,4 +139,103 @@ fn eager_defers_nothing_and_v4_2_never_grows() {
     m.page_alloc_init_late(true).unwrap();
     m.alloc_pages(0, None, None, 0).unwrap();
     assert!(m.check().is_empty(), "{:?}", m.check());
+}
+
+/// The checker itself: each corruption is reported under its invariant's name.
+#[test]
+fn check_reports_each_kind_of_corruption() {
+    use pgdefer::page::{Flags, MT_UNSET};
+    let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap(); // 64-page sections, max order 4
+                                                           // 4 sections of memory, the last one only 40 pages: pfns [232, 256) are holes. fdp = 64.
+    let fresh = || {
+        let m = machine(
+            vec![region(0, (192 + 40) * 4096, 0)],
+            vec![],
+            Policy::V4_17,
+            g,
+        );
+        m.boot().unwrap();
+        assert!(m.check().is_empty());
+        m
+    };
+    let idx = |m: &Machine, pfn: u64| m.pages.idx(pfn).unwrap();
+    let cases: Vec<(&str, Box<dyn Fn(&Machine)>)> = vec![
+        (
+            "I1: pfn 0x5 initialised 2 times",
+            Box::new(move |m: &Machine| {
+                let i = idx(m, 5);
+                m.pages.set_flags(
+                    i,
+                    m.pages
+                        .flags(i)
+                        .initialised(ZoneType::Dma)
+                        .with_state(PageState::Free),
+                );
+            }),
+        ),
+        (
+            "I2: pfn 0x5 is uninitialised but not deferred",
+            Box::new(move |m: &Machine| m.pages.set_flags(idx(m, 5), Flags(0))),
+        ),
+        (
+            "I2: pfn 0x50 at/above first_deferred_pfn",
+            Box::new(move |m: &Machine| {
+                let i = idx(m, 0x50);
+                m.pages.set_flags(
+                    i,
+                    m.pages
+                        .flags(i)
+                        .initialised(ZoneType::Dma)
+                        .with_state(PageState::Reserved),
+                );
+            }),
+        ),
+        (
+            "hole pfn 0xf0",
+            Box::new(move |m: &Machine| {
+                let i = idx(m, 0xf0);
+                m.pages
+                    .set_flags(i, m.pages.flags(i).with_state(PageState::Free));
+            }),
+        ),
+        (
+            "B-I3: free pfn 0x8",
+            Box::new(move |m: &Machine| {
+                m.pages.pageblock_mt[1].store(MT_UNSET, std::sync::atomic::Ordering::Relaxed)
+            }),
+        ),
+        (
+            "B-I4: node 0 zone DMA has 63 FREE pages",
+            Box::new(move |m: &Machine| {
+                let i = idx(m, 7);
+                m.pages
+                    .set_flags(i, m.pages.flags(i).with_state(PageState::Allocated));
+            }),
+        ),
+        (
+            "B-I1: node 0 zone DMA list 4 holds pfn 0x0",
+            Box::new(move |m: &Machine| m.pages.set_head_order(idx(m, 0), Some(2))),
+        ),
+    ];
+    for (want, corrupt) in cases {
+        let m = fresh();
+        corrupt(&m);
+        let found = m.check();
+        assert!(
+            found.iter().any(|p| p.contains(want)),
+            "wanted {want:?}, got {found:?}"
+        );
+    }
+    // I4 after late init: first_deferred_pfn must be ULONG_MAX for good.
+    let m = fresh();
+    m.page_alloc_init_late(false).unwrap();
+    assert!(m.check().is_empty());
+    m.nodes[0].fdp.store(Some(100));
+    assert!(
+        m.check()
+            .iter()
+            .any(|p| p.starts_with("I4: node 0 first_deferred_pfn is 0x64")),
+        "{:?}",
+        m.check()
+    );
 }

@@ -10,6 +10,7 @@ import pgdefer
 from pgdefer import Geometry, Machine, Region, Topology
 
 PAGE = 4096
+GiB = 1 << 30
 PPS = 64  # pages per section in the small geometry
 SMALL = Geometry(section_size="256K", max_order=4, pageblock_order=3)
 
@@ -238,10 +239,127 @@ def test_pass_points_bracket_the_locked_pass():
     assert seen == [("pass:start", None), ("pass:finish", pass_cpu), ("pass:end", None)]
 
 
+def _mem_available():
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no MemAvailable in /proc/meminfo")
+
+
 def test_machine_larger_than_the_host_is_refused_with_the_figure():
-    t = Topology(memory=[Region(0, 8 << 40, 0)])  # 8 TiB: 2^31 pages, 24 GiB of page array
-    with pytest.raises(pgdefer.HostMemoryError, match=r"needs 24\.0 GiB"):
-        Machine(t)
+    # Twice what this host has available, in whole GiB of memory (12 bytes of page array per 4 KiB
+    # page), capped at the 16 TiB the model can index: refused either way, with the figure.
+    want = min(2 * _mem_available() * 4096 // pgdefer._core.BYTES_PER_PAGE, 16 << 40) // GiB * GiB
+    with pytest.raises(pgdefer.HostMemoryError, match=r"needs [0-9.]+ GiB|indexes at most"):
+        Machine(Topology(memory=[Region(0, want + GiB, 0)]))
+
+
+def test_phase_change_from_a_callback_is_an_error_not_a_hang():
+    m = dma_only(nodes=2, cpus=2)
+    m.boot()
+    seen = []
+
+    def again(point, node, cpu):
+        for call in (m.page_alloc_init_late, m.boot):
+            try:
+                call()
+            except pgdefer.PhaseError as e:
+                seen.append(str(e))
+
+    m.at("pass:start", again, node=0)
+    m.page_alloc_init_late()
+    assert len(seen) == 2 and all("another boot phase is running" in s for s in seen)
+    m.check()
+
+
+def test_callback_waiting_for_the_lock_its_own_thread_holds_is_a_reported_deadlock():
+    """A grow:locked callback (this thread is CPU 0 inside grow, holding the node lock) makes CPU 1 grow
+    the same node: it would spin forever on a lock only this thread can release."""
+    m = dma_only(cpus=2)
+    m.boot()
+    drain(m)
+    errors = []
+
+    def other_cpu_grows(point, node, cpu):
+        try:
+            m.deferred_grow_zone(0, "DMA", cpu=1)
+        except pgdefer.DeadlockDetected as e:
+            errors.append(str(e))
+
+    m.at("grow:locked", other_cpu_grows)
+    m.alloc_pages(0, zone="DMA", cpu=0)
+    assert len(errors) == 1 and "CPU 1" in errors[0] and "CPU 0 holds it" in errors[0]
+    assert all(owner is None for owner in m.lock_owners().values())
+    m.check()
+
+
+def test_one_host_thread_per_simulated_cpu():
+    m = dma_only(cpus=2)
+    m.boot()
+    inside, release, seen = threading.Event(), threading.Event(), []
+
+    def hold(point, node, cpu):
+        inside.set()
+        release.wait(10)
+
+    m.at("grow:snapshot", hold)
+    drain(m)
+    t = threading.Thread(target=lambda: m.alloc_pages(0, cpu=0))
+    t.start()
+    assert inside.wait(10)
+    try:
+        m.alloc_pages(0, cpu=0)
+    except pgdefer.PhaseError as e:
+        seen.append(str(e))
+    finally:
+        release.set()
+        t.join()
+    assert len(seen) == 1 and "another host thread" in seen[0]
+    m.alloc_pages(0, cpu=0)  # free again once the other thread is done
+    m.check()
+
+
+def test_workload_on_a_machine_that_fails_underneath_reports_instead_of_panicking():
+    # 64 sections a node: the stream (node 1) cannot use up node 0 before node 0's pass fails.
+    m = dma_only(sections=64, nodes=2, cpus=2, fail_pass=(0, 10))
+    m.boot()
+    r = m.run_workload([dict(cpu=1, node=1, count=3000, free_percent=30)], late_init_after=0)
+    assert "failed" in r["late_init"]
+    assert m.phase == "failed"
+    assert r["allocs"] + r["failures"] <= 3000
+
+
+def test_concurrent_free_reserved_area_of_one_range_frees_it_once():
+    t = Topology(memory=[Region(0, 16 * PPS * PAGE, 0)], reserved=[Region(PPS * PAGE, 9 * PPS * PAGE)], geometry=SMALL)
+    m = Machine(t, cpus=3)
+    m.boot()
+    m.page_alloc_init_late()
+    results = []
+
+    def free(cpu):
+        try:
+            results.append(m.free_reserved_area(PPS, 9 * PPS, cpu=cpu))
+        except pgdefer.BadFree:
+            results.append("BadFree")
+
+    threads = [threading.Thread(target=free, args=(c,)) for c in (1, 2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(results, key=str) == [8 * PPS, "BadFree"]
+    m.check()
+
+
+def test_posting_v2_trusting_its_snapshot_double_initialises():
+    """The seed's v2 read first_deferred_pfn before taking the global lock and never re-read it."""
+    m = dma_only(policy="posting-v2", cpus=2, faults=("trust_snapshot",))
+    m.boot()
+    drain(m)
+    m.at("grow:snapshot", lambda p, n, cpu: m.alloc_pages(0, zone="DMA", cpu=1))
+    m.alloc_pages(0, zone="DMA", cpu=0)
+    with pytest.raises(pgdefer.InvariantViolation, match="initialised a second time"):
+        m.check()
 
 
 # -- stress ---------------------------------------------------------------------------------------
@@ -283,7 +401,7 @@ def test_stress_8_threads_100k_allocations_racing_late_init(policy, seed):
     assert (m.pages.init_count == 1).all(), "every page initialised exactly once"
 
 
-def test_python_threads_race_with_the_gil_released():
+def test_python_threads_share_a_machine_safely():
     m = two_node_machine("v4.17", cpus=5)
     m.boot()
     errors = []

@@ -36,6 +36,7 @@ def normalised(snap):
 
 def assert_same(rust, oracle, when):
     a, b = normalised(snapshot(rust)), normalised(snapshot(oracle))
+    assert a.keys() == b.keys()
     for key in a:
         assert a[key] == b[key], f"{key} differs {when}"
 

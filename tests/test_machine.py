@@ -267,3 +267,9 @@ def test_errors_are_builtin_subclasses():
     with pytest.raises(MemoryError):
         for _ in range(65):
             m.alloc_pages(0)
+
+
+def test_host_bytes_per_page_matches_the_core():
+    from pgdefer.config import HOST_BYTES_PER_PAGE
+
+    assert _core.BYTES_PER_PAGE == HOST_BYTES_PER_PAGE <= 16

@@ -118,7 +118,7 @@ class Machine:
         catch them — "trust_snapshot" (grow trusts its unlocked read of first_deferred_pfn),
         "keep_key" (the static key is never disabled). ``fail_pass=(node, after_pages)``: that node's
         per-node pass fails midway (page_alloc_init_late raises WorkerFailed); ``panic_pass=node``: that
-        node's worker thread panics while holding its lock (also WorkerFailed, never a PanicException)."""
+        node's worker thread panics midway through its pass (also WorkerFailed, never a PanicException)."""
         if not isinstance(topology, Topology):
             raise TypeError(f"topology must be a pgdefer.Topology, got {type(topology).__name__}")
         if policy not in _core.POLICIES:
@@ -234,7 +234,10 @@ class Machine:
     def at(self, point: str, callback, node: int | None = None, once: bool = True) -> None:
         """Stop at a named point and run ``callback(point, node, cpu)`` there, on the thread that reached
         it; the callback may issue operations (on other CPUs). Points: ``pgdefer.POINTS``.
-        An exception in the callback is re-raised by the operation that reached the point."""
+        An exception in the callback is re-raised by the operation that reached the point (whose own
+        result, e.g. an allocated pfn, is then lost). Calling boot() or page_alloc_init_late() from a
+        callback is a PhaseError; making another CPU wait for a lock this thread holds is reported as
+        DeadlockDetected."""
         if point not in _core.POINTS:
             raise ValueError(f"unknown point {point!r}: expected one of {', '.join(_core.POINTS)}")
         if not callable(callback):
@@ -272,7 +275,9 @@ class Machine:
 
         ``streams``: dicts with ``cpu``, ``count``, ``orders`` (list, drawn uniformly), optional ``node``,
         ``zone``, ``free_percent`` (chance after each allocation of freeing a random held block).
-        ``late_init_after=n`` races page_alloc_init_late, started once n allocations were attempted.
+        ``late_init_after=n`` races page_alloc_init_late, started once n allocations were attempted (or
+        when the streams end, if they attempt fewer). Streams must use distinct CPUs, and not CPU 0 when
+        racing late init (CPU 0 runs it).
         Returns totals (allocs, failures, frees, host_ns), per-stream tuples and late_init ("ok" or the
         error text)."""
         parsed = []
