@@ -112,7 +112,7 @@ impl Machine {
         let node = &self.nodes[ni];
         let zs = &node.zones[zi];
         let name = format!("node {} zone {}", node.span.nid, zs.span.zt.name());
-        let area = zs.area.lock().unwrap();
+        let area = zs.area.lock();
         let mut listed = 0u64;
         for order in 0..=self.geometry().max_order {
             let list = area.list(pa, order);

@@ -12,7 +12,7 @@ use crate::geometry::Geometry;
 use crate::memblock::Region;
 use crate::page::{PageArray, PageState, STATE_NAMES};
 use crate::policy::Policy;
-use crate::sync::{AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering, StaticKey};
+use crate::sync::{AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering, StaticKey, ZoneLock};
 use crate::topology::{Layout, NodeSpan, ZoneLimits, ZoneSpan, ZoneType};
 
 /// Everything needed to build a machine.
@@ -132,7 +132,7 @@ impl Fdp {
 /// One zone of one node: its size and its buddy allocator behind `zone->lock`.
 pub struct ZoneState {
     pub span: ZoneSpan,
-    pub area: Mutex<FreeArea>,
+    pub area: ZoneLock<FreeArea>,
 }
 
 /// One node: its span, zones, `first_deferred_pfn` and `node_size_lock`.
@@ -295,7 +295,7 @@ impl Machine {
                     .iter()
                     .map(|z| ZoneState {
                         span: *z,
-                        area: Mutex::new(FreeArea::new(cfg.geometry.max_order)),
+                        area: ZoneLock::new(FreeArea::new(cfg.geometry.max_order)),
                     })
                     .collect(),
                 deferred_zone: n
@@ -436,7 +436,7 @@ impl Machine {
     /// zone's managed count grows, the block goes to the tail of its list.
     pub(crate) fn release(&self, ni: usize, zi: usize, pfn: u64, order: u32) {
         let i = self.pages.idx(pfn).expect("released pfn has a struct page");
-        let mut area = self.nodes[ni].zones[zi].area.lock().unwrap();
+        let mut area = self.nodes[ni].zones[zi].area.lock();
         area.managed += 1 << order;
         let r = area.free(&self.pages, i, order, ListEnd::Tail);
         drop(area);
@@ -487,14 +487,14 @@ impl Machine {
         'zones: for &(n, z) in &self.zonelists[ni][high as usize] {
             let area = &self.nodes[n].zones[z].area;
             // A separate statement, so the zone lock is dropped before growing takes it again.
-            let watermark_ok = area.lock().unwrap().watermark_ok(order);
+            let watermark_ok = area.lock().watermark_ok(order);
             if !(watermark_ok
                 || self.key.enabled() && self.grow_hook(n, z, order, Hook::Watermark, cpu)?)
             {
                 continue 'zones;
             }
             loop {
-                let got = area.lock().unwrap().rmqueue(&self.pages, order);
+                let got = area.lock().rmqueue(&self.pages, order);
                 if let Some(i) = got {
                     self.stats.allocs.fetch_add(1, Ordering::Relaxed);
                     self.stats
@@ -567,7 +567,7 @@ impl Machine {
         }
         let ni = self.node_index(u32::from(self.pages.node_of(i)))?;
         let zi = self.zone_index(ni, f.zone())?;
-        let mut area = self.nodes[ni].zones[zi].area.lock().unwrap();
+        let mut area = self.nodes[ni].zones[zi].area.lock();
         // Re-read under the zone lock: a racing free of the same block must see it freed.
         let state = self.pages.state(i);
         if state != PageState::Allocated {
@@ -603,14 +603,14 @@ impl Machine {
 
     /// A zone's counters: (managed, free_pages, nr_free per order).
     pub fn zone_counters(&self, ni: usize, zi: usize) -> (u64, u64, Vec<u64>) {
-        let a = self.nodes[ni].zones[zi].area.lock().unwrap();
+        let a = self.nodes[ni].zones[zi].area.lock();
         (a.managed, a.free_pages, a.nr_free.clone())
     }
 
     /// Block-head pfns on a free list, head first.
     pub fn free_list(&self, ni: usize, zi: usize, order: u32) -> Result<Vec<u64>> {
         self.check_order(order)?;
-        let a = self.nodes[ni].zones[zi].area.lock().unwrap();
+        let a = self.nodes[ni].zones[zi].area.lock();
         Ok(a.list(&self.pages, order)
             .into_iter()
             .map(|i| self.pages.pfn(i))
@@ -845,7 +845,7 @@ impl Machine {
                 self.pages.flags(i).zone(),
             );
             let zi = self.zone_index(ni, zi)?;
-            let mut area = self.nodes[ni].zones[zi].area.lock().unwrap();
+            let mut area = self.nodes[ni].zones[zi].area.lock();
             area.managed += 1;
             let r = area.free(&self.pages, i, 0, ListEnd::Head);
             drop(area);

@@ -103,3 +103,35 @@ impl StaticKey {
         self.enabled.swap(false, Ordering::AcqRel)
     }
 }
+
+/// `zone->lock`: held for a few dozen ns by every allocation and free. Outside loom it spins briefly
+/// before parking (parking_lot), which keeps two CPUs hammering one zone from paying a futex
+/// round-trip on every hand-over.
+pub struct ZoneLock<T> {
+    #[cfg(not(pgdefer_loom))]
+    inner: parking_lot::Mutex<T>,
+    #[cfg(pgdefer_loom)]
+    inner: loom::sync::Mutex<T>,
+}
+
+#[cfg(not(pgdefer_loom))]
+pub type ZoneGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+#[cfg(pgdefer_loom)]
+pub type ZoneGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+impl<T> ZoneLock<T> {
+    pub fn new(value: T) -> Self {
+        #[cfg(not(pgdefer_loom))]
+        let inner = parking_lot::Mutex::new(value);
+        #[cfg(pgdefer_loom)]
+        let inner = loom::sync::Mutex::new(value);
+        ZoneLock { inner }
+    }
+
+    pub fn lock(&self) -> ZoneGuard<'_, T> {
+        #[cfg(not(pgdefer_loom))]
+        return self.inner.lock();
+        #[cfg(pgdefer_loom)]
+        return self.inner.lock().unwrap();
+    }
+}
