@@ -142,3 +142,27 @@ def test_host_available_bytes_reads_meminfo(tmp_path):
     f.write_text("MemTotal:       24683656 kB\n")
     assert presets.host_available_bytes(str(f)) is None
     assert presets.host_available_bytes(str(tmp_path / "missing")) is None
+
+
+@pytest.mark.parametrize("name", presets.names())
+def test_every_preset_boots_or_is_refused_with_the_figure(name):
+    """Each preset boots (the early part: memory is mapped lazily, so even the 4 TB ones are quick) or,
+    when its page array cannot fit this host, is refused with how much it needs. The smaller ones
+    also run their per-node passes and pass check()."""
+    from pgdefer import Machine
+
+    t = presets.get(name)
+    try:
+        m = Machine(t, policy="v4.17")
+    except HostMemoryError as e:
+        assert "GiB" in str(e) or "indexes at most" in str(e)
+        assert presets.host_bytes_needed(t) > (presets.host_available_bytes() or 0) or t.memmap_pages > 2**32 - 2
+        return
+    m.boot()
+    for n in m.nodes:
+        assert m.first_deferred_pfn(n) is not None, "every preset's last zones are larger than a section"
+        m.alloc_pages(0, node=n)
+    if t.present_pages <= 64 * GiB // 4096:
+        m.page_alloc_init_late()
+        m.check()
+        assert all(m.first_deferred_pfn(n) is None for n in m.nodes)
