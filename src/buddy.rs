@@ -191,7 +191,7 @@ mod tests {
     fn setup() -> (PageArray, FreeArea) {
         let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap(); // 64-page sections, max order 4
         let pa = PageArray::new(g, &[(0, 1)]);
-        pa.init_range(0, 64, ZoneType::Normal, 0);
+        pa.init_range(0, 64, ZoneType::Normal, 0, crate::page::InitBy::Early);
         (pa, FreeArea::new(4))
     }
 
@@ -231,7 +231,7 @@ mod tests {
     fn uninit_buddy_is_refused() {
         let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap();
         let pa = PageArray::new(g, &[(0, 1)]);
-        pa.init_range(0, 1, ZoneType::Normal, 0);
+        pa.init_range(0, 1, ZoneType::Normal, 0, crate::page::InitBy::Early);
         let mut fa = FreeArea::new(4);
         assert_eq!(
             fa.free(&pa, 0, 0, ListEnd::Tail),

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, Hook};
 use crate::machine::{Machine, Phase};
 use crate::memblock::PfnRange;
-use crate::page::PageState;
+use crate::page::{InitBy, PageState};
 use crate::policy::{GrowLock, KeyDisable};
 use crate::protocol::{grow_step, GrowStep};
 use crate::sync::Ordering;
@@ -39,7 +39,7 @@ impl Machine {
     }
 
     /// `__init_single_page` over `[s, e)` (one zone, one node), reporting double initialisation (I1).
-    fn init_pages(&self, s: u64, e: u64, zone: ZoneType, nid: u32) -> u64 {
+    fn init_pages(&self, s: u64, e: u64, zone: ZoneType, nid: u32, by: InitBy) -> u64 {
         if s >= e {
             return 0;
         }
@@ -47,7 +47,9 @@ impl Machine {
             .pages
             .idx(s)
             .expect("initialised pfn has a struct page");
-        let doubles = self.pages.init_range(i, (e - s) as usize, zone, nid as u16);
+        let doubles = self
+            .pages
+            .init_range(i, (e - s) as usize, zone, nid as u16, by);
         if doubles > 0 {
             self.violation(format!(
                 "I1: {doubles} page(s) in [{s:#x}, {e:#x}) initialised a second time (node {nid}, zone {})",
@@ -97,7 +99,7 @@ impl Machine {
 
     fn init_hole(&self, s: u64, e: u64, nid: u32, holes: &mut u64) {
         for (s, e, zt) in self.by_zone(s, e) {
-            *holes += self.init_pages(s, e, zt, nid);
+            *holes += self.init_pages(s, e, zt, nid, InitBy::Hole);
             let i = self.pages.idx(s).unwrap();
             self.pages
                 .set_state_range(i, (e - s) as usize, PageState::Reserved);
@@ -136,7 +138,7 @@ impl Machine {
         for r in self.layout.memory.iter().filter(|r| r.nid == nid) {
             let end = fdp.map_or(r.end, |f| r.end.min(f));
             for (s, e, zt) in self.by_zone(r.start, end) {
-                pages += self.init_pages(s, e, zt, nid);
+                pages += self.init_pages(s, e, zt, nid, InitBy::Early);
             }
         }
         self.nodes[ni].fdp.store(fdp); // the one write that may lower it: from ULONG_MAX (I4 starts here)
@@ -165,7 +167,7 @@ impl Machine {
                 .fdp_of_nid(r.nid)
                 .map_or(r.end, |f| f.clamp(r.start, r.end));
             for (s, e, zt) in self.by_zone(split, r.end) {
-                self.init_pages(s, e, zt, r.nid);
+                self.init_pages(s, e, zt, r.nid, InitBy::MemblockFreeAll);
             }
             let i = self.pages.idx(r.start).unwrap();
             self.pages
@@ -318,7 +320,7 @@ impl Machine {
                 // ALIGN(spfn + PAGES_PER_SECTION, PAGES_PER_SECTION), as merged: from an unaligned
                 // spfn (the end of a free range) this reaches past the next section boundary.
                 new_first = g.section_align_up(s + g.pages_per_section()).min(e);
-                got += self.init_pages(s, new_first, zone.zt, node.span.nid);
+                got += self.init_pages(s, new_first, zone.zt, node.span.nid, InitBy::Grow);
                 s = new_first;
                 self.point("grow:section", Some(node.span.nid), cpu);
                 self.irq_point(cpu); // touch_nmi_watchdog(): interrupts arrive here if they are on
@@ -371,7 +373,7 @@ impl Machine {
                         failed = true;
                         break 'init;
                     }
-                    pages += self.init_pages(s, step, zone.zt, nid);
+                    pages += self.init_pages(s, step, zone.zt, nid, InitBy::Pass);
                     s = step;
                     self.irq_point(cpu);
                 }

@@ -66,8 +66,26 @@ impl Flags {
     }
 }
 
-/// Host bytes per simulated page: flags 1, node 2, order 1, free-list links 8.
-pub const BYTES_PER_PAGE: u64 = 12;
+/// Host bytes per simulated page: flags 1, node 2, order 1, initialised-by 1, free-list links 8.
+pub const BYTES_PER_PAGE: u64 = 13;
+
+/// Which boot path initialised a struct page (0: not yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum InitBy {
+    /// `memmap_init` on the boot CPU (the early prefix and lower zones).
+    Early = 1,
+    /// `init_unavailable_range` (holes).
+    Hole = 2,
+    /// `memblock_free_all` (a reserved page above first_deferred_pfn).
+    MemblockFreeAll = 3,
+    /// `deferred_grow_zone`.
+    Grow = 4,
+    /// The per-node pass `deferred_init_memmap`.
+    Pass = 5,
+}
+
+pub const INIT_BY_NAMES: [&str; 6] = ["none", "early", "hole", "memblock_free_all", "grow", "pass"];
 
 /// Free-list link meaning "none".
 pub const NIL: u32 = u32::MAX;
@@ -90,6 +108,7 @@ pub struct PageArray {
     pub flags: HostArray<AtomicU8>,
     pub node: HostArray<AtomicU16>,
     order1: HostArray<AtomicU8>,
+    pub init_by: HostArray<AtomicU8>,
     pub next: HostArray<AtomicU32>,
     pub prev: HostArray<AtomicU32>,
     pub pageblock_mt: HostArray<AtomicU8>,
@@ -117,6 +136,7 @@ impl PageArray {
             flags: HostArray::zeroed(base),
             node: HostArray::zeroed(base),
             order1: HostArray::zeroed(base),
+            init_by: HostArray::zeroed(base),
             next: HostArray::zeroed(base),
             prev: HostArray::zeroed(base),
             pageblock_mt: HostArray::zeroed(blocks),
@@ -132,6 +152,7 @@ impl PageArray {
         self.flags.prefault();
         self.node.prefault();
         self.order1.prefault();
+        self.init_by.prefault();
         self.next.prefault();
         self.prev.prefault();
         self.pageblock_mt.prefault();
@@ -192,13 +213,18 @@ impl PageArray {
     /// read-modify-write: the bulk pass stays at ~1.5 ns/page. Under a correct protocol no two CPUs
     /// ever initialise the same page; if a broken one makes two do it at the very same instant, some of
     /// those pages may count once (loom checks the protocol itself exhaustively).
-    pub fn init_range(&self, i: usize, n: usize, zone: ZoneType, nid: u16) -> usize {
+    pub fn init_range(&self, i: usize, n: usize, zone: ZoneType, nid: u16, by: InitBy) -> usize {
         let mut doubles = 0;
-        for (f, node) in self.flags[i..i + n].iter().zip(&self.node[i..i + n]) {
+        let pages = self.flags[i..i + n]
+            .iter()
+            .zip(&self.node[i..i + n])
+            .zip(&self.init_by[i..i + n]);
+        for ((f, node), who) in pages {
             let old = Flags(f.load(Relaxed));
             doubles += usize::from(old.init_count() != 0);
             f.store(old.initialised(zone).0, Relaxed);
             node.store(nid, Relaxed);
+            who.store(by as u8, Relaxed);
         }
         self.mark_pageblocks_movable(i, n);
         doubles

@@ -76,6 +76,9 @@ fn zone_type(py: Python<'_>, name: Option<&str>) -> PyResult<Option<ZoneType>> {
         .map_err(|e| to_py(py, e))
 }
 
+/// A workload stream from Python: (cpu, count, orders, node, zone, free_percent).
+type StreamTuple = (u32, u64, Vec<u32>, Option<u32>, Option<String>, u32);
+
 #[pyclass(frozen, name = "Machine", module = "pgdefer._core")]
 struct PyMachine {
     inner: Machine,
@@ -511,7 +514,7 @@ impl PyMachine {
     fn run_workload<'py>(
         &self,
         py: Python<'py>,
-        streams: Vec<(u32, u64, Vec<u32>, Option<u32>, Option<String>, u32)>,
+        streams: Vec<StreamTuple>,
         seed: u64,
         late_init_after: Option<u64>,
     ) -> PyResult<Bound<'py, PyDict>> {
@@ -579,6 +582,7 @@ impl PyMachine {
             Ok(match name {
                 "flags" => view_u8(&pa.flags, container),
                 "order1" => view_u8(pa.order_raw(), container),
+                "init_by" => view_u8(&pa.init_by, container),
                 "pageblock_mt" => view_u8(&pa.pageblock_mt, container),
                 "node" => {
                     let v =
@@ -604,6 +608,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMachine>()?;
     m.add_class::<PyIrq>()?;
     m.add("POINTS", crate::machine::POINTS.to_vec())?;
+    m.add("INIT_BY", crate::page::INIT_BY_NAMES.to_vec())?;
     m.add("POLICIES", crate::policy::POLICY_NAMES.to_vec())?;
     m.add("BYTES_PER_PAGE", crate::page::BYTES_PER_PAGE)?;
     Ok(())

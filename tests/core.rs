@@ -159,7 +159,8 @@ fn check_reports_each_kind_of_corruption() {
         m
     };
     let idx = |m: &Machine, pfn: u64| m.pages.idx(pfn).unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&Machine)>)> = vec![
+    type Corruption = Box<dyn Fn(&Machine)>;
+    let cases: Vec<(&str, Corruption)> = vec![
         (
             "I1: pfn 0x5 initialised 2 times",
             Box::new(move |m: &Machine| {

@@ -205,8 +205,8 @@ def test_topology_show_default(capsys):
     assert [n["node"] for n in d["nodes"]] == topo.nodes
     zones = [(n["node"], z["name"], z["spanned_pages"], z["present_pages"]) for n in d["nodes"] for z in n["zones"]]
     assert zones == [(z.node, z.name, z.spanned, z.present) for z in topo.zones()]
-    # host memory to simulate = struct pages of the present sections x 12 B (the core's BYTES_PER_PAGE)
-    assert d["memmap"]["host_bytes"] == topo.memmap_pages * 12
+    # host memory to simulate = struct pages of the present sections x 13 B (the core's BYTES_PER_PAGE)
+    assert d["memmap"]["host_bytes"] == topo.memmap_pages * 13
     assert len(d["reserved"]) == len(topo.reserved)
     code, out, _ = run(["topology", "show", "default"], capsys)
     assert "deferred zone" in out and "host memory" in out and "reserved:" in out

@@ -273,3 +273,26 @@ def test_host_bytes_per_page_matches_the_core():
     from pgdefer.config import HOST_BYTES_PER_PAGE
 
     assert _core.BYTES_PER_PAGE == HOST_BYTES_PER_PAGE <= 16
+
+
+def test_init_by_says_which_path_initialised_each_page():
+    """The acceptance machine's pages by path: holes [0, 0x100) (section 0 below 1 MiB); early: DMA +
+    DMA32 + one Normal section = 3840 + 1044480 + 32768 minus nothing (reserved pages below the cut are
+    initialised early too); one grow of a section; the pass the remaining 262144 - 2 * 32768 pages."""
+    from pgdefer.machine import INIT_BY
+
+    t = Topology(memory=[Region(MiB, 5 * GiB, node=0)], reserved=[Region(16 * MiB, 48 * MiB)])
+    m = Machine(t)
+    m.boot()
+    m.deferred_grow_zone(0, "Normal")
+    m.page_alloc_init_late()
+    assert INIT_BY == ("none", "early", "hole", "memblock_free_all", "grow", "pass")
+    assert m.pages.init_counts() == {"none": 0, "early": 3840 + 1044480 + 32768, "hole": 256,
+                                      "memblock_free_all": 0, "grow": 32768, "pass": 262144 - 2 * 32768}
+    by = m.pages.init_by
+    assert (by[m.pages.index(0x108000):m.pages.index(0x108000) + 32768] == 4).all()
+    # a reserved range above the cut is initialised by memblock_free_all
+    t2 = Topology(memory=[Region(MiB, 5 * GiB, node=0)], reserved=[Region(4 * GiB + 256 * MiB, 4 * GiB + 260 * MiB)])
+    m2 = Machine(t2)
+    m2.boot()
+    assert m2.pages.init_counts()["memblock_free_all"] == (4 * MiB) // 4096

@@ -635,7 +635,7 @@ def test_page_arrays_and_migratetypes_shape():
     before = m.page_arrays()
     assert {k: str(v.dtype) for k, v in before.items()} == {
         "pfn": "uint64", "state": "uint8", "zone": "uint8", "node": "uint16", "init_count": "uint8",
-        "order": "uint8"}
+        "order": "uint8", "init_by": "uint8"}
     assert (before["state"] == UNINIT).all() and (before["order"] == NO_ORDER).all()
     assert m.pageblock_migratetypes() == {}
     m.boot()

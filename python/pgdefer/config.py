@@ -126,6 +126,6 @@ class Geometry:
         return (f"Geometry(page_size={format_size(self.page_size)!r}, section_size={format_size(self.section_size)!r},"
                 f" pageblock_order={self.pageblock_order}, max_order={self.max_order})")
 
-# Host memory the Rust core spends per simulated page (flags, node, order, free-list links: the
-# core's page::BYTES_PER_PAGE; the budget is 16). Used to refuse machines that would not fit this host.
-HOST_BYTES_PER_PAGE = 12
+# Host memory the Rust core spends per simulated page (flags, node, order, initialised-by, free-list
+# links: the core's page::BYTES_PER_PAGE; the budget is 16). Used to refuse machines that would not fit.
+HOST_BYTES_PER_PAGE = 13

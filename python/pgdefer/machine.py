@@ -15,6 +15,10 @@ from .topology import Topology
 UNINIT, INIT, RESERVED, FREE, ALLOCATED = range(5)
 STATE_NAMES = ("uninit", "init", "reserved", "free", "allocated")
 NO_ORDER = 255  # order of a page that is not the head of a buddy block
+# Which boot path initialised each struct page (Machine.pages.init_by): 0 none (yet), 1 early
+# (memmap_init), 2 hole (init_unavailable_range), 3 memblock_free_all (a reserved page above the cut),
+# 4 deferred_grow_zone, 5 the per-node pass.
+INIT_BY = tuple(_core.INIT_BY)
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,9 @@ class ZoneInfo:
 class PageView:
     """Read-only numpy views of the struct-page array (one entry per pfn of every present section).
 
-    ``flags``, ``node``, ``order_raw`` are zero-copy views of the core's memory; ``state``, ``zone``,
-    ``init_count`` and ``order`` are decoded from them (numpy, vectorised), ``pfn`` is computed.
+    ``flags``, ``node``, ``order_raw``, ``init_by`` are zero-copy views of the core's memory; ``state``,
+    ``zone``, ``init_count`` and ``order`` are decoded from them (numpy, vectorised), ``pfn`` is computed.
+    ``init_by`` says which boot path initialised each page (``pgdefer.machine.INIT_BY`` names the codes).
     """
 
     def __init__(self, core):
@@ -45,6 +50,7 @@ class PageView:
         self.flags = self._ro(core.raw_view("flags"))
         self.node = self._ro(core.raw_view("node"))
         self.order_raw = self._ro(core.raw_view("order1"))
+        self.init_by = self._ro(core.raw_view("init_by"))
         self.chunks = tuple(core.memmap_chunks())
 
     @staticmethod
@@ -87,6 +93,11 @@ class PageView:
         """Number of pages in each state."""
         c = np.bincount(self.state, minlength=5)
         return {name: int(c[i]) for i, name in enumerate(STATE_NAMES)}
+
+    def init_counts(self) -> dict:
+        """Number of pages initialised by each boot path (and "none" for those not yet initialised)."""
+        c = np.bincount(self.init_by, minlength=len(INIT_BY))
+        return {name: int(c[i]) for i, name in enumerate(INIT_BY)}
 
     def __repr__(self):
         c = self.counts()
@@ -343,7 +354,7 @@ class Machine:
         """Decoded copies of the page array, keyed as the oracle's page_arrays()."""
         p = self.pages
         return {"pfn": p.pfn, "state": p.state, "zone": p.zone, "node": p.node.copy(),
-                "init_count": p.init_count, "order": p.order}
+                "init_count": p.init_count, "order": p.order, "init_by": p.init_by.copy()}
 
     def pageblock_migratetypes(self) -> dict:
         """{pageblock index (pfn >> pageblock_order): "MOVABLE"} for every pageblock whose type is set."""

@@ -42,6 +42,9 @@ ON_DEMAND_POLICIES = ("posting-v2", "v4.17")
 
 # page states (docs/model.md §3)
 UNINIT, INIT, RESERVED, FREE, ALLOCATED = 0, 1, 2, 3, 4
+# Which boot path initialised a page (docs/model.md §3): none, memmap_init, a hole, memblock_free_all
+# (reserved pages above the cut), deferred_grow_zone, the per-node pass.
+BY_NONE, BY_EARLY, BY_HOLE, BY_MEMBLOCK_FREE_ALL, BY_GROW, BY_PASS = 0, 1, 2, 3, 4, 5
 STATE_NAMES = ("UNINIT", "INIT", "RESERVED", "FREE", "ALLOCATED")
 NO_ORDER = 255            # "order" of a pfn that is not the head of a FREE/ALLOCATED block
 INIT_COUNT_MAX = 3        # init_count saturates here
@@ -282,6 +285,7 @@ class OracleMachine:
         self._zn = bytearray(n)                          # zone index
         self._nd = array("H", [0]) * n                   # node id
         self._ic = bytearray(n)                          # init_count
+        self._by = bytearray(n)                          # which boot path initialised it (INIT_BY code)
         self._od = bytearray(b"\xff") * n                # order of a block head, NO_ORDER otherwise
         self._mt = set()                                 # MOVABLE pageblock indices
         # fixed per-pfn facts of the topology: kind (hole / free / reserved) and the node the pfn belongs to
@@ -321,12 +325,14 @@ class OracleMachine:
     # page-level primitives
     # ------------------------------------------------------------------------------------------------
 
-    def _init_range(self, a: int, b: int, nid: int) -> None:
+    def _init_range(self, a: int, b: int, nid: int, by: int) -> None:
         """__init_single_page for every pfn of [a, b) (docs/model.md §3 ``init``): init_count += 1, state INIT,
-        zone = the zone containing the pfn, node = nid; pageblock-aligned pfns set their pageblock MOVABLE."""
+        zone = the zone containing the pfn, node = nid, initialised by path ``by``; pageblock-aligned pfns set
+        their pageblock MOVABLE."""
         for p, q, i, z in self._pieces(a, b):
             n = q - p
             self._ic[i:i + n] = self._ic[i:i + n].translate(_INC)
+            self._by[i:i + n] = bytes([by]) * n
             self._st[i:i + n] = bytes([INIT]) * n
             self._zn[i:i + n] = bytes([z]) * n
             self._nd[i:i + n] = array("H", [nid]) * n
@@ -489,7 +495,7 @@ class OracleMachine:
 
         # 1. holes: init, then RESERVED
         for s, e, nid in self._holes:
-            self._init_range(s, e, nid)
+            self._init_range(s, e, nid, BY_HOLE)
             self._set_state_range(s, e, RESERVED)
 
         # 2. early init with the defer rule, per node in ascending id
@@ -513,7 +519,7 @@ class OracleMachine:
             for s, e in node.mem:
                 e = min(e, fdp)
                 if s < e:
-                    self._init_range(s, e, nid)
+                    self._init_range(s, e, nid, BY_EARLY)
                     pages += e - s
             self._set_fdp(node, fdp)
             self.events.append({"kind": "early_init", "node": nid, "pages": pages,
@@ -526,7 +532,7 @@ class OracleMachine:
         for s, e, nid in self._reserved_pieces:         # a. reserved pfns, ascending
             for p in range(s, e):
                 if self._st[self._i(p)] == UNINIT:      # at or above fdp: init it now
-                    self._init_range(p, p + 1, nid)
+                    self._init_range(p, p + 1, nid, BY_MEMBLOCK_FREE_ALL)
             self._set_state_range(s, e, RESERVED)
             reserved += e - s
         released = deferred = 0
@@ -571,7 +577,7 @@ class OracleMachine:
             while s < e and got < need:
                 t = (s + self._pps + self._pps - 1) // self._pps * self._pps   # ALIGN(s + PPS, PPS)
                 new_first = min(t, e)
-                self._init_range(s, new_first, node.id)
+                self._init_range(s, new_first, node.id, BY_GROW)
                 got += new_first - s
                 s = new_first
             if got >= need:
@@ -712,7 +718,7 @@ class OracleMachine:
         for fs, fe in node.free_ranges:                   # pass 1: init
             s, e = max(lo, fs), min(hi, fe)
             if s < e:
-                self._init_range(s, e, node.id)
+                self._init_range(s, e, node.id, BY_PASS)
                 pages += e - s
         for fs, fe in node.free_ranges:                   # pass 2: free
             s, e = max(lo, fs), min(hi, fe)
@@ -781,6 +787,7 @@ class OracleMachine:
             "node": np.array(self._nd, dtype=np.uint16),
             "init_count": np.frombuffer(bytes(self._ic), dtype=np.uint8).copy(),
             "order": np.frombuffer(bytes(self._od), dtype=np.uint8).copy(),
+            "init_by": np.frombuffer(bytes(self._by), dtype=np.uint8).copy(),
         }
 
     def pageblock_migratetypes(self) -> dict:
