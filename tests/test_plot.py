@@ -115,6 +115,22 @@ def test_boot_regions_agree_with_events_and_page_array(machines):
     assert any(k == "uninit" for info in boot_regions(window).values() for k, *_ in info["regions"])
 
 
+def test_boot_regions_agree_with_the_core_s_init_by(machines):
+    """The picture's regions, derived from events, against what the core recorded per page."""
+    from pgdefer.machine import INIT_BY
+    from pgdefer.plot import boot_regions
+
+    code = {name: i for i, name in enumerate(INIT_BY)}
+    want = {"early": {code["early"]}, "grow": {code["grow"]}, "pass": {code["pass"]}, "hole": {code["hole"]},
+            "uninit": {code["none"]}, "reserved": {code["early"], code["memblock_free_all"]}}
+    for m in machines:
+        by, index = m.pages.init_by, m.pages.index
+        for info in boot_regions(m).values():
+            for kind, s, e, _ in info["regions"]:
+                got = set(np.unique(by[index(s):index(s) + e - s]).tolist())
+                assert got <= want[kind], (kind, hex(s), hex(e), got)
+
+
 def test_allocated_runs_match_the_page_array(machines):
     from pgdefer.plot import allocated_runs
 
