@@ -35,6 +35,7 @@ from pathlib import Path
 
 from .config import Geometry
 from .errors import DmesgError, TopologyError
+from .userfile import read_user_file
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
@@ -409,14 +410,7 @@ def _read(text_or_path):
         return text_or_path.decode("utf-8", errors="replace"), None
     if isinstance(text_or_path, os.PathLike) or (isinstance(text_or_path, str) and "\n" not in text_or_path):
         path = Path(os.fspath(text_or_path))
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise DmesgError(f"{path}: no such boot log file") from None
-        except IsADirectoryError:
-            raise DmesgError(f"{path}: is a directory, not a boot log") from None
-        except OSError as e:
-            raise DmesgError(f"{path}: cannot read boot log: {e.strerror or e}") from None
+        raw = read_user_file(path, "boot log file", DmesgError)
         if b"\x00" in raw[:4096]:
             raise DmesgError(f"{path}: not a Linux boot log (binary file)")
         return raw.decode("utf-8", errors="replace"), str(path)

@@ -47,6 +47,7 @@ except ImportError:  # pragma: no cover - Python 3.9/3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 from .errors import GeometryError, PgdeferError, TopologyError
+from .userfile import read_user_file
 
 FORMATS = (".toml", ".json")
 
@@ -146,14 +147,7 @@ def load(path) -> "Topology":
     """Read a ``.toml`` or ``.json`` topology file (``Topology.from_file``)."""
     path = Path(os.fspath(path))
     fmt = _format_of(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise TopologyError(f"{path}: no such topology file") from None
-    except IsADirectoryError:
-        raise TopologyError(f"{path}: is a directory, not a topology file") from None
-    except OSError as e:
-        raise TopologyError(f"{path}: cannot read topology file: {e.strerror or e}") from None
+    raw = read_user_file(path, "topology file", TopologyError)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
