@@ -250,12 +250,14 @@ impl Machine {
     pub fn new(cfg: MachineConfig) -> Result<Machine> {
         let layout = Layout::new(cfg.geometry, &cfg.memory, &cfg.reserved, cfg.zone_limits)?;
         let memmap = layout.memmap_pages();
+        let need = memmap * crate::page::BYTES_PER_PAGE;
         if memmap > MAX_PAGES {
             return Err(Error::HostMemory(format!(
-                "the memmap would have {memmap} pages; the model indexes at most {MAX_PAGES} (16 TiB of 4 KiB pages)"
+                "the memmap would have {memmap} pages ({:.1} GiB of host memory); the model indexes at most \
+                 {MAX_PAGES} pages (16 TiB of 4 KiB pages)",
+                need as f64 / (1u64 << 30) as f64
             )));
         }
-        let need = memmap * crate::page::BYTES_PER_PAGE;
         if let Some(avail) = crate::hostmem::available_bytes() {
             if need > avail {
                 return Err(Error::HostMemory(format!(
