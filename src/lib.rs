@@ -15,6 +15,7 @@ pub mod geometry;
 pub mod hostmem;
 pub mod machine;
 pub mod memblock;
+pub mod padata;
 pub mod page;
 pub mod policy;
 pub mod protocol;
