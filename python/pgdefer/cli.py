@@ -151,7 +151,7 @@ def _human(nbytes: float) -> str:
 
 def _presets():
     try:
-        from . import presets
+        from .sources import presets
     except ImportError as e:  # pragma: no cover - presets.py is part of the package
         raise CliError(f"the preset machines are not available in this installation ({e})") from None
     return presets
@@ -223,7 +223,7 @@ def resolve_policy(requested: str, topo, preset=None) -> tuple:
             return info.policy, f"policy auto: preset {preset}{kern} -> {info.policy}"
         release = getattr(getattr(topo, "source", None), "kernel_release", None)
         if release:
-            from .dmesg import kernel_policy
+            from .sources.dmesg import kernel_policy
 
             try:
                 pol = kernel_policy(release)
@@ -234,7 +234,7 @@ def resolve_policy(requested: str, topo, preset=None) -> tuple:
         return "v4.17", "policy auto: not a boot log or preset, using v4.17"
     if boot.version is None:
         return "v4.17", "policy auto: the log does not print its kernel version, using v4.17"
-    from .dmesg import kernel_policy
+    from .sources.dmesg import kernel_policy
 
     policy = kernel_policy(boot.version)
     base = f"policy auto: kernel {boot.kernel_version} -> {policy}"
@@ -628,7 +628,7 @@ def cmd_topology_show(args) -> int:
         progress.step("loading topology")
         topo = load_topology(args.spec)
     if args.toml:
-        from .topofile import dumps
+        from .sources.files import dumps
 
         sys.stdout.write(dumps(topo, ".toml"))
         return 0
@@ -641,7 +641,7 @@ def cmd_topology_show(args) -> int:
 
 
 def cmd_topology_import(args) -> int:
-    from .topofile import dumps
+    from .sources.files import dumps
     from .topology import Topology
 
     if args.output and not args.output.lower().endswith((".toml", ".json")):

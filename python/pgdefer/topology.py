@@ -255,31 +255,31 @@ class Topology:
         return (f"<Topology {label}{format_size(self.memory_bytes)} in {len(self.memory)} region(s),"
                 f" {len(nodes)} node(s) {nodes}, {len(self.reserved)} reserved range(s), {self.geometry!r}>")
 
-    # -- builders in other modules (lazy imports; see topofile, dmesg, host) -------------------
+    # -- entry points to the sources (pgdefer.sources; imported lazily: sources import topology) --
 
-    #: What a topology was built from, when a builder knows: a ``pgdefer.dmesg.DmesgBoot`` for
-    #: :meth:`from_dmesg`, a ``pgdefer.host.HostInfo`` for :meth:`from_host`, else None. Not saved to files.
+    #: What a topology was built from, when a builder knows: a ``pgdefer.sources.dmesg.DmesgBoot`` for
+    #: :meth:`from_dmesg`, a ``pgdefer.sources.host.HostInfo`` for :meth:`from_host`, else None. Not saved to files.
     source = None
 
     @classmethod
     def from_file(cls, path) -> "Topology":
-        """Read a topology file (``.toml`` or ``.json``, see :mod:`pgdefer.topofile`)."""
-        from .topofile import load
+        """Read a topology file (``.toml`` or ``.json``, see :mod:`pgdefer.sources.files`)."""
+        from .sources.files import load
         return load(path)
 
     def to_file(self, path):
         """Write this topology to ``path`` (format by suffix: ``.toml`` or ``.json``); returns the path."""
-        from .topofile import save
+        from .sources.files import save
         return save(self, path)
 
     @classmethod
     def from_dmesg(cls, path) -> "Topology":
-        """Build the memory map of a real machine from its boot log (see :mod:`pgdefer.dmesg`)."""
-        from .dmesg import topology_from_dmesg
+        """Build the memory map of a real machine from its boot log (see :mod:`pgdefer.sources.dmesg`)."""
+        from .sources.dmesg import topology_from_dmesg
         return topology_from_dmesg(path)
 
     @classmethod
     def from_host(cls) -> "Topology":
-        """This machine's memory map from /proc/iomem, /proc/zoneinfo and sysfs (see :mod:`pgdefer.host`)."""
-        from .host import topology_from_host
+        """This machine's memory map from /proc/iomem, /proc/zoneinfo and sysfs (:mod:`pgdefer.sources.host`)."""
+        from .sources.host import topology_from_host
         return topology_from_host()

@@ -1,0 +1,1119 @@
+"""Real machines in: read a Linux boot log (``dmesg``) and build the :class:`~pgdefer.Topology` it describes.
+
+:func:`parse_dmesg` turns the text of a boot log into a :class:`DmesgBoot` — plain data, everything the early
+boot prints about memory: kernel version, command line, the e820 maps (BIOS, user-defined, extended), NUMA
+(SRAT, merges, faked node, ``NODE_DATA``), ``Zone ranges``, ``Movable zone start``, ``Early memory node
+ranges``, per-node/zone summaries of older kernels, hole messages in all their wordings, the ``Memory:``
+line, the per-node deferred-init lines (``node N initialised, P pages in Mms`` and ``node N deferred pages
+initialised in Mms``), crash kernel, initrd, software IO TLB, per-cpu areas, early hash tables, ...
+
+:func:`topology_from_dmesg` (``Topology.from_dmesg``) builds the topology:
+
+* **memory** = the ``Early memory node ranges`` (the kernel prints inclusive ends; they become half-open),
+  which is exactly memblock.memory with node ids as ``free_area_init`` saw it;
+* **zone limits** from ``Zone ranges`` (DMA and DMA32 ends; see :func:`zone_limits_from_log`) and a Normal
+  limit only when ``Movable zone start`` lines are printed;
+* **reserved** ranges: what the log places exactly (initrd, crash kernel, NODE_DATA, bounce buffer, ...)
+  and what the kernel places by a fixed rule from sizes the log prints (kernel image at 16 MiB, each node's
+  memmap top-down at the end of the node, per-cpu areas, early hash tables, ...), each recorded as a
+  :class:`Reservation` with how it was placed. Whatever part of the ``Memory:`` line's ``reserved`` figure
+  cannot be placed honestly is reported as ``unplaced_reserved_kib`` and not invented.
+
+The :class:`DmesgBoot` (with ``reservations``, ``assumptions`` and the reserved-memory accounting) is attached
+to the topology as ``topology.source``; the assumptions are also the topology's ``notes``.
+
+User errors — a missing file, a file that is not a boot log, a log that stops before ``Early memory node
+ranges`` — raise :class:`pgdefer.errors.DmesgError` with one line naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import Geometry
+from ..errors import DmesgError, TopologyError
+from ..topology import Topology
+from ..userfile import read_user_file
+from .x86 import (GiB, KiB, MiB, STRUCT_PAGE_SIZE, SWIOTLB_DEFAULT_SIZE, SWIOTLB_SLAB,  # noqa: F401 - re-exported
+                  X86_64_DMA32_END, X86_64_DMA_END, X86_64_MAX_DMA_ADDRESS, X86_64_OLD_PAGE_OFFSET,
+                  X86_64_PHYSICAL_START, MemblockPlacer, Reservation, crashkernel_request, movable_normal_limit,
+                  node_memmap_sections, place_memmaps, reserve_low_memory)
+
+# ------------------------------------------------------------------------------------------------------
+# parsed data
+# ------------------------------------------------------------------------------------------------------
+
+@dataclass
+class E820Entry:
+    """One e820 entry, as a half-open byte range."""
+
+    start: int
+    end: int
+    type: str
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+@dataclass
+class MemRange:
+    """A memory range of one node (half-open bytes), e.g. a line of ``Early memory node ranges``."""
+
+    node: int
+    start: int
+    end: int
+
+
+@dataclass
+class Hole:
+    """A "pages in unavailable ranges" message (node and zone when the wording gives them)."""
+
+    pages: int
+    node: int | None = None
+    zone: str | None = None
+    wording: str = ""
+
+
+@dataclass
+class DeferredInit:
+    """A per-node deferred struct page init line."""
+
+    node: int
+    ms: int
+    pages: int | None = None
+    timestamp: float | None = None
+    wording: str = ""
+
+
+@dataclass
+class ZoneReport:
+    """The per-zone lines older kernels print under ``On node N totalpages: T`` (KERN_DEBUG)."""
+
+    node: int
+    zone: str
+    present: int | None = None
+    memmap_pages: int | None = None
+    reserved_pages: int | None = None
+
+
+@dataclass
+class MemoryLine:
+    """``Memory: AK/TK available (... K kernel code, ... K reserved, ...)``; every figure in KiB."""
+
+    available_kib: int
+    total_kib: int
+    parts: dict = field(default_factory=dict)
+
+    @property
+    def reserved_kib(self) -> int | None:
+        return self.parts.get("reserved")
+
+    @property
+    def cma_reserved_kib(self) -> int:
+        return self.parts.get("cma-reserved", 0)
+
+    @property
+    def kernel_image_kib(self) -> int | None:
+        """code + rwdata + rodata + init + bss (what the kernel image occupies, without padding)."""
+        keys = ("kernel code", "rwdata", "rodata", "init", "bss")
+        if not all(k in self.parts for k in keys):
+            return None
+        return sum(self.parts[k] for k in keys)
+
+
+
+@dataclass
+class DmesgBoot:
+    """Everything :func:`parse_dmesg` read from one boot in a log (addresses are half-open byte ranges)."""
+
+    path: str | None = None
+    kernel_version: str | None = None
+    command_line: str | None = None
+    dmi: str | None = None
+    boots_in_file: int = 1
+    e820: list = field(default_factory=list)            # BIOS-provided map (BIOS-e820:)
+    e820_user: list = field(default_factory=list)       # user-defined map (memmap=, mem=)
+    e820_extended: list = field(default_factory=list)   # "reserve setup_data:" map
+    e820_updates: list = field(default_factory=list)    # (start, end, from_type, to_type or None = remove)
+    srat: list = field(default_factory=list)            # (node, pxm, start, end, hotplug)
+    numa_merges: list = field(default_factory=list)     # (node, [(start, end), ...], (start, end))
+    numa_fake_node: tuple | None = None
+    node_data: dict = field(default_factory=dict)       # node -> (start, end)
+    initmem: dict = field(default_factory=dict)         # node -> (start, end)  ("Initmem setup node N")
+    zone_ranges: dict = field(default_factory=dict)     # zone -> (start, end) or None ("empty")
+    movable_zone_start_pfn: dict = field(default_factory=dict)  # node -> pfn
+    early_node_ranges: list = field(default_factory=list)       # [MemRange]
+    memory: MemoryLine | None = None
+    holes: list = field(default_factory=list)           # [Hole]
+    node_totalpages: dict = field(default_factory=dict)  # node -> "On node N totalpages: T"
+    zone_reports: list = field(default_factory=list)     # [ZoneReport]
+    deferred_init: list = field(default_factory=list)    # [DeferredInit]
+    crashkernel: list = field(default_factory=list)      # [(start, end)] printed reservations
+    ramdisk: tuple | None = None
+    swiotlb: tuple | None = None                         # (start, end) when the log prints the address
+    swiotlb_size: int | None = None                      # bytes, when only the size is printed
+    swiotlb_initialised: bool = False                    # "software IO TLB: area num N." seen (5.19+)
+    cma: list = field(default_factory=list)              # [(start, end)]
+    percpu: dict | None = None                           # pages_per_cpu, unit, atom, groups, base
+    nr_cpu_ids: int | None = None
+    nr_node_ids: int | None = None
+    possible_cpus: int | None = None
+    early_hash_tables: list = field(default_factory=list)  # [(name, bytes)] printed before Memory:
+    log_buf_bytes: int | None = None
+    kfence_bytes: int | None = None
+    brk: list = field(default_factory=list)              # [(start, end)]
+    trampoline: tuple | None = None
+    fixed_reservations: list = field(default_factory=list)  # [(label, start, end, line)]
+    memblock_debug: list = field(default_factory=list)      # [("reserve"|"free", start, end)]
+    zonelist_total_pages: int | None = None
+    lines: int = 0
+    # -- filled in by build_topology ---------------------------------------------------------------
+    reservations: list = field(default_factory=list)     # [Reservation]
+    assumptions: list = field(default_factory=list)      # [str]
+    placed_reserved_kib: int | None = None
+    unplaced_reserved_kib: int | None = None
+
+    @property
+    def version(self) -> tuple | None:
+        """The kernel version as a tuple of ints, e.g. (5, 14, 0); None if the log does not print it."""
+        if not self.kernel_version:
+            return None
+        try:
+            return parse_version(self.kernel_version)
+        except DmesgError:
+            return None
+
+    @property
+    def policy(self) -> str | None:
+        """The model policy matching this kernel version (:func:`kernel_policy`), or None."""
+        v = self.version
+        return kernel_policy(v) if v else None
+
+    @property
+    def nodes(self) -> list:
+        return sorted({r.node for r in self.early_node_ranges})
+
+    def cmdline_option(self, name: str) -> list:
+        """Every value of ``name=`` on the command line (``[]`` if absent; ``[""]`` for a bare flag)."""
+        if not self.command_line:
+            return []
+        out = []
+        for tok in self.command_line.split():
+            if tok == name:
+                out.append("")
+            elif tok.startswith(name + "="):
+                out.append(tok[len(name) + 1:])
+        return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# kernel versions and policies
+# ------------------------------------------------------------------------------------------------------
+
+_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def parse_version(version) -> tuple:
+    """``"5.14.0-570.23.1.el9_6.x86_64"`` -> (5, 14, 0); ``"v4.17"`` -> (4, 17, 0); tuples pass through."""
+    if isinstance(version, tuple):
+        return tuple(int(x) for x in version) + (0,) * (3 - len(version))
+    m = _VERSION_RE.match(str(version).strip())
+    if not m:
+        raise DmesgError(f"cannot read a kernel version from {version!r} (expected e.g. '5.14.0' or 'v4.17')")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+
+
+def kernel_policy(version) -> str:
+    """The pgdefer policy that matches a kernel version (for ``--policy auto``).
+
+    ``"eager"`` below 4.2 (no deferred struct page init), ``"v4.2"`` for 4.2–4.16 (2 GiB / sized early
+    prefix, no on-demand growth), ``"v4.17"`` from 4.17 on (one-section prefix plus ``deferred_grow_zone``).
+    The Feb 2018 posting (``"posting-v2"``) was never released, so no version maps to it.
+    """
+    v = parse_version(version)[:2]
+    if v < (4, 2):
+        return "eager"
+    if v < (4, 17):
+        return "v4.2"
+    return "v4.17"
+
+
+# ------------------------------------------------------------------------------------------------------
+# line clean-up
+# ------------------------------------------------------------------------------------------------------
+
+_LEVEL = re.compile(r"^<\d+>")
+_DMESG_X = re.compile(r"^[a-z]+\s*:\s*[a-z]+\s*: ")                      # dmesg -x: "kern  :info  : "
+_TS = re.compile(r"^\[\s*(\d+\.\d+)\]\s?")                               # [    0.000000]
+_TS_HUMAN = re.compile(r"^\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\]\s?")  # dmesg -T
+_SYSLOG = re.compile(
+    r"^(?:(?:[A-Z][a-z]{2}\s+\d{1,2}(?:\s+\d{1,2}:\d\d:\d\d(?:\.\d+)?)?"      # Jan 01 [12:00:00]
+    r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d\S*)\s+)?"                          # 2023-01-01T02:48:04+0000
+    r"[\w.\-]+\s+kernel:\s?")                                              # host kernel:
+
+
+def clean_line(line: str):
+    """Strip CR, log-level, syslog/journald host prefixes and the timestamp.
+
+    Returns ``(message, timestamp)``; the message keeps its own leading indentation.
+    """
+    s = line.rstrip("\r\n").replace("\r", "")
+    s = _LEVEL.sub("", s, count=1)
+    s = _DMESG_X.sub("", s, count=1)
+    ts = None
+    m = _TS.match(s)
+    if m:
+        ts = float(m.group(1))
+        s = s[m.end():]
+    else:
+        s = _TS_HUMAN.sub("", s, count=1)
+    m = _SYSLOG.match(s)
+    if m:
+        s = s[m.end():]
+        m = _TS.match(s)
+        if m:
+            ts = float(m.group(1))
+            s = s[m.end():]
+    return s, ts
+
+
+# ------------------------------------------------------------------------------------------------------
+# patterns
+# ------------------------------------------------------------------------------------------------------
+
+_H = r"(0x[0-9a-fA-F]+)"
+_MEM = rf"\[mem {_H}-{_H}\]"                       # inclusive end
+_ZONE = r"(DMA32|DMA|Normal|HighMem|Movable|Device)"
+
+P = {
+    "version": re.compile(r"^Linux version (\S+)"),
+    "cmdline": re.compile(r"^(?:Kernel )?[Cc]ommand line: ?(.*)$"),
+    "dmi": re.compile(r"^DMI: (.+)$"),
+    "e820_hdr_bios": re.compile(r"BIOS-provided physical RAM map"),
+    "e820_hdr_user": re.compile(r"user-defined physical RAM map"),
+    "e820_hdr_ext": re.compile(r"extended physical RAM map"),
+    "e820_entry": re.compile(rf"^(BIOS-e820|user|reserve setup_data): {_MEM} (.+?)\s*$"),
+    "e820_entry_old": re.compile(r"^(BIOS-e820|user): ([0-9a-fA-F]{8,16}) - ([0-9a-fA-F]{8,16}) \((.+)\)\s*$"),
+    "e820_update": re.compile(rf"^e820: update {_MEM} (.+?) ==> (.+?)\s*$"),
+    "e820_remove": re.compile(rf"^e820: remove {_MEM} (.+?)\s*$"),
+    "srat": re.compile(rf"SRAT: Node (\d+) PXM (\d+) {_MEM}(.*)$"),
+    "numa_merge": re.compile(rf"^NUMA: Node (\d+) ((?:{_MEM.replace('(', '(?:')}(?: \+ )?)+) -> {_MEM}"),
+    "fake_node": re.compile(rf"^Faking a node at {_MEM}"),
+    "node_data": re.compile(rf"^NODE_DATA\((\d+)\) allocated {_MEM}"),
+    "node_data_old": re.compile(rf"^NODE_DATA {_MEM}"),
+    "initmem": re.compile(rf"^Initmem setup node (\d+) {_MEM}"),
+    "initmem_old": re.compile(r"^Initmem setup node (\d+) ([0-9a-fA-F]{8,16})-([0-9a-fA-F]{8,16})"),
+    "zone_hdr": re.compile(r"^Zone (?:PFN )?ranges:?\s*$"),
+    "zone_line": re.compile(rf"^{_ZONE}\s+(?:{_MEM}|(empty))\s*$"),
+    "zone_line_pfn": re.compile(rf"^{_ZONE}\s+{_H} -> {_H}\s*$"),
+    "movable_hdr": re.compile(r"^Movable zone start (PFN )?for each node\s*$"),
+    "movable_node": re.compile(r"^Node (\d+): (0x[0-9a-fA-F]+|\d+)\s*$"),
+    "movable_one": re.compile(r"^Movable zone start for node (\d+): PFN (0x[0-9a-fA-F]+|\d+)"),
+    "early_hdr": re.compile(r"^Early memory (?:node|PFN) ranges\s*$"),
+    "early_hdr_old": re.compile(r"^early_node_map\[\d+\] active PFN ranges"),
+    "early_line": re.compile(rf"^node\s+(\d+): {_MEM}\s*$"),
+    "early_line_pfn": re.compile(rf"^(\d+): {_H} -> {_H}\s*$"),
+    "totalpages": re.compile(r"^On node (\d+) totalpages: (\d+)"),
+    "zone_memmap": re.compile(rf"^{_ZONE} zone: (\d+) pages used for memmap"),
+    "zone_reserved": re.compile(rf"^{_ZONE} zone: (\d+) pages reserved"),
+    "zone_present": re.compile(rf"^{_ZONE} zone: (\d+) pages, LIFO batch:\d+"),
+    "hole_zone": re.compile(rf"^{_ZONE} zone: (\d+) pages in unavailable ranges"),
+    "hole_node_zone": re.compile(rf"^On node (\d+), zone {_ZONE}: (\d+) pages in unavailable ranges"),
+    "hole_zeroed": re.compile(r"^Zeroed struct page in unavailable ranges: (\d+) pages"),
+    "hole_reserved": re.compile(r"^Reserved but unavailable: (\d+) pages"),
+    "memory": re.compile(r"^Memory: (\d+)K/(\d+)K available(?: \((.*)\))?"),
+    "deferred_new": re.compile(r"^node (\d+) deferred pages initialised in (\d+)ms"),
+    "deferred_old": re.compile(r"^node (\d+) initialised, (\d+) pages in (\d+)ms"),
+    "deferred_kswapd": re.compile(r"^kswapd (\d+) initialised,? (\d+) pages in (\d+)ms"),
+    "crash_new": re.compile(r"^crashkernel(?: low memory)? reserved: (0x[0-9a-fA-F]+) - (0x[0-9a-fA-F]+)"),
+    "crash_old": re.compile(r"^Reserving (\d+)MB of (?:low )?memory at (\d+)MB for crashkernel"),
+    "ramdisk": re.compile(rf"^RAMDISK: {_MEM}"),
+    "ramdisk_old": re.compile(r"^RAMDISK: ([0-9a-fA-F]{8,16}) - ([0-9a-fA-F]{8,16})"),
+    "swiotlb_new": re.compile(rf"^software IO TLB: mapped {_MEM} \((\d+)MB\)"),
+    "swiotlb_old": re.compile(rf"^software IO TLB {_MEM} \((\d+)MB\) mapped at"),
+    "swiotlb_size": re.compile(r"^software IO TLB: (?:SWIOTLB bounce buffer size (?:roundup|adjusted) to) (\d+)MB"),
+    "swiotlb_area": re.compile(r"^software IO TLB: area num \d+"),
+    "cma": re.compile(r"^cma: Reserved (\d+) MiB at (0x[0-9a-fA-F]+)"),
+    "percpu": re.compile(r"^(?:percpu|PERCPU): (?:Embedded|Remapped) (\d+) pages/cpu(?: @([0-9a-fA-F]+))? "
+                         r"s(\d+) r(\d+) d(\d+) u(\d+)"),
+    "percpu_page": re.compile(r"^(?:percpu|PERCPU): (\d+) 4K pages/cpu(?: @([0-9a-fA-F]+))? s(\d+) r(\d+) d(\d+)"),
+    "pcpu_alloc_hdr": re.compile(r"^pcpu-alloc: s\d+ r\d+ d\d+ u\d+ alloc=(\d+)\*(\d+)"),
+    "pcpu_alloc_grp": re.compile(r"^pcpu-alloc: (\[\d+\].*)$"),
+    "setup_percpu": re.compile(r"^setup_percpu: NR_CPUS:\d+ nr_cpumask_bits:\d+ nr_cpu_ids:(\d+) nr_node_ids:(\d+)"),
+    "allowing": re.compile(r"(?:smpboot|CPU topo): Allowing (\d+) (?:present )?CPUs,? (?:plus )?(\d+) hotplug"),
+    "hash": re.compile(r"^(.+?) hash table entries: (\d+) \(order: -?\d+, (\d+) bytes(?:, ([^)]*))?\)"),
+    "log_buf": re.compile(r"^(?:printk: )?log_buf_len: (\d+) bytes"),
+    "kfence": re.compile(r"^kfence: initialized - using (\d+) bytes"),
+    "brk": re.compile(r"^BRK \[(0x[0-9a-fA-F]+), (0x[0-9a-fA-F]+)\] PGTABLE"),
+    "trampoline": re.compile(r"^Base memory trampoline at \[[0-9a-fA-F]+\] ([0-9a-fA-F]+) size (\d+)"),
+    "mptable": re.compile(rf"^found SMP MP-table at {_MEM}"),
+    "esrt": re.compile(r"^esrt: Reserving ESRT space from (0x[0-9a-fA-F]+) to (0x[0-9a-fA-F]+)"),
+    "acpi_table": re.compile(rf"^ACPI: Reserving (\S+) table memory at {_MEM}"),
+    "memblock_dbg": re.compile(r"^(memblock_reserve|memblock_free|memblock_phys_free|memblock_free_early): "
+                               r"\[(0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+)\]"),
+    "zonelists": re.compile(r"^Built \d+ zonelists.*Total pages: (\d+)"),
+}
+
+_BOOT_MARKERS = ("version", "e820_entry", "e820_entry_old", "zone_hdr", "early_hdr", "early_hdr_old", "memory",
+                 "initmem", "srat")
+
+
+def _hex(s: str) -> int:
+    return int(s, 16)
+
+
+def _num(s: str) -> int:
+    return int(s, 16) if s.lower().startswith("0x") else int(s)
+
+
+# ------------------------------------------------------------------------------------------------------
+# parsing
+# ------------------------------------------------------------------------------------------------------
+
+def _read(text_or_path):
+    """(text, path or None). A Path, or a str without a newline, is a file name; other str/bytes are text."""
+    if isinstance(text_or_path, bytes):
+        return text_or_path.decode("utf-8", errors="replace"), None
+    if isinstance(text_or_path, os.PathLike) or (isinstance(text_or_path, str) and "\n" not in text_or_path):
+        path = Path(os.fspath(text_or_path))
+        raw = read_user_file(path, "boot log file", DmesgError)
+        if b"\x00" in raw[:4096]:
+            raise DmesgError(f"{path}: not a Linux boot log (binary file)")
+        return raw.decode("utf-8", errors="replace"), str(path)
+    if isinstance(text_or_path, str):
+        return text_or_path, None
+    raise DmesgError(f"parse_dmesg() takes the text of a boot log or a path, got {type(text_or_path).__name__}")
+
+
+def _split_boots(msgs):
+    """Indices where a new boot starts (each 'Linux version' line after the first)."""
+    starts = [i for i, (m, _) in enumerate(msgs) if P["version"].match(m.strip())]
+    if len(starts) <= 1:
+        return [(0, len(msgs))]
+    bounds = [0] + starts[1:] + [len(msgs)]
+    return list(zip(bounds, bounds[1:]))
+
+
+def parse_dmesg(text_or_path) -> DmesgBoot:
+    """Parse a boot log (its text, or a path to it) into a :class:`DmesgBoot`.
+
+    A log holding several boots (a concatenated ``kern.log``) yields the last boot that prints
+    ``Early memory node ranges`` (``boots_in_file`` says how many there were). Raises
+    :class:`~pgdefer.errors.DmesgError` for a missing file or a text that is not a Linux boot log.
+    """
+    text, path = _read(text_or_path)
+    name = path or "<boot log>"
+    msgs = [clean_line(line) for line in text.splitlines()]
+    boots = _split_boots(msgs)
+    chosen = boots[-1]
+    for lo, hi in reversed(boots):
+        if any(P["early_hdr"].match(m.strip()) or P["early_hdr_old"].match(m.strip()) for m, _ in msgs[lo:hi]):
+            chosen = (lo, hi)
+            break
+    boot = _parse_messages(msgs[chosen[0]:chosen[1]])
+    boot.path = path
+    boot.boots_in_file = len(boots)
+    if not _looks_like_boot(boot, msgs[chosen[0]:chosen[1]]):
+        raise DmesgError(
+            f"{name}: not a Linux boot log (no 'Linux version', e820 map, 'Zone ranges', "
+            f"'Early memory node ranges' or 'Memory:' line)")
+    return boot
+
+
+def _looks_like_boot(boot, msgs) -> bool:
+    if boot.kernel_version or boot.e820 or boot.zone_ranges or boot.early_node_ranges or boot.memory:
+        return True
+    return any(P[k].search(m.strip()) for m, _ in msgs for k in _BOOT_MARKERS)
+
+
+def _parse_messages(msgs) -> DmesgBoot:  # noqa: C901 - one flat dispatcher is the clearest form here
+    b = DmesgBoot(lines=len(msgs))
+    section = None          # "zones", "movable", "early", "early_pfn", "e820_bios", "e820_user", "e820_ext"
+    movable_is_pfn = False
+    totalpages_node = None  # node of the last "On node N totalpages" (for the 5.4-era per-zone lines)
+    initmem_node = None     # node of the last "Initmem setup node N" (for old "NODE_DATA [mem]" lines)
+    seen_memory_line = False
+    pcpu_groups: dict[int, int] = {}
+    pcpu_atom = None
+    zone_reports: dict[tuple, ZoneReport] = {}
+
+    def zrep(node, zone):
+        key = (node, zone)
+        if key not in zone_reports:
+            zone_reports[key] = ZoneReport(node, zone)
+            b.zone_reports.append(zone_reports[key])
+        return zone_reports[key]
+
+    for raw, ts in msgs:
+        s = raw.strip()
+        if not s:
+            continue
+        m = P["version"].match(s)
+        if m:
+            b.kernel_version = b.kernel_version or m.group(1)
+            continue
+        m = P["cmdline"].match(s)
+        if m:
+            b.command_line = b.command_line or m.group(1).strip()
+            continue
+        # -- section headers -----------------------------------------------------------------------
+        if P["e820_hdr_bios"].search(s):
+            section = "e820_bios"
+            continue
+        if P["e820_hdr_user"].search(s):
+            section = "e820_user"
+            continue
+        if P["e820_hdr_ext"].search(s):
+            section = "e820_ext"
+            continue
+        if P["zone_hdr"].match(s):
+            section = "zones"
+            continue
+        m = P["movable_hdr"].match(s)
+        if m:
+            section, movable_is_pfn = "movable", bool(m.group(1))
+            continue
+        if P["early_hdr"].match(s):
+            section = "early"
+            continue
+        if P["early_hdr_old"].match(s):
+            section = "early_pfn"
+            continue
+        # -- e820 ----------------------------------------------------------------------------------
+        m = P["e820_entry"].match(s)
+        if m:
+            kind = m.group(1)
+            e = E820Entry(_hex(m.group(2)), _hex(m.group(3)) + 1, m.group(4))
+            if kind == "BIOS-e820":
+                b.e820.append(e)
+            elif kind == "user":
+                b.e820_user.append(e)
+            elif kind == "reserve setup_data":
+                b.e820_extended.append(e)
+            continue
+        m = P["e820_entry_old"].match(s)
+        if m:
+            e = E820Entry(_hex(m.group(2)), _hex(m.group(3)), m.group(4))
+            (b.e820 if m.group(1) == "BIOS-e820" else b.e820_user).append(e)
+            continue
+        m = P["e820_update"].match(s)
+        if m:
+            b.e820_updates.append((_hex(m.group(1)), _hex(m.group(2)) + 1, m.group(3), m.group(4)))
+            continue
+        m = P["e820_remove"].match(s)
+        if m:
+            b.e820_updates.append((_hex(m.group(1)), _hex(m.group(2)) + 1, m.group(3), None))
+            continue
+        # -- NUMA ----------------------------------------------------------------------------------
+        m = P["srat"].search(s)
+        if m:
+            b.srat.append((int(m.group(1)), int(m.group(2)), _hex(m.group(3)), _hex(m.group(4)) + 1,
+                           "hotplug" in m.group(5)))
+            continue
+        m = P["numa_merge"].match(s)
+        if m:
+            parts = [(_hex(a), _hex(c) + 1) for a, c in re.findall(_MEM, m.group(2))]
+            b.numa_merges.append((int(m.group(1)), parts, (_hex(m.group(3)), _hex(m.group(4)) + 1)))
+            continue
+        m = P["fake_node"].match(s)
+        if m:
+            b.numa_fake_node = (_hex(m.group(1)), _hex(m.group(2)) + 1)
+            continue
+        m = P["node_data"].match(s)
+        if m:
+            b.node_data[int(m.group(1))] = (_hex(m.group(2)), _hex(m.group(3)) + 1)
+            continue
+        m = P["node_data_old"].match(s)
+        if m and initmem_node is not None:
+            b.node_data[initmem_node] = (_hex(m.group(1)), _hex(m.group(2)) + 1)
+            continue
+        m = P["initmem"].match(s)
+        if m:
+            initmem_node = int(m.group(1))
+            b.initmem[initmem_node] = (_hex(m.group(2)), _hex(m.group(3)) + 1)
+            section = None
+            continue
+        m = P["initmem_old"].match(s)
+        if m:
+            initmem_node = int(m.group(1))
+            b.initmem[initmem_node] = (_hex(m.group(2)), _hex(m.group(3)))
+            section = None
+            continue
+        # -- Zone ranges / Movable / Early memory node ranges ----------------------------------------
+        if section == "zones":
+            m = P["zone_line"].match(s)
+            if m:
+                b.zone_ranges[m.group(1)] = None if m.group(4) else (_hex(m.group(2)), _hex(m.group(3)) + 1)
+                continue
+            m = P["zone_line_pfn"].match(s)
+            if m:
+                b.zone_ranges[m.group(1)] = (_hex(m.group(2)) * 4096, _hex(m.group(3)) * 4096)
+                continue
+        if section == "movable":
+            m = P["movable_node"].match(s)
+            if m:
+                v = _num(m.group(2))
+                b.movable_zone_start_pfn[int(m.group(1))] = v if movable_is_pfn else v // 4096
+                continue
+        m = P["movable_one"].match(s)
+        if m:
+            b.movable_zone_start_pfn[int(m.group(1))] = _num(m.group(2))
+            continue
+        if section == "early":
+            m = P["early_line"].match(s)
+            if m:
+                b.early_node_ranges.append(MemRange(int(m.group(1)), _hex(m.group(2)), _hex(m.group(3)) + 1))
+                continue
+        if section == "early_pfn":
+            m = P["early_line_pfn"].match(s)
+            if m:
+                b.early_node_ranges.append(MemRange(int(m.group(1)), _hex(m.group(2)) * 4096,
+                                                    _hex(m.group(3)) * 4096))
+                continue
+        # -- per-node / per-zone summaries and holes --------------------------------------------------
+        m = P["totalpages"].match(s)
+        if m:
+            totalpages_node = int(m.group(1))
+            b.node_totalpages[totalpages_node] = int(m.group(2))
+            continue
+        m = P["hole_node_zone"].match(s)
+        if m:
+            b.holes.append(Hole(int(m.group(3)), int(m.group(1)), m.group(2), s))
+            continue
+        m = P["hole_zone"].match(s)
+        if m:
+            b.holes.append(Hole(int(m.group(2)), totalpages_node, m.group(1), s))
+            continue
+        m = P["hole_zeroed"].match(s) or P["hole_reserved"].match(s)
+        if m:
+            b.holes.append(Hole(int(m.group(1)), None, None, s))
+            continue
+        m = P["zone_memmap"].match(s)
+        if m:
+            zrep(totalpages_node, m.group(1)).memmap_pages = int(m.group(2))
+            continue
+        m = P["zone_reserved"].match(s)
+        if m:
+            zrep(totalpages_node, m.group(1)).reserved_pages = int(m.group(2))
+            continue
+        m = P["zone_present"].match(s)
+        if m:
+            zrep(totalpages_node, m.group(1)).present = int(m.group(2))
+            continue
+        # -- Memory: and deferred init ------------------------------------------------------------------
+        m = P["memory"].match(s)
+        if m and b.memory is None:
+            parts = {}
+            for piece in (m.group(3) or "").split(","):
+                pm = re.match(r"\s*(\d+)K (.+?)\s*$", piece)
+                if pm:
+                    parts[pm.group(2)] = int(pm.group(1))
+            b.memory = MemoryLine(int(m.group(1)), int(m.group(2)), parts)
+            seen_memory_line = True
+            continue
+        m = P["deferred_new"].match(s)
+        if m:
+            b.deferred_init.append(DeferredInit(int(m.group(1)), int(m.group(2)), None, ts, s))
+            continue
+        m = P["deferred_old"].match(s) or P["deferred_kswapd"].match(s)
+        if m:
+            b.deferred_init.append(DeferredInit(int(m.group(1)), int(m.group(3)), int(m.group(2)), ts, s))
+            continue
+        # -- reservations the log places ---------------------------------------------------------------
+        m = P["crash_new"].match(s)
+        if m:
+            b.crashkernel.append((_hex(m.group(1)), _hex(m.group(2))))
+            continue
+        m = P["crash_old"].match(s)
+        if m:
+            size, at = int(m.group(1)) * MiB, int(m.group(2)) * MiB
+            b.crashkernel.append((at, at + size))
+            continue
+        m = P["ramdisk"].match(s)
+        if m:
+            b.ramdisk = (_hex(m.group(1)), _hex(m.group(2)) + 1)
+            continue
+        m = P["ramdisk_old"].match(s)
+        if m:
+            b.ramdisk = (_hex(m.group(1)), _hex(m.group(2)))
+            continue
+        m = P["swiotlb_new"].match(s) or P["swiotlb_old"].match(s)
+        if m:
+            start, last, mb = _hex(m.group(1)), _hex(m.group(2)), int(m.group(3))
+            # 4.x and 5.x+ both print the exclusive end here (io_tlb_end / mem->end), unlike most [mem] prints
+            end = last if last - start == mb * MiB else last + 1
+            b.swiotlb = (start, end)
+            b.swiotlb_initialised = True
+            continue
+        m = P["swiotlb_size"].match(s)
+        if m:
+            b.swiotlb_size = int(m.group(1)) * MiB
+            b.swiotlb_initialised = True
+            continue
+        if P["swiotlb_area"].match(s):
+            b.swiotlb_initialised = True
+            continue
+        m = P["cma"].match(s)
+        if m:
+            start = _hex(m.group(2))
+            b.cma.append((start, start + int(m.group(1)) * MiB))
+            continue
+        m = P["percpu"].match(s)
+        if m:
+            b.percpu = {"pages_per_cpu": int(m.group(1)), "unit": int(m.group(6)),
+                        "base_virt": _hex(m.group(2)) if m.group(2) else None, "allocator": "embed"}
+            continue
+        m = P["percpu_page"].match(s)
+        if m:
+            b.percpu = {"pages_per_cpu": int(m.group(1)), "unit": 4096 * int(m.group(1)),
+                        "base_virt": None, "allocator": "page"}
+            continue
+        m = P["pcpu_alloc_hdr"].match(s)
+        if m:
+            pcpu_atom = int(m.group(2))
+            continue
+        m = P["pcpu_alloc_grp"].match(s)
+        if m:
+            for gm in re.finditer(r"\[(\d+)\]((?:\s+[\d-]+)*)", m.group(1)):
+                cpus = [t for t in gm.group(2).split() if t.isdigit()]
+                pcpu_groups[int(gm.group(1))] = pcpu_groups.get(int(gm.group(1)), 0) + len(cpus)
+            continue
+        m = P["setup_percpu"].match(s)
+        if m:
+            b.nr_cpu_ids, b.nr_node_ids = int(m.group(1)), int(m.group(2))
+            continue
+        m = P["allowing"].search(s)
+        if m:
+            b.possible_cpus = int(m.group(1)) + int(m.group(2))
+            continue
+        m = P["hash"].match(s)
+        if m:
+            attrs = m.group(4) or ""
+            if not seen_memory_line and "vmalloc" not in attrs:
+                b.early_hash_tables.append((m.group(1), int(m.group(3))))
+            continue
+        m = P["log_buf"].match(s)
+        if m:
+            b.log_buf_bytes = int(m.group(1))
+            continue
+        m = P["kfence"].match(s)
+        if m:
+            b.kfence_bytes = int(m.group(1))
+            continue
+        m = P["brk"].match(s)
+        if m:
+            b.brk.append((_hex(m.group(1)), _hex(m.group(2)) + 1))
+            continue
+        m = P["trampoline"].match(s)
+        if m:
+            start = _hex(m.group(1))
+            b.trampoline = (start, start + int(m.group(2)))
+            continue
+        m = P["mptable"].match(s)
+        if m:
+            b.fixed_reservations.append(("MP table", _hex(m.group(1)), _hex(m.group(2)) + 1, s))
+            continue
+        m = P["esrt"].match(s)
+        if m:
+            b.fixed_reservations.append(("EFI ESRT", _hex(m.group(1)), _hex(m.group(2)), s))
+            continue
+        m = P["acpi_table"].match(s)
+        if m:
+            b.fixed_reservations.append((f"ACPI {m.group(1)}", _hex(m.group(2)), _hex(m.group(3)) + 1, s))
+            continue
+        m = P["memblock_dbg"].match(s)
+        if m and not seen_memory_line:
+            kind = "reserve" if m.group(1) == "memblock_reserve" else "free"
+            b.memblock_debug.append((kind, _hex(m.group(2)), _hex(m.group(3)) + 1))
+            continue
+        m = P["dmi"].match(s)
+        if m:
+            b.dmi = b.dmi or m.group(1)
+            continue
+        m = P["zonelists"].match(s)
+        if m:
+            b.zonelist_total_pages = int(m.group(1))
+            continue
+
+    if b.percpu is not None:
+        b.percpu["atom"] = pcpu_atom
+        b.percpu["groups"] = dict(sorted(pcpu_groups.items()))
+    return b
+
+
+# ------------------------------------------------------------------------------------------------------
+# zone limits
+# ------------------------------------------------------------------------------------------------------
+
+def _round_up(x, a):
+    return -(-x // a) * a
+
+
+def zone_limits_from_log(zone_ranges: dict, memory_end: int, movable_normal: int | None, geometry: Geometry,
+                         notes: list) -> dict:
+    """Map the kernel's ``Zone ranges`` onto the model's ``zone_limits`` (appends what it assumed to notes).
+
+    x86_64 prints ``DMA`` as ``[0x1000, min(16M, max_pfn))`` and ``DMA32`` as ``[16M, min(4G, max_pfn))``;
+    the printed Normal end is the end of memory, not a limit. So: the DMA and DMA32 limits are the printed
+    ends, except that an end clamped by the end of memory (a machine with less than 4 GiB) becomes the
+    architectural limit (16 MiB / 4 GiB), which gives the same zones because no memory lies above it; an
+    ``empty`` zone gets the previous limit; Normal gets a limit only when Movable zone starts are printed.
+    """
+    block = geometry.page_size << geometry.max_order
+    limits = {}
+    prev = 0
+    for zone, arch in (("DMA", X86_64_DMA_END), ("DMA32", X86_64_DMA32_END)):
+        if zone not in zone_ranges:
+            if zone_ranges:  # the section is printed without this zone: the kernel has no such zone
+                limits[zone] = prev
+                notes.append(f"zone limits: 'Zone ranges' has no {zone} line (zone not configured); it is empty")
+            else:
+                limits[zone] = max(prev, arch)
+            prev = limits[zone]
+            continue
+        rng = zone_ranges[zone]
+        if rng is None:
+            limits[zone] = prev
+            notes.append(f"zone limits: {zone} is printed 'empty'; its limit is the previous one ({prev:#x})")
+        else:
+            end = rng[1]
+            if end >= memory_end:
+                lim = max(arch, _round_up(end, block), prev)
+                if lim != end:
+                    notes.append(f"zone limits: {zone} ends at {end:#x} = the end of memory (the kernel clamps the "
+                                 f"zone to max_pfn); the model uses the architectural limit {lim:#x}, which gives "
+                                 "the same zones")
+            else:
+                lim = end
+                if lim % block:
+                    lim = _round_up(lim, block)
+                    notes.append(f"zone limits: {zone} end {end:#x} rounded up to the MAX_ORDER block ({lim:#x})")
+            limits[zone] = lim
+        prev = limits[zone]
+    if movable_normal is not None:
+        limits["Normal"] = max(movable_normal, prev)
+    return limits
+
+
+# ------------------------------------------------------------------------------------------------------
+# building the topology
+# ------------------------------------------------------------------------------------------------------
+
+def topology_from_dmesg(text_or_path, geometry: Geometry | None = None):
+    """``Topology.from_dmesg``: parse a boot log and build its topology (see the module docstring)."""
+    boot = parse_dmesg(text_or_path)
+    return build_topology(boot, geometry)
+
+
+def _fmt_kib(nbytes):
+    return f"{nbytes // KiB} KiB" if nbytes % KiB == 0 else f"{nbytes} B"
+
+
+def build_topology(boot: DmesgBoot, geometry: Geometry | None = None):
+    """Build a Topology from a parsed boot; fills ``boot.reservations``, ``boot.assumptions`` and the
+    reserved-memory accounting, and attaches ``boot`` as ``topology.source``."""
+    name = Path(boot.path).stem if boot.path else "dmesg"
+    where = boot.path or "<boot log>"
+    g = geometry or Geometry()
+    if not boot.early_node_ranges:
+        raise DmesgError(
+            f"{where}: no 'Early memory node ranges' section: the log is truncated or starts after early boot "
+            "(pgdefer needs the memory map free_area_init prints)")
+    if "HighMem" in boot.zone_ranges:
+        raise DmesgError(f"{where}: a 32-bit kernel's log (ZONE_HIGHMEM); pgdefer models x86_64 zones only")
+    notes: list[str] = []
+    ver = boot.version
+    notes.append(f"built from boot log {Path(boot.path).name if boot.path else '<text>'}"
+                 + (f" (kernel {boot.kernel_version})" if boot.kernel_version else " (kernel version not printed)"))
+    if boot.boots_in_file > 1:
+        notes.append(f"the file holds {boot.boots_in_file} boots; this is the last one with a memory map")
+    notes.append("memory = 'Early memory node ranges' (inclusive ends made half-open)")
+
+    memory = [(r.start, r.end, r.node) for r in boot.early_node_ranges]
+    memory_end = max(e for _, e, _ in memory)
+    # -- zone limits -------------------------------------------------------------------------------
+    movable_normal = None
+    if boot.movable_zone_start_pfn:
+        spans: dict[int, tuple[int, int]] = {}
+        for s, e, n in memory:
+            a, z = spans.get(n, (s, e))
+            spans[n] = (min(a, s), max(z, e))
+        starts = {n: pfn * g.page_size for n, pfn in boot.movable_zone_start_pfn.items()}
+        try:
+            movable_normal = movable_normal_limit(spans, starts)
+        except ValueError as e:
+            raise DmesgError(f"{where}: {e}") from None
+        notes.append(f"zone limits: 'Movable zone start' printed for node(s) {sorted(starts)}; the model's "
+                     f"Normal limit {movable_normal:#x} reproduces each node's ZONE_MOVABLE")
+    if not boot.zone_ranges:
+        notes.append("zone limits: the log has no 'Zone ranges'; using the x86_64 limits DMA=16M, DMA32=4G")
+    zone_limits = zone_limits_from_log(boot.zone_ranges, memory_end, movable_normal, g, notes)
+
+    # -- reservations ------------------------------------------------------------------------------
+    placer = MemblockPlacer(memory)
+    try:
+        probe = Topology(memory, (), zone_limits, g)
+    except TopologyError as e:
+        raise DmesgError(f"{where}: the memory map in the log is not one memblock would accept: {e}") from None
+    _place_reservations(boot, placer, probe, g, ver, notes)
+    boot.reservations = list(placer.reservations)
+    reserved = [(r.start, r.end) for r in placer.reservations]
+    try:
+        topo = Topology(memory, reserved, zone_limits, g, name=name)
+    except TopologyError as e:  # pragma: no cover - probe above already validated memory and limits
+        raise DmesgError(f"{where}: {e}") from None
+
+    # -- accounting against the Memory: line ----------------------------------------------------------
+    placed_pages = _reserved_pages(topo)
+    boot.placed_reserved_kib = placed_pages * g.page_size // KiB
+    if boot.memory is not None and boot.memory.reserved_kib is not None:
+        target = boot.memory.reserved_kib + boot.memory.cma_reserved_kib
+        boot.unplaced_reserved_kib = target - boot.placed_reserved_kib
+        cma = f" + {boot.memory.cma_reserved_kib}K cma-reserved" if boot.memory.cma_reserved_kib else ""
+        notes.append(f"reserved: placed {boot.placed_reserved_kib} KiB of the Memory: line's "
+                     f"{boot.memory.reserved_kib} KiB reserved{cma}; unplaced {boot.unplaced_reserved_kib} KiB "
+                     "(early allocations the log does not size or place: page tables, EFI/ACPI data, "
+                     "boot-time slabs, ...)" if boot.unplaced_reserved_kib >= 0 else
+                     f"reserved: placed {boot.placed_reserved_kib} KiB, MORE than the Memory: line's "
+                     f"{target} KiB by {-boot.unplaced_reserved_kib} KiB (some placement rule over-reserves)")
+        if boot.memory.total_kib != topo.present_pages * g.page_size // KiB:
+            notes.append(f"WARNING: the Memory: line's total {boot.memory.total_kib} KiB differs from the present "
+                         f"pages of 'Early memory node ranges' ({topo.present_pages * g.page_size // KiB} KiB)")
+    else:
+        notes.append("reserved: the log has no Memory: line; the reserved total cannot be checked")
+    boot.assumptions = notes
+    topo.notes = tuple(notes)
+    topo.source = boot
+    topo.unplaced_reserved_kib = boot.unplaced_reserved_kib
+    return topo
+
+
+def _reserved_pages(topo) -> int:
+    """Memory pfns covered (even partly) by a reserved range: what the model marks reserved."""
+    g = topo.geometry
+    total = 0
+    for s, e, _ in topo.memory_pfn_ranges():
+        for r in topo.reserved:
+            a, z = max(s, g.pfn_down(r.start)), min(e, g.pfn_up(r.end))
+            if a < z:
+                total += z - a
+    return total
+
+
+def _place_reservations(boot: DmesgBoot, placer: MemblockPlacer, probe, g: Geometry, ver, notes: list):
+    rsv = placer.reserve
+
+    def note_r(r, text):
+        if r is not None:
+            notes.append(f"reserved {r.label} [{r.start:#x}, {r.end:#x}) {_fmt_kib(r.size)}: {text}")
+
+    # 1. what the log places exactly -----------------------------------------------------------------
+    if boot.ramdisk:
+        note_r(rsv("initrd", *boot.ramdisk, "log", "RAMDISK: line"), "from the 'RAMDISK:' line")
+    for s, e in boot.crashkernel:
+        note_r(rsv("crashkernel", s, e, "log", "crashkernel reservation line"),
+               "from the crashkernel reservation line")
+    for n, (s, e) in sorted(boot.node_data.items()):
+        note_r(rsv(f"NODE_DATA({n})", s, e, "log", "NODE_DATA line"), "from the NODE_DATA line")
+    if boot.swiotlb:
+        note_r(rsv("swiotlb", *boot.swiotlb, "log", "software IO TLB line"), "bounce buffer, from its log line")
+    for s, e in boot.cma:
+        note_r(rsv("cma", s, e, "log", "cma: Reserved line"), "CMA area (counted as cma-reserved, not reserved)")
+    if boot.brk:
+        for s, e in boot.brk:
+            rsv("brk", s, e, "log", "BRK ... PGTABLE line")
+        notes.append(f"reserved {len(boot.brk)} early page-table page(s) from the 'BRK [...] PGTABLE' lines")
+    if boot.trampoline:
+        note_r(rsv("real-mode trampoline", *boot.trampoline, "log", "Base memory trampoline line"),
+               "from the 'Base memory trampoline' line")
+    fixed = [(lbl, s, e) for lbl, s, e, _ in boot.fixed_reservations]
+    for lbl, s, e in fixed:
+        rsv(lbl, s, e, "log", "reservation line")
+    if fixed:
+        notes.append(f"reserved {len(fixed)} firmware table range(s) from 'ACPI: Reserving ... table', "
+                     "'esrt: Reserving' and 'found SMP MP-table' lines (ranges outside memory are ignored)")
+    upd = [(s, e) for s, e, a, z in boot.e820_updates if z is not None and "usable" in a and "usable" not in z]
+    upd_in_mem = [(s, e) for s, e in upd
+                  if any(s < me and e > ms for ms, me, _ in placer.memory)]
+    for s, e in upd_in_mem:
+        rsv("e820 update", s, e, "log", "e820: update usable ==> reserved")
+    if upd_in_mem:
+        notes.append(f"reserved {len(upd_in_mem)} range(s) from 'e820: update [mem ...] usable ==> reserved' lines "
+                     "that fall inside memblock memory (efi_mem_reserve and friends reserve them in memblock too; "
+                     "updates outside memory only shaped the memory map)")
+    # percpu with a physical address the log prints (4.x direct map without KASLR of the memory layout)
+    pc = boot.percpu
+    percpu_done = False
+    if pc and pc.get("base_virt") and ver and ver < (4, 8) and pc["base_virt"] >= X86_64_OLD_PAGE_OFFSET:
+        ncpu = boot.nr_cpu_ids or sum(pc.get("groups", {}).values()) or None
+        if ncpu:
+            base = pc["base_virt"] - X86_64_OLD_PAGE_OFFSET
+            used = pc["pages_per_cpu"] * g.page_size
+            for i in range(ncpu):
+                rsv("percpu", base + i * pc["unit"], base + i * pc["unit"] + used, "log", "PERCPU: ... @address")
+            notes.append(f"reserved per-cpu first chunk: {ncpu} cpu(s) x {pc['pages_per_cpu']} pages at "
+                         f"{base:#x} (the log prints its direct-map address; pre-4.8 direct map base "
+                         f"{X86_64_OLD_PAGE_OFFSET:#x})")
+            percpu_done = True
+    if boot.memblock_debug:
+        _replay_memblock_debug(boot, placer, notes)
+
+    # 2. fixed kernel rules ----------------------------------------------------------------------------
+    kimg = boot.memory.kernel_image_kib if boot.memory else None
+    if kimg:
+        note_r(rsv("kernel image", X86_64_PHYSICAL_START, X86_64_PHYSICAL_START + kimg * KiB, "rule",
+                   "code+rwdata+rodata+init+bss from the Memory: line"),
+               "size = code+rwdata+rodata+init+bss of the Memory: line, at the default x86_64 load address "
+               "16 MiB (CONFIG_PHYSICAL_START; KASLR may have moved it; the real reservation [_text, _end) also "
+               "holds alignment padding and brk)")
+    else:
+        notes.append("kernel image: not placed (no Memory: line with its section sizes)")
+    if ver:
+        note_r(reserve_low_memory(placer, ver),
+               "x86 kernels since 5.13 always reserve the first 1 MiB ('x86/setup: always reserve the first 1M of "
+               "RAM')" if ver >= (5, 13) else
+               "x86 kernels before 5.13 reserve [0, 64K) (CONFIG_X86_RESERVE_LOW default; the BIOS/EBDA area near "
+               "640K usually lies outside memory and is not modelled)")
+    if boot.memblock_debug:
+        notes.append("memblock=debug lines replayed; size-only early allocations were not placed again")
+        return
+
+    # 3. top-down allocations: sizes from the log, placed as memblock would, in kernel order -----------------
+    if not boot.crashkernel:
+        _place_cmdline_crashkernel(boot, placer, probe, ver, notes)
+    place_memmaps(placer, probe.memory_pfn_ranges(), g, notes)
+    memmap = [r for r in placer.reservations if r.label.startswith("memmap")]
+    if memmap:
+        total = sum(r.size for r in memmap)
+        notes.append(f"reserved memmap {_fmt_kib(total)} in {len(memmap)} block(s): {STRUCT_PAGE_SIZE} B x pages of "
+                     "each node's present sections, top-down at the end of the node, 2 MiB aligned, as "
+                     "sparse_init's per-node buffer")
+    if pc and not percpu_done:
+        _place_percpu(boot, placer, probe, g, notes)
+    if boot.log_buf_bytes:
+        note_r(placer.alloc("log_buf", boot.log_buf_bytes, g.page_size), "printk ring buffer text "
+               "(log_buf_len line; its descriptor arrays are not sized in the log and stay unplaced), top-down")
+    for hname, nbytes in boot.early_hash_tables:
+        note_r(placer.alloc(f"{hname} hash", nbytes, g.page_size, lo=X86_64_MAX_DMA_ADDRESS),
+               "early hash table printed before the Memory: line (memblock, top-down)")
+    if boot.kfence_bytes and ver and ver >= (5, 12):
+        note_r(placer.alloc("kfence pool", boot.kfence_bytes, g.page_size),
+               "KFENCE pool (memblock-allocated before mem_init; size from the kfence line), top-down")
+    if not boot.swiotlb and boot.swiotlb_initialised:
+        size = boot.swiotlb_size
+        how = "size from the 'bounce buffer size' line"
+        if size is None:
+            opt = [o for o in boot.cmdline_option("swiotlb") if o and o.split(",")[0].isdigit()]
+            if opt:
+                size = int(opt[-1].split(",")[0]) * SWIOTLB_SLAB
+                how = "size from swiotlb= on the command line"
+            else:
+                size, how = SWIOTLB_DEFAULT_SIZE, "default size IO_TLB_DEFAULT_SIZE (64 MiB)"
+        note_r(placer.alloc("swiotlb", size, g.page_size, hi=4 * GiB),
+               f"software IO TLB allocated at boot ('area num' line); {how}; top-down below 4 GiB "
+               "(memblock_alloc_low)")
+
+
+def _replay_memblock_debug(boot, placer, notes):
+    """memblock=debug logs print every reserve and free: replay them (reserve, then carve out frees)."""
+    live: list[tuple[int, int]] = []
+    for kind, s, e in boot.memblock_debug:
+        if kind == "reserve":
+            live.append((s, e))
+        else:
+            nxt = []
+            for a, z in live:
+                if z <= s or a >= e:
+                    nxt.append((a, z))
+                else:
+                    if a < s:
+                        nxt.append((a, s))
+                    if z > e:
+                        nxt.append((e, z))
+            live = nxt
+    for s, e in live:
+        placer.reserve("memblock_reserve", s, e, "log", "memblock=debug")
+    notes.append(f"reserved {len(live)} range(s) from memblock=debug 'memblock_reserve:' lines minus "
+                 "'memblock_free:' lines")
+
+
+def _place_cmdline_crashkernel(boot, placer, probe, ver, notes):
+    vals = boot.cmdline_option("crashkernel")
+    if not vals:
+        return
+    system_ram = probe.memory_bytes
+    main = [v for v in vals if not v.endswith(",low")]
+    low = [v for v in vals if v.endswith(",low")]
+    if not main:
+        return
+    try:
+        req = crashkernel_request(main[-1], system_ram)
+    except (ValueError, TypeError) as e:
+        notes.append(f"crashkernel={main[-1]} on the command line could not be read ({e}); not placed")
+        return
+    if req is None:
+        notes.append(f"crashkernel={main[-1]}: no range matches {system_ram >> 20} MiB of RAM; nothing reserved")
+        return
+    size, offset, high = req
+    if offset:
+        r = placer.reserve("crashkernel", offset, offset + size, "rule", "crashkernel=size@offset")
+        notes.append(f"reserved crashkernel [{offset:#x}, {offset + size:#x}) from crashkernel={main[-1]} "
+                     "(the log prints no reservation line)")
+        return
+    align = 16 * MiB  # CRASH_ALIGN
+    low_max = 4 * GiB if ver is None or ver >= (5, 0) else 896 * MiB  # CRASH_ADDR_LOW_MAX (approximate by era)
+    r = None
+    if not high:
+        r = placer.alloc("crashkernel", size, align, lo=align, hi=low_max,
+                         detail=f"crashkernel={main[-1]}")
+    if r is None:
+        r = placer.alloc("crashkernel", size, align, lo=align, detail=f"crashkernel={main[-1]}")
+        if r is not None and r.end > 4 * GiB:
+            lsize = 256 * MiB
+            if low:
+                try:
+                    lreq = crashkernel_request(low[-1], system_ram)
+                    lsize = lreq[0] if lreq else 0
+                except (ValueError, TypeError):
+                    pass
+            if lsize:
+                placer.alloc("crashkernel low", lsize, align, lo=align, hi=4 * GiB, detail="crashkernel low part")
+    if r is None:
+        notes.append(f"crashkernel={main[-1]} ({size >> 20} MiB) does not fit anywhere; not placed")
+        return
+    notes.append(f"reserved crashkernel [{r.start:#x}, {r.end:#x}) {size >> 20} MiB: size from crashkernel="
+                 f"{main[-1]} evaluated for {system_ram >> 20} MiB of RAM (the log prints no reservation line); "
+                 f"placed top-down, 16 MiB aligned, below {low_max:#x} when possible (reserve_crashkernel)")
+
+
+def _place_percpu(boot, placer, probe, g, notes):
+    pc = boot.percpu
+    groups = dict(pc.get("groups") or {})
+    ncpu = boot.nr_cpu_ids or boot.possible_cpus
+    if not groups:
+        if not ncpu:
+            notes.append("per-cpu areas: the number of possible CPUs is not printed; not placed")
+            return
+        groups = {0: ncpu}
+    nodes = set(probe.nodes)
+    used = pc["pages_per_cpu"] * g.page_size
+    unit = pc["unit"] if pc["allocator"] == "embed" else used
+    atom = pc.get("atom") or g.page_size
+    placed = 0
+    for grp, n in groups.items():
+        node = grp if (len(nodes) > 1 and grp in nodes) else None
+        at = placer.find(n * unit, atom, node=node, lo=X86_64_MAX_DMA_ADDRESS)
+        if at is None:
+            at = placer.find(n * unit, g.page_size, node=None)
+        if at is None:
+            continue
+        for i in range(n):  # pcpu_embed_first_chunk frees each unit's tail beyond s+r+d
+            placer.reserve("percpu", at + i * unit, at + i * unit + used, "top-down", f"group {grp}")
+        placed += n
+    notes.append(f"reserved per-cpu first chunk: {placed} cpu(s) x {pc['pages_per_cpu']} pages ('percpu: Embedded' "
+                 f"line), group by group top-down ({'group g on node g' if len(nodes) > 1 else 'one node'}), "
+                 f"{atom // KiB} KiB aligned; unit tails freed as pcpu_embed_first_chunk does")
