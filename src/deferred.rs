@@ -9,10 +9,10 @@ use crate::events::{Event, Hook};
 use crate::machine::{Machine, Phase};
 use crate::memblock::PfnRange;
 use crate::page::{InitBy, PageState};
-use crate::policy::{GrowLock, KeyDisable};
+use crate::policy::{GrowLock, KeyDisable, Policy};
 use crate::protocol::{grow_step, GrowStep};
 use crate::sync::Ordering;
-use crate::topology::ZoneType;
+use crate::topology::{Layout, ZoneType};
 
 /// The CPU the boot paths run on.
 pub const BOOT_CPU: u32 = 0;
@@ -106,33 +106,9 @@ impl Machine {
         }
     }
 
-    /// The first pfn of the node's last zone to defer (spec §2.3): count its memory pfns in order; cut
-    /// at the first section-aligned pfn whose count exceeds the policy's LIMIT.
-    fn defer_cut(&self, ni: usize) -> Option<u64> {
-        let node = &self.nodes[ni];
-        let g = self.geometry();
-        let limit = self.policy.early_limit(g, node.span.spanned())?;
-        let dz = node.zones[node.deferred_zone].span;
-        let mut counted = 0u64;
-        for r in self.layout.memory.iter().filter(|r| r.nid == node.span.nid) {
-            let (s, e) = (r.start.max(dz.start_pfn), r.end.min(dz.end_pfn));
-            if s >= e {
-                continue;
-            }
-            // pfn p of this range is number counted + (p - s) + 1; it may cut iff that exceeds limit.
-            let first_over = s + limit.saturating_sub(counted);
-            let cut = g.section_align_up(first_over);
-            if cut < e {
-                return Some(cut);
-            }
-            counted += e - s;
-        }
-        None
-    }
-
     /// `memmap_init` for one node: lower zones fully, the last zone up to the cut.
     fn memmap_init_node(&self, ni: usize) {
-        let fdp = self.defer_cut(ni);
+        let fdp = defer_cut(&self.layout, self.policy, ni);
         let nid = self.nodes[ni].span.nid;
         let mut pages = 0;
         for r in self.layout.memory.iter().filter(|r| r.nid == nid) {
@@ -533,4 +509,63 @@ impl Machine {
             ))
         })
     }
+}
+
+/// The first pfn of node index `ni`'s last zone to defer (spec §2.3): count its memory pfns in order;
+/// cut at the first section-aligned pfn whose count exceeds the policy's LIMIT. A pure function of the
+/// layout, so that the same rule answers "what would be deferred" without building a page array.
+pub fn defer_cut(layout: &Layout, policy: Policy, ni: usize) -> Option<u64> {
+    let node = &layout.nodes[ni];
+    let g = &layout.geometry;
+    let limit = policy.early_limit(g, node.spanned())?;
+    let dz = node.zone(node.deferred_zone)?;
+    let mut counted = 0u64;
+    for r in layout.memory.iter().filter(|r| r.nid == node.nid) {
+        let (s, e) = (r.start.max(dz.start_pfn), r.end.min(dz.end_pfn));
+        if s >= e {
+            continue;
+        }
+        // pfn p of this range is number counted + (p - s) + 1; it may cut iff that exceeds limit.
+        let first_over = s + limit.saturating_sub(counted);
+        let cut = g.section_align_up(first_over);
+        if cut < e {
+            return Some(cut);
+        }
+        counted += e - s;
+    }
+    None
+}
+
+/// What `memmap_init` leaves to deferred init on one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeDeferral {
+    pub nid: u32,
+    /// None: nothing deferred (`first_deferred_pfn == ULONG_MAX`).
+    pub first_deferred_pfn: Option<u64>,
+    /// Memory pfns of the node at or above first_deferred_pfn (reserved ones included).
+    pub deferred_pages: u64,
+}
+
+/// Per node, where the defer rule cuts and how many struct pages it leaves uninitialised, from the
+/// layout alone (no page array).
+pub fn deferral(layout: &Layout, policy: Policy) -> Vec<NodeDeferral> {
+    (0..layout.nodes.len())
+        .map(|ni| {
+            let nid = layout.nodes[ni].nid;
+            let fdp = defer_cut(layout, policy, ni);
+            let deferred_pages = fdp.map_or(0, |f| {
+                layout
+                    .memory
+                    .iter()
+                    .filter(|r| r.nid == nid && r.end > f)
+                    .map(|r| r.end - r.start.max(f))
+                    .sum()
+            });
+            NodeDeferral {
+                nid,
+                first_deferred_pfn: fdp,
+                deferred_pages,
+            }
+        })
+        .collect()
 }
