@@ -35,9 +35,58 @@ pub enum KeyDisable {
     AfterPasses,
 }
 
+/// Every policy's name, in release order (`Policy::ALL`).
 pub const POLICY_NAMES: [&str; 4] = ["eager", "v4.2", "posting-v2", "v4.17"];
 
+impl GrowLock {
+    pub fn name(self) -> &'static str {
+        match self {
+            GrowLock::Global => "global",
+            GrowLock::PerNode => "per_node",
+        }
+    }
+}
+
+impl KeyDisable {
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyDisable::NoKey => "no_key",
+            KeyDisable::BeforePasses => "before_passes",
+            KeyDisable::AfterPasses => "after_passes",
+        }
+    }
+}
+
+/// The value of one fact of the policy table (`Policy::facts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactValue {
+    Bool(bool),
+    Name(&'static str),
+    /// `Policy::early_limit` of this policy, exported as a callable `(geometry, node_spanned)`.
+    EarlyLimit(Policy),
+}
+
 impl Policy {
+    /// Every policy, in release order.
+    pub const ALL: [Policy; 4] = [Policy::Eager, Policy::V4_2, Policy::PostingV2, Policy::V4_17];
+
+    /// The policy table as data, exported to Python as `_core.POLICY_FACTS[name]` so that no layer
+    /// above re-decides a policy by its name. To add a policy: its variant in `ALL`, `name()` and one
+    /// arm in each fact's method below; to add a fact: one more entry here (Python reads it by name).
+    pub fn facts(self) -> Vec<(&'static str, FactValue)> {
+        use FactValue::{Bool, EarlyLimit, Name};
+        vec![
+            ("name", Name(self.name())),
+            ("defers", Bool(self.defers())),
+            ("grows", Bool(self.grows())),
+            ("static_key", Bool(self.key_disable() != KeyDisable::NoKey)),
+            ("grow_lock", Name(self.grow_lock().name())),
+            ("key_disable", Name(self.key_disable().name())),
+            ("pass_holds_node_lock", Bool(self.pass_holds_node_lock())),
+            ("early_limit", EarlyLimit(self)),
+        ]
+    }
+
     pub fn parse(name: &str) -> Result<Policy> {
         match name {
             "eager" => Ok(Policy::Eager),
@@ -67,6 +116,11 @@ impl Policy {
             Policy::V4_2 => Some((2u64 << 30) >> g.page_shift),
             Policy::PostingV2 | Policy::V4_17 => Some(g.pages_per_section().min(node_spanned)),
         }
+    }
+
+    /// Whether `memmap_init` may leave struct pages to deferred init (`early_limit` is Some).
+    pub fn defers(self) -> bool {
+        !matches!(self, Policy::Eager)
     }
 
     /// Whether the allocator has the on-demand grow hook.
@@ -122,6 +176,21 @@ mod tests {
         assert_eq!(Policy::V4_17.early_limit(&g, 1000), Some(1000));
         assert_eq!(Policy::Eager.early_limit(&g, 1 << 30), None);
         assert!(Policy::parse("v5.8").is_err());
+    }
+
+    #[test]
+    fn table_is_complete() {
+        let names: Vec<&str> = Policy::ALL.iter().map(|p| p.name()).collect();
+        assert_eq!(names, POLICY_NAMES);
+        for p in Policy::ALL {
+            assert_eq!(Policy::parse(p.name()), Ok(p));
+            let facts = p.facts();
+            assert_eq!(facts[0], ("name", FactValue::Name(p.name())));
+            // A policy without deferral has no LIMIT; one that grows has the static key.
+            let g = Geometry::default();
+            assert_eq!(p.defers(), p.early_limit(&g, 1 << 20).is_some());
+            assert!(!p.grows() || p.key_disable() != KeyDisable::NoKey);
+        }
     }
 
     #[test]

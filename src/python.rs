@@ -5,17 +5,17 @@ use std::sync::{Arc, Mutex};
 
 use ndarray::ArrayView1;
 use numpy::PyArray1;
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyCFunction, PyDict, PyList, PyTuple};
 
 use crate::error::Error;
-use crate::events::Event;
+use crate::events::{Value, EVENT_KINDS};
 use crate::geometry::Geometry;
 use crate::machine::{Faults, Machine, MachineConfig, PointInfo};
 use crate::memblock::Region;
-use crate::policy::Policy;
-use crate::topology::{ZoneLimits, ZoneType};
+use crate::policy::{FactValue, Policy};
+use crate::topology::{Layout, ZoneLimits, ZoneType};
 use crate::workload::Stream;
 
 /// Raise the matching class of `pgdefer.errors`.
@@ -74,6 +74,123 @@ fn zone_type(py: Python<'_>, name: Option<&str>) -> PyResult<Option<ZoneType>> {
     name.map(ZoneType::parse)
         .transpose()
         .map_err(|e| to_py(py, e))
+}
+
+/// The topology arguments `Machine` and `deferral` take, as Python passes them.
+struct LayoutArgs<'a> {
+    page_size: u64,
+    section_size: u64,
+    pageblock_order: u32,
+    max_order: u32,
+    memory: &'a [(u64, u64, u32)],
+    reserved: &'a [(u64, u64)],
+    zone_limits: (Option<u64>, Option<u64>, Option<u64>),
+}
+
+impl LayoutArgs<'_> {
+    fn convert(&self) -> Result<(Geometry, Vec<Region>, Vec<Region>, ZoneLimits), Error> {
+        let geometry = Geometry::new(
+            self.page_size,
+            self.section_size,
+            self.pageblock_order,
+            self.max_order,
+        )?;
+        let memory = self
+            .memory
+            .iter()
+            .map(|&(start, end, nid)| Region { start, end, nid })
+            .collect();
+        let reserved = self
+            .reserved
+            .iter()
+            .map(|&(start, end)| Region { start, end, nid: 0 })
+            .collect();
+        let (dma, dma32, normal) = self.zone_limits;
+        Ok((
+            geometry,
+            memory,
+            reserved,
+            ZoneLimits { dma, dma32, normal },
+        ))
+    }
+}
+
+/// Per node (nid, first_deferred_pfn, deferred pages) that memmap_init would leave under `policy`,
+/// from the layout alone: the machine's own defer rule, without a page array.
+#[pyfunction]
+#[pyo3(signature = (page_size, section_size, pageblock_order, max_order, memory, reserved, zone_limits, policy))]
+#[allow(clippy::too_many_arguments)]
+fn deferral(
+    py: Python<'_>,
+    page_size: u64,
+    section_size: u64,
+    pageblock_order: u32,
+    max_order: u32,
+    memory: Vec<(u64, u64, u32)>,
+    reserved: Vec<(u64, u64)>,
+    zone_limits: (Option<u64>, Option<u64>, Option<u64>),
+    policy: &str,
+) -> PyResult<Vec<(u32, Option<u64>, u64)>> {
+    run(py, || {
+        let args = LayoutArgs {
+            page_size,
+            section_size,
+            pageblock_order,
+            max_order,
+            memory: &memory,
+            reserved: &reserved,
+            zone_limits,
+        };
+        let (geometry, memory, reserved, zone_limits) = args.convert()?;
+        let policy = Policy::parse(policy)?;
+        let layout = Layout::new(geometry, &memory, &reserved, zone_limits)?;
+        Ok(crate::deferred::deferral(&layout, policy)
+            .into_iter()
+            .map(|n| (n.nid, n.first_deferred_pfn, n.deferred_pages))
+            .collect())
+    })
+}
+
+/// `_core.POLICY_FACTS`: policy name -> {fact: value}, from `Policy::facts`; `early_limit` is a
+/// callable `(geometry, node_spanned) -> pages or None` (geometry: anything with the four sizes).
+fn policy_facts<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    let table = PyDict::new(py);
+    for p in Policy::ALL {
+        let d = PyDict::new(py);
+        for (name, value) in p.facts() {
+            match value {
+                FactValue::Bool(b) => d.set_item(name, b)?,
+                FactValue::Name(n) => d.set_item(name, n)?,
+                FactValue::EarlyLimit(policy) => {
+                    let f = PyCFunction::new_closure(
+                        py,
+                        Some(c"early_limit"),
+                        Some(c"early_limit(geometry, node_spanned): LIMIT of the defer rule in pages, None: never defers"),
+                        move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<Option<u64>> {
+                            if args.len() != 2 {
+                                return Err(PyTypeError::new_err(format!(
+                                    "early_limit(geometry, node_spanned) takes 2 arguments, got {}",
+                                    args.len()
+                                )));
+                            }
+                            let (geom, spanned): (Bound<'_, PyAny>, u64) = args.extract()?;
+                            let g = Geometry::new(
+                                geom.getattr("page_size")?.extract()?,
+                                geom.getattr("section_size")?.extract()?,
+                                geom.getattr("pageblock_order")?.extract()?,
+                                geom.getattr("max_order")?.extract()?,
+                            )
+                            .map_err(|e| to_py(args.py(), e))?;
+                            Ok(policy.early_limit(&g, spanned))
+                        },
+                    )?;
+                    d.set_item(name, f)?
+                }
+            }
+        }
+        table.set_item(p.name(), d)?;
+    }
+    Ok(table)
 }
 
 /// A workload stream from Python: (cpu, count, orders, node, zone, free_percent).
@@ -163,22 +280,21 @@ impl PyMachine {
         panic_pass: Option<u32>,
     ) -> PyResult<Self> {
         let inner = run(py, || {
-            let geometry = Geometry::new(page_size, section_size, pageblock_order, max_order)?;
+            let layout = LayoutArgs {
+                page_size,
+                section_size,
+                pageblock_order,
+                max_order,
+                memory: &memory,
+                reserved: &reserved,
+                zone_limits,
+            };
+            let (geometry, memory, reserved, zone_limits) = layout.convert()?;
             Machine::new(MachineConfig {
                 geometry,
-                memory: memory
-                    .iter()
-                    .map(|&(start, end, nid)| Region { start, end, nid })
-                    .collect(),
-                reserved: reserved
-                    .iter()
-                    .map(|&(start, end)| Region { start, end, nid: 0 })
-                    .collect(),
-                zone_limits: ZoneLimits {
-                    dma: zone_limits.0,
-                    dma32: zone_limits.1,
-                    normal: zone_limits.2,
-                },
+                memory,
+                reserved,
+                zone_limits,
                 policy: Policy::parse(policy)?,
                 cpus,
                 grow_irqsave,
@@ -322,71 +438,13 @@ impl PyMachine {
             .into_iter()
             .map(|l| {
                 let d = PyDict::new(py);
-                match l.event {
-                    Event::EarlyInit {
-                        node,
-                        pages,
-                        first_deferred_pfn,
-                    } => {
-                        d.set_item("kind", "early_init")?;
-                        d.set_item("node", node)?;
-                        d.set_item("pages", pages)?;
-                        d.set_item("first_deferred_pfn", first_deferred_pfn)?;
-                    }
-                    Event::MemblockFreeAll {
-                        released,
-                        reserved,
-                        deferred,
-                    } => {
-                        d.set_item("kind", "memblock_free_all")?;
-                        d.set_item("released", released)?;
-                        d.set_item("reserved", reserved)?;
-                        d.set_item("deferred", deferred)?;
-                    }
-                    Event::Grow {
-                        node,
-                        zone,
-                        order,
-                        hook,
-                        pages,
-                        first_deferred_pfn,
-                        result,
-                    } => {
-                        d.set_item("kind", "grow")?;
-                        d.set_item("node", node)?;
-                        d.set_item("zone", zone.name())?;
-                        d.set_item("order", order)?;
-                        d.set_item("hook", hook.name())?;
-                        d.set_item("pages", pages)?;
-                        d.set_item("first_deferred_pfn", first_deferred_pfn)?;
-                        d.set_item("result", result)?;
-                    }
-                    Event::DeferredInit {
-                        node,
-                        pages,
-                        host_ns,
-                    } => {
-                        d.set_item("kind", "deferred_init")?;
-                        d.set_item("node", node)?;
-                        d.set_item("pages", pages)?;
-                        d.set_item("host_ns", host_ns)?;
-                    }
-                    Event::KeyDisable => d.set_item("kind", "key_disable")?,
-                    Event::Warning { message } => {
-                        d.set_item("kind", "warning")?;
-                        d.set_item("message", message)?;
-                    }
-                    Event::Lockdep {
-                        lock,
-                        cpu,
-                        held_at,
-                        wanted_at,
-                    } => {
-                        d.set_item("kind", "lockdep")?;
-                        d.set_item("lock", lock)?;
-                        d.set_item("lock_cpu", cpu)?;
-                        d.set_item("held_at", held_at)?;
-                        d.set_item("wanted_at", wanted_at)?;
+                d.set_item("kind", l.event.kind())?;
+                for (name, value) in l.event.fields() {
+                    match value {
+                        Value::U64(v) => d.set_item(name, v)?,
+                        Value::Pfn(v) => d.set_item(name, v)?,
+                        Value::Bool(v) => d.set_item(name, v)?,
+                        Value::Str(v) => d.set_item(name, v)?,
                     }
                 }
                 d.set_item("t_ns", l.t_ns)?;
@@ -610,6 +668,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("POINTS", crate::machine::POINTS.to_vec())?;
     m.add("INIT_BY", crate::page::INIT_BY_NAMES.to_vec())?;
     m.add("POLICIES", crate::policy::POLICY_NAMES.to_vec())?;
+    m.add("POLICY_FACTS", policy_facts(m.py())?)?;
+    m.add("EVENT_KINDS", PyDict::from_sequence(&PyList::new(m.py(), EVENT_KINDS)?.into_any())?)?;
+    m.add_function(wrap_pyfunction!(deferral, m)?)?;
     m.add("BYTES_PER_PAGE", crate::page::BYTES_PER_PAGE)?;
     Ok(())
 }

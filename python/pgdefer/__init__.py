@@ -5,14 +5,15 @@ from .errors import *  # noqa: F401,F403
 from .errors import __all__ as _errors_all
 from .topology import Region, Topology, ZoneSpan
 
-POLICIES = ("eager", "v4.2", "posting-v2", "v4.17")
 DEFAULT_POLICY = "v4.17"
 
 try:  # the Rust core; absent only in a source tree that was never built
-    from ._core import POINTS  # noqa: F401
+    from ._core import POINTS, POLICY_FACTS  # noqa: F401
+    from ._core import POLICIES as _POLICIES
+    POLICIES = tuple(_POLICIES)  # every policy, in release order (the core's policy table)
     from .machine import Machine  # noqa: F401
 except ImportError as _e:  # pragma: no cover - exercised only without the extension
     _IMPORT_ERROR = _e
 
-__all__ = ["Geometry", "Region", "Topology", "ZoneSpan", "Machine", "POLICIES", "DEFAULT_POLICY",
+__all__ = ["Geometry", "Region", "Topology", "ZoneSpan", "Machine", "POLICIES", "POLICY_FACTS", "DEFAULT_POLICY",
            "POINTS", "ZONE_NAMES", "parse_size", "format_size", *_errors_all]

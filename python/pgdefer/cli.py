@@ -238,7 +238,7 @@ def resolve_policy(requested: str, topo, preset=None) -> tuple:
 
     policy = kernel_policy(boot.version)
     base = f"policy auto: kernel {boot.kernel_version} -> {policy}"
-    if policy == "eager" or boot.deferred_init or boot.memory is None or boot.memory.reserved_kib is None:
+    if not _facts(policy)["defers"] or boot.deferred_init or boot.memory is None or boot.memory.reserved_kib is None:
         return policy, base
     # Would this policy defer anything at mem_init, and does the log show that it did?
     deferred_kib = estimate_deferred_pages(topo, policy) * topo.geometry.page_size // 1024
@@ -253,24 +253,19 @@ def resolve_policy(requested: str, topo, preset=None) -> tuple:
 
 
 def estimate_deferred_pages(topo, policy: str) -> int:
-    """About how many pages ``policy`` leaves uninitialised at mem_init on ``topo``, from the topology alone
-    (no page array): per node, the deferred zone's present pages beyond the early prefix (the defer rule's LIMIT
-    plus up to one section to reach the section-aligned cut; reserved pages above the cut included)."""
-    g = topo.geometry
-    pps = g.pages_per_section
-    total = 0
-    for nid in topo.nodes:
-        populated = [z for z in topo.zones(nid) if z.present]
-        if not populated or policy == "eager":
-            continue
-        dz = populated[-1]
-        if policy == "v4.2":
-            limit = (2 << 30) // g.page_size
-        else:
-            ns, ne = topo.node_span(nid)
-            limit = min(pps, ne - ns)
-        total += max(0, dz.present - limit - pps)
-    return total
+    """How many pages ``policy`` leaves uninitialised at mem_init on ``topo``, from the topology alone (no page
+    array): the core's defer rule per node (:func:`pgdefer.machine.deferral`), reserved pages above the cut
+    included."""
+    from .machine import deferral
+
+    return sum(n.deferred_pages for n in deferral(topo, policy))
+
+
+def _facts(policy: str) -> dict:
+    """The core's policy table entry of ``policy`` (grows, defers, key_disable, ...)."""
+    from . import POLICY_FACTS
+
+    return POLICY_FACTS[policy]
 
 
 def resolve_pass_threads(requested: str, topo, policy: str) -> tuple:
@@ -285,7 +280,7 @@ def resolve_pass_threads(requested: str, topo, policy: str) -> tuple:
             raise CliError(f"--pass-threads must be a positive integer or auto, got {requested!r}")
         return n, ""
     boot = _dmesg_source(topo)
-    if boot is None or boot.version is None or boot.version[:2] < (5, 8) or policy == "eager":
+    if boot is None or boot.version is None or boot.version[:2] < (5, 8) or not _facts(policy)["defers"]:
         return 1, ""
     groups = (boot.percpu or {}).get("groups") or {}
     nodes = max(1, len(topo.nodes))

@@ -112,6 +112,34 @@ def _int(value, what):
     return int(value)
 
 
+def _layout_args(topology: Topology) -> tuple:
+    """The topology as the core's Machine and deferral take it."""
+    g = topology.geometry
+    zl = topology.zone_limits
+    return (g.page_size, g.section_size, g.pageblock_order, g.max_order,
+            [(r.start, r.end, r.node) for r in topology.memory],
+            [(r.start, r.end) for r in topology.reserved],
+            (zl.get("DMA"), zl.get("DMA32"), zl.get("Normal")))
+
+
+@dataclass(frozen=True)
+class NodeDeferral:
+    """What memmap_init leaves to deferred init on one node."""
+
+    node: int
+    first_deferred_pfn: int | None  # None: nothing deferred (ULONG_MAX)
+    deferred_pages: int  # memory pfns at or above first_deferred_pfn, reserved ones included
+
+
+def deferral(topology: Topology, policy: str) -> list:
+    """Per node, where ``policy``'s defer rule cuts (first_deferred_pfn) and how many struct pages memmap_init
+    leaves uninitialised, computed by the core from the layout alone: no page array is allocated, so this
+    answers for machines too large to build."""
+    if not isinstance(topology, Topology):
+        raise TypeError(f"topology must be a pgdefer.Topology, got {type(topology).__name__}")
+    return [NodeDeferral(*n) for n in _core.deferral(*_layout_args(topology), policy)]
+
+
 class Machine:
     """A machine booting with deferred struct page init under one kernel ``policy``.
 
@@ -146,15 +174,9 @@ class Machine:
                 raise ValueError(f"fail_pass={fail_pass!r}: needs (a node with memory, pages >= 0)")
         if panic_pass is not None and panic_pass not in topology.nodes:
             raise ValueError(f"panic_pass={panic_pass!r}: not a node with memory")
-        g = topology.geometry
-        zl = topology.zone_limits
         self.topology = topology
         self._core = _core.Machine(
-            g.page_size, g.section_size, g.pageblock_order, g.max_order,
-            [(r.start, r.end, r.node) for r in topology.memory],
-            [(r.start, r.end) for r in topology.reserved],
-            (zl.get("DMA"), zl.get("DMA32"), zl.get("Normal")),
-            policy, cpus=cpus, grow_irqsave=bool(grow_irqsave), trust_snapshot="trust_snapshot" in faults,
+            *_layout_args(topology), policy, cpus=cpus, grow_irqsave=bool(grow_irqsave), trust_snapshot="trust_snapshot" in faults,
             keep_key="keep_key" in faults, fail_pass=fail_pass, panic_pass=panic_pass,
         )
         self._pages = None

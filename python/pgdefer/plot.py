@@ -14,6 +14,7 @@ and in notebooks alike. :func:`boot_regions` gives the regions the memory map dr
 
 from __future__ import annotations
 
+from ._core import POLICY_FACTS
 from .costmodel import DEFAULT_COST, CostModel
 from .errors import PgdeferError
 
@@ -372,7 +373,7 @@ def _draw_memory_map(fig, machine, height, max_nodes=24):
     more = f"; only the first {max_nodes} of {len(regions)} nodes are drawn" if len(regions) > max_nodes else ""
     marks = (f"▼ marks each deferred_grow_zone call ({grows} in all)." if grows else
              "No deferred_grow_zone call" + (" (this policy has no on-demand growth)."
-                                             if machine.policy in ("eager", "v4.2") else "."))
+                                             if not POLICY_FACTS[machine.policy]["grows"] else "."))
     fig.text(0.01, 1 - 0.45 / height, "How each struct page was initialised, by physical address. "
              f"{marks} Page counts are in {_human(page_size).replace('.0 ', ' ')} pages{more}.",
              fontsize=8.5, ha="left", va="top")
@@ -426,7 +427,7 @@ def boot_schedule(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1
     pass_ev = sorted((e for e in ev if e["kind"] == "deferred_init"), key=lambda e: e["node"])
     if pass_ev:
         start = window_end
-        if key and machine.policy == "posting-v2":
+        if key and POLICY_FACTS[machine.policy]["key_disable"] == "before_passes":
             key_off = start
         for e in pass_ev:
             passes.append({"node": e["node"], "start": start, "ms": cost.pass_ms(e["pages"], pass_threads),

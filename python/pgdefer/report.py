@@ -11,6 +11,7 @@ from the ``memblock_free_all`` event, so it can be reported whatever happened af
 
 from __future__ import annotations
 
+from ._core import POLICY_FACTS
 from .config import format_size
 from .costmodel import DEFAULT_COST, CostModel
 
@@ -264,7 +265,7 @@ def dmesg_report(machine, cost: CostModel = DEFAULT_COST, workload_results=None,
         for what, (ok, failed) in workload_results.items():
             lines.append(f"early allocations: {what}: {ok} ok" + (f", {failed} FAILED" if failed else ""))
     modern = _deferred_wording(kernel_version)
-    if machine.policy != "eager":
+    if POLICY_FACTS[machine.policy]["defers"]:
         for e in sorted((e for e in machine.events if e["kind"] == "deferred_init"), key=lambda e: e["node"]):
             ms = cost.pass_ms(e["pages"], pass_threads)
             text = (f"node {e['node']} deferred pages initialised in {ms:.0f}ms" if modern else
