@@ -19,6 +19,7 @@ import pytest
 
 from pgdefer import Topology, presets
 from pgdefer.cli import Progress, main
+from pgdefer.costmodel import Mechanics, fitted_constants
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOTLOGS = Path(os.environ.get("PGDEFER_BOOTLOGS", ROOT.parent / "shared" / "bootlogs"))
@@ -368,14 +369,32 @@ def test_boot_preset_shows_its_published_measurements(capsys):
     assert d["preset"] == "vm-16g" and d["published"]["published"] == presets.info("vm-16g").published
 
 
-def test_pass_threads_scale_the_modelled_pass_only(capsys):
+def test_pass_threads_change_the_modelled_pass_only(capsys):
     base = ["boot", "-q", "--json", "--workload", "none", "--no-check"]
     _, out1, _ = run(base + ["--pass-threads", "1"], capsys)
     _, out4, _ = run(base + ["--pass-threads", "4"], capsys)
-    n1, n4 = json.loads(out1)["nodes"], json.loads(out4)["nodes"]
+    d1, d4 = json.loads(out1), json.loads(out4)
+    n1, n4 = d1["nodes"], d4["nodes"]
+    assert d1["cost_model"]["machine_class"] == "generic-x86_64"
     for nid in n1:
         pages = n1[nid]["deferred_init_pages"]
         assert pages == n4[nid]["deferred_init_pages"] > 0
-        # cost model: 15 ns/page / min(threads, 12) + 2 ms per pass
-        assert n1[nid]["deferred_init_modelled_ms"] == pytest.approx(pages * 15e-6 + 2)
-        assert n4[nid]["deferred_init_modelled_ms"] == pytest.approx(pages * 15e-6 / 4 + 2)
+        # docs/costmodel.md, one thread: per page S / thread_gbps to write the struct page, the same again for
+        # the free's second touch when the generation frees a whole range after initialising it (two-pass,
+        # cold) or hot_touch of it when it frees right behind (MAX_ORDER walk), pfn_check_ns before 5.2, and
+        # free_call_ns per pageblock free (about pages / 512 calls for large aligned ranges); plus
+        # pass_overhead_ms. The constants are the package's fitted ones (the default preset: generic-x86_64).
+        mech = Mechanics.from_policy(d1["policy"])
+        c, rate = fitted_constants()["constants"], fitted_constants()["thread_gbps"]["generic-x86_64"]
+        second = 1.0 if not mech.hot_second_touch else c["hot_touch"]
+        per_page = 64 / rate * (1 + second) + (c["pfn_check_ns"] if mech.pfn_checks else 0) + c["free_call_ns"] / 512
+        assert n1[nid]["deferred_init_modelled_ms"] == pytest.approx(pages * per_page / 1e6 + c["pass_overhead_ms"],
+                                                                      rel=2e-3)
+        plan1, plan4 = n1[nid]["deferred_init_plan"], n4[nid]["deferred_init_plan"]
+        assert plan1["workers"] == 1
+        if mech.padata:   # padata (5.8+): 4 workers where the node has at least 4 sections of work
+            assert plan4["workers"] == 4
+            assert n4[nid]["deferred_init_modelled_ms"] < n1[nid]["deferred_init_modelled_ms"]
+        else:             # spec §9.4: one thread per node pass before 5.8, whatever --pass-threads says
+            assert plan4 == plan1
+            assert "no padata" in d4["cost_model"]["label"]

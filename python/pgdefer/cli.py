@@ -294,6 +294,14 @@ def resolve_pass_threads(requested: str, topo, policy: str) -> tuple:
                   "runs them with padata on the node's CPUs)")
 
 
+def resolve_cost(args, topo, preset=None):
+    """The cost model for ``--machine-class`` / ``--cost`` (class from the preset or the boot log otherwise)."""
+    from .costmodel import class_for, cost_model
+
+    name, reason = (args.machine_class, "--machine-class") if args.machine_class else class_for(topo, preset)
+    return cost_model(name, args.cost or (), reason)
+
+
 def host_memory_check(topo):
     """Refuse a machine whose page array would not fit in this host's available memory."""
     _presets().check_fits_host(topo)
@@ -355,6 +363,7 @@ def cmd_boot(args) -> int:
         preset = args.topology if args.topology in preset_names() else None
         policy, note = resolve_policy(args.policy, topo, preset)
         threads, tnote = resolve_pass_threads(args.pass_threads, topo, policy)
+        cost = resolve_cost(args, topo, preset)
         if not args.no_host_check:
             host_memory_check(topo)
         m, results, problems = run_machine(topo, policy, args.workload, args.stop_after,
@@ -362,17 +371,17 @@ def cmd_boot(args) -> int:
                                            progress=progress)
         boot_log = _dmesg_source(topo)
         version = boot_log.version if boot_log is not None else None
-        cmp = log_comparison(m, boot_log, pass_threads=threads) if boot_log is not None else None
+        cmp = log_comparison(m, boot_log, cost, pass_threads=threads) if boot_log is not None else None
         pub = None
         if preset is not None and _presets().info(preset).published:
-            pub = published_comparison(m, _presets().info(preset).published)
+            pub = published_comparison(m, _presets().info(preset).published, cost)
         if args.plot:
             progress.step(f"drawing {args.plot}")
             from .plot import save_boot_figure
 
-            save_boot_figure(m, args.plot, pass_threads=threads)
+            save_boot_figure(m, args.plot, cost, pass_threads=threads)
     if args.json:
-        out = summary(m, pass_threads=threads)
+        out = summary(m, cost, pass_threads=threads)
         out["policy_requested"] = args.policy
         out["policy_note"] = note or None
         out["pass_threads_note"] = tnote or None
@@ -387,7 +396,7 @@ def cmd_boot(args) -> int:
             out["plot"] = str(args.plot)
         print(json.dumps(out, indent=2, default=str))
     else:
-        text = dmesg_report(m, workload_results=results, pass_threads=threads, kernel_version=version)
+        text = dmesg_report(m, cost, workload_results=results, pass_threads=threads, kernel_version=version)
         print(text)
         if note and cmp is None:
             print(f"  {note}")
@@ -436,12 +445,13 @@ def cmd_compare(args) -> int:
         if not args.no_host_check:
             host_memory_check(topo)
         boot_log = _dmesg_source(topo)
+        cost = resolve_cost(args, topo, args.topology if args.topology in preset_names() else None)
         for policy in policies:
             threads, _ = resolve_pass_threads(args.pass_threads, topo, policy)
             m, results, problems = run_machine(topo, policy, args.workload, "page_alloc_init_late",
                                                threads=not args.no_threads, check=not args.no_check,
                                                progress=progress)
-            row = compare_row(m, workload_results=results, problems=problems, pass_threads=threads)
+            row = compare_row(m, cost, workload_results=results, problems=problems, pass_threads=threads)
             row["pass_threads"] = threads
             row["workload"] = {k: {"ok": a, "failed": f} for k, (a, f) in (results or {}).items()}
             rows.append(row)
@@ -675,6 +685,12 @@ def _add_machine_args(p, workload=True):
     p.add_argument("--pass-threads", default="auto", metavar="N|auto",
                    help="threads per node pass in the modelled time (padata, 5.8+); auto = the log's CPUs per "
                         "node for kernels >= 5.8, else 1 (default: %(default)s)")
+    p.add_argument("--machine-class", metavar="NAME",
+                   help="machine class of the cost model (see `pgdefer calibrate`); default: from the preset or the "
+                        "boot log's CPU line, else generic-x86_64")
+    p.add_argument("--cost", action="append", metavar="KEY=VALUE",
+                   help="override a cost-model parameter, e.g. --cost struct_page_bytes=80 --cost kasan=1 "
+                        "(repeatable; docs/costmodel.md lists the keys)")
     p.add_argument("--no-threads", action="store_true",
                    help="run the per-node passes one after another on the host (modelled time is unaffected)")
     p.add_argument("--no-check", action="store_true", help="skip the invariant check at the end")
@@ -694,7 +710,7 @@ def build_parser() -> argparse.ArgumentParser:
         ver = "unknown"
     fmt = argparse.RawDescriptionHelpFormatter
     p = _Parser(prog="pgdefer", description=DESCRIPTION, formatter_class=fmt,
-                epilog="commands: boot, compare, topology (list | show | import-dmesg); "
+                epilog="commands: boot, compare, topology (list | show | import-dmesg), calibrate; "
                        "`pgdefer COMMAND --help` for each")
     p.add_argument("--version", action="version", version=f"pgdefer {ver}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -755,6 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the .toml or .json file to write (default: print TOML on stdout)")
     ti.set_defaults(func=cmd_topology_import)
     t.set_defaults(func=None, _help=t)
+    __import__("pgdefer.calibration").calibration.add_parser(sub, fmt)  # `pgdefer calibrate` (issue 11)
     return p
 
 

@@ -15,7 +15,7 @@ and in notebooks alike. :func:`boot_regions` gives the regions the memory map dr
 from __future__ import annotations
 
 from ._core import POLICY_FACTS
-from .costmodel import DEFAULT_COST, CostModel
+from .costmodel import DEFAULT_COST, CostModel, Mechanics, machine_passes
 from .errors import PgdeferError
 
 INSTALL_HINT = "pip install 'pgdefer[plot]'"
@@ -404,6 +404,8 @@ def boot_schedule(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1
     for padata kernels); the static key goes off after the slowest (v4.17) or before the passes (posting-v2).
     """
     ev = machine.events
+    mech = Mechanics.from_policy(machine.policy)
+    plans = machine_passes(machine, cost, pass_threads)
     t = 0.0
     boot_cpu = []
     for e in ev:
@@ -416,7 +418,7 @@ def boot_schedule(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1
     grows = []
     for e in ev:
         if e["kind"] == "grow":
-            d = cost.grow_ms(e["pages"])
+            d = cost.grow_ms(e["pages"], mech)
             grows.append({"what": "grow", "node": e["node"], "start": t, "ms": d, "pages": e["pages"],
                           "result": e["result"], "zone": e["zone"], "order": e["order"]})
             t += d
@@ -430,7 +432,9 @@ def boot_schedule(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1
         if key and POLICY_FACTS[machine.policy]["key_disable"] == "before_passes":
             key_off = start
         for e in pass_ev:
-            passes.append({"node": e["node"], "start": start, "ms": cost.pass_ms(e["pages"], pass_threads),
+            pc = plans.get(e["node"])
+            ms = pc.ms if pc is not None else cost.pass_ms(e["pages"], pass_threads, mech)
+            passes.append({"node": e["node"], "start": start, "ms": ms,
                            "pages": e["pages"], "host_ms": e["host_ns"] / 1e6})
         end = max(p["start"] + p["ms"] for p in passes)
         if key and key_off is None:
@@ -438,7 +442,8 @@ def boot_schedule(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1
     else:
         end = window_end
     return {"boot_cpu": boot_cpu, "mem_init_at": mem_init_at, "grows": grows, "window_end": window_end,
-            "passes": passes, "key_off": key_off, "end": end, "pass_threads": pass_threads}
+            "passes": passes, "key_off": key_off, "end": end, "pass_threads": pass_threads,
+            "cost_model": cost.label(mech.generation)}
 
 
 TL_TOP, TL_TRACK, TL_BOTTOM = 1.15, 0.5, 1.05    # inches: titles; per track; x label + legend
@@ -543,8 +548,7 @@ def _draw_timeline(fig, machine, cost, pass_threads, height, max_tracks=24):
     more = f" Only the first {max_tracks} of {len(sch['passes'])} node passes are drawn." \
         if len(sch["passes"]) > max_tracks else ""
     fig.text(0.01, 1 - 0.45 / height,
-             f"Modelled time from the cost model ({cost.ns_per_page:g} ns/page, bandwidth cap {cost.bandwidth_cap:g} "
-             f"threads, {cost.pass_overhead_ms:g} ms per pass), not host time. {total}{more}\n"
+             f"Modelled time from the cost model ({sch['cost_model']}), not host time. {total}{more}\n"
              "The rest of the on-demand window (the allocations themselves, smp_init, ...) is not modelled: the "
              "passes are drawn as starting right after the last grow.",
              fontsize=8.5, ha="left", va="top", linespacing=1.4)

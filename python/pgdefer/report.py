@@ -12,8 +12,10 @@ from the ``memblock_free_all`` event, so it can be reported whatever happened af
 from __future__ import annotations
 
 from ._core import POLICY_FACTS
+from dataclasses import replace
+
 from .config import format_size
-from .costmodel import DEFAULT_COST, CostModel
+from .costmodel import DEFAULT_COST, FROZEN_JIFFY_MS, CostModel, Mechanics, machine_passes
 
 POLICY_TITLES = {
     "eager": "no deferral (CONFIG_DEFERRED_STRUCT_PAGE_INIT=n)",
@@ -33,6 +35,31 @@ def _k(pages: int, page_size: int) -> int:
 
 def _pct(diff, real):
     return None if not real else 100.0 * diff / real
+
+
+def _plan(pc) -> dict | None:
+    if pc is None:
+        return None
+    return {"workers": pc.workers, "jobs": pc.jobs, "chunks": pc.chunks, "bound": pc.bound,
+            "modelled_ms": pc.ms, "printed_ms_if_jiffies_frozen": pc.printed_ms}
+
+
+def _pass_ms(plans, e, cost, threads, mech) -> float:
+    """The modelled pass of a deferred_init event: the node's free ranges if known, else its page count."""
+    pc = plans.get(e["node"])
+    return pc.ms if pc is not None else cost.pass_ms(e["pages"], threads, mech)
+
+
+def cost_model_info(cost: CostModel, mech, threads: int) -> dict:
+    """Which machine class and generation the modelled times used (every report prints it)."""
+    label = cost.label(mech.generation)
+    if threads > 1 and not mech.padata:
+        label += f" (no padata in this generation: one thread per pass, not {threads})"
+    elif mech.padata:
+        label += f", padata max_threads {threads} per node"
+    return {"machine_class": cost.name, "class_reason": cost.class_reason, "generation": mech.generation,
+            "label": label, "assumed_facts": list(mech.assumed), "constants": dict(cost.constants),
+            "thread_gbps": cost.machine_class.thread_gbps}
 
 
 def mem_init_line(machine) -> dict | None:
@@ -69,6 +96,8 @@ def summary(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1) -> d
     """
     g = machine.geometry
     events = machine.events
+    mech = Mechanics.from_policy(machine.policy)
+    plans = machine_passes(machine, cost, pass_threads)
     nodes = {}
     for n in machine.node_info():
         nodes[n["node"]] = {
@@ -78,6 +107,7 @@ def summary(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1) -> d
             "early_pages": 0, "early_first_deferred_pfn": None, "early_modelled_ms": 0.0,
             "grows": 0, "grow_pages": 0, "grow_modelled_ms": 0.0,
             "deferred_init_pages": None, "deferred_init_host_ms": None, "deferred_init_modelled_ms": None,
+            "deferred_init_plan": _plan(plans.get(n["node"])),
         }
     for e in events:
         if e["kind"] == "early_init":
@@ -89,12 +119,12 @@ def summary(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1) -> d
             nd = nodes[e["node"]]
             nd["grows"] += 1
             nd["grow_pages"] += e["pages"]
-            nd["grow_modelled_ms"] += cost.grow_ms(e["pages"])
+            nd["grow_modelled_ms"] += cost.grow_ms(e["pages"], mech)
         elif e["kind"] == "deferred_init":
             nd = nodes[e["node"]]
             nd["deferred_init_pages"] = e["pages"]
             nd["deferred_init_host_ms"] = e["host_ns"] / 1e6
-            nd["deferred_init_modelled_ms"] = cost.pass_ms(e["pages"], pass_threads)
+            nd["deferred_init_modelled_ms"] = _pass_ms(plans, e, cost, pass_threads, mech)
     zones = [z.__dict__ | {"nr_free": list(z.nr_free)} for z in machine.zones()]
     present = sum(z["present"] for z in zones)
     free = sum(z["free_pages"] for z in zones)
@@ -110,6 +140,7 @@ def summary(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1) -> d
         "deferred_pages_enabled": machine.deferred_pages_enabled,
         "time_units": "modelled ms unless the key says host",
         "pass_threads": pass_threads,
+        "cost_model": cost_model_info(cost, mech, pass_threads),
         "nodes": nodes,
         "zones": zones,
         "mem_init": mem_init_line(machine),
@@ -155,13 +186,17 @@ def log_comparison(machine, boot, cost: CostModel = DEFAULT_COST, pass_threads: 
             rows[key] = {"real": real, "predicted": pred, "diff": pred - real, "diff_pct": _pct(pred - real, real)}
         out["memory"] = rows
     passes = {e["node"]: e for e in machine.events if e["kind"] == "deferred_init"}
+    mech = Mechanics.from_policy(machine.policy)
+    plans = machine_passes(machine, cost, pass_threads)
+    out["cost_model"] = cost_model_info(cost, mech, pass_threads)
     for d in sorted(boot.deferred_init, key=lambda d: d.node):
         e = passes.get(d.node)
         row = {"node": d.node, "real_ms": d.ms, "real_pages": d.pages, "line": d.wording.strip(),
                "modelled_ms": None, "modelled_pages": None, "host_ms": None, "diff_ms": None, "diff_pct": None}
         if e is not None:
             row["modelled_pages"] = e["pages"]
-            row["modelled_ms"] = cost.pass_ms(e["pages"], pass_threads)
+            row["modelled_ms"] = _pass_ms(plans, e, cost, pass_threads, mech)
+            row["printed_ms"] = (plans[d.node].printed_ms if d.node in plans else None)
             row["host_ms"] = e["host_ns"] / 1e6
             row["diff_ms"] = row["modelled_ms"] - d.ms
             row["diff_pct"] = _pct(row["diff_ms"], d.ms)
@@ -198,10 +233,10 @@ def format_log_comparison(cmp: dict, policy_note: str = "") -> list:
                 continue
             pct = "" if r["diff_pct"] is None else f" ({r['diff_pct']:+.1f}%)"
             lines.append(f"  {label:<22}{real:>16}{r['modelled_ms']:>13.0f} ms{r['diff_ms']:>+14.0f} ms{pct}")
-        t = cmp["pass_threads"]
-        lines.append(f"  (modelled = cost model, {t} thread(s) per node pass"
-                     + (f", effective speed-up min({t}, bandwidth cap)" if t > 1 else "")
-                     + "; the log prints jiffies-based ms)")
+        lines.append(f"  (modelled = cost model: {cmp['cost_model']['label']}; the log prints jiffies-based ms)")
+        if any(r.get("printed_ms") for r in cmp["deferred_init"]):
+            lines.append(f"  (this generation's pass runs with IRQs off: a log may print it as "
+                         f"{FROZEN_JIFFY_MS:g} ms, jiffies frozen, spec §5.8 M11)")
     un = cmp["unplaced_reserved_kib"]
     if un is not None:
         if un >= 0:
@@ -231,9 +266,12 @@ def dmesg_report(machine, cost: CostModel = DEFAULT_COST, workload_results=None,
     ``kernel_version`` (a tuple) selects the wording of the per-node line (5.8+: "deferred pages initialised").
     """
     s = summary(machine, cost, pass_threads)
+    mech = Mechanics.from_policy(machine.policy)
     g = machine.geometry
     t = machine.topology
     lines = [f"pgdefer: policy {s['policy']} ({POLICY_TITLES.get(s['policy'], '')})",
+             f"pgdefer: modelled times: {s['cost_model']['label']}"
+             + (f" [{cost.class_reason}]" if cost.class_reason else ""),
              f"pgdefer: {format_size(t.memory_bytes)} in {len(t.memory)} memblock region(s), "
              f"{len(s['nodes'])} node(s), {format_size(g.page_size)} pages, "
              f"PAGES_PER_SECTION {g.pages_per_section}, MAX_PAGE_ORDER {g.max_order}",
@@ -256,7 +294,7 @@ def dmesg_report(machine, cost: CostModel = DEFAULT_COST, workload_results=None,
     for e in grows[:max_grows]:
         fdp = "ULONG_MAX" if e["first_deferred_pfn"] is None else f"{e['first_deferred_pfn']:#x}"
         lines.append(f"deferred_grow_zone: node {e['node']} zone {e['zone']} order {e['order']} ({e['hook']}): "
-                     f"+{e['pages']} pages in {cost.grow_ms(e['pages']):.2f} ms (modelled) -> first_deferred_pfn "
+                     f"+{e['pages']} pages in {cost.grow_ms(e['pages'], mech):.2f} ms (modelled) -> first_deferred_pfn "
                      f"{fdp}, returns {e['result']}")
     if len(grows) > max_grows:
         lines.append(f"deferred_grow_zone: ... {len(grows) - max_grows} more grow(s), "
@@ -267,10 +305,15 @@ def dmesg_report(machine, cost: CostModel = DEFAULT_COST, workload_results=None,
     modern = _deferred_wording(kernel_version)
     if POLICY_FACTS[machine.policy]["defers"]:
         for e in sorted((e for e in machine.events if e["kind"] == "deferred_init"), key=lambda e: e["node"]):
-            ms = cost.pass_ms(e["pages"], pass_threads)
+            ms = s["nodes"][e["node"]]["deferred_init_modelled_ms"]
+            plan = s["nodes"][e["node"]]["deferred_init_plan"]
             text = (f"node {e['node']} deferred pages initialised in {ms:.0f}ms" if modern else
                     f"node {e['node']} initialised, {e['pages']} pages in {ms:.0f}ms")
-            lines.append(f"{text:<52}[modelled; host {e['host_ns'] / 1e6:.1f} ms, {e['pages']} pages]")
+            how = f"{plan['workers']} worker(s), {plan['chunks']} chunk(s), {plan['bound']}-bound; " if plan else ""
+            lines.append(f"{text:<52}[modelled: {how}host {e['host_ns'] / 1e6:.1f} ms, {e['pages']} pages]")
+            if plan and plan["printed_ms_if_jiffies_frozen"] is not None:
+                lines.append(f"{'':<52}[IRQs off: a log may print {plan['printed_ms_if_jiffies_frozen']:g}ms "
+                             "(frozen jiffies, spec §5.8)]")
     if any(e["kind"] == "key_disable" for e in machine.events):
         lines.append("static key deferred_pages disabled")
     st = s["stats"]
@@ -315,6 +358,7 @@ def compare_row(machine, cost: CostModel = DEFAULT_COST, workload_results=None, 
         "allocations": s["stats"]["allocs"], "alloc_failures": s["stats"]["alloc_failures"],
         "workload_failed": failed,
         "mem_init": s["mem_init"],
+        "cost_model": s["cost_model"],
         "key_on_at_end": s["deferred_pages_enabled"],
         "check": list(problems) if problems is not None else None,
         "violations": s["violations"],
@@ -330,14 +374,25 @@ def _flat(v) -> str:
 def published_comparison(machine, published: dict, cost: CostModel = DEFAULT_COST) -> dict:
     """A preset's published figures (spec §6) beside the modelled per-node passes at 1 thread and at each thread
     count the publication names (``threads_per_node``)."""
+    from .calibration import anchor_mechanics
+    from .costmodel import node_pass_ranges
+
     threads = {1}
     for anchor in published.values():
         if isinstance(anchor, dict) and isinstance(anchor.get("threads_per_node"), int):
             threads.add(anchor["threads_per_node"])
+    # the measured kernel's per-page work (costdata/anchors.json), on this machine's free ranges
+    mech = next((m for m in map(anchor_mechanics, published) if m is not None), Mechanics.from_policy(machine.policy))
+    g = machine.geometry
     passes = sorted((e for e in machine.events if e["kind"] == "deferred_init"), key=lambda e: e["node"])
-    modelled = {t: {e["node"]: {"pages": e["pages"], "modelled_ms": cost.pass_ms(e["pages"], t)} for e in passes}
-                for t in sorted(threads)}
-    return {"published": published, "modelled_pass_ms_by_threads": modelled}
+    modelled = {}
+    for t in sorted(threads):
+        m = replace(mech, padata=t > 1)
+        modelled[t] = {e["node"]: {"pages": e["pages"], "modelled_ms": cost.pass_cost(
+            node_pass_ranges(machine, e["node"]), t, m, 1, g.pages_per_section, g.pageblock_order,
+            g.max_order).ms} for e in passes}
+    return {"published": published, "modelled_pass_ms_by_threads": modelled,
+            "cost_model": cost_model_info(cost, mech, max(threads))}
 
 
 def format_published(cmp: dict, cost: CostModel = DEFAULT_COST) -> list:
@@ -346,10 +401,9 @@ def format_published(cmp: dict, cost: CostModel = DEFAULT_COST) -> list:
         lines.append(f"  {anchor}: {_flat(figures)}")
     mod = cmp["modelled_pass_ms_by_threads"]
     if any(mod.values()):
-        lines.append("  modelled per-node passes (cost model):")
+        lines.append(f"  modelled per-node passes (cost model: {cmp['cost_model']['label']}):")
         for t, nodes in mod.items():
-            eff = f", effective min({t}, cap {cost.bandwidth_cap:g})" if t > 1 else ""
-            lines.append(f"    {t} thread(s) per node{eff}: " + ", ".join(
+            lines.append(f"    {t} thread(s) per node: " + ", ".join(
                 f"node {n} {v['modelled_ms']:.0f} ms ({v['pages']} pages)" for n, v in nodes.items()))
     return lines
 
@@ -394,6 +448,9 @@ def format_compare(rows: list, topology_name: str = "", real_memory=None) -> str
     out = [title + " (same workload; ms are modelled unless marked host)", ""]
     for label, cells in table:
         out.append(f"{label:<{lw}}" + "".join(f"{c:>{w}}" for c in cells))
+    if rows and rows[0].get("cost_model"):
+        out.append("")
+        out += ["modelled times: " + r["cost_model"]["label"] for r in rows]
     if real_memory is not None:
         out.append("")
         out.append(f"the boot log's real Memory: line: {real_memory.available_kib}K/{real_memory.total_kib}K "
