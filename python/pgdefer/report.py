@@ -11,9 +11,9 @@ from the ``memblock_free_all`` event, so it can be reported whatever happened af
 
 from __future__ import annotations
 
-from ._core import POLICY_FACTS
 from dataclasses import replace
 
+from ._core import POLICY_FACTS
 from .config import format_size
 from .costmodel import DEFAULT_COST, FROZEN_JIFFY_MS, CostModel, Mechanics, machine_passes
 
