@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+from .config import human_size
 from .errors import PgdeferError
 
 DESCRIPTION = """\
@@ -140,14 +141,6 @@ class Progress:
 # --------------------------------------------------------------------------------------------------
 # inputs
 # --------------------------------------------------------------------------------------------------
-
-def _human(nbytes: float) -> str:
-    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if nbytes >= 1 << shift:
-            v = nbytes / (1 << shift)
-            return f"{v:.1f} {unit}" if v < 100 else f"{v:.0f} {unit}"
-    return f"{int(nbytes)} B"
-
 
 def _presets():
     try:
@@ -488,7 +481,7 @@ def cmd_topology_list(args) -> int:
     for name in preset_names():
         topo = _presets().get(name)
         meta = _preset_meta(name, topo)
-        rows.append({"name": name, "memory_bytes": topo.memory_bytes, "size": _human(topo.memory_bytes),
+        rows.append({"name": name, "memory_bytes": topo.memory_bytes, "size": human_size(topo.memory_bytes),
                      "nodes": len(topo.nodes), "present_pages": topo.present_pages,
                      **meta})
     if args.json:
@@ -510,6 +503,7 @@ def cmd_topology_list(args) -> int:
 def topology_data(topo, spec) -> dict:
     """Plain data of ``pgdefer topology show``."""
     from .config import HOST_BYTES_PER_PAGE
+    from .sources.x86 import STRUCT_PAGE_SIZE
 
     g = topo.geometry
     nodes = []
@@ -529,11 +523,7 @@ def topology_data(topo, spec) -> dict:
             "zones": [{"name": z.name, "start_pfn": z.start_pfn, "end_pfn": z.end_pfn, "spanned_pages": z.spanned,
                        "present_pages": z.present, "deferred_zone": z.name == dz} for z in zs],
         })
-    reserved_pages = 0
-    for s, e, _ in topo.memory_pfn_ranges():
-        for r in topo.reserved:
-            a, b = max(s, g.pfn_down(r.start)), min(e, g.pfn_up(r.end))
-            reserved_pages += max(0, b - a)
+    reserved_pages = topo.reserved_pages
     out = {
         "spec": spec, "name": topo.name, "memory_bytes": topo.memory_bytes, "present_pages": topo.present_pages,
         "geometry": g.to_dict(), "zone_limits": dict(topo.zone_limits),
@@ -545,7 +535,7 @@ def topology_data(topo, spec) -> dict:
         "memmap": {"struct_pages": topo.memmap_pages,
                    "host_bytes": topo.memmap_pages * HOST_BYTES_PER_PAGE,
                    "host_bytes_per_page": HOST_BYTES_PER_PAGE,
-                   "kernel_bytes": topo.memmap_pages * 64},
+                   "kernel_bytes": topo.memmap_pages * STRUCT_PAGE_SIZE},
         "notes": list(topo.notes),
     }
     boot = _dmesg_source(topo)
@@ -568,20 +558,20 @@ def topology_data(topo, spec) -> dict:
 def format_topology(d: dict, limit: int = 25) -> str:
     g = d["geometry"]
     title = d["name"] or d["spec"]
-    out = [f"topology {title}: {_human(d['memory_bytes'])} in {len(d['memory'])} memblock region(s), "
+    out = [f"topology {title}: {human_size(d['memory_bytes'])} in {len(d['memory'])} memblock region(s), "
            f"{len(d['nodes'])} node(s), {d['present_pages']} present pages",
            f"  geometry: {g['page_size']} pages, {g['section_size']} sections, pageblock_order "
            f"{g['pageblock_order']}, MAX_PAGE_ORDER {g['max_order']}",
-           "  zone limits: " + ", ".join(f"{k} ends at {v:#x} ({_human(v)})" for k, v in d["zone_limits"].items())
+           "  zone limits: " + ", ".join(f"{k} ends at {v:#x} ({human_size(v)})" for k, v in d["zone_limits"].items())
            + ("" if "Normal" in d["zone_limits"] else "; Normal unbounded"),
            f"  memmap: {d['memmap']['struct_pages']} struct pages (every pfn of each present section): "
-           f"{_human(d['memmap']['kernel_bytes'])} in the kernel (64 B each); simulating it needs "
-           f"{_human(d['memmap']['host_bytes'])} of host memory ({d['memmap']['host_bytes_per_page']} B/page)",
+           f"{human_size(d['memmap']['kernel_bytes'])} in the kernel (64 B each); simulating it needs "
+           f"{human_size(d['memmap']['host_bytes'])} of host memory ({d['memmap']['host_bytes_per_page']} B/page)",
            "", "nodes:",
            f"  {'node':>4}  {'start_pfn':>12}  {'end_pfn':>12}  {'spanned':>12}  {'present':>12}  {'memory':>10}"]
     for n in d["nodes"]:
         out.append(f"  {n['node']:>4}  {n['start_pfn']:>#12x}  {n['end_pfn']:>#12x}  {n['spanned_pages']:>12}  "
-                   f"{n['present_pages']:>12}  {_human(n['memory_bytes']):>10}")
+                   f"{n['present_pages']:>12}  {human_size(n['memory_bytes']):>10}")
     out += ["", "zones:",
             f"  {'node':>4}  {'zone':<8}{'start_pfn':>12}  {'end_pfn':>12}  {'spanned':>12}  {'present':>12}"]
     for n in d["nodes"]:
@@ -591,23 +581,23 @@ def format_topology(d: dict, limit: int = 25) -> str:
                        + ("  deferred zone (the node's last populated zone)" if z["deferred_zone"] else ""))
     out += ["", "memory (memblock.memory, half-open):"]
     for r in d["memory"][:limit]:
-        out.append(f"  node {r['node']:>3}: [mem {r['start']:#018x}-{r['end'] - 1:#018x}]  {_human(r['end'] - r['start'])}")
+        out.append(f"  node {r['node']:>3}: [mem {r['start']:#018x}-{r['end'] - 1:#018x}]  {human_size(r['end'] - r['start'])}")
     if len(d["memory"]) > limit:
         out.append(f"  ... {len(d['memory']) - limit} more (--limit, or --json for all)")
     res_bytes = sum(r["end"] - r["start"] for r in d["reserved"])
-    out += ["", f"reserved: {len(d['reserved'])} merged range(s), {_human(res_bytes)}; "
+    out += ["", f"reserved: {len(d['reserved'])} merged range(s), {human_size(res_bytes)}; "
                 f"{d['reserved_pages']} memory pages reserved ({d['reserved_kib']}K)"]
     log = d.get("log")
     if log:
         rs = sorted(log["reservations"], key=lambda r: r["start"])
         for r in rs[:limit]:
-            out.append(f"  [mem {r['start']:#018x}-{r['end'] - 1:#018x}] {_human(r['end'] - r['start']):>10}  "
+            out.append(f"  [mem {r['start']:#018x}-{r['end'] - 1:#018x}] {human_size(r['end'] - r['start']):>10}  "
                        f"{r['label']} ({r['how']})")
         if len(rs) > limit:
             out.append(f"  ... {len(rs) - limit} more reservation(s) (--limit, or --json for all)")
     else:
         for r in d["reserved"][:limit]:
-            out.append(f"  [mem {r['start']:#018x}-{r['end'] - 1:#018x}] {_human(r['end'] - r['start']):>10}")
+            out.append(f"  [mem {r['start']:#018x}-{r['end'] - 1:#018x}] {human_size(r['end'] - r['start']):>10}")
         if len(d["reserved"]) > limit:
             out.append(f"  ... {len(d['reserved']) - limit} more (--limit, or --json for all)")
     if log:
@@ -658,7 +648,7 @@ def cmd_topology_import(args) -> int:
         return 0
     topo.to_file(args.output)
     un = boot.unplaced_reserved_kib if boot is not None else None
-    print(f"wrote {args.output}: {_human(topo.memory_bytes)}, {len(topo.nodes)} node(s), {len(topo.memory)} memory "
+    print(f"wrote {args.output}: {human_size(topo.memory_bytes)}, {len(topo.nodes)} node(s), {len(topo.memory)} memory "
           f"region(s), {len(topo.reserved)} reserved range(s)"
           + (f"; {un}K of the log's reserved memory could not be placed" if un else ""), file=sys.stderr)
     return 0

@@ -50,6 +50,15 @@ def format_size(nbytes: int) -> str:
     return str(nbytes)
 
 
+def human_size(nbytes: float) -> str:
+    """Approximate size for people to read ("1.5 GiB", "768 MiB", "12 B"); :func:`format_size` is the exact one."""
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if nbytes >= 1 << shift:
+            v = nbytes / (1 << shift)
+            return f"{v:.1f} {unit}" if v < 100 else f"{v:.0f} {unit}"
+    return f"{int(nbytes)} B"
+
+
 def _is_pow2(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 

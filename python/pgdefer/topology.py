@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import ZONE_NAMES, Geometry, format_size, parse_size
+from ._intervals import clip, intersect, length, merge
+from .config import Geometry, format_size, parse_size
 from .errors import TopologyError
 
 MAX_NUMNODES = 1024
@@ -101,15 +102,8 @@ class Topology:
             else:
                 merged.append(r)
         self.memory: tuple[Region, ...] = tuple(merged)
-        res = sorted((_as_region(r, "reserved") for r in reserved), key=lambda r: (r.start, r.end))
-        res_merged: list[Region] = []
-        for r in res:
-            if res_merged and r.start <= res_merged[-1].end:
-                last = res_merged[-1]
-                res_merged[-1] = Region(last.start, max(last.end, r.end), 0)
-            else:
-                res_merged.append(Region(r.start, r.end, 0))
-        self.reserved: tuple[Region, ...] = tuple(res_merged)
+        res = [_as_region(r, "reserved") for r in reserved]  # validated one by one, then merged as memblock does
+        self.reserved: tuple[Region, ...] = tuple(Region(s, e) for s, e in merge((r.start, r.end) for r in res))
         self.zone_limits = self._normalise_zone_limits(zone_limits)
         self.name = name
         self.notes = tuple(notes)
@@ -199,13 +193,21 @@ class Topology:
                 s, e = max(zs, ns), ne if ze is None else min(ze, ne)
                 if s >= e:
                     continue
-                present = sum(max(0, min(e, re) - max(s, rs)) for rs, re, _ in ranges)
+                present = length(clip([(rs, re) for rs, re, _ in ranges], s, e))
                 out.append(ZoneSpan(nid, name, s, e - s, present))
         return out
 
     @property
     def present_pages(self) -> int:
         return sum(e - s for s, e, _ in self.memory_pfn_ranges())
+
+    @property
+    def reserved_pages(self) -> int:
+        """Memory pfns covered (even partly) by a reserved range: the pages the model marks PG_reserved
+        (memmap_init_reserved_pages rounds each range out to whole pages)."""
+        g = self.geometry
+        reserved = merge((g.pfn_down(r.start), g.pfn_up(r.end)) for r in self.reserved)
+        return length(intersect([(s, e) for s, e, _ in self.memory_pfn_ranges()], reserved))
 
     @property
     def memory_bytes(self) -> int:

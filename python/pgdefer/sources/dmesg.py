@@ -33,6 +33,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._intervals import subtract
 from ..config import Geometry
 from ..errors import DmesgError, TopologyError
 from ..topology import Topology
@@ -868,7 +869,7 @@ def build_topology(boot: DmesgBoot, geometry: Geometry | None = None):
         raise DmesgError(f"{where}: {e}") from None
 
     # -- accounting against the Memory: line ----------------------------------------------------------
-    placed_pages = _reserved_pages(topo)
+    placed_pages = topo.reserved_pages
     boot.placed_reserved_kib = placed_pages * g.page_size // KiB
     if boot.memory is not None and boot.memory.reserved_kib is not None:
         target = boot.memory.reserved_kib + boot.memory.cma_reserved_kib
@@ -890,18 +891,6 @@ def build_topology(boot: DmesgBoot, geometry: Geometry | None = None):
     topo.source = boot
     topo.unplaced_reserved_kib = boot.unplaced_reserved_kib
     return topo
-
-
-def _reserved_pages(topo) -> int:
-    """Memory pfns covered (even partly) by a reserved range: what the model marks reserved."""
-    g = topo.geometry
-    total = 0
-    for s, e, _ in topo.memory_pfn_ranges():
-        for r in topo.reserved:
-            a, z = max(s, g.pfn_down(r.start)), min(e, g.pfn_up(r.end))
-            if a < z:
-                total += z - a
-    return total
 
 
 def _place_reservations(boot: DmesgBoot, placer: MemblockPlacer, probe, g: Geometry, ver, notes: list):
@@ -1022,19 +1011,7 @@ def _replay_memblock_debug(boot, placer, notes):
     """memblock=debug logs print every reserve and free: replay them (reserve, then carve out frees)."""
     live: list[tuple[int, int]] = []
     for kind, s, e in boot.memblock_debug:
-        if kind == "reserve":
-            live.append((s, e))
-        else:
-            nxt = []
-            for a, z in live:
-                if z <= s or a >= e:
-                    nxt.append((a, z))
-                else:
-                    if a < s:
-                        nxt.append((a, s))
-                    if z > e:
-                        nxt.append((e, z))
-            live = nxt
+        live = [*live, (s, e)] if kind == "reserve" else subtract(live, [(s, e)])
     for s, e in live:
         placer.reserve("memblock_reserve", s, e, "log", "memblock=debug")
     notes.append(f"reserved {len(live)} range(s) from memblock=debug 'memblock_reserve:' lines minus "

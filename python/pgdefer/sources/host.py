@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._intervals import length, split_at, subtract
 from ..config import Geometry
 from ..errors import PgdeferError, TopologyError
 from ..topology import Topology
@@ -192,25 +193,6 @@ def read_memory_blocks(sys_root="/sys"):
 # building the topology
 # ------------------------------------------------------------------------------------------------------
 
-def _subtract(ranges, holes):
-    out = []
-    for s, e in ranges:
-        cur = [(s, e)]
-        for hs, he in holes:
-            nxt = []
-            for a, z in cur:
-                if he <= a or hs >= z:
-                    nxt.append((a, z))
-                    continue
-                if a < hs:
-                    nxt.append((a, hs))
-                if z > he:
-                    nxt.append((he, z))
-            cur = nxt
-        out.extend(cur)
-    return out
-
-
 def _assign_nodes(ram, block_size, block_node, zoneinfo, page_size, notes):
     """Split RAM ranges into (start, end, node) pieces."""
     if block_size and block_node:
@@ -238,11 +220,9 @@ def _assign_nodes(ram, block_size, block_node, zoneinfo, page_size, notes):
         notes.append(f"nodes: a single node ({node}); sysfs has no memory block membership")
         return [(s, e, node) for s, e in ram]
     out = []
-    for s, e in ram:
-        cuts = sorted({s, e} | {x * page_size for sp in spans.values() for x in sp if s < x * page_size < e})
-        for a, z in zip(cuts, cuts[1:]):
-            node = _node_from_zoneinfo(a // page_size, zoneinfo)
-            out.append((a, z, 0 if node is None else node))
+    for a, z in split_at(ram, [pfn * page_size for span in spans.values() for pfn in span]):
+        node = _node_from_zoneinfo(a // page_size, zoneinfo)
+        out.append((a, z, 0 if node is None else node))
     notes.append("nodes: from the node spans in /proc/zoneinfo (no sysfs memory block membership)")
     return out
 
@@ -316,9 +296,9 @@ def topology_from_host(proc="/proc", sys="/sys", geometry: Geometry | None = Non
     notes.append(f"built from this host (kernel {info.kernel_release or 'unknown'}): System RAM of /proc/iomem")
     if info.offline_blocks and info.block_size:
         holes = [(b * info.block_size, (b + 1) * info.block_size) for b in info.offline_blocks]
-        before = sum(e - s for s, e in ram)
-        ram = _subtract(ram, holes)
-        notes.append(f"left out {(before - sum(e - s for s, e in ram)) >> 20} MiB of offline memory blocks "
+        before = length(ram)
+        ram = subtract(ram, holes)
+        notes.append(f"left out {(before - length(ram)) >> 20} MiB of offline memory blocks "
                      f"{info.offline_blocks} (not present in /proc/zoneinfo)")
     info.ram = ram
     memory = _assign_nodes(ram, info.block_size, info.block_node, info.zoneinfo, g.page_size, notes)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .._intervals import subtract
 from ..config import Geometry, parse_size
 
 __all__ = ["KiB", "MiB", "GiB", "STRUCT_PAGE_SIZE", "X86_64_PHYSICAL_START", "X86_64_MAX_DMA_ADDRESS",
@@ -127,39 +128,11 @@ class MemblockPlacer:
         r = Reservation(label, int(start), int(end), how, detail)
         self.reservations.append(r)
         self._res.append((r.start, r.end))
-        self._res.sort()
         return r
-
-    def _merged_reserved(self):
-        out = []
-        for s, e in self._res:
-            if out and s <= out[-1][1]:
-                out[-1] = (out[-1][0], max(out[-1][1], e))
-            else:
-                out.append((s, e))
-        return out
 
     def free_ranges(self, node=None):
         """Free byte ranges (memory minus reserved), ascending."""
-        res = self._merged_reserved()
-        out = []
-        for ms, me, n in self.memory:
-            if node is not None and n != node:
-                continue
-            cur = ms
-            for rs, re_ in res:
-                if re_ <= cur:
-                    continue
-                if rs >= me:
-                    break
-                if rs > cur:
-                    out.append((cur, rs))
-                cur = max(cur, re_)
-                if cur >= me:
-                    break
-            if cur < me:
-                out.append((cur, me))
-        return out
+        return subtract([(s, e) for s, e, n in self.memory if node is None or n == node], self._res)
 
     def find(self, size, align=4096, node=None, lo=0, hi=None):
         for s, e in reversed(self.free_ranges(node)):
