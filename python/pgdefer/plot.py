@@ -9,13 +9,17 @@
 * :func:`save_boot_figure` - both in one file (``pgdefer boot --plot FILE.png``), written with the Agg backend.
 
 The functions return :class:`matplotlib.figure.Figure` objects built without pyplot, so they work headless
-and in notebooks alike. :func:`boot_regions` gives the regions the memory map draws, as plain data.
+and in notebooks alike. What they draw is computed in :mod:`pgdefer.analysis` (plain data, no matplotlib);
+:func:`boot_regions`, :func:`allocated_runs` and :func:`boot_schedule` are importable from here too.
 """
 
 from __future__ import annotations
 
 from ._core import POLICY_FACTS
-from .costmodel import DEFAULT_COST, CostModel, Mechanics, machine_passes
+from .analysis import (allocated_runs, boot_regions, boot_schedule, grow_calls,  # noqa: F401 - also pgdefer.plot's API
+                       region_pages, working_passes)
+from .config import human_size
+from .costmodel import DEFAULT_COST, CostModel
 from .errors import PgdeferError
 
 INSTALL_HINT = "pip install 'pgdefer[plot]'"
@@ -37,7 +41,7 @@ def require_matplotlib():
 
 
 # --------------------------------------------------------------------------------------------------
-# regions: what the memory map draws
+# colours of the region kinds of pgdefer.analysis.boot_regions
 # --------------------------------------------------------------------------------------------------
 
 #: kind -> (legend label, face colour, hatch). Okabe-Ito colours (colour-blind safe).
@@ -52,134 +56,6 @@ KINDS = {
 GROW_SHADES = ("#E69F00", "#F7C873")
 ALLOCATED = ("allocated by the early allocations (state at the end of the run)", "#CC79A7")
 ZONE_COLOURS = {"DMA": "#D6E6F5", "DMA32": "#DCEFD8", "Normal": "#FFF1C9", "Movable": "#F3DCE8"}
-
-
-def _norm(iv):
-    out = []
-    for s, e in sorted(iv):
-        if e <= s:
-            continue
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return out
-
-
-def _clip(iv, lo, hi):
-    return [(max(s, lo), min(e, hi)) for s, e in iv if min(e, hi) > max(s, lo)]
-
-
-def _subtract(iv, cuts):
-    out = []
-    cuts = _norm(cuts)
-    for s, e in iv:
-        cur = s
-        for a, b in cuts:
-            if b <= cur or a >= e:
-                continue
-            if a > cur:
-                out.append((cur, a))
-            cur = max(cur, b)
-            if cur >= e:
-                break
-        if cur < e:
-            out.append((cur, e))
-    return out
-
-
-def _intersect(iv, other):
-    out = []
-    for a, b in _norm(other):
-        out += _clip(iv, a, b)
-    return _norm(out)
-
-
-def _pages(iv):
-    return sum(e - s for s, e in iv)
-
-
-def boot_regions(machine) -> dict:
-    """Per node, the pfn regions the memory map draws, derived from the topology and the events.
-
-    Returns ``{node: {"span": (start_pfn, end_pfn), "zones": [(name, start, end)], "deferred_zone": name,
-    "regions": [(kind, start_pfn, end_pfn, step)]}}`` with ``kind`` one of :data:`KINDS` and ``step`` the grow
-    number (1, 2, ...) for ``"grow"`` regions, else 0. The early prefix is cut at the node's first
-    ``first_deferred_pfn`` (event ``early_init``); grow ``k`` covers the free pfns from the previous
-    ``first_deferred_pfn`` to the one it left (event ``grow``); the rest of the deferred zone is the per-node
-    pass if the node's ``deferred_init`` event ran, else still uninitialised.
-    """
-    topo = machine.topology
-    g = topo.geometry
-    pps = g.pages_per_section
-    events = machine.events
-    early_fdp = {e["node"]: e["first_deferred_pfn"] for e in events if e["kind"] == "early_init"}
-    grows = {}
-    for e in events:
-        if e["kind"] == "grow":
-            grows.setdefault(e["node"], []).append(e)
-    passed = {e["node"] for e in events if e["kind"] == "deferred_init"}
-    all_mem = [(s, e) for s, e, _ in topo.memory_pfn_ranges()]
-    sections = _norm([((s // pps) * pps, ((e - 1) // pps + 1) * pps) for s, e in all_mem])
-    reserved_all = _norm([(g.pfn_down(r.start), g.pfn_up(r.end)) for r in topo.reserved])
-    out = {}
-    for nid in topo.nodes:
-        ns, ne = topo.node_span(nid)
-        mem = _norm([(s, e) for s, e, _ in topo.memory_pfn_ranges(nid)])
-        holes = _subtract(_intersect(_clip(sections, ns, ne), [(ns, ne)]), all_mem)
-        reserved = _intersect(mem, reserved_all)
-        free = _subtract(mem, reserved)
-        zones = [z for z in topo.zones(nid)]
-        populated = [z for z in zones if z.present]
-        dz = populated[-1] if populated else zones[-1]
-        regions = [("hole", s, e, 0) for s, e in holes] + [("reserved", s, e, 0) for s, e in reserved]
-        regions += [("early", s, e, 0) for s, e in _clip(free, ns, dz.start_pfn)]
-        dfree = _clip(free, dz.start_pfn, ne)
-        fdp = early_fdp.get(nid)
-        if fdp is None:
-            regions += [("early", s, e, 0) for s, e in dfree]
-        else:
-            regions += [("early", s, e, 0) for s, e in _clip(dfree, dz.start_pfn, fdp)]
-            cur, k = fdp, 0
-            for ge in grows.get(nid, []):
-                if not ge["pages"]:
-                    continue
-                new = ne if ge["first_deferred_pfn"] is None else ge["first_deferred_pfn"]
-                if new <= cur:
-                    continue
-                k += 1
-                regions += [("grow", s, e, k) for s, e in _clip(dfree, cur, new)]
-                cur = new
-            rest = "pass" if nid in passed else "uninit"
-            regions += [(rest, s, e, 0) for s, e in _clip(dfree, cur, ne)]
-        out[nid] = {"span": (ns, ne), "zones": [(z.name, z.start_pfn, z.end_pfn) for z in zones],
-                    "deferred_zone": dz.name, "regions": sorted(regions, key=lambda r: r[1])}
-    return out
-
-
-def allocated_runs(machine, max_chunk: int = 1 << 23) -> list:
-    """(start_pfn, end_pfn) runs of ALLOCATED pages, read from the page array in bounded chunks."""
-    import numpy as np
-
-    from .machine import ALLOCATED as ST_ALLOCATED
-
-    p = machine.pages
-    flags = p.flags
-    runs = []
-    for s, e, base in p.chunks:
-        for a in range(0, e - s, max_chunk):
-            b = min(e - s, a + max_chunk)
-            st = (flags[base + a:base + b] & 7) == ST_ALLOCATED
-            if not st.any():
-                continue
-            edges = np.flatnonzero(np.diff(np.concatenate(([0], st.view(np.int8), [0]))))
-            for i in range(0, len(edges), 2):
-                rs, re_ = s + a + int(edges[i]), s + a + int(edges[i + 1])
-                if runs and runs[-1][1] == rs:
-                    runs[-1] = (runs[-1][0], re_)
-                else:
-                    runs.append((rs, re_))
-    return runs
 
 
 # --------------------------------------------------------------------------------------------------
@@ -202,14 +78,6 @@ def _fmt_count(n):
     if n >= 10_000:
         return f"{n / 1e3:.0f}k"
     return str(n)
-
-
-def _human(nbytes):
-    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if nbytes >= 1 << shift:
-            v = nbytes / (1 << shift)
-            return f"{v:.1f} {unit}" if v < 100 else f"{v:.0f} {unit}"
-    return f"{nbytes} B"
 
 
 def _zoom_window(info, page_size):
@@ -338,19 +206,17 @@ def _draw_memory_map(fig, machine, height, max_nodes=24):
         bottom = (ax_top - MAP_AX) / height
         ax = fig.add_axes([left, bottom, (split - gap / 2 if zoom else right) - left, MAP_AX / height])
         _draw_node(ax, info, allocated, ns, ne, page_size, grow_marks=True, annotate=zoom is None)
-        counts = {}
-        for kind, s, e, _ in info["regions"]:
-            counts[kind] = counts.get(kind, 0) + e - s
-        ngrows = max([st for k, _, _, st in info["regions"] if k == "grow"], default=0)
-        parts = [f"early {_fmt_count(counts.get('early', 0))}"]
+        counts = region_pages(info)
+        ngrows = counts["grows"]
+        parts = [f"early {_fmt_count(counts['early'])}"]
         if ngrows:
-            parts.append(f"{ngrows} grow(s) {_fmt_count(counts.get('grow', 0))}")
-        if counts.get("pass"):
+            parts.append(f"{ngrows} grow(s) {_fmt_count(counts['grow'])}")
+        if counts["pass"]:
             parts.append(f"per-node pass {_fmt_count(counts['pass'])}")
-        if counts.get("uninit"):
+        if counts["uninit"]:
             parts.append(f"uninitialised {_fmt_count(counts['uninit'])}")
-        parts.append(f"reserved {_fmt_count(counts.get('reserved', 0))}")
-        ax.set_title(f"node {nid}: {_human((ne - ns) * page_size)} spanned (pfn {ns:#x}-{ne:#x}), "
+        parts.append(f"reserved {_fmt_count(counts['reserved'])}")
+        ax.set_title(f"node {nid}: {human_size((ne - ns) * page_size)} spanned (pfn {ns:#x}-{ne:#x}), "
                      f"deferred zone {info['deferred_zone']}\n"
                      "pages: " + ", ".join(parts), fontsize=9, loc="left")
         if zoom:
@@ -358,7 +224,7 @@ def _draw_memory_map(fig, machine, height, max_nodes=24):
             az = fig.add_axes([split + gap / 2, bottom, right - split - gap / 2, MAP_AX / height])
             _draw_node(az, info, allocated, zl, zh, page_size, label_y=False, annotate=True)
             what = "early prefix and grows" if ngrows else "early prefix"
-            az.set_title(f"zoom on the dashed box: the first {_human((zh - zl) * page_size)} of node {nid}\n"
+            az.set_title(f"zoom on the dashed box: the first {human_size((zh - zl) * page_size)} of node {nid}\n"
                          f"({what}, to scale)", fontsize=9, loc="left")
             div = 1 << 30 if ns * page_size >= 64 << 30 else _unit((ne - ns) * page_size)[1]
             ax.axvspan(zl * page_size / div, zh * page_size / div, ymin=0.02, ymax=0.98, facecolor="none",
@@ -369,13 +235,13 @@ def _draw_memory_map(fig, machine, height, max_nodes=24):
                bbox_to_anchor=(0.5, 0.05 / height))
     fig.text(0.01, 1 - 0.12 / height, f"Physical memory map per node — {_title(machine)}", fontsize=12,
              ha="left", va="top")
-    grows = sum(1 for e in machine.events if e["kind"] == "grow" and e["pages"])
+    grows = len(grow_calls(machine))
     more = f"; only the first {max_nodes} of {len(regions)} nodes are drawn" if len(regions) > max_nodes else ""
     marks = (f"▼ marks each deferred_grow_zone call ({grows} in all)." if grows else
              "No deferred_grow_zone call" + (" (this policy has no on-demand growth)."
                                              if not POLICY_FACTS[machine.policy]["grows"] else "."))
     fig.text(0.01, 1 - 0.45 / height, "How each struct page was initialised, by physical address. "
-             f"{marks} Page counts are in {_human(page_size).replace('.0 ', ' ')} pages{more}.",
+             f"{marks} Page counts are in {human_size(page_size).replace('.0 ', ' ')} pages{more}.",
              fontsize=8.5, ha="left", va="top")
 
 
@@ -394,57 +260,6 @@ def memory_map(machine, max_nodes: int = 24):
 # --------------------------------------------------------------------------------------------------
 # timeline
 # --------------------------------------------------------------------------------------------------
-
-def boot_schedule(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1) -> dict:
-    """The boot laid out in modelled time (ms), as plain data.
-
-    Boot CPU: early init node by node, memblock_free_all (instant: the Memory: line), then the grows back to back
-    (the rest of the on-demand window - the allocations themselves, smp_init, ... - is not modelled).
-    page_alloc_init_late: one pass per node, all starting together (one thread per node; ``pass_threads`` per node
-    for padata kernels); the static key goes off after the slowest (v4.17) or before the passes (posting-v2).
-    """
-    ev = machine.events
-    mech = Mechanics.from_policy(machine.policy)
-    plans = machine_passes(machine, cost, pass_threads)
-    t = 0.0
-    boot_cpu = []
-    for e in ev:
-        if e["kind"] == "early_init":
-            d = cost.early_ms(e["pages"])
-            boot_cpu.append({"what": "early", "node": e["node"], "start": t, "ms": d, "pages": e["pages"]})
-            t += d
-    mfa = next((e for e in ev if e["kind"] == "memblock_free_all"), None)
-    mem_init_at = t if mfa is not None else None
-    grows = []
-    for e in ev:
-        if e["kind"] == "grow":
-            d = cost.grow_ms(e["pages"], mech)
-            grows.append({"what": "grow", "node": e["node"], "start": t, "ms": d, "pages": e["pages"],
-                          "result": e["result"], "zone": e["zone"], "order": e["order"]})
-            t += d
-    window_end = t
-    passes = []
-    key_off = None
-    key = any(e["kind"] == "key_disable" for e in ev)
-    pass_ev = sorted((e for e in ev if e["kind"] == "deferred_init"), key=lambda e: e["node"])
-    if pass_ev:
-        start = window_end
-        if key and POLICY_FACTS[machine.policy]["key_disable"] == "before_passes":
-            key_off = start
-        for e in pass_ev:
-            pc = plans.get(e["node"])
-            ms = pc.ms if pc is not None else cost.pass_ms(e["pages"], pass_threads, mech)
-            passes.append({"node": e["node"], "start": start, "ms": ms,
-                           "pages": e["pages"], "host_ms": e["host_ns"] / 1e6})
-        end = max(p["start"] + p["ms"] for p in passes)
-        if key and key_off is None:
-            key_off = end
-    else:
-        end = window_end
-    return {"boot_cpu": boot_cpu, "mem_init_at": mem_init_at, "grows": grows, "window_end": window_end,
-            "passes": passes, "key_off": key_off, "end": end, "pass_threads": pass_threads,
-            "cost_model": cost.label(mech.generation)}
-
 
 TL_TOP, TL_TRACK, TL_BOTTOM = 1.15, 0.5, 1.05    # inches: titles; per track; x label + legend
 
@@ -559,7 +374,7 @@ def timeline(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1, max
     require_matplotlib()
     from matplotlib.figure import Figure
 
-    n = min(len([e for e in machine.events if e["kind"] == "deferred_init" and e["pages"]]), max_tracks)
+    n = min(len(working_passes(machine)), max_tracks)
     h = _timeline_height(n + 1)
     fig = Figure(figsize=(15, h))
     _draw_timeline(fig, machine, cost, pass_threads, h, max_tracks)
@@ -576,7 +391,7 @@ def boot_figure(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1, 
     from matplotlib.figure import Figure
 
     h_map = _map_height(min(len(machine.nodes), max_nodes))
-    npass = min(len([e for e in machine.events if e["kind"] == "deferred_init" and e["pages"]]), max_nodes)
+    npass = min(len(working_passes(machine)), max_nodes)
     h_tl = _timeline_height(npass + 1)
     fig = Figure(figsize=(15, h_map + h_tl))
     top, bottom = fig.subfigures(2, 1, height_ratios=[h_map, h_tl])
