@@ -52,3 +52,25 @@ def test_reserved_pages_counts_a_shared_page_once():
     t = Topology([(0x1000, 0x100000)], reserved=[(0x1000, 0x1800), (0x1900, 0x2000), (0x5000, 0x7001)])
     assert len(t.reserved) == 3
     assert t.reserved_pages == 1 + 3
+
+
+def test_reserved_pages_of_an_imported_log_equal_the_core_s():
+    """The kernel-lab logs place many small reservations that share pages; the count the import reports
+    (placed_reserved_kib) must be the core's reserved memory pages (reserved state, not holes)."""
+    from pathlib import Path
+
+    import pytest
+
+    from pgdefer import Machine, Topology
+    from pgdefer.machine import INIT_BY, RESERVED
+
+    log = Path(__file__).resolve().parents[2] / "shared" / "kernel-lab" / "lab01-612-1node-1g.log"
+    if not log.exists():
+        pytest.fail(f"{log} is missing: the kernel-lab logs are read in place from ../shared")
+    t = Topology.from_dmesg(log)
+    m = Machine(t, policy="eager")
+    m.boot()
+    p = m.pages
+    core = int(((p.state == RESERVED) & (p.init_by != INIT_BY.index("hole"))).sum())
+    assert t.reserved_pages == core
+    assert t.source.placed_reserved_kib == core * t.geometry.page_size // 1024
