@@ -9,8 +9,8 @@ use crate::events::{Event, Hook};
 use crate::machine::{Machine, Phase};
 use crate::memblock::PfnRange;
 use crate::page::{InitBy, PageState};
-use crate::policy::{GrowLock, KeyDisable, Policy};
-use crate::protocol::{grow_step, GrowStep};
+use crate::policy::{DeferCount, GrowLock, GrowWalk, KeyDisable, PassLock, PassWalk, Policy};
+use crate::protocol::{empty_result, grow_step, GrowStep};
 use crate::sync::Ordering;
 use crate::topology::{Layout, ZoneType};
 
@@ -108,7 +108,7 @@ impl Machine {
 
     /// `memmap_init` for one node: lower zones fully, the last zone up to the cut.
     fn memmap_init_node(&self, ni: usize) {
-        let fdp = defer_cut(&self.layout, self.policy, ni);
+        let fdp = defer_cut(&self.layout, self.policy, self.faults.bytes_as_pages, ni);
         let nid = self.nodes[ni].span.nid;
         let mut pages = 0;
         for r in self.layout.memory.iter().filter(|r| r.nid == nid) {
@@ -225,10 +225,36 @@ impl Machine {
         hook: Hook,
         cpu: u32,
     ) -> Result<bool> {
+        Ok(self.grow_zone(ni, zi, order, hook, cpu)?.0)
+    }
+
+    /// What the allocator's hooks use: like `deferred_grow_zone`, but a True that would make
+    /// `get_page_from_freelist` retry forever (B12, `retry_forever`) counts as False.
+    pub(crate) fn deferred_grow_zone_for_alloc(
+        &self,
+        ni: usize,
+        zi: usize,
+        order: u32,
+        hook: Hook,
+        cpu: u32,
+    ) -> Result<bool> {
+        let (result, endless) = self.grow_zone(ni, zi, order, hook, cpu)?;
+        Ok(result && !endless)
+    }
+
+    /// Grow; returns (result, endless retry).
+    fn grow_zone(
+        &self,
+        ni: usize,
+        zi: usize,
+        order: u32,
+        hook: Hook,
+        cpu: u32,
+    ) -> Result<(bool, bool)> {
         let node = &self.nodes[ni];
         let zone = &node.zones[zi].span;
         if !self.policy.grows() || zone.end_pfn != node.span.end_pfn {
-            return Ok(false); // only a node's last zone can have deferred pages
+            return Ok((false, false)); // only a node's last zone can have deferred pages
         }
         let g = *self.geometry();
         let nid = node.span.nid;
@@ -243,6 +269,9 @@ impl Machine {
         self.point("grow:locked", Some(nid), cpu);
         self.stats.grow_calls.fetch_add(1, Ordering::Relaxed);
         let (got, result) = self.grow_locked(ni, zi, need, snapshot, cpu);
+        // The 5.2 release's True from a node with nothing left: get_page_from_freelist would retry
+        // this zone forever (B12). Reported instead of spinning.
+        let endless = result && got == 0 && snapshot.is_none() && self.faults.retry_forever;
         self.log(
             cpu,
             Event::Grow {
@@ -259,7 +288,14 @@ impl Machine {
             self.stats.grows_true.fetch_add(1, Ordering::Relaxed);
         }
         self.unlock(guard, cpu);
-        Ok(result)
+        if endless {
+            self.violation(format!(
+                "B12: deferred_grow_zone(node {nid}, {}, order {order}) returned True without progress: \
+                 get_page_from_freelist would retry this zone forever",
+                zone.zt.name()
+            ));
+        }
+        Ok((result, endless))
     }
 
     /// The part of grow under the lock: returns (pages initialised, result).
@@ -285,8 +321,12 @@ impl Machine {
         );
         let first = match step {
             GrowStep::Return(r) => return (0, r),
+            GrowStep::Empty => return (0, self.grow_empty(ni, snapshot)),
             GrowStep::Grow { first } => first,
         };
+        if self.policy.grow_walk() == GrowWalk::MaxOrder {
+            return self.grow_maxorder(ni, zi, need, first, snapshot, cpu);
+        }
         // Pass 1: initialise section by section over the free ranges until `need` pages are done.
         let mut got = 0;
         let mut new_first = first;
@@ -318,50 +358,187 @@ impl Machine {
         (got, self.policy.grow_result(got, need))
     }
 
+    /// Grow found nothing deferred at or after its snapshot: 5.2+ clear fdp ("the zone is empty,
+    /// somebody else may have cleared it out") and retry only once.
+    fn grow_empty(&self, ni: usize, snapshot: Option<u64>) -> bool {
+        if self.policy.grow_retry_once() {
+            self.set_fdp(ni, None);
+        }
+        empty_result(self.policy, snapshot, self.faults.retry_forever)
+    }
+
+    /// 5.2+ grow (`deferred_grow_zone` of [K6.1]): `deferred_init_maxorder` steps from the free range
+    /// holding `first`; stop only once a step crossed a section boundary and `got >= need`; fdp :=
+    /// the first unprocessed pfn (a MAX_ORDER boundary or the next free range's start), ULONG_MAX
+    /// when the zone's free ranges ran out.
+    fn grow_maxorder(
+        &self,
+        ni: usize,
+        zi: usize,
+        need: u64,
+        first: u64,
+        snapshot: Option<u64>,
+        cpu: u32,
+    ) -> (u64, bool) {
+        let pps = self.geometry().pages_per_section();
+        let ranges = self.zone_free_ranges(ni, zi);
+        let Some(mut it) = ZoneIter::at(&ranges, first) else {
+            return (0, self.grow_empty(ni, snapshot));
+        };
+        let mut got = 0;
+        while let Some(mark) = it.spfn() {
+            got += self.deferred_init_maxorder(ni, zi, &mut it, InitBy::Grow);
+            self.irq_point(cpu); // touch_nmi_watchdog()
+                                 // Only stop along section boundaries (ULONG_MAX is in another section than any pfn).
+            if it.spfn().is_some_and(|s| (mark ^ s) < pps) {
+                continue;
+            }
+            self.point("grow:section", Some(self.nodes[ni].span.nid), cpu);
+            if got >= need {
+                break;
+            }
+        }
+        self.set_fdp(ni, it.spfn());
+        self.stats.grow_pages.fetch_add(got, Ordering::Relaxed);
+        (got, self.policy.grow_result(got, need))
+    }
+
+    /// The free ranges of node `ni` clipped to its zone `zi`, ascending
+    /// (`for_each_free_mem_pfn_range_in_zone`).
+    fn zone_free_ranges(&self, ni: usize, zi: usize) -> Vec<(u64, u64)> {
+        let z = self.nodes[ni].zones[zi].span;
+        self.node_free_ranges(ni)
+            .map(|r| (r.start.max(z.start_pfn), r.end.min(z.end_pfn)))
+            .filter(|(s, e)| s < e)
+            .collect()
+    }
+
+    /// `deferred_init_maxorder` (5.2+): initialise from the iterator's position up to the next
+    /// MAX_ORDER boundary, across free ranges, then walk the same ranges again from the old position
+    /// and free exactly what was initialised. The iterator is left at the first unprocessed pfn.
+    fn deferred_init_maxorder(
+        &self,
+        ni: usize,
+        zi: usize,
+        it: &mut ZoneIter<'_>,
+        by: InitBy,
+    ) -> u64 {
+        let node = &self.nodes[ni];
+        let zt = node.zones[zi].span.zt;
+        let start = it.spfn().expect("maxorder step from a positioned iterator");
+        let mo = (start + 1).next_multiple_of(self.geometry().max_order_nr_pages());
+        let mut j = it.clone();
+        let mut pages = 0;
+        while let Some((s, e)) = it.cur {
+            if mo <= s {
+                break;
+            }
+            pages += self.init_pages(s, mo.min(e), zt, node.span.nid, by);
+            if mo < e {
+                it.cur = Some((mo, e));
+                break;
+            }
+            it.advance();
+        }
+        while let Some((s, e)) = j.cur {
+            if mo <= s {
+                break;
+            }
+            self.deferred_free_pages(ni, zi, s, mo.min(e));
+            if mo <= e {
+                break;
+            }
+            j.advance();
+        }
+        pages
+    }
+
+    /// The pass's jobs over `[first, zone end)`: one per free range, its end rounded up to a section
+    /// (5.8's padata jobs; 5.2/5.7's single loop visits the same MAX_ORDER steps in the same order).
+    pub(crate) fn deferred_pass_jobs(&self, ni: usize, first: u64) -> Vec<(u64, u64)> {
+        let ranges = self.zone_free_ranges(ni, self.nodes[ni].deferred_zone);
+        let mut jobs = Vec::new();
+        let mut it = ZoneIter::at(&ranges, first);
+        while let Some((s, e)) = it.as_ref().and_then(|i| i.cur) {
+            let end = self.geometry().section_align_up(e);
+            jobs.push((s, end));
+            it = ZoneIter::at(&ranges, end);
+        }
+        jobs
+    }
+
+    /// The chunk function (`deferred_init_memmap_chunk`): initialise and free the deferred free
+    /// pages of node `ni`'s deferred zone in `[s, e)` in MAX_ORDER steps, as `cpu`, with an interrupt
+    /// point after each step (cond_resched / touch_nmi_watchdog). Returns the pages initialised, or
+    /// Err(pages) if the `fail_pass` fault stopped it. `done` counts the pass's pages so far (shared
+    /// by the chunks of one pass).
+    pub(crate) fn deferred_init_memmap_chunk(
+        &self,
+        ni: usize,
+        s: u64,
+        e: u64,
+        cpu: u32,
+        done: &crate::sync::AtomicU64,
+    ) -> std::result::Result<u64, u64> {
+        let zi = self.nodes[ni].deferred_zone;
+        let nid = self.nodes[ni].span.nid;
+        let fail_after = self.faults.fail_pass.filter(|f| f.0 == nid).map(|f| f.1);
+        let ranges = self.zone_free_ranges(ni, zi);
+        let Some(mut it) = ZoneIter::at(&ranges, s) else {
+            return Ok(0);
+        };
+        let mut pages = 0;
+        while let Some(spfn) = it.spfn().filter(|&p| p < e) {
+            let mo = (spfn + 1).next_multiple_of(self.geometry().max_order_nr_pages());
+            if fail_after.is_some_and(|limit| done.load(Ordering::Relaxed) + (mo - spfn) > limit) {
+                return Err(pages);
+            }
+            let n = self.deferred_init_maxorder(ni, zi, &mut it, InitBy::Pass);
+            pages += n;
+            done.fetch_add(n, Ordering::Relaxed);
+            self.irq_point(cpu);
+        }
+        Ok(pages)
+    }
+
     /// `deferred_init_memmap(pgdat)`: claim the node (fdp := ULONG_MAX) and initialise, then free, every
     /// deferred free page of its last zone. v4.17 holds the node lock, interrupts off, for the whole pass.
     pub fn deferred_init_memmap(&self, ni: usize, cpu: u32) -> Result<u64> {
         let t = Instant::now();
         let node = &self.nodes[ni];
         let nid = node.span.nid;
-        let zi = node.deferred_zone;
-        let zone = node.zones[zi].span;
+        let zone = node.zones[node.deferred_zone].span;
         self.point("pass:start", Some(nid), cpu);
-        let guard = if self.policy.pass_holds_node_lock() {
-            Some(self.lock(&node.size_lock, cpu, true, "deferred_init_memmap")?)
-        } else {
-            None
+        let claim = || {
+            let fdp = node.fdp.load();
+            self.set_fdp(ni, None);
+            fdp
         };
-        let fail_after = self.faults.fail_pass.filter(|f| f.0 == nid).map(|f| f.1);
+        let (fdp, guard) = match self.policy.pass_lock() {
+            PassLock::None => (claim(), None),
+            PassLock::WholePass => {
+                let g = self.lock(&node.size_lock, cpu, true, "deferred_init_memmap")?;
+                (claim(), Some(g))
+            }
+            PassLock::Claim => {
+                // "Once we unlock here, the zone cannot be grown anymore" (5.7+).
+                let g = self.lock(&node.size_lock, cpu, true, "deferred_init_memmap")?;
+                let fdp = claim();
+                self.unlock(g, cpu);
+                self.point("pass:claimed", Some(nid), cpu);
+                (fdp, None)
+            }
+        };
         let mut pages = 0;
         let mut failed = false;
-        if let Some(fdp) = node.fdp.load() {
-            self.set_fdp(ni, None);
+        if let Some(fdp) = fdp {
             let first = fdp.max(zone.start_pfn);
-            let clip = |r: &PfnRange| (first.max(r.start), zone.end_pfn.min(r.end));
-            'init: for r in self.node_free_ranges(ni) {
-                let (mut s, e) = clip(r);
-                while s < e {
-                    let step = (((s >> self.geometry().section_shift) + 1)
-                        << self.geometry().section_shift)
-                        .min(e);
-                    if fail_after.is_some_and(|limit| pages + (step - s) > limit) {
-                        failed = true;
-                        break 'init;
-                    }
-                    pages += self.init_pages(s, step, zone.zt, nid, InitBy::Pass);
-                    s = step;
-                    self.irq_point(cpu);
-                }
-            }
+            (pages, failed) = match self.policy.pass_walk() {
+                PassWalk::TwoPass => self.pass_two_pass(ni, first, cpu),
+                PassWalk::MaxOrder => self.pass_run_jobs(ni, first, cpu),
+            };
             if self.faults.panic_pass == Some(nid) {
                 panic!("pgdatinit{nid}: injected panic after {pages} pages");
-            }
-            if !failed {
-                for r in self.node_free_ranges(ni) {
-                    let (s, e) = clip(r);
-                    self.deferred_free_pages(ni, zi, s, e);
-                }
             }
         }
         self.point("pass:finish", Some(nid), cpu);
@@ -388,6 +565,49 @@ impl Machine {
         );
         self.point("pass:end", Some(nid), cpu);
         Ok(pages)
+    }
+
+    /// The 4.15–5.1 pass body: initialise every deferred free page of `[first, zone end)` section by
+    /// section, then free them all. Returns (pages, failed by the `fail_pass` fault).
+    fn pass_two_pass(&self, ni: usize, first: u64, cpu: u32) -> (u64, bool) {
+        let node = &self.nodes[ni];
+        let (nid, zi) = (node.span.nid, node.deferred_zone);
+        let zone = node.zones[zi].span;
+        let fail_after = self.faults.fail_pass.filter(|f| f.0 == nid).map(|f| f.1);
+        let clip = |r: &PfnRange| (first.max(r.start), zone.end_pfn.min(r.end));
+        let mut pages = 0;
+        for r in self.node_free_ranges(ni) {
+            let (mut s, e) = clip(r);
+            while s < e {
+                let step = self.geometry().section_align_up(s + 1).min(e);
+                if fail_after.is_some_and(|limit| pages + (step - s) > limit) {
+                    return (pages, true);
+                }
+                pages += self.init_pages(s, step, zone.zt, nid, InitBy::Pass);
+                s = step;
+                self.irq_point(cpu);
+            }
+        }
+        for r in self.node_free_ranges(ni) {
+            let (s, e) = clip(r);
+            self.deferred_free_pages(ni, zi, s, e);
+        }
+        (pages, false)
+    }
+
+    /// The 5.2+ pass body: for each job over the node's free ranges, the chunk function over
+    /// `[s, e)`, in order on this thread. Returns (pages, failed by the `fail_pass` fault).
+    fn pass_run_jobs(&self, ni: usize, first: u64, cpu: u32) -> (u64, bool) {
+        let done = crate::sync::AtomicU64::new(0);
+        for (s, e) in self.deferred_pass_jobs(ni, first) {
+            if self
+                .deferred_init_memmap_chunk(ni, s, e, cpu, &done)
+                .is_err()
+            {
+                return (done.load(Ordering::Relaxed), true);
+            }
+        }
+        (done.load(Ordering::Relaxed), false)
     }
 
     /// `page_alloc_init_late`: one thread per node runs its pass; the static key goes off before
@@ -511,21 +731,23 @@ impl Machine {
     }
 }
 
-/// The first pfn of node index `ni`'s last zone to defer (spec §2.3): count its memory pfns in order;
-/// cut at the first section-aligned pfn whose count exceeds the policy's LIMIT. A pure function of the
-/// layout, so that the same rule answers "what would be deferred" without building a page array.
-pub fn defer_cut(layout: &Layout, policy: Policy, ni: usize) -> Option<u64> {
+/// The first pfn of node index `ni`'s last zone to defer (spec §2.3, docs/model.md §11.2): count the
+/// pfns the generation's early loop visits, in order; cut at the first section-aligned one whose count
+/// exceeds the policy's LIMIT. A pure function of the layout, so that the same rule answers "what
+/// would be deferred" without building a page array. `bytes_as_pages`: v4.13's B4 fault.
+pub fn defer_cut(layout: &Layout, policy: Policy, bytes_as_pages: bool, ni: usize) -> Option<u64> {
     let node = &layout.nodes[ni];
     let g = &layout.geometry;
-    let limit = policy.early_limit(g, node.spanned())?;
-    let dz = node.zone(node.deferred_zone)?;
+    let limit = policy.early_limit(
+        g,
+        node.start_pfn,
+        node.spanned(),
+        &layout.reserved_regions,
+        bytes_as_pages,
+    )?;
     let mut counted = 0u64;
-    for r in layout.memory.iter().filter(|r| r.nid == node.nid) {
-        let (s, e) = (r.start.max(dz.start_pfn), r.end.min(dz.end_pfn));
-        if s >= e {
-            continue;
-        }
-        // pfn p of this range is number counted + (p - s) + 1; it may cut iff that exceeds limit.
+    for (s, e) in defer_counted_runs(layout, policy, ni) {
+        // pfn p of this run is number counted + (p - s) + 1; it may cut iff that exceeds limit.
         let first_over = s + limit.saturating_sub(counted);
         let cut = g.section_align_up(first_over);
         if cut < e {
@@ -534,6 +756,48 @@ pub fn defer_cut(layout: &Layout, policy: Policy, ni: usize) -> Option<u64> {
         counted += e - s;
     }
     None
+}
+
+/// The runs of pfns of node `ni`'s deferred zone that the early loop counts, ascending.
+/// `MemoryPfns` (5.8+ `memmap_init` over memblock regions): the node's memory. `ValidPfns`
+/// (4.2–5.7 `memmap_init_zone` over the zone span): every pfn of a present section
+/// (`early_pfn_valid`) except other nodes' memory (`early_pfn_in_nid` is true for a hole).
+fn defer_counted_runs(layout: &Layout, policy: Policy, ni: usize) -> Vec<(u64, u64)> {
+    let node = &layout.nodes[ni];
+    let Some(dz) = node.zone(node.deferred_zone) else {
+        return Vec::new();
+    };
+    let clip = |s: u64, e: u64| (s.max(dz.start_pfn), e.min(dz.end_pfn));
+    let mem = &layout.memory;
+    match policy.defer_count() {
+        DeferCount::MemoryPfns => mem
+            .iter()
+            .filter(|r| r.nid == node.nid)
+            .map(|r| clip(r.start, r.end))
+            .filter(|(s, e)| s < e)
+            .collect(),
+        DeferCount::ValidPfns => {
+            let shift = layout.geometry.section_shift;
+            let mut runs = Vec::new();
+            for (sec, n) in layout.present_section_runs() {
+                let (mut s, e) = clip(sec << shift, (sec + n) << shift);
+                let (s0, e0) = (s, e);
+                for o in mem
+                    .iter()
+                    .filter(|r| r.nid != node.nid && r.end > s0 && r.start < e0)
+                {
+                    if o.start > s {
+                        runs.push((s, o.start));
+                    }
+                    s = s.max(o.end);
+                }
+                if s < e {
+                    runs.push((s, e));
+                }
+            }
+            runs
+        }
+    }
 }
 
 /// What `memmap_init` leaves to deferred init on one node.
@@ -552,7 +816,7 @@ pub fn deferral(layout: &Layout, policy: Policy) -> Vec<NodeDeferral> {
     (0..layout.nodes.len())
         .map(|ni| {
             let nid = layout.nodes[ni].nid;
-            let fdp = defer_cut(layout, policy, ni);
+            let fdp = defer_cut(layout, policy, false, ni);
             let deferred_pages = fdp.map_or(0, |f| {
                 layout
                     .memory
@@ -568,4 +832,37 @@ pub fn deferral(layout: &Layout, policy: Policy) -> Vec<NodeDeferral> {
             }
         })
         .collect()
+}
+
+/// The zone free-range iterator (`for_each_free_mem_pfn_range_in_zone_from`): the current range
+/// `[spfn, epfn)` (its start possibly advanced), None once the zone's free ranges ran out (the
+/// kernel's spfn = ULONG_MAX, epfn = 0).
+#[derive(Clone)]
+struct ZoneIter<'a> {
+    ranges: &'a [(u64, u64)],
+    i: usize,
+    cur: Option<(u64, u64)>,
+}
+
+impl<'a> ZoneIter<'a> {
+    /// `deferred_init_mem_pfn_range_in_zone`: position at the first range ending after `first`,
+    /// its start clipped to `first`; None if there is none.
+    fn at(ranges: &'a [(u64, u64)], first: u64) -> Option<ZoneIter<'a>> {
+        let i = ranges.iter().position(|&(_, e)| e > first)?;
+        let (s, e) = ranges[i];
+        Some(ZoneIter {
+            ranges,
+            i,
+            cur: Some((s.max(first), e)),
+        })
+    }
+
+    fn advance(&mut self) {
+        self.i += 1;
+        self.cur = self.ranges.get(self.i).copied();
+    }
+
+    fn spfn(&self) -> Option<u64> {
+        self.cur.map(|c| c.0)
+    }
 }

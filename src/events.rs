@@ -78,7 +78,15 @@ pub const EVENT_KINDS: [(&str, &[&str]); 7] = [
     ("memblock_free_all", &["released", "reserved", "deferred"]),
     (
         "grow",
-        &["node", "zone", "order", "hook", "pages", "first_deferred_pfn", "result"],
+        &[
+            "node",
+            "zone",
+            "order",
+            "hook",
+            "pages",
+            "first_deferred_pfn",
+            "result",
+        ],
     ),
     ("deferred_init", &["node", "pages", "host_ns"]),
     ("key_disable", &[]),

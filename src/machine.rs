@@ -43,6 +43,12 @@ pub struct Faults {
     pub fail_pass: Option<(u32, u64)>,
     /// The per-node pass of this node id panics (a bug in the worker) while holding its lock.
     pub panic_pass: Option<u32>,
+    /// v4.13's prefix compensation as 4.13/4.14 shipped it (spec §8 B4): pfns passed as addresses,
+    /// the byte sum added to a page count.
+    pub bytes_as_pages: bool,
+    /// 5.2+ grow as 5.2 shipped it: True whenever the node has nothing left (spec §8 B12); the
+    /// caller's endless retry is reported (a violation and DeadlockDetected) instead of hanging.
+    pub retry_forever: bool,
 }
 
 impl MachineConfig {
@@ -225,10 +231,11 @@ pub struct PointInfo {
 }
 
 /// The named points at which the model stops for registered callbacks.
-pub const POINTS: [&str; 8] = [
+pub const POINTS: [&str; 9] = [
     "key_disable:before",
     "key_disable:after",
     "pass:start",
+    "pass:claimed",
     "pass:finish",
     "pass:end",
     "grow:snapshot",
@@ -541,7 +548,7 @@ impl Machine {
             );
             return Err(Error::Phase(msg));
         }
-        self.deferred_grow_zone(ni, zi, order, hook, cpu)
+        self.deferred_grow_zone_for_alloc(ni, zi, order, hook, cpu)
     }
 
     /// `__free_pages` of a block returned by `alloc_pages`; the block goes to the head of its list.

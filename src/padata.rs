@@ -433,11 +433,20 @@ mod tests {
                 min_chunk,
                 1 + rng.below(300) as u32,
             );
-            let (plan, chunks) = run(&j, Mode::Threaded { max_host_threads: 4 });
+            let (plan, chunks) = run(
+                &j,
+                Mode::Threaded {
+                    max_host_threads: 4,
+                },
+            );
             check_job(&j, plan, &chunks);
             let mut got: Vec<_> = chunks.iter().map(|c| (c.start, c.end)).collect();
             got.sort();
-            assert_eq!(got, j.chunks().unwrap(), "threaded chunks differ from the plan");
+            assert_eq!(
+                got,
+                j.chunks().unwrap(),
+                "threaded chunks differ from the plan"
+            );
         }
     }
 
@@ -451,7 +460,12 @@ mod tests {
             let start = rng.below(1 << 30);
             let end = (start + 1 + rng.below(64 * PPS)).div_ceil(PPS) * PPS;
             let j = job(start, end - start, PPS, PPS, 1 + rng.below(64) as u32);
-            let (plan, chunks) = run(&j, Mode::Threaded { max_host_threads: 3 });
+            let (plan, chunks) = run(
+                &j,
+                Mode::Threaded {
+                    max_host_threads: 3,
+                },
+            );
             check_job(&j, plan, &chunks);
             let mut owner: HashMap<u64, (u64, u32)> = HashMap::new();
             for c in &chunks {
@@ -462,7 +476,11 @@ mod tests {
                 let (first, last) = (c.start / PAGEBLOCK, (c.end - 1) / PAGEBLOCK);
                 for pb in [first, last] {
                     if let Some(&(other, w)) = owner.get(&pb) {
-                        assert_eq!(other, c.start, "pageblock {pb:#x} in two chunks (workers {w}, {})", c.worker);
+                        assert_eq!(
+                            other, c.start,
+                            "pageblock {pb:#x} in two chunks (workers {w}, {})",
+                            c.worker
+                        );
                     }
                     owner.insert(pb, (c.start, c.worker));
                 }
@@ -514,7 +532,13 @@ mod tests {
     #[test]
     fn b17_min_chunk_zero() {
         let j = job(0, 10, 1, 0, 4);
-        assert_eq!(j.plan().unwrap(), Some(Plan { nworks: 4, chunk: 1 })); // max(10/16, 0, 1) = 1
+        assert_eq!(
+            j.plan().unwrap(),
+            Some(Plan {
+                nworks: 4,
+                chunk: 1
+            })
+        ); // max(10/16, 0, 1) = 1
         assert_eq!(j.chunks().unwrap().len(), 10);
         let j = job(0, 100, 8, 0, 4);
         assert_eq!(j.plan().unwrap().unwrap().chunk, 8); // round_up(max(100/16, 0, 1), 8) = 8
@@ -525,9 +549,11 @@ mod tests {
         assert!(job(0, 10, 0, 1, 4).plan().is_err());
         assert!(job(0, 10, 1, 1, 0).plan().is_err());
         assert!(job(u64::MAX - 5, 10, 1, 1, 4).plan().is_err());
-        let r = padata_do_multithreaded::<InvalidJob>(&job(0, 10, 0, 1, 4), Mode::Deterministic, &|_| {
-            panic!("must not run")
-        });
+        let r = padata_do_multithreaded::<InvalidJob>(
+            &job(0, 10, 0, 1, 4),
+            Mode::Deterministic,
+            &|_| panic!("must not run"),
+        );
         assert!(r.unwrap_err().0.contains("align"));
     }
 
@@ -542,26 +568,40 @@ mod tests {
         let threads = StdMutex::new(HashMap::<std::thread::ThreadId, Vec<u32>>::new());
         let arrived = std::sync::atomic::AtomicU32::new(0);
         let met = std::sync::atomic::AtomicBool::new(false);
-        padata_do_multithreaded::<InvalidJob>(&j, Mode::Threaded { max_host_threads: 2 }, &|c| {
-            let me = std::thread::current().id();
-            let first = !threads.lock().unwrap().contains_key(&me);
-            threads.lock().unwrap().entry(me).or_default().push(c.worker);
-            if first {
-                // Each host thread's first chunk waits (a bounded while, so a bug fails instead of
-                // hanging) for the other host thread to be inside a chunk too.
-                arrived.fetch_add(1, Ordering::SeqCst);
-                let t = std::time::Instant::now();
-                while arrived.load(Ordering::SeqCst) < 2 && t.elapsed().as_secs() < 20 {
-                    std::thread::yield_now();
+        padata_do_multithreaded::<InvalidJob>(
+            &j,
+            Mode::Threaded {
+                max_host_threads: 2,
+            },
+            &|c| {
+                let me = std::thread::current().id();
+                let first = !threads.lock().unwrap().contains_key(&me);
+                threads
+                    .lock()
+                    .unwrap()
+                    .entry(me)
+                    .or_default()
+                    .push(c.worker);
+                if first {
+                    // Each host thread's first chunk waits (a bounded while, so a bug fails instead of
+                    // hanging) for the other host thread to be inside a chunk too.
+                    arrived.fetch_add(1, Ordering::SeqCst);
+                    let t = std::time::Instant::now();
+                    while arrived.load(Ordering::SeqCst) < 2 && t.elapsed().as_secs() < 20 {
+                        std::thread::yield_now();
+                    }
+                    if arrived.load(Ordering::SeqCst) == 2 {
+                        met.store(true, Ordering::SeqCst);
+                    }
                 }
-                if arrived.load(Ordering::SeqCst) == 2 {
-                    met.store(true, Ordering::SeqCst);
-                }
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
         .unwrap();
-        assert!(met.load(Ordering::SeqCst), "two host threads never ran chunks at the same time");
+        assert!(
+            met.load(Ordering::SeqCst),
+            "two host threads never ran chunks at the same time"
+        );
         let threads = threads.into_inner().unwrap();
         assert_eq!(threads.len(), 2, "exactly min(nworks, cap) host threads");
         // Host thread t's k-th chunk belongs to worker t + (k % 4) * 2 (8 workers on 2 threads).
@@ -577,7 +617,12 @@ mod tests {
     #[test]
     fn a_failing_chunk_stops_the_job() {
         let j = job(0, 64 * PPS, PPS, PPS, 8);
-        for mode in [Mode::Deterministic, Mode::Threaded { max_host_threads: 2 }] {
+        for mode in [
+            Mode::Deterministic,
+            Mode::Threaded {
+                max_host_threads: 2,
+            },
+        ] {
             let ran = StdMutex::new(0);
             let r = padata_do_multithreaded::<InvalidJob>(&j, mode, &|c| {
                 *ran.lock().unwrap() += 1;

@@ -1,7 +1,10 @@
-//! What differs between kernel generations, in one place (spec §9.4).
+//! What differs between kernel generations, in one place (spec §9.4, §0.2, the fidelity review §4,
+//! docs/model.md §11).
+//! Each fact is a method of `Policy`; the boot paths ask these, never the policy's name.
 
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
+use crate::memblock::Region;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Policy {
@@ -9,12 +12,81 @@ pub enum Policy {
     Eager,
     /// v4.2–v4.5: a fixed 2 GiB prefix per node, rest in per-node threads, no on-demand growth.
     V4_2,
+    /// v4.6–v4.12: prefix `max(2 GiB, node_spanned_pages >> 8)` (Li Zhang, 987b3095c2a7).
+    V4_6,
+    /// v4.13–v4.16: as v4.6 plus the memblock-reserved memory within that prefix (Michal Hocko,
+    /// 864b9a393dcb, `reset_deferred_meminit`), in the 4.15 fixed units (fault `bytes_as_pages`: 4.13/4.14).
+    V4_13,
     /// The Feb 2018 v2 posting (seed): one global grow lock, key disabled under it before the
     /// per-node threads run, grow returns "initialised >= needed".
     PostingV2,
     /// As merged in v4.17: per-node lock held with IRQs off for the whole pass, key disabled after
     /// all passes, snapshot re-checked under the lock, grow returns "initialised > 0".
     V4_17,
+    /// v5.2–v5.6 (Alexander Duyck): zone free-range iterator, `deferred_init_maxorder` (init then
+    /// free per MAX_ORDER block) in grow and pass, grow stops only after crossing a section
+    /// boundary, "retry only once"; the pass still holds the node lock with IRQs off.
+    V5_2,
+    /// v5.7: the pass claims its node (fdp := ULONG_MAX) under the lock, drops it and runs with
+    /// interrupts on; grow has no key re-check and returns False on a claimed node.
+    V5_7,
+}
+
+/// `LIMIT` of the defer rule (spec §2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EarlyLimit {
+    /// Never defer.
+    Never,
+    /// 4.2–4.5: 2 GiB of pages.
+    TwoGiB,
+    /// 4.6–4.12: `max(2 GiB, node_spanned >> 8)`.
+    Sized,
+    /// 4.13–4.16: `min(Sized + PHYS_PFN(reserved within [start, start + Sized]), node_spanned)`.
+    SizedPlusReserved,
+    /// 4.17+: `min(PAGES_PER_SECTION, node_spanned)` (5.0+ the literal section; the same cut).
+    OneSection,
+}
+
+/// Which pfns the defer rule's counter counts (spec §2.3 note a, review #5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeferCount {
+    /// 4.2–5.7 `memmap_init_zone` walks the zone span: every pfn of a present section
+    /// (`early_pfn_valid`) that is the node's memory or no node's memory (a hole) counts.
+    ValidPfns,
+    /// 5.8+ `memmap_init` walks memblock memory regions: only the node's memory pfns count.
+    MemoryPfns,
+}
+
+/// How grow initialises and frees (spec §3.2, §5.7, §5.12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrowWalk {
+    /// 4.17–5.1: section steps `ALIGN(spfn + PPS, PPS)` over the free ranges until `need`, then
+    /// free everything initialised (two passes over the whole grown range).
+    Sections,
+    /// 5.2+: `deferred_init_maxorder` steps; stop only after crossing a section boundary with
+    /// `got >= need`; fdp := the next unprocessed pfn (ULONG_MAX when the iterator runs out).
+    MaxOrder,
+}
+
+/// How the per-node pass walks its node (spec §4, §5.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassWalk {
+    /// 4.15–5.1: initialise every deferred free page, then free them all.
+    TwoPass,
+    /// 5.2+: per job `[s, e)` the chunk function `deferred_init_maxorder` steps (init then free per
+    /// MAX_ORDER block).
+    MaxOrder,
+}
+
+/// The per-node pass's use of `node_size_lock` (spec §4, §5.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassLock {
+    /// No lock (v4.2; posting-v2 disabled the key before the passes).
+    None,
+    /// 4.17–5.6: held with IRQs off for the whole pass.
+    WholePass,
+    /// 5.7+: taken to claim the node (fdp := ULONG_MAX), dropped before any page is touched.
+    Claim,
 }
 
 /// Which lock serialises growth.
@@ -35,9 +107,6 @@ pub enum KeyDisable {
     AfterPasses,
 }
 
-/// Every policy's name, in release order (`Policy::ALL`).
-pub const POLICY_NAMES: [&str; 4] = ["eager", "v4.2", "posting-v2", "v4.17"];
-
 impl GrowLock {
     pub fn name(self) -> &'static str {
         match self {
@@ -57,6 +126,43 @@ impl KeyDisable {
     }
 }
 
+impl DeferCount {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeferCount::ValidPfns => "valid_pfns",
+            DeferCount::MemoryPfns => "memory_pfns",
+        }
+    }
+}
+
+impl GrowWalk {
+    pub fn name(self) -> &'static str {
+        match self {
+            GrowWalk::Sections => "sections",
+            GrowWalk::MaxOrder => "max_order",
+        }
+    }
+}
+
+impl PassWalk {
+    pub fn name(self) -> &'static str {
+        match self {
+            PassWalk::TwoPass => "two_pass",
+            PassWalk::MaxOrder => "max_order",
+        }
+    }
+}
+
+impl PassLock {
+    pub fn name(self) -> &'static str {
+        match self {
+            PassLock::None => "none",
+            PassLock::WholePass => "whole_pass",
+            PassLock::Claim => "claim",
+        }
+    }
+}
+
 /// The value of one fact of the policy table (`Policy::facts`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FactValue {
@@ -68,7 +174,16 @@ pub enum FactValue {
 
 impl Policy {
     /// Every policy, in release order.
-    pub const ALL: [Policy; 4] = [Policy::Eager, Policy::V4_2, Policy::PostingV2, Policy::V4_17];
+    pub const ALL: [Policy; 8] = [
+        Policy::Eager,
+        Policy::V4_2,
+        Policy::V4_6,
+        Policy::V4_13,
+        Policy::PostingV2,
+        Policy::V4_17,
+        Policy::V5_2,
+        Policy::V5_7,
+    ];
 
     /// The policy table as data, exported to Python as `_core.POLICY_FACTS[name]` so that no layer
     /// above re-decides a policy by its name. To add a policy: its variant in `ALL`, `name()` and one
@@ -84,48 +199,122 @@ impl Policy {
             ("key_disable", Name(self.key_disable().name())),
             ("pass_holds_node_lock", Bool(self.pass_holds_node_lock())),
             ("early_limit", EarlyLimit(self)),
+            ("defer_count", Name(self.defer_count().name())),
+            ("grow_walk", Name(self.grow_walk().name())),
+            (
+                "grow_rechecks_key",
+                Bool(self.grows() && self.grow_rechecks_key()),
+            ),
+            (
+                "grow_retry_once",
+                Bool(self.grows() && self.grow_retry_once()),
+            ),
+            ("pass_walk", Name(self.pass_walk().name())),
+            ("pass_lock", Name(self.pass_lock().name())),
+            ("claims_node", Bool(self.pass_lock() == PassLock::Claim)),
         ]
-    }
-
-    pub fn parse(name: &str) -> Result<Policy> {
-        match name {
-            "eager" => Ok(Policy::Eager),
-            "v4.2" => Ok(Policy::V4_2),
-            "posting-v2" => Ok(Policy::PostingV2),
-            "v4.17" => Ok(Policy::V4_17),
-            _ => Err(Error::Topology(format!(
-                "unknown policy {name:?}: expected one of {POLICY_NAMES:?}"
-            ))),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Policy::Eager => "eager",
-            Policy::V4_2 => "v4.2",
-            Policy::PostingV2 => "posting-v2",
-            Policy::V4_17 => "v4.17",
-        }
-    }
-
-    /// `LIMIT` of the defer rule (spec §2.3): pages of the last zone initialised before the cut may
-    /// happen at the next section boundary. None: never defer.
-    pub fn early_limit(self, g: &Geometry, node_spanned: u64) -> Option<u64> {
-        match self {
-            Policy::Eager => None,
-            Policy::V4_2 => Some((2u64 << 30) >> g.page_shift),
-            Policy::PostingV2 | Policy::V4_17 => Some(g.pages_per_section().min(node_spanned)),
-        }
     }
 
     /// Whether `memmap_init` may leave struct pages to deferred init (`early_limit` is Some).
     pub fn defers(self) -> bool {
-        !matches!(self, Policy::Eager)
+        self.early_limit_rule() != EarlyLimit::Never
+    }
+
+    pub fn parse(name: &str) -> Result<Policy> {
+        Policy::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| {
+                Error::Topology(format!(
+                    "unknown policy {name:?}: expected one of {:?}",
+                    POLICY_NAMES
+                ))
+            })
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Policy::Eager => "eager",
+            Policy::V4_2 => "v4.2",
+            Policy::V4_6 => "v4.6",
+            Policy::V4_13 => "v4.13",
+            Policy::PostingV2 => "posting-v2",
+            Policy::V4_17 => "v4.17",
+            Policy::V5_2 => "v5.2",
+            Policy::V5_7 => "v5.7",
+        }
+    }
+
+    pub fn early_limit_rule(self) -> EarlyLimit {
+        match self {
+            Policy::Eager => EarlyLimit::Never,
+            Policy::V4_2 => EarlyLimit::TwoGiB,
+            Policy::V4_6 => EarlyLimit::Sized,
+            Policy::V4_13 => EarlyLimit::SizedPlusReserved,
+            _ => EarlyLimit::OneSection,
+        }
+    }
+
+    /// `LIMIT` of the defer rule (spec §2.3) for a node `[node_start, node_start + node_spanned)`:
+    /// pages of the last zone initialised before the cut may happen at the next section boundary.
+    /// None: never defer. `reserved` are memblock's merged reserved byte ranges; `bytes_as_pages` is the
+    /// 4.13/4.14 bug (spec §8 B4): the helper was called with pfns as addresses and its byte sum
+    /// added to a page count.
+    pub fn early_limit(
+        self,
+        g: &Geometry,
+        node_start: u64,
+        node_spanned: u64,
+        reserved: &[Region],
+        bytes_as_pages: bool,
+    ) -> Option<u64> {
+        let two_gib = (2u64 << 30) >> g.page_shift;
+        let sized = two_gib.max(node_spanned >> 8);
+        match self.early_limit_rule() {
+            EarlyLimit::Never => None,
+            EarlyLimit::TwoGiB => Some(two_gib),
+            EarlyLimit::Sized => Some(sized),
+            EarlyLimit::SizedPlusReserved => {
+                let added = if bytes_as_pages {
+                    reserved_within(reserved, node_start, node_start + sized)
+                } else {
+                    let within = reserved_within(
+                        reserved,
+                        node_start << g.page_shift,
+                        (node_start + sized) << g.page_shift,
+                    );
+                    within >> g.page_shift // PHYS_PFN
+                };
+                Some((sized + added).min(node_spanned))
+            }
+            EarlyLimit::OneSection => Some(g.pages_per_section().min(node_spanned)),
+        }
+    }
+
+    pub fn defer_count(self) -> DeferCount {
+        DeferCount::ValidPfns // every generation so far walks the zone span (5.8+ will not)
     }
 
     /// Whether the allocator has the on-demand grow hook.
     pub fn grows(self) -> bool {
-        matches!(self, Policy::PostingV2 | Policy::V4_17)
+        !matches!(
+            self,
+            Policy::Eager | Policy::V4_2 | Policy::V4_6 | Policy::V4_13
+        )
+    }
+
+    pub fn grow_walk(self) -> GrowWalk {
+        match self {
+            Policy::V5_2 | Policy::V5_7 => GrowWalk::MaxOrder,
+            _ => GrowWalk::Sections,
+        }
+    }
+
+    pub fn pass_walk(self) -> PassWalk {
+        match self.grow_walk() {
+            GrowWalk::MaxOrder => PassWalk::MaxOrder,
+            GrowWalk::Sections => PassWalk::TwoPass,
+        }
     }
 
     pub fn grow_lock(self) -> GrowLock {
@@ -136,9 +325,22 @@ impl Policy {
         }
     }
 
+    /// Whether grow, under its lock, returns early when the key is already off (4.17–5.6: the
+    /// pass held the lock and the key went off after it; 5.7 removed the check).
+    pub fn grow_rechecks_key(self) -> bool {
+        matches!(self, Policy::PostingV2 | Policy::V4_17 | Policy::V5_2)
+    }
+
     /// What grow returns when it finds the key already off after taking the lock.
     pub fn grow_result_key_off(self) -> bool {
-        self == Policy::V4_17
+        self != Policy::PostingV2
+    }
+
+    /// Whether grow, finding no free range at or after its snapshot, clears fdp and returns
+    /// `snapshot != ULONG_MAX` ("retry only once", b9705d8778e7); the 5.2 release returned True
+    /// there (B12, the `retry_forever` fault).
+    pub fn grow_retry_once(self) -> bool {
+        self.grow_walk() == GrowWalk::MaxOrder
     }
 
     /// What grow returns after initialising `got` pages of the `need` it wanted.
@@ -152,17 +354,45 @@ impl Policy {
 
     pub fn key_disable(self) -> KeyDisable {
         match self {
-            Policy::Eager | Policy::V4_2 => KeyDisable::NoKey,
+            Policy::Eager | Policy::V4_2 | Policy::V4_6 | Policy::V4_13 => KeyDisable::NoKey,
             Policy::PostingV2 => KeyDisable::BeforePasses,
-            Policy::V4_17 => KeyDisable::AfterPasses,
+            _ => KeyDisable::AfterPasses,
+        }
+    }
+
+    pub fn pass_lock(self) -> PassLock {
+        match self {
+            Policy::V4_17 | Policy::V5_2 => PassLock::WholePass,
+            Policy::V5_7 => PassLock::Claim,
+            _ => PassLock::None,
         }
     }
 
     /// Whether the per-node pass holds its node's lock (IRQs off) for the whole pass.
     pub fn pass_holds_node_lock(self) -> bool {
-        self == Policy::V4_17
+        self.pass_lock() == PassLock::WholePass
     }
 }
+
+/// `memblock_reserved_memory_within(start_addr, end_addr)` as 4.13–4.16 had it: the whole size of
+/// every reserved region that touches `[start_addr, end_addr]` (not clipped to it).
+fn reserved_within(reserved: &[Region], start_addr: u64, end_addr: u64) -> u64 {
+    reserved
+        .iter()
+        .filter(|r| r.end >= start_addr && r.start <= end_addr)
+        .map(|r| r.end - r.start)
+        .sum()
+}
+
+pub const POLICY_NAMES: [&str; Policy::ALL.len()] = {
+    let mut names = [""; Policy::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = Policy::ALL[i].name();
+        i += 1;
+    }
+    names
+};
 
 #[cfg(test)]
 mod tests {
@@ -171,11 +401,58 @@ mod tests {
     #[test]
     fn limits() {
         let g = Geometry::default();
-        assert_eq!(Policy::V4_2.early_limit(&g, 1 << 30), Some(524288));
-        assert_eq!(Policy::V4_17.early_limit(&g, 1 << 30), Some(32768));
-        assert_eq!(Policy::V4_17.early_limit(&g, 1000), Some(1000));
-        assert_eq!(Policy::Eager.early_limit(&g, 1 << 30), None);
-        assert!(Policy::parse("v5.8").is_err());
+        let lim = |p: Policy, spanned| p.early_limit(&g, 0, spanned, &[], false);
+        assert_eq!(lim(Policy::V4_2, 1 << 30), Some(524288));
+        assert_eq!(lim(Policy::V4_17, 1 << 30), Some(32768));
+        assert_eq!(lim(Policy::V4_17, 1000), Some(1000));
+        assert_eq!(lim(Policy::Eager, 1 << 30), None);
+        // A 1.5 TiB node (review D6): spanned = 402653184 pages, >> 8 = 1572864 (6 GiB).
+        assert_eq!(lim(Policy::V4_6, 402653184), Some(1572864));
+        assert_eq!(lim(Policy::V4_6, 1 << 20), Some(524288));
+        assert!(Policy::parse("v9.9").is_err());
+    }
+
+    /// 4.13: node [1 MiB, 64 GiB) = pfns [0x100, 0x1000000); a 256 MiB crashkernel at 128 MiB.
+    /// Sized = max(524288, 0xffff00 >> 8 = 65535) = 524288; window [1 MiB, 1 MiB + 2 GiB] holds it,
+    /// so LIMIT = 524288 + 65536 = 589824. B4 (the window in pfns-as-bytes, [0x100, 0x80100]) misses it.
+    #[test]
+    fn reserved_compensation_and_b4() {
+        let g = Geometry::default();
+        let res = [Region {
+            start: 128 << 20,
+            end: 384 << 20,
+            nid: 0,
+        }];
+        let spanned = 0x1000000 - 0x100;
+        assert_eq!(
+            Policy::V4_13.early_limit(&g, 0x100, spanned, &res, false),
+            Some(589824)
+        );
+        assert_eq!(
+            Policy::V4_13.early_limit(&g, 0x100, spanned, &res, true),
+            Some(524288)
+        );
+        // A reservation at 4 KiB: the bytes-as-pages sum adds 4096 pages for one 4 KiB page.
+        let low = [Region {
+            start: 0x1000,
+            end: 0x2000,
+            nid: 0,
+        }];
+        assert_eq!(
+            Policy::V4_13.early_limit(&g, 0, spanned, &low, true),
+            Some(524288 + 4096)
+        );
+        assert_eq!(
+            Policy::V4_13.early_limit(&g, 0, spanned, &low, false),
+            Some(524288 + 1)
+        );
+    }
+
+    #[test]
+    fn grow_results_differ() {
+        assert!(Policy::V4_17.grow_result(1, 32768));
+        assert!(!Policy::PostingV2.grow_result(1, 32768));
+        assert!(Policy::PostingV2.grow_result(32768, 32768));
     }
 
     #[test]
@@ -188,15 +465,18 @@ mod tests {
             assert_eq!(facts[0], ("name", FactValue::Name(p.name())));
             // A policy without deferral has no LIMIT; one that grows has the static key.
             let g = Geometry::default();
-            assert_eq!(p.defers(), p.early_limit(&g, 1 << 20).is_some());
+            assert_eq!(
+                p.defers(),
+                p.early_limit(&g, 0, 1 << 20, &[], false).is_some()
+            );
             assert!(!p.grows() || p.key_disable() != KeyDisable::NoKey);
         }
     }
 
     #[test]
-    fn grow_results_differ() {
-        assert!(Policy::V4_17.grow_result(1, 32768));
-        assert!(!Policy::PostingV2.grow_result(1, 32768));
-        assert!(Policy::PostingV2.grow_result(32768, 32768));
+    fn names_round_trip() {
+        for p in Policy::ALL {
+            assert_eq!(Policy::parse(p.name()).unwrap(), p);
+        }
     }
 }

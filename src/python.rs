@@ -165,7 +165,7 @@ fn policy_facts<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
                     let f = PyCFunction::new_closure(
                         py,
                         Some(c"early_limit"),
-                        Some(c"early_limit(geometry, node_spanned): LIMIT of the defer rule in pages, None: never defers"),
+                        Some(c"early_limit(geometry, node_spanned): LIMIT of the defer rule in pages, None: never defers (v4.13 without its reserved-memory compensation, which needs the layout: see pgdefer.machine.deferral)"),
                         move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<Option<u64>> {
                             if args.len() != 2 {
                                 return Err(PyTypeError::new_err(format!(
@@ -181,7 +181,7 @@ fn policy_facts<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
                                 geom.getattr("max_order")?.extract()?,
                             )
                             .map_err(|e| to_py(args.py(), e))?;
-                            Ok(policy.early_limit(&g, spanned))
+                            Ok(policy.early_limit(&g, 0, spanned, &[], false))
                         },
                     )?;
                     d.set_item(name, f)?
@@ -260,7 +260,8 @@ impl PyIrq {
 impl PyMachine {
     #[new]
     #[pyo3(signature = (page_size, section_size, pageblock_order, max_order, memory, reserved, zone_limits, policy,
-                        cpus=1, grow_irqsave=true, trust_snapshot=false, keep_key=false, fail_pass=None, panic_pass=None))]
+                        cpus=1, grow_irqsave=true, trust_snapshot=false, keep_key=false, fail_pass=None, panic_pass=None,
+                        bytes_as_pages=false, retry_forever=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -278,6 +279,8 @@ impl PyMachine {
         keep_key: bool,
         fail_pass: Option<(u32, u64)>,
         panic_pass: Option<u32>,
+        bytes_as_pages: bool,
+        retry_forever: bool,
     ) -> PyResult<Self> {
         let inner = run(py, || {
             let layout = LayoutArgs {
@@ -303,6 +306,8 @@ impl PyMachine {
                     keep_key,
                     fail_pass,
                     panic_pass,
+                    bytes_as_pages,
+                    retry_forever,
                 },
             })
         })?;
@@ -669,7 +674,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("INIT_BY", crate::page::INIT_BY_NAMES.to_vec())?;
     m.add("POLICIES", crate::policy::POLICY_NAMES.to_vec())?;
     m.add("POLICY_FACTS", policy_facts(m.py())?)?;
-    m.add("EVENT_KINDS", PyDict::from_sequence(&PyList::new(m.py(), EVENT_KINDS)?.into_any())?)?;
+    m.add(
+        "EVENT_KINDS",
+        PyDict::from_sequence(&PyList::new(m.py(), EVENT_KINDS)?.into_any())?,
+    )?;
     m.add_function(wrap_pyfunction!(deferral, m)?)?;
     m.add("BYTES_PER_PAGE", crate::page::BYTES_PER_PAGE)?;
     Ok(())

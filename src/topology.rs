@@ -110,6 +110,8 @@ pub struct Layout {
     pub free: Vec<PfnRange>,
     /// Reserved memory pfn ranges, ascending.
     pub reserved: Vec<PfnRange>,
+    /// memblock.reserved as merged byte ranges (4.13's prefix compensation sums them).
+    pub reserved_regions: Vec<Region>,
     /// Nodes ascending by id.
     pub nodes: Vec<NodeSpan>,
 }
@@ -150,6 +152,7 @@ impl Layout {
             memory: mem,
             free,
             reserved: res,
+            reserved_regions: memblock.reserved.clone(),
             nodes,
         })
     }

@@ -240,3 +240,175 @@ fn check_reports_each_kind_of_corruption() {
         m.check()
     );
 }
+
+/// Review D1 (defer rule counts hole pfns of present sections, 4.2–5.7): node 0 memory [1 MiB, 3 GiB),
+/// [4 GiB, 4 GiB + 64 MiB), [4 GiB + 128 MiB, 8 GiB). Normal starts at pfn 0x100000; its first
+/// section [0x100000, 0x108000) holds 0x4000 memory pfns and 0x4000 hole pfns. 4.17 walks the zone
+/// span: pfn 0x108000 is count 0x8001 > 32768 and section aligned -> fdp 0x108000 (early Normal
+/// pages: the 16384 memory pfns). Counting memory only (the 5.8+ rule) would reach count 32769 at
+/// 0x10c000, not aligned, and cut at 0x110000.
+#[test]
+fn v4_17_counts_holes_of_present_sections() {
+    for p in [Policy::V4_17, Policy::PostingV2] {
+        let m = machine(
+            vec![
+                region(MIB, 3 * GIB, 0),
+                region(4 * GIB, 4 * GIB + 64 * MIB, 0),
+                region(4 * GIB + 128 * MIB, 8 * GIB, 0),
+            ],
+            vec![],
+            p,
+            Geometry::default(),
+        );
+        m.boot().unwrap();
+        assert_eq!(m.first_deferred_pfn(0).unwrap(), Some(0x108000), "{p:?}");
+        assert_eq!(free_pages(&m, ZoneType::Normal), 0x4000);
+        assert!(m.check().is_empty(), "{:?}", m.check());
+    }
+}
+
+/// v4.6 and v4.13 sizing on a real boot (small nodes: `spanned >> 8` is below 2 GiB, so the prefix is
+/// 2 GiB = 524288 pages). Node [4 GiB, 7 GiB) = pfns [0x100000, 0x1c0000), all Normal.
+/// v4.6: LIMIT 524288 -> fdp 0x180000. v4.13 adds the 16 MiB reserved at 4 GiB + 1 GiB (inside the
+/// window [4 GiB, 6 GiB]): LIMIT 524288 + 4096; pfn 0x180000 is count 524289 -> not over; the next
+/// section-aligned pfn 0x188000 is count 557057 > 528384 -> fdp 0x188000. B4 (window [0x100000,
+/// 0x180000] in bytes, which the reservation at 5 GiB misses) -> 0x180000 again.
+#[test]
+fn v4_6_and_v4_13_prefix() {
+    let mem = vec![region(4 * GIB, 7 * GIB, 0)];
+    let res = vec![region(5 * GIB, 5 * GIB + 16 * MIB, 0)];
+    let boot = |p: Policy, b4: bool| {
+        let mut cfg = MachineConfig::new(
+            Geometry::default(),
+            mem.clone(),
+            res.clone(),
+            ZoneLimits::default(),
+            p,
+        );
+        cfg.faults.bytes_as_pages = b4;
+        let m = Machine::new(cfg).unwrap();
+        m.boot().unwrap();
+        assert!(m.check().is_empty(), "{:?}", m.check());
+        assert!(!m.key.enabled(), "{p:?} has no on-demand growth");
+        m.first_deferred_pfn(0).unwrap()
+    };
+    assert_eq!(boot(Policy::V4_6, false), Some(0x180000));
+    assert_eq!(boot(Policy::V4_13, false), Some(0x188000));
+    assert_eq!(boot(Policy::V4_13, true), Some(0x180000));
+}
+
+/// Issue 8 acceptance 1 (review D2), through the core. Node 0 memory [1 MiB, 3 GiB) + [4 GiB, 12 GiB);
+/// reserved pfns [0x10fff6, 0x11000a) (20 pages across the section boundary 0x110000). Normal =
+/// [0x100000, 0x300000); its first section is all memory -> fdp 0x108000, 32768 free Normal pages.
+/// Exhaust them, then one order-0 allocation grows once (need = 32768). Free ranges from fdp:
+/// A = [0x108000, 0x10fff6) (32758 pages), B = [0x11000a, 0x300000).
+/// * v4.17 (§3.2 pass 1): from 0x108000, t = ALIGN(0x108000 + PPS) = 0x110000, clipped to A's end:
+///   32758 pages, range done, got < need; B from 0x11000a: t = ALIGN(0x11800a) = 0x120000: 0xfff6 =
+///   65526 pages -> got 98284, fdp 0x120000.
+/// * v5.2+ (§5.7 loop): MAX_ORDER steps of 1024 inside A's section continue; the step from 0x10fc00
+///   inits [0x10fc00, 0x10fff6) and leaves spfn at B's start 0x11000a (another section) with got =
+///   32758 < need; steps inside section 0x110000 continue until the step from 0x117c00 ends at
+///   0x118000 (a crossing) with got = 32758 + 0x7ff6 = 65516 >= need -> fdp 0x118000.
+#[test]
+fn acceptance_one_grow_per_generation() {
+    for (p, pages, fdp) in [
+        (Policy::V4_17, 98284, 0x120000),
+        (Policy::V5_2, 65516, 0x118000),
+        (Policy::V5_7, 65516, 0x118000),
+    ] {
+        let m = machine(
+            vec![region(MIB, 3 * GIB, 0), region(4 * GIB, 12 * GIB, 0)],
+            vec![region(0x10fff6 << 12, 0x11000a << 12, 0)],
+            p,
+            Geometry::default(),
+        );
+        m.boot().unwrap();
+        assert_eq!(m.first_deferred_pfn(0).unwrap(), Some(0x108000));
+        for _ in 0..32768 {
+            m.alloc_pages(0, Some(0), Some(ZoneType::Normal), 0)
+                .unwrap();
+        }
+        assert_eq!(grows(&m), 0);
+        let pfn = m
+            .alloc_pages(0, Some(0), Some(ZoneType::Normal), 0)
+            .unwrap();
+        assert!((0x108000..fdp).contains(&pfn), "{p:?}: {pfn:#x}");
+        let grown: Vec<(u64, Option<u64>, bool)> = m
+            .events()
+            .iter()
+            .filter_map(|e| match e.event {
+                Event::Grow {
+                    pages,
+                    first_deferred_pfn,
+                    result,
+                    ..
+                } => Some((pages, first_deferred_pfn, result)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(grown, vec![(pages, Some(fdp), true)], "{p:?}");
+        assert!(m.check().is_empty(), "{p:?}: {:?}", m.check());
+        m.page_alloc_init_late(false).unwrap();
+        assert!(m.check().is_empty(), "{p:?}: {:?}", m.check());
+        // Everything free was released exactly once: Normal has 0x200000 - 20 memory pages free but
+        // the 32769 allocated ones.
+        assert_eq!(
+            free_pages(&m, ZoneType::Normal),
+            0x200000 - 20 - 32769,
+            "{p:?}"
+        );
+    }
+}
+
+/// B12: a deferred zone whose tail is all reserved. Node [4 GiB, 4 GiB + 256 MiB) (pfns
+/// [0x100000, 0x110000), one zone Normal; LIMIT = min(32768, 65536) -> fdp 0x108000); the second
+/// section reserved entirely. 5.2+ grow finds no free range after 0x108000: it sets fdp := ULONG_MAX
+/// and returns True once ("retry only once"), then False: the allocation fails cleanly. The 5.2
+/// release (retry_forever) returns True again: the endless retry is recorded as a violation and the
+/// hook takes it as False instead of spinning.
+#[test]
+fn retry_forever_only_once() {
+    for b12 in [false, true] {
+        let mut cfg = MachineConfig::new(
+            Geometry::default(),
+            vec![region(4 * GIB, 4 * GIB + 256 * MIB, 0)],
+            vec![region(4 * GIB + 128 * MIB, 4 * GIB + 256 * MIB, 0)],
+            ZoneLimits::default(),
+            Policy::V5_2,
+        );
+        cfg.faults.retry_forever = b12;
+        let m = Machine::new(cfg).unwrap();
+        m.boot().unwrap();
+        assert_eq!(m.first_deferred_pfn(0).unwrap(), Some(0x108000));
+        for _ in 0..32 {
+            m.alloc_pages(10, None, None, 0).unwrap();
+        }
+        let r = m.alloc_pages(0, None, Some(ZoneType::Normal), 0);
+        let results: Vec<bool> = m
+            .events()
+            .iter()
+            .filter_map(|e| match e.event {
+                Event::Grow {
+                    result,
+                    pages: 0,
+                    first_deferred_pfn: None,
+                    ..
+                } => Some(result),
+                _ => None,
+            })
+            .collect();
+        assert!(matches!(r, Err(pgdefer::Error::OutOfMemory(_))), "{r:?}");
+        if b12 {
+            // The second True is reported and taken as False by the hook (docs/model.md §11.3).
+            assert_eq!(results, vec![true, true]);
+            assert!(
+                m.violations().iter().any(|v| v.starts_with("B12")),
+                "{:?}",
+                m.violations()
+            );
+        } else {
+            assert_eq!(results, vec![true, false]);
+            assert!(m.violations().is_empty());
+        }
+    }
+}

@@ -9,7 +9,8 @@ use loom::sync::Arc;
 use loom::thread;
 
 use pgdefer::machine::Fdp;
-use pgdefer::protocol::{grow_step, GrowStep};
+use pgdefer::policy::{KeyDisable, PassLock};
+use pgdefer::protocol::{empty_result, grow_step, GrowStep};
 use pgdefer::sync::{Ordering, SpinLock, StaticKey};
 use pgdefer::Policy;
 
@@ -66,6 +67,12 @@ impl Node {
             SECTIONS,
         ) {
             GrowStep::Return(r) => r,
+            GrowStep::Empty => {
+                if self.policy.grow_retry_once() {
+                    self.fdp.store(None);
+                }
+                empty_result(self.policy, snapshot, false)
+            }
             GrowStep::Grow { first } => {
                 self.init_section(first);
                 let next = first + 1;
@@ -75,12 +82,27 @@ impl Node {
         }
     }
 
-    /// deferred_init_memmap: claim the node under its lock, initialise the rest. v4.17 holds the lock
-    /// throughout; posting-v2 (the key is already off) takes none.
+    /// deferred_init_memmap: claim the node, initialise the rest. v4.17/v5.2 hold the node lock
+    /// throughout; v5.7 holds it only for the claim; posting-v2 (the key is already off) takes none.
     fn pass(&self, cpu: u32) {
-        let _g = (self.policy == Policy::V4_17).then(|| self.node_lock.lock(cpu));
-        if let Some(first) = self.fdp.load() {
+        let claim = || {
+            let first = self.fdp.load();
             self.fdp.store(None);
+            first
+        };
+        let _whole;
+        let first = match self.policy.pass_lock() {
+            PassLock::WholePass => {
+                _whole = self.node_lock.lock(cpu);
+                claim()
+            }
+            PassLock::Claim => {
+                let _g = self.node_lock.lock(cpu);
+                claim()
+            } // unlocked here: the sections below are initialised with the lock dropped
+            PassLock::None => claim(),
+        };
+        if let Some(first) = first {
             for s in first..SECTIONS {
                 self.init_section(s);
             }
@@ -89,12 +111,12 @@ impl Node {
 
     /// page_alloc_init_late for one node, with the policy's key ordering.
     fn late_init(&self, cpu: u32) {
-        if self.policy == Policy::PostingV2 {
+        if self.policy.key_disable() == KeyDisable::BeforePasses {
             let _g = self.grow_lock.lock(cpu);
             self.key.disable();
         }
         self.pass(cpu);
-        if self.policy == Policy::V4_17 {
+        if self.policy.key_disable() == KeyDisable::AfterPasses {
             self.key.disable();
         }
     }
@@ -189,4 +211,43 @@ fn grow_races_pass_and_key_disable_posting_v2() {
 #[should_panic(expected = "double init")]
 fn grow_trusting_the_snapshot_races_the_claim() {
     grow_vs_late_init(Policy::V4_17, true);
+}
+
+/// 5.2 (lock held for the whole pass, key re-check in grow) and 5.7 (claim, then unlocked; no key
+/// re-check): a grow racing the pass never initialises a section the pass also initialises.
+#[test]
+fn grow_races_pass_v5_2() {
+    grow_vs_late_init(Policy::V5_2, false);
+}
+
+#[test]
+fn grow_races_the_claim_v5_7() {
+    grow_vs_late_init(Policy::V5_7, false);
+}
+
+#[test]
+#[should_panic(expected = "double init")]
+fn grow_trusting_the_snapshot_races_the_claim_v5_7() {
+    grow_vs_late_init(Policy::V5_7, true);
+}
+
+/// 5.7: an allocator retrying while grow says True stops: after the claim grow returns True at most
+/// once (a snapshot that predates the claim), then False ("retry only once"), whatever the interleaving.
+#[test]
+fn grow_after_the_claim_retries_at_most_once_v5_7() {
+    model(|| {
+        let n = Node::new(Policy::V5_7, false);
+        let n2 = n.clone();
+        let t = thread::spawn(move || {
+            let mut trues = 0;
+            while n2.grow(1) {
+                trues += 1;
+                assert!(trues <= SECTIONS + 2, "grow keeps returning true");
+            }
+        });
+        n.late_init(0);
+        t.join().unwrap();
+        n.assert_done();
+        assert!(!n.grow(0), "grow on a claimed node");
+    });
 }

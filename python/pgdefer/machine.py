@@ -140,6 +140,11 @@ def deferral(topology: Topology, policy: str) -> list:
     return [NodeDeferral(*n) for n in _core.deferral(*_layout_args(topology), policy)]
 
 
+FAULTS = ("trust_snapshot", "keep_key", "bytes_as_pages", "retry_forever")
+#: Faults that exist only in one generation's code.
+FAULT_POLICIES = {"bytes_as_pages": ("v4.13",), "retry_forever": ("v5.2",)}
+
+
 class Machine:
     """A machine booting with deferred struct page init under one kernel ``policy``.
 
@@ -149,22 +154,30 @@ class Machine:
     >>> m.page_alloc_init_late()       # per-node passes on threads, then the static key goes off
     """
 
+    #: The deliberate bugs ``faults=`` accepts.
+    FAULTS = FAULTS
+
     def __init__(self, topology: Topology, policy: str = "v4.17", cpus: int = 1, grow_irqsave: bool = True,
                  faults=(), fail_pass=None, panic_pass=None):
         """``cpus``: simulated CPUs that run allocations (0 is the boot CPU); each node's pgdatinit
         thread runs on a CPU of its own numbered after them. ``grow_irqsave=False`` takes the grow lock
         with plain spin_lock, as the first posting did. ``faults``: deliberate bugs to show the checks
         catch them — "trust_snapshot" (grow trusts its unlocked read of first_deferred_pfn),
-        "keep_key" (the static key is never disabled). ``fail_pass=(node, after_pages)``: that node's
+        "keep_key" (the static key is never disabled), "bytes_as_pages" (v4.13's prefix compensation in the
+        4.13/4.14 units: reserved bytes added to a page count, spec §8 B4), "retry_forever" (5.2+ grow as 5.2
+        shipped: True with nothing left to grow; the endless retry raises DeadlockDetected, spec §8 B12). ``fail_pass=(node, after_pages)``: that node's
         per-node pass fails midway (page_alloc_init_late raises WorkerFailed); ``panic_pass=node``: that
         node's worker thread panics midway through its pass (also WorkerFailed, never a PanicException)."""
         if not isinstance(topology, Topology):
             raise TypeError(f"topology must be a pgdefer.Topology, got {type(topology).__name__}")
         if policy not in _core.POLICIES:
             raise ValueError(f"unknown policy {policy!r}: expected one of {', '.join(_core.POLICIES)}")
-        unknown = set(faults) - {"trust_snapshot", "keep_key"}
+        unknown = set(faults) - set(FAULTS)
         if unknown:
-            raise ValueError(f"unknown fault(s) {sorted(unknown)}: expected trust_snapshot, keep_key")
+            raise ValueError(f"unknown fault(s) {sorted(unknown)}: expected {', '.join(FAULTS)}")
+        for f in faults:
+            if policy not in FAULT_POLICIES.get(f, (policy,)):
+                raise ValueError(f"fault {f!r} is a bug of policy {' / '.join(FAULT_POLICIES[f])}, not of {policy!r}")
         cpus = _int(cpus, "cpus")
         if not 1 <= cpus <= 4096:
             raise ValueError(f"cpus must be in 1..4096, got {cpus}")
@@ -178,6 +191,7 @@ class Machine:
         self._core = _core.Machine(
             *_layout_args(topology), policy, cpus=cpus, grow_irqsave=bool(grow_irqsave), trust_snapshot="trust_snapshot" in faults,
             keep_key="keep_key" in faults, fail_pass=fail_pass, panic_pass=panic_pass,
+            bytes_as_pages="bytes_as_pages" in faults, retry_forever="retry_forever" in faults,
         )
         self._pages = None
         # Fixed for the machine's life: cached so that argument checks stay cheap on hot paths.

@@ -39,6 +39,7 @@ __all__ = ["OracleMachine", "OracleZone", "POLICIES", "STATE_NAMES",
 
 POLICIES = ("eager", "v4.2", "posting-v2", "v4.17")
 ON_DEMAND_POLICIES = ("posting-v2", "v4.17")
+HOLES_COUNTED = ("v4.2", "posting-v2", "v4.17")         # the defer rule's k counts holes too (§11.2)
 
 # page states (docs/model.md §3)
 UNINIT, INIT, RESERVED, FREE, ALLOCATED = 0, 1, 2, 3, 4
@@ -506,7 +507,10 @@ class OracleMachine:
             fdp = ULONG_MAX
             if limit is not None:
                 k = 0
-                for s, e in node.mem:
+                counted = node.mem
+                if self.policy in HOLES_COUNTED:         # docs/model.md §11.2: the 4.x-5.7 zone-span walk
+                    counted = sorted(list(node.mem) + [(s, e) for s, e, _ in self._holes])
+                for s, e in counted:
                     for p in range(max(s, dz.start), min(e, dz.end)):
                         k += 1
                         if k > limit and p % pps == 0:

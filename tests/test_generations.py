@@ -1,0 +1,248 @@
+"""Kernel generations through the Rust core (docs/model.md §11): the issue's hand-derived acceptance case,
+one case per generation showing what it changed, and the 5.7 claim racing an allocation. Every expected
+number is derived in a comment from the spec's loops (spec §2.3, §3.2, §5.7, §5.8), not from a run."""
+
+import threading
+
+import pytest
+
+import pgdefer
+from pgdefer import Geometry, Machine, Region, Topology
+
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+PPS = 32768  # PAGES_PER_SECTION of the default geometry (128 MiB of 4 KiB pages)
+
+
+def grows(m):
+    return [(e["hook"], e["pages"], e["first_deferred_pfn"], e["result"]) for e in m.events if e["kind"] == "grow"]
+
+
+# -- acceptance 1 (review D2) ---------------------------------------------------------------------
+
+def acceptance_machine(policy):
+    """Node 0: memory [1 MiB, 3 GiB) + [4 GiB, 12 GiB); reserved the 20 pages [0x10fff6, 0x11000a) that
+    straddle the section boundary 0x110000."""
+    return Machine(Topology(memory=[Region(MiB, 3 * GiB), Region(4 * GiB, 12 * GiB)],
+                            reserved=[Region(0x10fff6 << 12, 0x11000a << 12)]), policy=policy)
+
+
+# Normal = [0x100000, 0x300000). Its first section holds no hole and no other node's pfn, so every
+# generation's defer rule (LIMIT = 32768) cuts at pfn 0x108000 (count 32769, section aligned): Normal
+# has 32768 free pages after boot. After 32768 order-0 allocations one more fails the zero watermark
+# and grows once with need = ALIGN(1, PPS) = 32768. Free ranges from fdp: A = [0x108000, 0x10fff6)
+# (0x7ff6 = 32758 pages) and B = [0x11000a, 0x300000).
+#  v4.17 (§3.2): t = ALIGN(0x108000 + PPS, PPS) = 0x110000, clipped to A's end -> 32758 pages, A done,
+#    got < need; B from 0x11000a: t = ALIGN(0x11800a, PPS) = 0x120000 -> 0x120000 - 0x11000a = 65526;
+#    got = 98284, fdp = 0x120000.
+#  v5.2+ (§5.7 deferred_init_maxorder loop): steps of MAX_ORDER_NR_PAGES = 1024 inside section 0x108000
+#    continue; the step from 0x10fc00 initialises [0x10fc00, 0x10fff6) and leaves spfn at B's start
+#    0x11000a: a section crossing, but got = 32758 < need. Steps inside section 0x110000 continue until
+#    the one from 0x117c00 ends at 0x118000: crossing with got = 32758 + (0x118000 - 0x11000a) = 65516
+#    >= need -> fdp = 0x118000.
+ACCEPTANCE = {"v4.17": (98284, 0x120000), "v5.2": (65516, 0x118000), "v5.7": (65516, 0x118000)}
+
+
+@pytest.mark.parametrize("policy", sorted(ACCEPTANCE))
+def test_acceptance_one_grow(policy):
+    pages, fdp = ACCEPTANCE[policy]
+    m = acceptance_machine(policy)
+    m.boot()
+    assert m.first_deferred_pfn(0) == 0x108000
+    assert m.zone(0, "Normal").free_pages == PPS
+    for _ in range(PPS):
+        m.alloc_pages(0, node=0)
+    assert grows(m) == []
+    pfn = m.alloc_pages(0, node=0)
+    assert 0x108000 <= pfn < fdp
+    assert grows(m) == [("watermark", pages, fdp, True)]
+    assert m.first_deferred_pfn(0) == fdp
+    # The grown pages went to the buddy allocator: all but the one just allocated are free.
+    assert m.zone(0, "Normal").free_pages == pages - 1
+    m.check()
+    m.page_alloc_init_late()
+    m.check()
+    assert (m.pages.init_count == 1).all()
+
+
+# -- what each generation changed ----------------------------------------------------------------
+
+def test_v4_6_sizes_the_prefix_by_node_span():
+    """64 KiB pages keep a 1 TiB node small: node [4 GiB, 4 GiB + 1 TiB) = 2^24 pages, PPS = 8192
+    (512 MiB sections). Normal starts at pfn 0x10000. v4.2: LIMIT = 2 GiB = 32768 pages -> cut at
+    pfn 0x10000 + 32768 = 0x18000 (count 32769, aligned). v4.6: LIMIT = max(32768, 2^24 >> 8 = 65536)
+    -> 0x20000. v4.17: LIMIT = 8192 -> 0x12000."""
+    g = Geometry(page_size="64K", section_size="512M", pageblock_order=5, max_order=8)
+    topo = Topology(memory=[Region(4 * GiB, 4 * GiB + 1024 * GiB)], geometry=g)
+    cut = {}
+    for p in ("v4.2", "v4.6", "v4.17"):
+        m = Machine(topo, policy=p)
+        m.boot()
+        cut[p] = m.first_deferred_pfn(0)
+    assert cut == {"v4.2": 0x18000, "v4.6": 0x20000, "v4.17": 0x12000}
+
+
+def v4_13_machine(faults=()):
+    """Node [4 GiB, 7 GiB) = pfns [0x100000, 0x1c0000), all Normal; 16 MiB reserved at 5 GiB."""
+    return Machine(Topology(memory=[Region(4 * GiB, 7 * GiB)], reserved=[Region(5 * GiB, 5 * GiB + 16 * MiB)]),
+                   policy="v4.13", faults=faults)
+
+
+def test_v4_13_adds_reserved_memory_in_the_prefix_and_b4():
+    """m = max(524288, 0xc0000 >> 8) = 524288 (2 GiB). The window [4 GiB, 6 GiB] holds the 16 MiB
+    reservation: LIMIT = 524288 + 4096 = 528384 = 0x81000; counting from 0x100000 (every pfn counts, no
+    holes) the first pfn over it is 0x181000, the next section boundary 0x188000. v4.6 would cut at
+    0x180000. B4 (bytes_as_pages): the window is [0x100000, 0x180000] taken as bytes (~1 MiB), which
+    misses the reservation at 5 GiB -> LIMIT 524288 -> 0x180000."""
+    m = v4_13_machine()
+    m.boot()
+    assert m.first_deferred_pfn(0) == 0x188000
+    assert not m.deferred_pages_enabled  # 4.13 has no on-demand growth
+    b4 = v4_13_machine(faults=("bytes_as_pages",))
+    b4.boot()
+    assert b4.first_deferred_pfn(0) == 0x180000
+    with pytest.raises(ValueError, match="bytes_as_pages"):
+        Machine(Topology(memory=[Region(4 * GiB, 7 * GiB)]), policy="v4.17", faults=("bytes_as_pages",))
+
+
+def test_v4_17_counts_holes_of_present_sections():
+    """Review D1: memory [1 MiB, 3 GiB), [4 GiB, 4 GiB + 64 MiB), [4 GiB + 128 MiB, 8 GiB). Normal's first
+    section [0x100000, 0x108000) is half memory, half hole. 4.x-5.7 count every valid pfn of the zone
+    span: pfn 0x108000 is count 0x8001 -> fdp 0x108000. (Counting memory only, 5.8+, count 32769 falls
+    on 0x10c000, not aligned: fdp 0x110000.)"""
+    m = Machine(Topology(memory=[Region(MiB, 3 * GiB), Region(4 * GiB, 4 * GiB + 64 * MiB),
+                                 Region(4 * GiB + 128 * MiB, 8 * GiB)]), policy="v4.17")
+    m.boot()
+    assert m.first_deferred_pfn(0) == 0x108000
+    assert m.zone(0, "Normal").free_pages == 0x4000
+    m.check()
+
+
+def b12_machine(faults=()):
+    """Node [4 GiB, 4 GiB + 256 MiB) (one zone, Normal; fdp = 0x108000); its second section reserved:
+    no free page is deferred."""
+    return Machine(Topology(memory=[Region(4 * GiB, 4 * GiB + 256 * MiB)],
+                            reserved=[Region(4 * GiB + 128 * MiB, 4 * GiB + 256 * MiB)]),
+                   policy="v5.2", faults=faults)
+
+
+@pytest.mark.parametrize("faults", [(), ("retry_forever",)])
+def test_v5_2_retries_only_once(faults):
+    """Spec §8 B12. After the 32 MAX_ORDER blocks of the first section are taken, an order-0 allocation
+    fails the watermark; grow finds no free range after 0x108000, sets fdp := ULONG_MAX and returns
+    True (the snapshot was not ULONG_MAX); rmqueue fails again; the second grow (snapshot ULONG_MAX)
+    returns False: the allocation fails cleanly. The 5.2 release returned True again: the model records
+    the endless retry as a violation and the hook goes on to the next zone instead of hanging."""
+    m = b12_machine(faults)
+    m.boot()
+    for _ in range(32):
+        m.alloc_pages(10)
+    with pytest.raises(pgdefer.OutOfMemory):
+        m.alloc_pages(0)
+    assert grows(m) == [("watermark", 0, None, True), ("rmqueue", 0, None, bool(faults))]
+    if faults:
+        assert [v for v in m.violations if v.startswith("B12")]
+    else:
+        assert m.violations == []
+
+
+def test_first_deferred_pfn_after_grow_range_end_vs_next_range_start():
+    """The acceptance machine with a second reservation [0x117ff0, 0x118010) across the next section
+    boundary. Free ranges: A = [0x108000, 0x10fff6) (32758), B = [0x11000a, 0x117ff0) (32742),
+    C = [0x118010, ...). One order-0 grow (need 32768):
+    v4.17: A gives 32758 (< need); in B, t = ALIGN(0x11800a, PPS) = 0x120000 clipped to B's end
+      0x117ff0: got = 65500 >= need -> fdp = 0x117ff0, the end of a free range.
+    v5.2: the step from 0x117c00 initialises [0x117c00, 0x117ff0) and leaves spfn at C's start 0x118010,
+      a section crossing with got = 65500 >= need -> fdp = 0x118010, the start of the next free range."""
+    for policy, fdp in (("v4.17", 0x117ff0), ("v5.2", 0x118010)):
+        m = Machine(Topology(memory=[Region(MiB, 3 * GiB), Region(4 * GiB, 12 * GiB)],
+                             reserved=[Region(0x10fff6 << 12, 0x11000a << 12),
+                                       Region(0x117ff0 << 12, 0x118010 << 12)]), policy=policy)
+        m.boot()
+        for _ in range(32):
+            m.alloc_pages(10, node=0)
+        m.alloc_pages(0, node=0)
+        assert grows(m) == [("watermark", 65500, fdp, True)], policy
+        m.check()
+
+
+# -- the 5.7 claim racing an allocation (issue 8 acceptance 3) ------------------------------------------
+
+def claim_machine(policy):
+    """Node 0: DMA32 [1 GiB, 4 GiB), Normal [4 GiB, 4 GiB + 256 MiB): fdp 0x108000, the second Normal
+    section deferred. CPU 1 allocates while node 0's pass runs on its pgdatinit CPU."""
+    m = Machine(Topology(memory=[Region(GiB, 4 * GiB + 256 * MiB)]), policy=policy, cpus=2)
+    m.boot()
+    for _ in range(32):  # empty Normal's early section (32 MAX_ORDER blocks)
+        m.alloc_pages(10)
+    assert m.zone(0, "Normal").free_pages == 0
+    return m
+
+
+def race_allocation(m, release_at):
+    """At pass:start, an allocation on CPU 1 (another host thread) reads first_deferred_pfn unlocked and
+    stops at grow:snapshot until the pass reaches `release_at`. Returns (result dict, thread)."""
+    seen = {}
+    at_snapshot, go = threading.Event(), threading.Event()
+
+    def hold(point, node, cpu):
+        at_snapshot.set()
+        go.wait(10)
+
+    def allocate():
+        try:
+            seen["pfn"] = m.alloc_pages(0, node=0, cpu=1)
+        except pgdefer.PgdeferError as e:  # pragma: no cover - reported by the assertions
+            seen["error"] = e
+
+    t = threading.Thread(target=allocate)
+
+    def start(point, node, cpu):
+        m.at("grow:snapshot", hold, node=0)
+        t.start()
+        assert at_snapshot.wait(10)
+
+    m.at("pass:start", start, node=0)
+    return seen, t, go
+
+
+def test_v5_7_allocation_racing_the_claim_falls_back():
+    """5.7: the pass claims node 0 (fdp := ULONG_MAX) and drops the lock; at pass:claimed nothing has been
+    freed yet. The allocation's snapshot (0x108000) predates the claim: its grow returns True (snapshot
+    changed) without initialising anything; rmqueue on Normal fails; the second grow sees ULONG_MAX twice,
+    finds no range and returns False; the allocation falls back to DMA32 — while the pass is parked at
+    pass:claimed, so it did not wait for it. A direct grow on the claimed node returns False as well."""
+    m = claim_machine("v5.7")
+    seen, t, go = race_allocation(m, "pass:claimed")
+    direct = {}
+
+    def claimed(point, node, cpu):
+        go.set()
+        t.join(10)  # the allocation completes while the pass is parked here
+        direct["done"] = not t.is_alive()
+        direct["grow"] = m.deferred_grow_zone(0, "Normal", cpu=1)
+        direct["normal_free"] = m.zone(0, "Normal").free_pages
+
+    m.at("pass:claimed", claimed, node=0)
+    m.page_alloc_init_late(threads=False)
+    assert direct == {"done": True, "grow": False, "normal_free": 0}
+    assert 0x40000 <= seen["pfn"] < 0x100000  # DMA32
+    assert grows(m)[:2] == [("watermark", 0, None, True), ("rmqueue", 0, None, False)]
+    m.check()
+
+
+@pytest.mark.parametrize("policy", ["v4.17", "v5.2"])
+def test_allocation_racing_a_locked_pass_waits(policy):
+    """4.17-5.6: the pass holds node_size_lock (IRQs off) for the whole pass. The allocation is let go at
+    pass:finish (all pages initialised and freed, lock still held): its grow spins until the pass drops
+    the lock, then returns True (snapshot changed, or the key already off) and the retry takes a Normal
+    page that the pass freed: it waited for the pass instead of falling back."""
+    m = claim_machine(policy)
+    seen, t, go = race_allocation(m, "pass:finish")
+    m.at("pass:finish", lambda *a: go.set(), node=0)
+    m.page_alloc_init_late(threads=False)
+    t.join(10)
+    assert not t.is_alive()
+    assert 0x108000 <= seen["pfn"] < 0x110000  # Normal, from the deferred section
+    g = grows(m)
+    assert len(g) == 1 and g[0][1] == 0 and g[0][3] is True
+    m.check()
