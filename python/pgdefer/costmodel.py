@@ -70,9 +70,10 @@ def fitted_constants() -> dict:
 
 #: Facts of ``_core.POLICY_FACTS`` the cost model reads, and the v4.17 pass assumed when a core does not export
 #: one (listed in :attr:`Mechanics.assumed`). pass_walk: "two_pass" (init all, then free: cold) or a
-#: MAX_ORDER/section walk (init+free per block: hot); pass_lock "whole_pass" = IRQs off for the whole pass.
+#: MAX_ORDER/section walk (init+free per block: hot); pass_lock "whole_pass" = IRQs off for the whole pass;
+#: free_runs "pageblock" or "max_order" (6.4+); pass_jobs "per_free_range" (5.8-6.17) or "per_zone" (2025).
 FACT_DEFAULTS = {"defers": True, "pass_walk": "two_pass", "pass_lock": "whole_pass", "padata": False,
-                 "free_order": "pageblock", "padata_job": "free_range"}
+                 "free_runs": "pageblock", "pass_jobs": "per_free_range"}
 
 
 def _core_policy_facts():
@@ -107,7 +108,8 @@ class Mechanics:
             else bool(facts["pass_holds_node_lock"])
         return cls(generation=policy, defers=bool(f["defers"]), hot_second_touch=f["pass_walk"] != "two_pass",
                    pfn_checks=f["pass_walk"] == "two_pass",
-                   free_order=str(f["free_order"]), padata=bool(f["padata"]), job_per=str(f["padata_job"]),
+                   free_order=str(f["free_runs"]), padata=bool(f["padata"]),
+                   job_per="zone" if f["pass_jobs"] == "per_zone" else "free_range",
                    irqs_off=irqs_off, assumed=assumed)
 
 
