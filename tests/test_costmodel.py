@@ -4,12 +4,11 @@ kernel's per-page work (spec §5.9, §9.4) or from an inequality that must hold 
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 
 from pgdefer import Topology, calibration
-from pgdefer.costmodel import (CostModel, CostModelError, Mechanics, class_for, class_for_cpu, class_from_log_text,
+from pgdefer.costmodel import (CostModelError, Mechanics, class_for, class_for_cpu, class_from_log_text,
                                cost_model, fitted_constants, machine_class, machine_class_names, machine_passes,
                                node_pass_ranges, padata_plan)
 from pgdefer.machine import Machine
@@ -132,17 +131,6 @@ def test_machine_class_choice():
         assert mc.thread_gbps > 0 and mc.dram_gbps > 0
 
 
-def test_calibration_reproduces_its_own_data_file():
-    usable = [a for a in calibration.anchors() if a["fit"]]
-    doc = calibration.fitted_document(calibration.fit(usable), usable)
-    stored = fitted_constants()
-    assert doc["fit"]["anchors"] == stored["fit"]["anchors"]
-    for k, v in stored["constants"].items():
-        assert doc["constants"][k] == pytest.approx(v, rel=1e-3), k
-    for k, v in stored["thread_gbps"].items():
-        assert doc["thread_gbps"][k] == pytest.approx(v, rel=1e-3), k
-
-
 def test_every_anchor_has_its_source_and_a_usable_class():
     names = set(machine_class_names())
     for a in calibration.anchors():
@@ -185,3 +173,49 @@ def test_machine_passes_predict_before_the_pass():
     m.page_alloc_init_late()
     ev = {e["node"]: e["pages"] for e in m.events if e["kind"] == "deferred_init"}
     assert ev == {n: pc.pages for n, pc in plans.items()}
+
+
+def test_log_comparison_predicts_passes_that_were_not_simulated():
+    from pgdefer.report import log_comparison
+
+    topo = Topology.from_dmesg(EPYC_LOG)
+    m = Machine(topo, policy="v4.17")
+    m.boot()
+    cmp = log_comparison(m, topo.source, cost_model("epyc-zen4"), pass_threads=192)
+    assert cmp["cost_model"]["machine_class"] == "epyc-zen4"
+    for r in cmp["deferred_init"]:
+        assert r["predicted_only"] and r["host_ms"] is None
+        assert r["modelled_pages"] == sum(e - s for s, e in node_pass_ranges(m, r["node"]))
+        assert r["diff_ms"] == pytest.approx(r["modelled_ms"] - r["real_ms"])
+
+
+def test_calibration_reproduces_its_own_data_file(tmp_path, capsys):
+    """`pgdefer calibrate --write` on the package's anchors gives the package's fitted.json back."""
+    from pgdefer.cli import main
+
+    out_file = tmp_path / "fitted.json"
+    assert main(["calibrate", "--no-loo", "-q", "--write", "-o", str(out_file)]) == 0
+    out = capsys.readouterr().out
+    for a in calibration.anchors():
+        assert a["id"] in out
+    assert "in-sample within 15 %" in out
+    written, stored = json.loads(out_file.read_text()), fitted_constants()
+    assert written["fit"]["anchors"] == stored["fit"]["anchors"]
+    assert written["thread_gbps"].keys() == stored["thread_gbps"].keys()
+    for k, v in stored["constants"].items():
+        assert written["constants"][k] == pytest.approx(v, rel=1e-3), k
+    for k, v in stored["thread_gbps"].items():
+        assert written["thread_gbps"][k] == pytest.approx(v, rel=1e-3), k
+
+
+def test_cli_cost_options(capsys):
+    from pgdefer.cli import main
+
+    assert main(["boot", "-q", "--workload", "none", "--no-check", "--machine-class", "skylake-sp",
+                 "--cost", "struct_page_bytes=72", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["cost_model"]["machine_class"] == "skylake-sp" and d["cost_model"]["class_reason"] == "--machine-class"
+    assert main(["boot", "-q", "--machine-class", "pdp-11"]) == 2
+    assert "unknown machine class 'pdp-11'" in capsys.readouterr().err
+    assert main(["boot", "-q", "--cost", "struct_page_bytes=200"]) == 2
+    assert "struct_page_bytes must be in 56..80" in capsys.readouterr().err
