@@ -9,7 +9,8 @@ use crate::events::{Event, Hook};
 use crate::machine::{Machine, Phase};
 use crate::memblock::PfnRange;
 use crate::page::{InitBy, PageState};
-use crate::policy::{DeferCount, GrowLock, GrowWalk, KeyDisable, PassLock, PassWalk, Policy};
+use crate::padata::{padata_do_multithreaded, InvalidJob, Job, Mode};
+use crate::policy::{DeferCount, GrowLock, GrowWalk, KeyDisable, PadataJobs, PassLock, PassWalk, Policy};
 use crate::protocol::{empty_result, grow_step, GrowStep};
 use crate::sync::Ordering;
 use crate::topology::{Layout, ZoneType};
@@ -503,7 +504,14 @@ impl Machine {
 
     /// `deferred_init_memmap(pgdat)`: claim the node (fdp := ULONG_MAX) and initialise, then free, every
     /// deferred free page of its last zone. v4.17 holds the node lock, interrupts off, for the whole pass.
+    /// In the padata generations the chunks run on real host threads (see `deferred_init_memmap_on`).
     pub fn deferred_init_memmap(&self, ni: usize, cpu: u32) -> Result<u64> {
+        self.deferred_init_memmap_on(ni, cpu, true)
+    }
+
+    /// `deferred_init_memmap` with padata's chunks on host threads (`threads`) or in ascending order
+    /// on this thread (the deterministic mode).
+    pub fn deferred_init_memmap_on(&self, ni: usize, cpu: u32, threads: bool) -> Result<u64> {
         let t = Instant::now();
         let node = &self.nodes[ni];
         let nid = node.span.nid;
@@ -533,9 +541,10 @@ impl Machine {
         let mut failed = false;
         if let Some(fdp) = fdp {
             let first = fdp.max(zone.start_pfn);
-            (pages, failed) = match self.policy.pass_walk() {
-                PassWalk::TwoPass => self.pass_two_pass(ni, first, cpu),
-                PassWalk::MaxOrder => self.pass_run_jobs(ni, first, cpu),
+            (pages, failed) = match (self.policy.pass_walk(), self.policy.padata_jobs()) {
+                (PassWalk::TwoPass, _) => self.pass_two_pass(ni, first, cpu),
+                (PassWalk::MaxOrder, PadataJobs::None) => self.pass_run_jobs(ni, first, cpu),
+                (PassWalk::MaxOrder, jobs) => self.pass_padata(ni, first, cpu, jobs, threads)?,
             };
             if self.faults.panic_pass == Some(nid) {
                 panic!("pgdatinit{nid}: injected panic after {pages} pages");
@@ -610,6 +619,91 @@ impl Machine {
         (done.load(Ordering::Relaxed), false)
     }
 
+    /// The 5.8+ pass body: each job through `padata_do_multithreaded` (align = min_chunk =
+    /// PAGES_PER_SECTION, max_threads = the node's CPUs), its chunks running the chunk function as
+    /// their simulated worker (worker 0 on this pgdatinit CPU, helper k on its own CPU), each logged
+    /// as `padata_chunk` just before it runs. With `threads`, the chunks run on up to
+    /// `1 + extra` host threads, the extra ones reserved from the machine's host-thread budget for the
+    /// job. Returns (pages, failed by the `fail_pass` fault); a helper CPU already simulated by another
+    /// host thread is an error.
+    fn pass_padata(
+        &self,
+        ni: usize,
+        first: u64,
+        cpu: u32,
+        jobs: PadataJobs,
+        threads: bool,
+    ) -> Result<(u64, bool)> {
+        let node = &self.nodes[ni];
+        let nid = node.span.nid;
+        let pps = self.geometry().pages_per_section();
+        let jobs = match jobs {
+            PadataJobs::PerZone => {
+                let end = self
+                    .geometry()
+                    .section_align_up(node.zones[node.deferred_zone].span.end_pfn);
+                if first < end {
+                    vec![(first, end)]
+                } else {
+                    vec![]
+                }
+            }
+            _ => self.deferred_pass_jobs(ni, first),
+        };
+        let done = crate::sync::AtomicU64::new(0);
+        for (s, e) in jobs {
+            let job = Job {
+                start: s,
+                size: e - s,
+                align: pps,
+                min_chunk: pps,
+                max_threads: self.workers.max_threads(ni),
+            };
+            let nworks = job.plan()?.map_or(1, |p| p.nworks) as usize;
+            let extra = if threads {
+                self.workers.reserve(nworks - 1)
+            } else {
+                0
+            };
+            let mode = if threads {
+                Mode::Threaded {
+                    max_host_threads: 1 + extra,
+                }
+            } else {
+                Mode::Deterministic
+            };
+            let r = padata_do_multithreaded::<ChunkStop>(&job, mode, &|c| {
+                let wcpu = match c.worker {
+                    0 => cpu,
+                    w => self.workers.helper_cpu(ni, w),
+                };
+                let _on = match c.worker {
+                    0 => None,
+                    _ => Some(self.enter_cpu(wcpu).map_err(ChunkStop::Error)?),
+                };
+                self.log(
+                    wcpu,
+                    Event::PadataChunk {
+                        node: nid,
+                        start: c.start,
+                        end: c.end,
+                        worker: c.worker,
+                    },
+                );
+                self.deferred_init_memmap_chunk(ni, c.start, c.end, wcpu, &done)
+                    .map(|_| ())
+                    .map_err(|_| ChunkStop::Fault)
+            });
+            self.workers.release(extra);
+            match r {
+                Ok(_) => {}
+                Err(ChunkStop::Fault) => return Ok((done.load(Ordering::Relaxed), true)),
+                Err(ChunkStop::Error(e)) => return Err(e),
+            }
+        }
+        Ok((done.load(Ordering::Relaxed), false))
+    }
+
     /// `page_alloc_init_late`: one thread per node runs its pass; the static key goes off before
     /// (posting-v2) or after (v4.17) them. With `threads == false` the passes run in node order on
     /// the calling thread (deterministic, for differential tests). A failed worker marks the machine
@@ -645,7 +739,16 @@ impl Machine {
         let results: Vec<Result<u64>> = if threads && self.nodes.len() > 1 {
             std::thread::scope(|s| {
                 let handles: Vec<_> = (0..self.nodes.len())
-                    .map(|ni| s.spawn(move || self.run_pass(ni)))
+                    .map(|ni| {
+                        s.spawn(move || {
+                            // Every pgdatinit thread but one uses up a host thread of the budget
+                            // padata's helpers share (if any is left).
+                            let held = if ni > 0 { self.workers.reserve(1) } else { 0 };
+                            let r = self.run_pass(ni, true);
+                            self.workers.release(held);
+                            r
+                        })
+                    })
                     .collect();
                 handles
                     .into_iter()
@@ -656,7 +759,9 @@ impl Machine {
                     .collect()
             })
         } else {
-            (0..self.nodes.len()).map(|ni| self.run_pass(ni)).collect()
+            (0..self.nodes.len())
+                .map(|ni| self.run_pass(ni, threads))
+                .collect()
         };
         if let Some(err) = results.into_iter().find_map(|r| r.err()) {
             self.set_phase(Phase::Failed);
@@ -671,12 +776,12 @@ impl Machine {
 
     /// One node's pass on its pgdatinit CPU; a panic in it becomes `WorkerFailed` (the lock guard
     /// is released by unwinding).
-    fn run_pass(&self, ni: usize) -> Result<u64> {
+    fn run_pass(&self, ni: usize, threads: bool) -> Result<u64> {
         let cpu = self.pgdatinit_cpu(ni);
         let _on = self.enter_cpu(cpu)?;
         let nid = self.nodes[ni].span.nid;
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.deferred_init_memmap(ni, cpu)
+            self.deferred_init_memmap_on(ni, cpu, threads)
         })) {
             Ok(r) => r,
             Err(_) => Err(Error::WorkerFailed {
@@ -864,5 +969,17 @@ impl<'a> ZoneIter<'a> {
 
     fn spfn(&self) -> Option<u64> {
         self.cur.map(|c| c.0)
+    }
+}
+
+/// Why a padata chunk stopped its job: the `fail_pass` fault, or an error of the model.
+enum ChunkStop {
+    Fault,
+    Error(Error),
+}
+
+impl From<InvalidJob> for ChunkStop {
+    fn from(e: InvalidJob) -> Self {
+        ChunkStop::Error(e.into())
     }
 }

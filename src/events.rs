@@ -60,6 +60,14 @@ pub enum Event {
         held_at: &'static str,
         wanted_at: &'static str,
     },
+    /// One padata chunk `[start, end)` of a node's pass, taken by simulated worker `worker` (0: the
+    /// node's pgdatinit thread, 1..: its helpers), logged just before it runs.
+    PadataChunk {
+        node: u32,
+        start: u64,
+        end: u64,
+        worker: u32,
+    },
 }
 
 /// The value of one event field (`Event::fields`).
@@ -73,7 +81,7 @@ pub enum Value<'a> {
 }
 
 /// Every event kind and its fields, in `Event::fields` order: the one list bindings and readers use.
-pub const EVENT_KINDS: [(&str, &[&str]); 7] = [
+pub const EVENT_KINDS: [(&str, &[&str]); 8] = [
     ("early_init", &["node", "pages", "first_deferred_pfn"]),
     ("memblock_free_all", &["released", "reserved", "deferred"]),
     (
@@ -93,6 +101,7 @@ pub const EVENT_KINDS: [(&str, &[&str]); 7] = [
     ("warning", &["message"]),
     // `lock_cpu`: the CPU holding the lock (the logged `cpu` is the one that wanted it).
     ("lockdep", &["lock", "lock_cpu", "held_at", "wanted_at"]),
+    ("padata_chunk", &["node", "start", "end", "worker"]),
 ];
 
 impl Event {
@@ -110,6 +119,7 @@ impl Event {
             Event::KeyDisable => 4,
             Event::Warning { .. } => 5,
             Event::Lockdep { .. } => 6,
+            Event::PadataChunk { .. } => 7,
         }
     }
 
@@ -157,6 +167,17 @@ impl Event {
                 held_at,
                 wanted_at,
             } => vec![Str(lock), U64((*cpu).into()), Str(held_at), Str(wanted_at)],
+            Event::PadataChunk {
+                node,
+                start,
+                end,
+                worker,
+            } => vec![
+                U64((*node).into()),
+                U64(*start),
+                U64(*end),
+                U64((*worker).into()),
+            ],
         };
         let names = EVENT_KINDS[self.kind_index()].1;
         assert_eq!(names.len(), values.len(), "EVENT_KINDS out of date");
@@ -213,7 +234,14 @@ mod tests {
                 held_at: "a",
                 wanted_at: "b",
             },
+            Event::PadataChunk {
+                node: 1,
+                start: 64,
+                end: 128,
+                worker: 3,
+            },
         ];
+        assert_eq!(all.len(), EVENT_KINDS.len());
         for (e, (kind, names)) in all.iter().zip(EVENT_KINDS) {
             assert_eq!(e.kind(), kind);
             let got: Vec<&str> = e.fields().iter().map(|f| f.0).collect();

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, Hook, Logged};
 use crate::geometry::Geometry;
 use crate::memblock::Region;
+use crate::padata::Workers;
 use crate::page::{PageArray, PageState, STATE_NAMES};
 use crate::policy::Policy;
 use crate::sync::{AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering, StaticKey, ZoneLock};
@@ -30,6 +31,11 @@ pub struct MachineConfig {
     /// (as the first posting did).
     pub grow_irqsave: bool,
     pub faults: Faults,
+    /// CPUs per node id, `(nid, cpus)`: the padata `max_threads` of its pass (5.8+); 0 is a CPU-less
+    /// node. Nodes not listed have none (max_threads 1), as in docs/model.md.
+    pub node_cpus: Vec<(u32, u32)>,
+    /// Host threads the per-node passes may use at once (None: the host's CPUs).
+    pub host_threads: Option<u32>,
 }
 
 /// Deliberate deviations, to show that the tests and checkers catch them.
@@ -69,6 +75,8 @@ impl MachineConfig {
             cpus: 1,
             grow_irqsave: true,
             faults: Faults::default(),
+            node_cpus: Vec::new(),
+            host_threads: None,
         }
     }
 }
@@ -197,8 +205,10 @@ pub struct Machine {
     /// posting-v2's global `deferred_zone_grow_lock`.
     pub grow_lock: NamedLock,
     pub cpus: Vec<Cpu>,
-    /// CPUs that run workloads; pgdatinit threads use the ones after them.
+    /// CPUs that run workloads; pgdatinit threads use the ones after them, padata helpers the rest.
     pub nr_cpus: u32,
+    /// Each node's padata workers (max_threads, helper CPUs) and the host-thread budget.
+    pub workers: Workers,
     pub grow_irqsave: bool,
     pub faults: Faults,
     hooks: Mutex<Vec<PointHook>>,
@@ -250,6 +260,24 @@ struct PointHook {
     f: PointFn,
 }
 
+/// `MachineConfig::node_cpus` by node index (0 for a node not listed): each nid must exist and
+/// appear once, with at most 4096 CPUs.
+fn node_cpus_by_index(layout: &Layout, given: &[(u32, u32)]) -> Result<Vec<u32>> {
+    let mut cpus = vec![None; layout.nodes.len()];
+    for &(nid, c) in given {
+        let ni = layout.node_index(nid)?;
+        if c > 4096 {
+            return Err(Error::Topology(format!(
+                "node {nid}: node_cpus must be in 0..=4096, got {c}"
+            )));
+        }
+        if cpus[ni].replace(c).is_some() {
+            return Err(Error::Topology(format!("node {nid}: node_cpus given twice")));
+        }
+    }
+    Ok(cpus.into_iter().map(|c| c.unwrap_or(0)).collect())
+}
+
 /// Dense page indices are u32 in the free-list links.
 const MAX_PAGES: u64 = u32::MAX as u64 - 1;
 
@@ -290,7 +318,21 @@ impl Machine {
         {
             layout.node_index(nid)?;
         }
-        let nr_cpu_slots = cfg.cpus as usize + layout.nodes.len();
+        let workers = Workers::new(
+            node_cpus_by_index(&layout, &cfg.node_cpus)?,
+            cfg.cpus + layout.nodes.len() as u32,
+            match cfg.host_threads {
+                Some(0) | Some(4097..) => {
+                    return Err(Error::Topology(format!(
+                        "host_threads must be in 1..=4096, got {}",
+                        cfg.host_threads.unwrap()
+                    )))
+                }
+                h => h.map(|h| h as usize),
+            },
+        );
+        let nr_cpu_slots =
+            cfg.cpus as usize + layout.nodes.len() + workers.helper_cpus() as usize;
         let pages = PageArray::new(cfg.geometry, &layout.present_section_runs());
         let nodes: Vec<NodeState> = layout
             .nodes
@@ -325,6 +367,7 @@ impl Machine {
             grow_lock: NamedLock::new("deferred_zone_grow_lock".into()),
             cpus: (0..nr_cpu_slots).map(|_| Cpu::default()).collect(),
             nr_cpus: cfg.cpus,
+            workers,
             grow_irqsave: cfg.grow_irqsave,
             faults: cfg.faults,
             hooks: Mutex::new(Vec::new()),
@@ -653,8 +696,10 @@ fn zonelists_for(nodes: &[NodeState], ni: usize) -> [Vec<(usize, usize)>; 4] {
 impl Machine {
     pub fn check_cpu(&self, cpu: u32) -> Result<()> {
         if cpu as usize >= self.cpus.len() {
+            let helpers = self.nr_cpus as usize + self.nodes.len();
             return Err(Error::Topology(format!(
-                "cpu {cpu} does not exist: CPUs 0..{} run workloads, {}..{} the per-node passes",
+                "cpu {cpu} does not exist: CPUs 0..{} run workloads, {}..{helpers} the per-node passes, \
+                 {helpers}..{} their padata helpers",
                 self.nr_cpus,
                 self.nr_cpus,
                 self.cpus.len()

@@ -8,8 +8,8 @@
 //! - [`Mode::Deterministic`]: the chunks run in ascending order on the calling thread; chunk k
 //!   (0-based, in that order) is attributed to simulated worker `k % nworks` (the workers take
 //!   turns; worker 0 is the caller, as in the kernel, where the caller runs the helper loop too).
-//! - [`Mode::Threaded`]: a bounded set of host threads (at most `min(nworks, cap,
-//!   available_parallelism)`, the caller being one of them) runs the helper loop concurrently.
+//! - [`Mode::Threaded`]: a bounded set of host threads (at most `min(nworks, cap)`, the caller being
+//!   one of them; [`Mode::threaded`] caps at the host's CPUs) runs the helper loop concurrently.
 //!   Simulated workers map many-to-one onto host threads: host thread t hosts workers t, t + h,
 //!   t + 2h, ... (h host threads) and attributes the chunks it takes to them in turn. With one host
 //!   thread this is exactly the deterministic attribution.
@@ -29,7 +29,7 @@
 
 use std::fmt;
 
-use crate::sync::Mutex;
+use crate::sync::{AtomicUsize, Mutex, Ordering};
 
 /// `load_balance_factor` of `padata_do_multithreaded`: four chunks per worker, in case threads
 /// finish at different times.
@@ -58,6 +58,12 @@ impl fmt::Display for InvalidJob {
 
 impl std::error::Error for InvalidJob {}
 
+impl From<InvalidJob> for crate::error::Error {
+    fn from(e: InvalidJob) -> Self {
+        crate::error::Error::Topology(e.0)
+    }
+}
+
 /// What `padata_do_multithreaded` decides before running anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
@@ -80,7 +86,7 @@ pub struct Chunk {
 pub enum Mode {
     /// Chunks in ascending order on the calling thread; chunk k belongs to worker k % nworks.
     Deterministic,
-    /// Real host threads, at most `min(nworks, max_host_threads, available_parallelism)`.
+    /// Real host threads, at most `min(nworks, max_host_threads)` (the caller's thread included).
     Threaded { max_host_threads: usize },
 }
 
@@ -221,10 +227,7 @@ where
     }
     let host = match mode {
         Mode::Deterministic => 1,
-        Mode::Threaded { max_host_threads } => (plan.nworks as usize)
-            .min(max_host_threads)
-            .min(host_parallelism())
-            .max(1),
+        Mode::Threaded { max_host_threads } => (plan.nworks as usize).min(max_host_threads).max(1),
     };
     let shared = Shared {
         state: Mutex::new(HelperState {
@@ -298,6 +301,90 @@ impl<E> Shared<E> {
                 return;
             }
         }
+    }
+}
+
+/// The padata side of a machine's per-node passes: `max_threads` of each node (its CPUs on x86, at
+/// least 1), the simulated CPUs its helpers run on, and the budget of host threads all passes share
+/// (so that concurrent nodes never start more host threads than the host has CPUs).
+pub struct Workers {
+    /// CPUs of node index ni (0: a CPU-less node).
+    node_cpus: Vec<u32>,
+    /// Simulated CPU of node index ni's helper worker 1; worker w >= 1 is `helper_base[ni] + w - 1`.
+    helper_base: Vec<u32>,
+    /// Host threads the passes may use at once (the pgdatinit threads included).
+    host_threads: usize,
+    /// Extra host threads still available to padata jobs.
+    spare: AtomicUsize,
+}
+
+impl Workers {
+    /// `node_cpus[ni]` CPUs per node index; helper CPUs are numbered from `first_helper_cpu`;
+    /// `host_threads`: the host-thread cap (None: the host's CPUs, never more than is useful; a larger
+    /// explicit cap oversubscribes the host, which stress tests use to get more interleavings).
+    pub fn new(node_cpus: Vec<u32>, first_helper_cpu: u32, host_threads: Option<usize>) -> Workers {
+        let mut helper_base = Vec::with_capacity(node_cpus.len());
+        let mut next = first_helper_cpu;
+        for &c in &node_cpus {
+            helper_base.push(next);
+            next += c.max(1) - 1;
+        }
+        let host_threads = host_threads.unwrap_or_else(host_parallelism).max(1);
+        Workers {
+            node_cpus,
+            helper_base,
+            host_threads,
+            spare: AtomicUsize::new(host_threads - 1),
+        }
+    }
+
+    /// CPUs of node index `ni` (0 for a CPU-less node).
+    pub fn node_cpus(&self, ni: usize) -> u32 {
+        self.node_cpus[ni]
+    }
+
+    /// `deferred_page_init_max_threads` on x86 (and generic from 6.11): the node's CPUs, at least 1.
+    pub fn max_threads(&self, ni: usize) -> u32 {
+        self.node_cpus[ni].max(1)
+    }
+
+    /// Helper CPU slots in all (simulated CPUs after the pgdatinit ones).
+    pub fn helper_cpus(&self) -> u32 {
+        self.node_cpus.iter().map(|c| c.max(&1) - 1).sum()
+    }
+
+    /// The simulated CPU of node index `ni`'s worker `w` (w >= 1; worker 0 is the pgdatinit CPU).
+    pub fn helper_cpu(&self, ni: usize, w: u32) -> u32 {
+        debug_assert!(w >= 1 && w < self.max_threads(ni));
+        self.helper_base[ni] + w - 1
+    }
+
+    /// Host threads the passes may use at once.
+    pub fn host_threads(&self) -> usize {
+        self.host_threads
+    }
+
+    /// Reserve up to `want` extra host threads for one job (0 when the host is busy with other
+    /// nodes' passes); give them back with `release`.
+    pub fn reserve(&self, want: usize) -> usize {
+        let mut cur = self.spare.load(Ordering::Relaxed);
+        loop {
+            let take = want.min(cur);
+            if take == 0 {
+                return 0;
+            }
+            match self
+                .spare
+                .compare_exchange_weak(cur, cur - take, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return take,
+                Err(c) => cur = c,
+            }
+        }
+    }
+
+    pub fn release(&self, n: usize) {
+        self.spare.fetch_add(n, Ordering::AcqRel);
     }
 }
 
@@ -561,9 +648,6 @@ mod tests {
     /// gets chunks, and many simulated workers map onto fewer host threads.
     #[test]
     fn threaded_uses_several_host_threads_and_all_workers() {
-        if host_parallelism() < 2 {
-            return; // nothing to observe on a one-CPU host; the other tests still cover the chunks
-        }
         let j = job(0, 64 * PPS, PPS, PPS, 8); // nworks 8, chunk 2 PPS, 32 chunks
         let threads = StdMutex::new(HashMap::<std::thread::ThreadId, Vec<u32>>::new());
         let arrived = std::sync::atomic::AtomicU32::new(0);
@@ -612,6 +696,21 @@ mod tests {
                 assert_eq!(w, t + (k as u32 % 4) * 2, "{ws:?}");
             }
         }
+    }
+
+    #[test]
+    fn workers_number_helper_cpus_and_share_the_host() {
+        // Nodes with 4, 0 (CPU-less) and 2 CPUs; helpers from CPU 10: node 0's workers 1..3 are
+        // CPUs 10..12, node 1 has none (max_threads 1), node 2's worker 1 is CPU 13.
+        let w = Workers::new(vec![4, 0, 2], 10, Some(3));
+        assert_eq!((w.max_threads(0), w.max_threads(1), w.max_threads(2)), (4, 1, 2));
+        assert_eq!((w.helper_cpu(0, 1), w.helper_cpu(0, 3), w.helper_cpu(2, 1)), (10, 12, 13));
+        assert_eq!(w.helper_cpus(), 4);
+        // 3 host threads: the caller plus 2 spare, shared by every job.
+        assert_eq!(w.reserve(5), 2);
+        assert_eq!(w.reserve(1), 0);
+        w.release(2);
+        assert_eq!(w.reserve(1), 1);
     }
 
     #[test]

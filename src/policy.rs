@@ -30,6 +30,32 @@ pub enum Policy {
     /// v5.7: the pass claims its node (fdp := ULONG_MAX) under the lock, drops it and runs with
     /// interrupts on; grow has no key re-check and returns False on a claimed node.
     V5_7,
+    /// v5.8–v5.9 (Daniel Jordan, "padata: parallelize deferred page init"): each node's pass runs
+    /// its jobs (one per free range, end rounded up to a section) through `padata_do_multithreaded`
+    /// with `max_threads` = the node's CPUs (x86); `memmap_init` walks memory regions (holes no longer
+    /// counted by the defer rule).
+    V5_8,
+}
+
+/// How the per-node pass hands its work to padata (spec §5.9, §5.12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PadataJobs {
+    /// No padata: the pass runs its jobs itself, in order (up to 5.7).
+    None,
+    /// 5.8+: one padata job per free range, its end rounded up to a section.
+    PerFreeRange,
+    /// The 2025 rework: one padata job for the whole remaining zone.
+    PerZone,
+}
+
+impl PadataJobs {
+    pub fn name(self) -> &'static str {
+        match self {
+            PadataJobs::None => "none",
+            PadataJobs::PerFreeRange => "per_free_range",
+            PadataJobs::PerZone => "per_zone",
+        }
+    }
 }
 
 /// `LIMIT` of the defer rule (spec §2.3).
@@ -174,7 +200,7 @@ pub enum FactValue {
 
 impl Policy {
     /// Every policy, in release order.
-    pub const ALL: [Policy; 8] = [
+    pub const ALL: [Policy; 9] = [
         Policy::Eager,
         Policy::V4_2,
         Policy::V4_6,
@@ -183,6 +209,7 @@ impl Policy {
         Policy::V4_17,
         Policy::V5_2,
         Policy::V5_7,
+        Policy::V5_8,
     ];
 
     /// The policy table as data, exported to Python as `_core.POLICY_FACTS[name]` so that no layer
@@ -212,6 +239,7 @@ impl Policy {
             ("pass_walk", Name(self.pass_walk().name())),
             ("pass_lock", Name(self.pass_lock().name())),
             ("claims_node", Bool(self.pass_lock() == PassLock::Claim)),
+            ("padata_jobs", Name(self.padata_jobs().name())),
         ]
     }
 
@@ -242,6 +270,7 @@ impl Policy {
             Policy::V4_17 => "v4.17",
             Policy::V5_2 => "v5.2",
             Policy::V5_7 => "v5.7",
+            Policy::V5_8 => "v5.8",
         }
     }
 
@@ -292,7 +321,10 @@ impl Policy {
     }
 
     pub fn defer_count(self) -> DeferCount {
-        DeferCount::ValidPfns // every generation so far walks the zone span (5.8+ will not)
+        match self {
+            Policy::V5_8 => DeferCount::MemoryPfns,
+            _ => DeferCount::ValidPfns,
+        }
     }
 
     /// Whether the allocator has the on-demand grow hook.
@@ -305,7 +337,7 @@ impl Policy {
 
     pub fn grow_walk(self) -> GrowWalk {
         match self {
-            Policy::V5_2 | Policy::V5_7 => GrowWalk::MaxOrder,
+            Policy::V5_2 | Policy::V5_7 | Policy::V5_8 => GrowWalk::MaxOrder,
             _ => GrowWalk::Sections,
         }
     }
@@ -363,8 +395,25 @@ impl Policy {
     pub fn pass_lock(self) -> PassLock {
         match self {
             Policy::V4_17 | Policy::V5_2 => PassLock::WholePass,
-            Policy::V5_7 => PassLock::Claim,
+            Policy::V5_7 | Policy::V5_8 => PassLock::Claim,
             _ => PassLock::None,
+        }
+    }
+
+    /// How the pass hands its jobs to padata (`max_threads` = the node's CPUs, at least 1: x86 from
+    /// 5.8, every architecture from 6.11; the model is x86_64).
+    pub fn padata_jobs(self) -> PadataJobs {
+        // Listed by the generations before padata, so that a later generation gets padata by default.
+        match self {
+            Policy::Eager
+            | Policy::V4_2
+            | Policy::V4_6
+            | Policy::V4_13
+            | Policy::PostingV2
+            | Policy::V4_17
+            | Policy::V5_2
+            | Policy::V5_7 => PadataJobs::None,
+            _ => PadataJobs::PerFreeRange,
         }
     }
 

@@ -261,7 +261,7 @@ impl PyMachine {
     #[new]
     #[pyo3(signature = (page_size, section_size, pageblock_order, max_order, memory, reserved, zone_limits, policy,
                         cpus=1, grow_irqsave=true, trust_snapshot=false, keep_key=false, fail_pass=None, panic_pass=None,
-                        bytes_as_pages=false, retry_forever=false))]
+                        bytes_as_pages=false, retry_forever=false, node_cpus=Vec::new(), host_threads=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -281,6 +281,8 @@ impl PyMachine {
         panic_pass: Option<u32>,
         bytes_as_pages: bool,
         retry_forever: bool,
+        node_cpus: Vec<(u32, u32)>,
+        host_threads: Option<u32>,
     ) -> PyResult<Self> {
         let inner = run(py, || {
             let layout = LayoutArgs {
@@ -309,6 +311,8 @@ impl PyMachine {
                     bytes_as_pages,
                     retry_forever,
                 },
+                node_cpus,
+                host_threads,
             })
         })?;
         Ok(PyMachine {
@@ -559,6 +563,23 @@ impl PyMachine {
     #[getter]
     fn nr_cpus(&self) -> u32 {
         self.inner.nr_cpus
+    }
+
+    /// Every simulated CPU: workload CPUs, one pgdatinit CPU per node, then the padata helpers.
+    #[getter]
+    fn nr_cpu_slots(&self) -> usize {
+        self.inner.cpus.len()
+    }
+
+    /// {node id: (CPUs, padata max_threads, [helper CPUs of workers 1..])}.
+    fn node_workers(&self) -> Vec<(u32, u32, u32, Vec<u32>)> {
+        let w = &self.inner.workers;
+        (0..self.inner.nodes.len())
+            .map(|ni| {
+                let helpers = (1..w.max_threads(ni)).map(|k| w.helper_cpu(ni, k)).collect();
+                (self.inner.nodes[ni].span.nid, w.node_cpus(ni), w.max_threads(ni), helpers)
+            })
+            .collect()
     }
 
     /// {lock name: owning CPU or None} for the grow lock and every node lock.

@@ -1,9 +1,13 @@
 //! Stress with real threads: thousands of runs over generated small topologies, 8 allocator threads
-//! racing page_alloc_init_late (one thread per node), `check()` after each run: conservation and
-//! exactly-once initialisation whatever the schedule. PGDEFER_STRESS_RUNS overrides the run count.
+//! racing page_alloc_init_late (one thread per node; in the padata generations several padata workers
+//! per node on real host threads too), `check()` after each run: conservation and exactly-once
+//! initialisation whatever the schedule. PGDEFER_STRESS_RUNS overrides the run count.
 
 use pgdefer::workload::{Rng, Stream};
-use pgdefer::{Geometry, Machine, MachineConfig, PageState, Policy, Region, ZoneLimits, ZoneType};
+use pgdefer::page::InitBy;
+use pgdefer::{
+    Event, Geometry, Machine, MachineConfig, PageState, Policy, Region, ZoneLimits, ZoneType,
+};
 
 const PAGE: u64 = 4096;
 
@@ -58,25 +62,49 @@ fn topology(rng: &mut Rng) -> (Vec<Region>, Vec<Region>, ZoneLimits, Geometry) {
     )
 }
 
-#[test]
-fn threads_racing_late_init_keep_every_invariant() {
-    let runs: u64 = std::env::var("PGDEFER_STRESS_RUNS")
+fn runs() -> u64 {
+    std::env::var("PGDEFER_STRESS_RUNS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(1500);
-    let mut rng = Rng::new(0x5eed_1234);
-    for run in 0..runs {
+        .unwrap_or(1500)
+}
+
+#[test]
+fn threads_racing_late_init_keep_every_invariant() {
+    stress(0x5eed_1234, &[Policy::V4_17, Policy::PostingV2], false);
+}
+
+/// padata (5.8+): every node has 2-6 CPUs, so its pass splits each job among several workers, and the
+/// passes may use 4 host threads at once (more than this 2-CPU host has, for more interleavings) while
+/// the 8 allocators race them. Each run also checks that the chunk events cover exactly the pages the
+/// passes initialised and that several workers took chunks.
+#[test]
+fn padata_workers_racing_allocators_keep_every_invariant() {
+    stress(0x9ada_7a00, &[Policy::V5_8], true);
+}
+
+fn stress(seed: u64, policies: &[Policy], padata: bool) {
+    let mut rng = Rng::new(seed);
+    let mut helpers_seen = 0;
+    for run in 0..runs() {
         let (memory, reserved, limits, g) = topology(&mut rng);
-        let policy = [Policy::V4_17, Policy::PostingV2][run as usize % 2];
+        let policy = policies[run as usize % policies.len()];
         let mut cfg = MachineConfig::new(g, memory.clone(), reserved.clone(), limits, policy);
         cfg.cpus = 9; // CPU 0 runs page_alloc_init_late; the 8 allocators use 1..=8
+        if padata {
+            let mut nids: Vec<u32> = memory.iter().map(|r| r.nid).collect();
+            nids.sort();
+            nids.dedup();
+            cfg.node_cpus = nids.iter().map(|&n| (n, 2 + rng.below(5) as u32)).collect();
+            cfg.host_threads = Some(4);
+        }
         let m = Machine::new(cfg).unwrap();
         m.boot().unwrap();
         let nids: Vec<u32> = m.nodes.iter().map(|n| n.span.nid).collect();
         let streams: Vec<Stream> = (1..=8)
             .map(|cpu| Stream {
                 cpu,
-                count: 60,
+                count: if padata { 30 } else { 60 },
                 orders: vec![0, 0, 1, 2, g.max_order],
                 node: Some(nids[cpu as usize % nids.len()]),
                 zone: if cpu == 8 {
@@ -87,7 +115,15 @@ fn threads_racing_late_init_keep_every_invariant() {
                 free_percent: 40,
             })
             .collect();
-        let r = m.run_workload(&streams, run, Some(rng.below(300))).unwrap();
+        // The padata runs start late init sooner (every other one at once), so that the passes, not
+        // the grows, have most of the deferred memory to split among their workers while the
+        // allocators race them.
+        let late_after = match (padata, run % 2) {
+            (false, _) => rng.below(300),
+            (true, 0) => 0,
+            (true, _) => rng.below(40),
+        };
+        let r = m.run_workload(&streams, run, Some(late_after)).unwrap();
         assert_eq!(r.late_init, Some(Ok(())), "run {run}");
         let problems = m.check();
         assert!(
@@ -102,5 +138,54 @@ fn threads_racing_late_init_keep_every_invariant() {
                 m.pages.pfn(i)
             );
         }
+        if padata {
+            helpers_seen += check_chunks(&m, run);
+        }
     }
+    if padata {
+        eprintln!("padata stress: helpers took chunks in {helpers_seen} of {} runs", runs());
+        // Whether a helper gets a chunk depends on the race; in a test run alone about half the runs
+        // see one. Far fewer means the helpers are not running at all.
+        assert!(helpers_seen > runs() / 10, "helpers ran chunks in only {helpers_seen} runs");
+    }
+}
+
+/// The chunk events of a padata run: per node, disjoint, ascending once sorted, each inside the node,
+/// every pass-initialised page inside one chunk, workers below max_threads. Returns 1 if a helper
+/// (worker >= 1) took a chunk.
+fn check_chunks(m: &Machine, run: u64) -> u64 {
+    let mut chunks: Vec<(u32, u64, u64, u32)> = m
+        .events()
+        .into_iter()
+        .filter_map(|l| match l.event {
+            Event::PadataChunk {
+                node,
+                start,
+                end,
+                worker,
+            } => Some((node, start, end, worker)),
+            _ => None,
+        })
+        .collect();
+    chunks.sort();
+    for w in chunks.windows(2) {
+        if w[0].0 == w[1].0 {
+            assert!(w[0].2 <= w[1].1, "run {run}: chunks {:?} and {:?} overlap", w[0], w[1]);
+        }
+    }
+    for (ni, n) in m.nodes.iter().enumerate() {
+        for c in chunks.iter().filter(|c| c.0 == n.span.nid) {
+            assert!(c.3 < m.workers.max_threads(ni), "run {run}: {c:?}");
+        }
+    }
+    for i in 0..m.pages.len() {
+        if m.pages.init_by[i].load(std::sync::atomic::Ordering::Relaxed) == InitBy::Pass as u8 {
+            let (pfn, nid) = (m.pages.pfn(i), u32::from(m.pages.node_of(i)));
+            assert!(
+                chunks.iter().any(|c| c.0 == nid && c.1 <= pfn && pfn < c.2),
+                "run {run}: pfn {pfn:#x} initialised by node {nid}'s pass outside its chunks"
+            );
+        }
+    }
+    u64::from(chunks.iter().any(|c| c.3 > 0))
 }

@@ -145,6 +145,23 @@ FAULTS = ("trust_snapshot", "keep_key", "bytes_as_pages", "retry_forever")
 FAULT_POLICIES = {"bytes_as_pages": ("v4.13",), "retry_forever": ("v5.2",)}
 
 
+def _node_cpus(topology, node_cpus) -> dict:
+    """Validate ``node_cpus`` (node id -> CPUs, each node with memory at most once, 0..4096 CPUs)."""
+    if node_cpus is None:
+        node_cpus = getattr(topology, "node_cpus", None) or {}
+    if not hasattr(node_cpus, "items"):
+        raise ValueError(f"node_cpus must map node ids to CPU counts, got {node_cpus!r}")
+    out = {}
+    for nid, cpus in node_cpus.items():
+        nid, cpus = _int(nid, "node_cpus node"), _int(cpus, "node_cpus CPUs")
+        if nid not in topology.nodes:
+            raise ValueError(f"node_cpus: node {nid} has no memory in this topology (nodes: {sorted(topology.nodes)})")
+        if not 0 <= cpus <= 4096:
+            raise ValueError(f"node_cpus: node {nid} needs 0..4096 CPUs, got {cpus}")
+        out[nid] = cpus
+    return out
+
+
 class Machine:
     """A machine booting with deferred struct page init under one kernel ``policy``.
 
@@ -158,7 +175,7 @@ class Machine:
     FAULTS = FAULTS
 
     def __init__(self, topology: Topology, policy: str = "v4.17", cpus: int = 1, grow_irqsave: bool = True,
-                 faults=(), fail_pass=None, panic_pass=None):
+                 faults=(), fail_pass=None, panic_pass=None, node_cpus=None, host_threads=None):
         """``cpus``: simulated CPUs that run allocations (0 is the boot CPU); each node's pgdatinit
         thread runs on a CPU of its own numbered after them. ``grow_irqsave=False`` takes the grow lock
         with plain spin_lock, as the first posting did. ``faults``: deliberate bugs to show the checks
@@ -167,7 +184,12 @@ class Machine:
         4.13/4.14 units: reserved bytes added to a page count, spec §8 B4), "retry_forever" (5.2+ grow as 5.2
         shipped: True with nothing left to grow; the endless retry raises DeadlockDetected, spec §8 B12). ``fail_pass=(node, after_pages)``: that node's
         per-node pass fails midway (page_alloc_init_late raises WorkerFailed); ``panic_pass=node``: that
-        node's worker thread panics midway through its pass (also WorkerFailed, never a PanicException)."""
+        node's worker thread panics midway through its pass (also WorkerFailed, never a PanicException).
+        ``node_cpus``: CPUs per node, a mapping node -> count (default: the topology's ``node_cpus`` if
+        it has one, else none), which sets padata's ``max_threads = max(cpus, 1)`` in the 5.8+ passes;
+        worker k >= 1 of a node runs on a simulated helper CPU of its own (``node_workers()``).
+        ``host_threads``: how many host threads the per-node passes may use at once (default: this
+        host's CPUs); simulated padata workers beyond that share host threads."""
         if not isinstance(topology, Topology):
             raise TypeError(f"topology must be a pgdefer.Topology, got {type(topology).__name__}")
         if policy not in _core.POLICIES:
@@ -187,17 +209,23 @@ class Machine:
                 raise ValueError(f"fail_pass={fail_pass!r}: needs (a node with memory, pages >= 0)")
         if panic_pass is not None and panic_pass not in topology.nodes:
             raise ValueError(f"panic_pass={panic_pass!r}: not a node with memory")
+        node_cpus = _node_cpus(topology, node_cpus)
+        if host_threads is not None:
+            host_threads = _int(host_threads, "host_threads")
+            if not 1 <= host_threads <= 4096:
+                raise ValueError(f"host_threads must be in 1..4096, got {host_threads}")
         self.topology = topology
         self._core = _core.Machine(
             *_layout_args(topology), policy, cpus=cpus, grow_irqsave=bool(grow_irqsave), trust_snapshot="trust_snapshot" in faults,
             keep_key="keep_key" in faults, fail_pass=fail_pass, panic_pass=panic_pass,
             bytes_as_pages="bytes_as_pages" in faults, retry_forever="retry_forever" in faults,
+            node_cpus=sorted(node_cpus.items()), host_threads=host_threads,
         )
         self._pages = None
         # Fixed for the machine's life: cached so that argument checks stay cheap on hot paths.
         self._nodes = [n["node"] for n in self._core.nodes()]
         self._node_set = frozenset(self._nodes)
-        self._cpu_slots = self._core.nr_cpus + len(self._nodes)
+        self._cpu_slots = self._core.nr_cpu_slots
         self._max_order = topology.geometry.max_order
 
     # -- boot phases -------------------------------------------------------------------------
@@ -208,8 +236,17 @@ class Machine:
 
     def page_alloc_init_late(self, threads: bool = True) -> None:
         """Run each node's deferred_init_memmap pass (on one thread per node unless ``threads=False``),
-        then disable the static key as the policy says."""
+        then disable the static key as the policy says. In the padata generations (5.8+) each pass's
+        chunks run on real host threads too (at most ``host_threads`` at once); ``threads=False`` is the
+        deterministic mode: nodes in order, each job's chunks in ascending order on the calling thread,
+        chunk k of a job attributed to worker ``k % nworks`` (docs/model.md §11.6)."""
         self._core.page_alloc_init_late(bool(threads))
+
+    def node_workers(self) -> dict:
+        """{node id: {"cpus", "max_threads", "helper_cpus"}}: each node's CPUs, padata's max_threads in
+        its pass (5.8+) and the simulated CPUs of its helper workers 1.. (worker 0 is the pgdatinit CPU)."""
+        return {nid: {"cpus": cpus, "max_threads": mt, "helper_cpus": helpers}
+                for nid, cpus, mt, helpers in self._core.node_workers()}
 
     # -- the allocator -------------------------------------------------------------------------
 
@@ -231,7 +268,8 @@ class Machine:
         cpu = _int(cpu, "cpu")
         if not 0 <= cpu < self._cpu_slots:
             raise ValueError(f"cpu {cpu} does not exist: this machine has CPUs 0..{self._core.nr_cpus - 1}"
-                             f" (and {self._core.nr_cpus}.. for the per-node passes)")
+                             f" (and {self._core.nr_cpus}..{self._cpu_slots - 1} for the per-node passes"
+                             " and their padata helpers)")
         return cpu
 
     @staticmethod

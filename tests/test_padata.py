@@ -1,0 +1,124 @@
+"""padata inside the per-node passes (5.8+): the threaded mode reaches the deterministic mode's end state,
+the deterministic mode's chunks are the oracle's, and node_cpus / host_threads are validated."""
+
+import pytest
+
+from pgdefer import Geometry, Machine, Region, Topology
+
+PAGE = 4096
+SMALL = dict(section_size="256K", max_order=4, pageblock_order=3)  # 64-page sections
+PADATA = ["v5.8"]
+
+
+def two_nodes():
+    """Node 0 [1 MiB, 24 MiB) with a hole [8 MiB, 9 MiB); node 1 [24 MiB, 64 MiB) with a reserved block.
+    64-page (256 KiB) sections: the deferred Normal parts span dozens of sections per node, so each node's
+    free ranges become padata jobs of several chunks."""
+    MiB = 1 << 20
+    return Topology(memory=[Region(MiB, 8 * MiB, node=0), Region(9 * MiB, 24 * MiB, node=0),
+                            Region(24 * MiB, 64 * MiB, node=1)],
+                    reserved=[Region(40 * MiB, 40 * MiB + 20 * PAGE)],
+                    geometry=Geometry(**SMALL), zone_limits={"DMA": 2 * MiB, "DMA32": 4 * MiB})
+
+
+def end_state(m):
+    """What does not depend on the schedule: per-page state/zone/init count/init_by/node/order, and per
+    zone the free page count and nr_free per order. Free-list order (the links) may differ and is not
+    compared."""
+    pages = m.pages
+    state = {"flags": pages.flags.tolist(), "node": pages.node.tolist(), "order": pages.order_raw.tolist(),
+             "init_by": pages.init_by.tolist()}
+    zones = {(z.node, z.name): (z.free_pages, tuple(z.nr_free), z.managed) for z in m.zones()}
+    return state, zones, {n: m.first_deferred_pfn(n) for n in m.nodes}
+
+
+def chunks(m):
+    return [(e["node"], e["start"], e["end"], e["worker"]) for e in m.events if e["kind"] == "padata_chunk"]
+
+
+@pytest.mark.parametrize("policy", PADATA)
+def test_threaded_and_deterministic_reach_the_same_end_state(policy):
+    cpus = {0: 4, 1: 3}
+    det = Machine(two_nodes(), policy=policy, node_cpus=cpus)
+    det.boot()
+    det.page_alloc_init_late(threads=False)
+    det.check()
+    want = end_state(det)
+    assert (det.pages.init_count == 1).all()
+    for run in range(5):
+        thr = Machine(two_nodes(), policy=policy, node_cpus=cpus, host_threads=2)
+        thr.boot()
+        thr.page_alloc_init_late(threads=True)
+        thr.check()
+        assert end_state(thr) == want, f"run {run}"
+        # The same chunks, whichever worker ran them, and every worker's number within max_threads.
+        assert sorted(c[:3] for c in chunks(thr)) == sorted(c[:3] for c in chunks(det))
+        assert all(w < cpus[n] for n, _, _, w in chunks(thr))
+
+
+def test_hand_derived_chunks_of_one_job():
+    """Node 1 is [24 MiB, 64 MiB) = pfns [0x1800, 0x4000), 64-page sections, 3 CPUs.
+
+    Its deferred part starts at the first section boundary after one section of Normal (LIMIT = one
+    section, spec §2.3): Normal starts at 4 MiB (pfn 0x400) on node 0, so node 1's zone is all Normal and
+    first_deferred_pfn = 0x1800 + 64 = 0x1840. The free ranges of node 1 from there: [0x1840, 0x2800) and
+    [0x2814, 0x4000) (the 20 reserved pages at 40 MiB = pfn 0x2800). Job 1 = [0x1840, 0x2800) (end
+    already section aligned): size 0xfc0 = 4032 = 63 sections; nworks = min(63, 3) = 3; chunk =
+    round_up(max(4032 // 12, 64), 64) = round_up(336, 64) = 384 pages = 0x180. Chunk ends are multiples of
+    0x180: 0x1980, 0x1b00, ..., 0x2700, then the job end 0x2800. The first: [0x1840, 0x1980) worker 0,
+    then [0x1980, 0x1b00) worker 1, [0x1b00, 0x1c80) worker 2, [0x1c80, 0x1e00) worker 0 again."""
+    m = Machine(two_nodes(), policy="v5.8", node_cpus={0: 4, 1: 3})
+    m.boot()
+    assert m.first_deferred_pfn(1) == 0x1840
+    m.page_alloc_init_late(threads=False)
+    node1 = [c for c in chunks(m) if c[0] == 1]
+    job1 = [c for c in node1 if c[2] <= 0x2800]
+    assert job1[:4] == [(1, 0x1840, 0x1980, 0), (1, 0x1980, 0x1B00, 1), (1, 0x1B00, 0x1C80, 2),
+                        (1, 0x1C80, 0x1E00, 0)]
+    assert [c[2] for c in job1] == list(range(0x1980, 0x2800, 0x180)) + [0x2800]
+    # Several workers took chunks on both nodes, and each node's chunk events precede its deferred_init.
+    assert {c[3] for c in chunks(m) if c[0] == 0} == {0, 1, 2, 3}
+    assert {c[3] for c in node1} == {0, 1, 2}
+    kinds = [(e["kind"], e.get("node")) for e in m.events]
+    for n in (0, 1):
+        assert max(i for i, k in enumerate(kinds) if k == ("padata_chunk", n)) < kinds.index(("deferred_init", n))
+
+
+def test_one_cpu_runs_each_job_inline():
+    """max_threads = max(cpus, 1) = 1 for a CPU-less node: every job is one chunk by worker 0."""
+    m = Machine(two_nodes(), policy="v5.8", node_cpus={0: 0})
+    m.boot()
+    m.page_alloc_init_late()
+    assert chunks(m) and all(w == 0 for *_, w in chunks(m))
+    m.check()
+
+
+def test_node_workers_and_helper_cpus():
+    m = Machine(two_nodes(), policy="v4.17", cpus=2, node_cpus={0: 4, 1: 0})
+    # CPUs 0, 1 run workloads; 2, 3 are the pgdatinit CPUs; node 0's helpers 1..3 are 4, 5, 6.
+    assert m.node_workers() == {0: {"cpus": 4, "max_threads": 4, "helper_cpus": [4, 5, 6]},
+                                1: {"cpus": 0, "max_threads": 1, "helper_cpus": []}}
+    m.boot()
+    m.alloc_pages(0, cpu=6)  # a helper CPU is a CPU like the others
+    with pytest.raises(ValueError, match="padata helpers"):
+        m.alloc_pages(0, cpu=7)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(node_cpus={5: 2}), "node 5 has no memory"),
+    (dict(node_cpus={0: -1}), "0..4096"),
+    (dict(node_cpus={0: 5000}), "0..4096"),
+    (dict(node_cpus=[4, 4]), "must map node ids"),
+    (dict(host_threads=0), "host_threads must be in 1..4096"),
+])
+def test_bad_node_cpus_and_host_threads(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Machine(two_nodes(), policy="v4.17", **kwargs)
+
+
+def test_policy_table_says_which_generations_use_padata():
+    from pgdefer import _core
+    assert _core.POLICY_FACTS["v5.8"]["padata_jobs"] == "per_free_range"
+    assert _core.POLICY_FACTS["v5.8"]["claims_node"] and _core.POLICY_FACTS["v5.8"]["defer_count"] == "memory_pfns"
+    for older in ("v4.17", "v5.2", "v5.7"):
+        assert _core.POLICY_FACTS[older]["padata_jobs"] == "none"
