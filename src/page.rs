@@ -1,8 +1,9 @@
 //! The struct-page array: one entry per pfn of every present sparsemem section, struct-of-arrays.
 //!
 //! Per page: a flags byte (state, zone, init count), the node (u16), the block order of a buddy head
-//! (stored +1 so that zeroed memory reads "not a head"), and the free-list links (u32 indices). That is
-//! 12 bytes a page; pageblock migratetypes add one byte per pageblock. Fields are relaxed atomics so
+//! (stored + ORDER_BIAS so that zeroed memory reads "not a head"), which boot path initialised it (u8)
+//! and the free-list links (two u32 indices). That is BYTES_PER_PAGE = 13 bytes a page; pageblock
+//! migratetypes add one byte per pageblock. Fields are relaxed atomics so
 //! that concurrent simulated CPUs never make Rust UB, even when a deliberately broken protocol races:
 //! exclusivity is the protocol's job (node lock, zone lock), and the init counter catches its failures.
 
@@ -28,11 +29,27 @@ pub enum PageState {
     Allocated = 4,
 }
 
+/// `PageState` names by value (exported to Python as `_core.PAGE_STATES`).
 pub const STATE_NAMES: [&str; 5] = ["uninit", "init", "reserved", "free", "allocated"];
+
+/// The flags byte: (shift, mask) of the state, the zone index and the init count (saturating at its
+/// mask). Exported as `_core.PAGE_FLAGS` so that the numpy views decode with the same layout.
+pub const STATE_BITS: (u8, u8) = (0, 7);
+pub const ZONE_BITS: (u8, u8) = (3, 3);
+pub const INIT_COUNT_BITS: (u8, u8) = (5, 3);
+
+/// The order byte holds `order + ORDER_BIAS`, so that zeroed memory reads "not a buddy head"; a view
+/// that subtracts the bias (mod 256) reads NO_ORDER there.
+pub const ORDER_BIAS: u8 = 1;
+pub const NO_ORDER: u8 = 0u8.wrapping_sub(ORDER_BIAS);
+
+fn field(b: u8, (shift, mask): (u8, u8)) -> u8 {
+    (b >> shift) & mask
+}
 
 impl PageState {
     fn from_bits(b: u8) -> PageState {
-        match b & 7 {
+        match field(b, STATE_BITS) {
             0 => PageState::Uninit,
             1 => PageState::Init,
             2 => PageState::Reserved,
@@ -42,7 +59,7 @@ impl PageState {
     }
 }
 
-/// The flags byte: bits 0-2 state, 3-4 zone index, 5-6 init count (saturating at 3).
+/// The flags byte (`STATE_BITS`, `ZONE_BITS`, `INIT_COUNT_BITS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flags(pub u8);
 
@@ -51,23 +68,31 @@ impl Flags {
         PageState::from_bits(self.0)
     }
     pub fn zone(self) -> ZoneType {
-        ZoneType::from_index((self.0 >> 3) & 3)
+        ZoneType::from_index(field(self.0, ZONE_BITS))
     }
     pub fn init_count(self) -> u8 {
-        (self.0 >> 5) & 3
+        field(self.0, INIT_COUNT_BITS)
     }
     pub fn with_state(self, s: PageState) -> Flags {
-        Flags((self.0 & !7) | s as u8)
+        let (shift, mask) = STATE_BITS;
+        Flags((self.0 & !(mask << shift)) | (s as u8) << shift)
     }
     /// The flags `__init_single_page` leaves: state INIT, zone set, init count bumped.
     pub fn initialised(self, zone: ZoneType) -> Flags {
-        let count = (self.init_count() + 1).min(3);
-        Flags((count << 5) | ((zone as u8) << 3) | PageState::Init as u8)
+        let count = (self.init_count() + 1).min(INIT_COUNT_BITS.1);
+        Flags(
+            (count << INIT_COUNT_BITS.0)
+                | ((zone as u8) << ZONE_BITS.0)
+                | (PageState::Init as u8) << STATE_BITS.0,
+        )
     }
 }
 
-/// Host bytes per simulated page: flags 1, node 2, order 1, initialised-by 1, free-list links 8.
-pub const BYTES_PER_PAGE: u64 = 13;
+/// Host bytes per simulated page: flags 1, node 2, order 1, initialised-by 1, free-list links 8 (the
+/// host budget per page; Python reads it as `_core.BYTES_PER_PAGE`).
+pub const BYTES_PER_PAGE: u64 = (3 * size_of::<AtomicU8>()
+    + size_of::<AtomicU16>()
+    + 2 * size_of::<AtomicU32>()) as u64;
 
 /// Which boot path initialised a struct page (0: not yet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,12 +222,12 @@ impl PageArray {
     pub fn head_order(&self, i: usize) -> Option<u32> {
         match self.order1[i].load(Relaxed) {
             0 => None,
-            o => Some(u32::from(o) - 1),
+            o => Some(u32::from(o - ORDER_BIAS)),
         }
     }
     #[inline]
     pub fn set_head_order(&self, i: usize, order: Option<u32>) {
-        self.order1[i].store(order.map_or(0, |o| o as u8 + 1), Relaxed)
+        self.order1[i].store(order.map_or(0, |o| o as u8 + ORDER_BIAS), Relaxed)
     }
     pub fn order_raw(&self) -> &[AtomicU8] {
         &self.order1
@@ -271,6 +296,10 @@ mod tests {
         );
         let f = f.initialised(ZoneType::Dma).initialised(ZoneType::Dma);
         assert_eq!(f.init_count(), 3, "saturates");
+        // The documented layout: bits 0-2 state, 3-4 zone, 5-6 init count.
+        assert_eq!(f.0, (3 << 5) | ((ZoneType::Dma as u8) << 3) | PageState::Init as u8);
+        assert_eq!(BYTES_PER_PAGE, 13);
+        assert_eq!(NO_ORDER, 255);
     }
 
     #[test]

@@ -701,5 +701,22 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add_function(wrap_pyfunction!(deferral, m)?)?;
     m.add("BYTES_PER_PAGE", crate::page::BYTES_PER_PAGE)?;
+    m.add("PAGE_STATES", crate::page::STATE_NAMES.to_vec())?;
+    let flags = PyDict::new(m.py());
+    flags.set_item("state", crate::page::STATE_BITS)?;
+    flags.set_item("zone", crate::page::ZONE_BITS)?;
+    flags.set_item("init_count", crate::page::INIT_COUNT_BITS)?;
+    m.add("PAGE_FLAGS", flags)?;
+    m.add("NO_ORDER", crate::page::NO_ORDER)?;
+    m.add("MAX_NUMNODES", crate::memblock::MAX_NUMNODES)?;
+    m.add("MAX_PHYSMEM_BITS", crate::topology::MAX_PHYSMEM_BITS)?;
+    m.add("ORDER_BIAS", crate::page::ORDER_BIAS)?;
+    m.add(
+        "ZONES",
+        crate::topology::ZONE_TYPES
+            .iter()
+            .map(|z| z.name())
+            .collect::<Vec<_>>(),
+    )?;
     Ok(())
 }

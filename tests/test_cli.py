@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import pgdefer
-from pgdefer import Topology, presets
+from pgdefer import Topology, _core, presets
 from pgdefer.cli import Progress, main
 from pgdefer.costmodel import Mechanics, fitted_constants
 
@@ -209,8 +209,8 @@ def test_topology_show_default(capsys):
     assert [n["node"] for n in d["nodes"]] == topo.nodes
     zones = [(n["node"], z["name"], z["spanned_pages"], z["present_pages"]) for n in d["nodes"] for z in n["zones"]]
     assert zones == [(z.node, z.name, z.spanned, z.present) for z in topo.zones()]
-    # host memory to simulate = struct pages of the present sections x 13 B (the core's BYTES_PER_PAGE)
-    assert d["memmap"]["host_bytes"] == topo.memmap_pages * 13
+    # host memory to simulate = struct pages of the present sections x the core's BYTES_PER_PAGE
+    assert d["memmap"]["host_bytes"] == topo.memmap_pages * _core.BYTES_PER_PAGE
     assert len(d["reserved"]) == len(topo.reserved)
     code, out, _ = run(["topology", "show", "default"], capsys)
     assert "deferred zone" in out and "host memory" in out and "reserved:" in out

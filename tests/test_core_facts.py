@@ -118,3 +118,45 @@ def test_python_re_decides_no_policy_by_name():
     hits = [f"{f.name}:{i}: {line.strip()}" for f in sorted(pkg.rglob("*.py")) if f.name != "oracle.py"
             for i, line in enumerate(f.read_text().splitlines(), 1) if bad.search(line)]
     assert hits == []
+
+
+def test_python_re_types_no_core_constant():
+    """Acceptance #3 of issue 7: page states, init paths, zones, the flags layout, NO_ORDER, the host bytes per
+    page and the policy names are the core's; Python derives them (the oracle is excepted)."""
+    import pathlib
+    import re
+
+    pkg = pathlib.Path(pgdefer.__file__).parent
+    retyped = re.compile("|".join([
+        r"\(\s*\"uninit\",\s*\"init\"",          # the state names
+        r"\(\s*\"none\",\s*\"early\"",           # the init_by names
+        r"\"DMA\",\s*\"DMA32\"",                 # the zone names
+        r"\"eager\",\s*\"v4\.2\"",               # the policy list
+        r"NO_ORDER\s*=\s*\d", r"BYTES_PER_PAGE\s*=\s*\d",
+        r"flags\s*(&|>>)\s*\d",                  # the flags bit layout
+        r"=\s*range\(5\)",                       # state values by position
+        r"MAX_NUMNODES\s*=\s*\d", r"MAX_PHYSMEM_BITS\s*=\s*\d",
+    ]))
+    hits = [f"{f.name}:{i}: {line.strip()}" for f in sorted(pkg.rglob("*.py")) if f.name != "oracle.py"
+            for i, line in enumerate(f.read_text().splitlines(), 1) if retyped.search(line)]
+    assert hits == []
+
+
+def test_page_enums_are_the_core_s():
+    from pgdefer import machine
+
+    assert [s.name.lower() for s in machine.PageState] == list(_core.PAGE_STATES) == list(machine.STATE_NAMES)
+    assert (machine.UNINIT, machine.ALLOCATED) == (machine.PageState.UNINIT, machine.PageState.ALLOCATED) == (0, 4)
+    assert [z.name for z in machine.Zone] == ["DMA", "DMA32", "NORMAL", "MOVABLE"]
+    assert machine.InitBy.MEMBLOCK_FREE_ALL == machine.INIT_BY.index("memblock_free_all")
+    assert machine.NO_ORDER == _core.NO_ORDER == 255  # a u8 order byte with no head: (0 - 1) mod 256
+    assert pgdefer.config.HOST_BYTES_PER_PAGE == _core.BYTES_PER_PAGE
+    # The layout decodes what the core wrote: after boot every DMA page is in zone DMA, every pfn initialised once.
+    t = Topology(memory=[Region(MiB, 5 * GiB, node=0)], reserved=[Region(16 * MiB, 48 * MiB)])
+    m = Machine(t, policy="v4.17")
+    m.boot()
+    p = m.pages
+    dma = (p.pfn >= 0x100) & (p.pfn < 0x1000)
+    assert (p.zone[dma] == machine.Zone.DMA).all()
+    assert (p.init_count[dma] == 1).all()
+    assert int((p.state == machine.PageState.RESERVED).sum()) >= 8192  # the 32 MiB reserved range

@@ -114,7 +114,7 @@ def test_768g_preset_fits_this_host():
     # node 0: 2 GiB low = 16 sections, 382 GiB high = 3056 sections; node 1: 384 GiB = 3072 sections
     assert t.memmap_pages == (16 + 3056 + 3072) * PPS
     need = presets.host_bytes_needed(t)
-    assert need == 6144 * 32768 * 13                             # 6144 sections x 32768 pages x 13 B
+    assert need == 6144 * 32768 * HOST_BYTES_PER_PAGE            # 6144 sections x 32768 pages x the core's B/page
     assert presets.check_fits_host(t, available=24 * GiB) == need
     have = presets.host_available_bytes()
     if have is not None and have >= need:
@@ -123,9 +123,10 @@ def test_768g_preset_fits_this_host():
 
 def test_too_large_presets_are_refused():
     t = presets.get("m3-16node-12t")
-    # 16 x 768 GiB + low sections: 16 + (768 - 2) * 8 + 15 * 768 * 8 = 98304 sections -> 39 GiB at 13 B/page
-    assert presets.host_bytes_needed(t) == 98304 * 32768 * 13 == 39 * GiB
-    with pytest.raises(HostMemoryError, match=r"'m3-16node-12t' needs 39\.0 GiB .* this host has 24\.0 GiB available") as ei:
+    # 16 x 768 GiB + low sections: 16 + (768 - 2) * 8 + 15 * 768 * 8 = 98304 sections (39 GiB at 13 B/page)
+    need = 98304 * 32768 * HOST_BYTES_PER_PAGE
+    assert presets.host_bytes_needed(t) == need
+    with pytest.raises(HostMemoryError, match=rf"'m3-16node-12t' needs {need / GiB:.1f} GiB .* this host has 24\.0 GiB available") as ei:
         presets.check_fits_host(t, available=24 * GiB)
     assert isinstance(ei.value, MemoryError) and isinstance(ei.value, PgdeferError)
     assert "\n" not in str(ei.value)

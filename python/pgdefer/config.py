@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import _core
 from .errors import GeometryError
 
 _SUFFIX = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
 _SIZE_RE = re.compile(r"^\s*(0[xX][0-9a-fA-F]+|\d+(?:\.\d+)?)\s*([KMGTPE]?)(?:i?B)?\s*$", re.IGNORECASE)
 
-ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable")
+ZONE_NAMES = tuple(_core.ZONES)  # zone names in index order, the core's
 
 
 def parse_size(value, what="size") -> int:
@@ -137,4 +138,4 @@ class Geometry:
 
 # Host memory the Rust core spends per simulated page (flags, node, order, initialised-by, free-list
 # links: the core's page::BYTES_PER_PAGE; the budget is 16). Used to refuse machines that would not fit.
-HOST_BYTES_PER_PAGE = 13
+HOST_BYTES_PER_PAGE = _core.BYTES_PER_PAGE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 
 import numpy as np
 
@@ -11,14 +12,21 @@ from .config import ZONE_NAMES
 from .errors import OrderError, UnknownNode, UnknownZone
 from .topology import Topology
 
-# Page states (spec §1.5), as in Machine.pages.state and the oracle.
-UNINIT, INIT, RESERVED, FREE, ALLOCATED = range(5)
-STATE_NAMES = ("uninit", "init", "reserved", "free", "allocated")
-NO_ORDER = 255  # order of a page that is not the head of a buddy block
-# Which boot path initialised each struct page (Machine.pages.init_by): 0 none (yet), 1 early
-# (memmap_init), 2 hole (init_unavailable_range), 3 memblock_free_all (a reserved page above the cut),
-# 4 deferred_grow_zone, 5 the per-node pass.
+# Everything below is the core's (pgdefer._core), never re-typed here.
+# Page states (spec §1.5), as in Machine.pages.state.
+PageState = IntEnum("PageState", {name.upper(): i for i, name in enumerate(_core.PAGE_STATES)})
+# Which boot path initialised each struct page (Machine.pages.init_by): NONE (yet), EARLY (memmap_init),
+# HOLE (init_unavailable_range), MEMBLOCK_FREE_ALL (a reserved page above the cut), GROW
+# (deferred_grow_zone), PASS (the per-node pass).
+InitBy = IntEnum("InitBy", {name.upper(): i for i, name in enumerate(_core.INIT_BY)})
+# Zone indices, as in Machine.pages.zone.
+Zone = IntEnum("Zone", {name.upper(): i for i, name in enumerate(_core.ZONES)})
+# Older names of the same values, kept for users that imported them.
+UNINIT, INIT, RESERVED, FREE, ALLOCATED = PageState
+STATE_NAMES = tuple(_core.PAGE_STATES)
 INIT_BY = tuple(_core.INIT_BY)
+NO_ORDER = _core.NO_ORDER  # order of a page that is not the head of a buddy block
+_FLAGS = _core.PAGE_FLAGS  # field -> (shift, mask) in the flags byte
 
 
 @dataclass(frozen=True)
@@ -61,22 +69,29 @@ class PageView:
     def __len__(self):
         return len(self.flags)
 
+    def _field(self, name):
+        shift, mask = _FLAGS[name]
+        return (self.flags >> shift) & mask
+
     @property
     def state(self) -> np.ndarray:
-        return self.flags & 7
+        """PageState values."""
+        return self._field("state")
 
     @property
     def zone(self) -> np.ndarray:
-        return (self.flags >> 3) & 3
+        """Zone indices."""
+        return self._field("zone")
 
     @property
     def init_count(self) -> np.ndarray:
-        return (self.flags >> 5) & 3
+        """How many times each page was initialised (saturating; more than 1 is a double init, I1)."""
+        return self._field("init_count")
 
     @property
     def order(self) -> np.ndarray:
-        """Block order of buddy heads (free or allocated), NO_ORDER (255) elsewhere."""
-        return (self.order_raw.astype(np.int16) - 1).astype(np.uint8)
+        """Block order of buddy heads (free or allocated), NO_ORDER elsewhere."""
+        return self.order_raw - np.uint8(_core.ORDER_BIAS)  # uint8 wraps: 0 ("not a head") -> NO_ORDER
 
     @property
     def pfn(self) -> np.ndarray:
@@ -91,7 +106,7 @@ class PageView:
 
     def counts(self) -> dict:
         """Number of pages in each state."""
-        c = np.bincount(self.state, minlength=5)
+        c = np.bincount(self.state, minlength=len(STATE_NAMES))
         return {name: int(c[i]) for i, name in enumerate(STATE_NAMES)}
 
     def init_counts(self) -> dict:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import _core
 from ._intervals import clip, intersect, length, merge
-from .config import Geometry, format_size, parse_size
+from .config import ZONE_NAMES, Geometry, format_size, parse_size
 from .errors import TopologyError
 
-MAX_NUMNODES = 1024
-MAX_PHYSMEM_BITS = 52  # x86-64 with 5-level paging, arm64 with 52-bit PA
+_LIMITED_ZONES = ZONE_NAMES[:-1]  # zones that end at a zone_limits address; Movable lies above Normal's
+
+MAX_NUMNODES = _core.MAX_NUMNODES
+MAX_PHYSMEM_BITS = _core.MAX_PHYSMEM_BITS  # x86-64 with 5-level paging, arm64 with 52-bit PA
 
 
 @dataclass(frozen=True, order=True)
@@ -116,7 +119,7 @@ class Topology:
 
     def _normalise_zone_limits(self, zone_limits):
         given = dict(DEFAULT_ZONE_LIMITS if zone_limits is None else zone_limits)
-        unknown = set(given) - {"DMA", "DMA32", "Normal"}
+        unknown = set(given) - set(_LIMITED_ZONES)
         if unknown:
             raise TopologyError(
                 f"unknown zone limit(s) {sorted(unknown)}: zone_limits takes the end addresses of DMA, DMA32 and"
@@ -124,7 +127,7 @@ class Topology:
         limits = {}
         prev, prev_name = 0, None
         block = self.geometry.page_size << self.geometry.max_order
-        for name in ("DMA", "DMA32", "Normal"):
+        for name in _LIMITED_ZONES:
             if name not in given or given[name] is None:
                 continue
             try:
@@ -147,7 +150,7 @@ class Topology:
         """Global pfn range of each zone that can exist, in zone order (end None = unbounded)."""
         g = self.geometry
         out, prev = {}, 0
-        for name in ("DMA", "DMA32", "Normal"):
+        for name in _LIMITED_ZONES:
             lim = self.zone_limits.get(name)
             if lim is None:
                 if name == "Normal":

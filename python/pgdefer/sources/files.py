@@ -46,6 +46,7 @@ try:  # Python 3.11+
 except ImportError:  # pragma: no cover - Python 3.9/3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
+from ..config import ZONE_NAMES
 from ..errors import GeometryError, PgdeferError, TopologyError
 from ..topology import Region, Topology
 from ..userfile import read_user_file
@@ -92,7 +93,7 @@ def validate_dict(d) -> None:
     if "geometry" in d:
         _check_keys("[geometry]", d["geometry"], _GEOMETRY_KEYS)
     if "zone_limits" in d:
-        _check_keys("[zone_limits]", d["zone_limits"], {"DMA", "DMA32", "Normal"})
+        _check_keys("[zone_limits]", d["zone_limits"], set(ZONE_NAMES[:-1]))
     for key, allowed, required in (("memory", _MEMORY_KEYS, {"start", "end"}),
                                    ("reserved", _RESERVED_KEYS, {"start", "end"})):
         if key not in d:

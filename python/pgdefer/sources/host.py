@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._intervals import length, split_at, subtract
-from ..config import Geometry
+from ..config import ZONE_NAMES, Geometry
 from ..errors import PgdeferError, TopologyError
 from ..topology import Topology
 from .x86 import X86_64_DMA32_END, X86_64_DMA_END, MemblockPlacer, movable_normal_limit, place_memmaps
 
-ZONES = ("DMA", "DMA32", "Normal", "Movable")
+ZONES = ZONE_NAMES
 
 
 class HostReadError(PgdeferError, OSError):
