@@ -116,6 +116,17 @@ def test_irqs_off_passes_have_an_as_printed_figure():
     assert m.irqs_off and not m.hot_second_touch
 
 
+def test_machine_class_from_cpuinfo(tmp_path):
+    from pgdefer.costmodel import class_from_cpuinfo
+
+    f = tmp_path / "cpuinfo"
+    f.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9654 96-Core Processor\nflags\t\t: fpu vme sse2\n")
+    assert class_from_cpuinfo(f)[0] == "epyc-zen4"
+    f.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) CPU E5-2699 v3 @ 2.30GHz\nflags\t: fpu hypervisor\n")
+    assert class_from_cpuinfo(f)[0] == "haswell-ep-kvm"
+    assert class_from_cpuinfo(tmp_path / "missing")[0] == "generic-x86_64"
+
+
 def test_machine_class_choice():
     assert class_for_cpu("AMD EPYC 9654 96-Core Processor") == "epyc-zen4"
     assert class_for_cpu("Intel(R) Xeon(R) CPU E5-2699 v3 @ 2.30GHz") == "haswell-ep"
@@ -126,6 +137,7 @@ def test_machine_class_choice():
     assert class_from_log_text(text)[0] == "generic-x86_64-kvm"
     assert class_for(Topology.from_dmesg(EPYC_LOG))[0] == "epyc-zen4"
     assert class_for(None, "p3-skylake-2x384g")[0] == "skylake-sp"
+    assert class_for(None, "m12-vm-4t")[0] == "generic-x86_64-kvm"
     for name in machine_class_names():
         mc = machine_class(name)
         assert mc.thread_gbps > 0 and mc.dram_gbps > 0

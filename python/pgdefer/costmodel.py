@@ -227,8 +227,24 @@ def class_from_log_text(text: str) -> tuple:
     return generic, what + (f", hypervisor {virt.group(1)}" if virt else "")
 
 
+def class_from_cpuinfo(path="/proc/cpuinfo") -> tuple:
+    """(class name, reason) of this host from /proc/cpuinfo (``model name``, the ``hypervisor`` flag)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError as e:
+        return "generic-x86_64", f"{path}: {e.strerror or e}"
+    model = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+    virt = re.search(r"^flags\s*:.*\bhypervisor\b", text, re.M) is not None
+    name = class_for_cpu(model.group(1), virt) if model else None
+    if name is None:
+        name = "generic-x86_64-kvm" if virt else "generic-x86_64"
+    return name, f"this host's CPU {model.group(1).strip()!r}" if model else "this host names no CPU model"
+
+
 def class_for(topology, preset: str | None = None) -> tuple:
-    """(class name, reason) for a machine: its preset, else its boot log (dmesg: topologies), else generic."""
+    """(class name, reason) for a machine: its preset, else its boot log (dmesg: topologies) or this host's
+    /proc/cpuinfo (host topologies), else generic."""
     if preset is not None:
         name = class_for_preset(preset)
         if name is not None:
@@ -239,6 +255,8 @@ def class_for(topology, preset: str | None = None) -> tuple:
         from .userfile import read_user_file
 
         return class_from_log_text(read_user_file(path, "boot log", CostModelError).decode("utf-8", "replace"))
+    if hasattr(boot, "iomem") and hasattr(boot, "zoneinfo"):   # a HostInfo: Topology.from_host()
+        return class_from_cpuinfo()
     return "generic-x86_64", "no preset or boot log names the hardware"
 
 
