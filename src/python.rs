@@ -687,6 +687,23 @@ unsafe fn view_u8<'py>(
     PyArray1::borrow_from_array(&v, container).into_any()
 }
 
+/// `(nworks, chunk)` of `padata_do_multithreaded` for a job of `size` pages with align = min_chunk
+/// (`padata::Job::plan`, the formula's one owner); `(0, 0)` for an empty job. Used by the cost model.
+#[pyfunction]
+fn padata_plan(size: u64, min_chunk: u64, max_threads: u32) -> PyResult<(u32, u64)> {
+    let job = crate::padata::Job {
+        start: 0,
+        size,
+        align: min_chunk,
+        min_chunk,
+        max_threads,
+    };
+    match job.plan() {
+        Ok(plan) => Ok(plan.map_or((0, 0), |p| (p.nworks, p.chunk))),
+        Err(e) => Err(PyTypeError::new_err(e.to_string())),
+    }
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMachine>()?;
@@ -700,6 +717,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         PyDict::from_sequence(&PyList::new(m.py(), EVENT_KINDS)?.into_any())?,
     )?;
     m.add_function(wrap_pyfunction!(deferral, m)?)?;
+    m.add_function(wrap_pyfunction!(padata_plan, m)?)?;
     m.add("BYTES_PER_PAGE", crate::page::BYTES_PER_PAGE)?;
     m.add("PAGE_STATES", crate::page::STATE_NAMES.to_vec())?;
     let flags = PyDict::new(m.py());

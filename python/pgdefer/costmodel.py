@@ -71,9 +71,10 @@ def fitted_constants() -> dict:
 #: Facts of ``_core.POLICY_FACTS`` the cost model reads, and the v4.17 pass assumed when a core does not export
 #: one (listed in :attr:`Mechanics.assumed`). pass_walk: "two_pass" (init all, then free: cold) or a
 #: MAX_ORDER/section walk (init+free per block: hot); pass_lock "whole_pass" = IRQs off for the whole pass;
-#: free_runs "pageblock" or "max_order" (6.4+); pass_jobs "per_free_range" (5.8-6.17) or "per_zone" (2025).
-FACT_DEFAULTS = {"defers": True, "pass_walk": "two_pass", "pass_lock": "whole_pass", "padata": False,
-                 "free_runs": "pageblock", "pass_jobs": "per_free_range"}
+#: free_runs "pageblock" or "max_order" (6.4+); padata_jobs "none" (one thread), "per_free_range" (5.8-6.17)
+#: or "per_zone" (2025 rework).
+FACT_DEFAULTS = {"defers": True, "pass_walk": "two_pass", "pass_lock": "whole_pass", "padata_jobs": "none",
+                 "free_runs": "pageblock"}
 
 
 def _core_policy_facts():
@@ -108,8 +109,8 @@ class Mechanics:
             else bool(facts["pass_holds_node_lock"])
         return cls(generation=policy, defers=bool(f["defers"]), hot_second_touch=f["pass_walk"] != "two_pass",
                    pfn_checks=f["pass_walk"] == "two_pass",
-                   free_order=str(f["free_runs"]), padata=bool(f["padata"]),
-                   job_per="zone" if f["pass_jobs"] == "per_zone" else "free_range",
+                   free_order=str(f["free_runs"]), padata=f["padata_jobs"] != "none",
+                   job_per="zone" if f["padata_jobs"] == "per_zone" else "free_range",
                    irqs_off=irqs_off, assumed=assumed)
 
 
@@ -118,24 +119,13 @@ class Mechanics:
 # --------------------------------------------------------------------------------------------------
 
 def padata_plan(size: int, min_chunk: int, max_threads: int) -> tuple:
-    """(nworks, chunk) of ``padata_do_multithreaded`` for a job of ``size`` pages, align = min_chunk.
-
-    TO BE REPLACED by the core's plan function once src/padata.rs (owner: padata) exports one; the formula
-    has one owner and this is a stand-in for it, used only when ``_core.padata_plan`` does not exist.
-    """
+    """(nworks, chunk) of ``padata_do_multithreaded`` for a job of ``size`` pages, align = min_chunk: the
+    core's ``padata::Job::plan`` (src/padata.rs owns the formula, spec §5.9)."""
     from . import _core
 
-    plan = getattr(_core, "padata_plan", None)
-    if plan is not None:
-        return tuple(plan(size, min_chunk, max_threads))
     if size <= 0:
         return 0, 0
-    nworks = min(max(size // min_chunk, 1), max(max_threads, 1))
-    if nworks == 1:
-        return 1, size
-    chunk = max(size // (nworks * 4), min_chunk)          # load_balance_factor = 4
-    chunk = -(-chunk // min_chunk) * min_chunk             # round_up(chunk, align)
-    return nworks, chunk
+    return tuple(_core.padata_plan(int(size), max(int(min_chunk), 1), max(int(max_threads), 1)))
 
 
 # --------------------------------------------------------------------------------------------------
