@@ -8,6 +8,8 @@ pub enum Error {
     Geometry(String),
     /// A memory map memblock would reject.
     Topology(String),
+    /// A misused argument: a CPU, policy, named point or fault that does not exist, counts out of range.
+    InvalidArgument(String),
     /// An allocation order outside `0..=max_order`.
     Order(String),
     UnknownNode(String),
@@ -37,6 +39,7 @@ impl fmt::Display for Error {
         match self {
             Error::Geometry(m)
             | Error::Topology(m)
+            | Error::InvalidArgument(m)
             | Error::Order(m)
             | Error::UnknownNode(m)
             | Error::UnknownZone(m)

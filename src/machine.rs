@@ -265,18 +265,28 @@ struct PointHook {
 fn node_cpus_by_index(layout: &Layout, given: &[(u32, u32)]) -> Result<Vec<u32>> {
     let mut cpus = vec![None; layout.nodes.len()];
     for &(nid, c) in given {
-        let ni = layout.node_index(nid)?;
-        if c > 4096 {
-            return Err(Error::Topology(format!(
-                "node {nid}: node_cpus must be in 0..=4096, got {c}"
+        let ni = layout.node_index(nid).map_err(|_| {
+            let nids: Vec<u32> = layout.nodes.iter().map(|n| n.nid).collect();
+            Error::InvalidArgument(format!(
+                "node_cpus: node {nid} has no memory in this topology (nodes: {nids:?})"
+            ))
+        })?;
+        if c > MAX_CPUS {
+            return Err(Error::InvalidArgument(format!(
+                "node {nid}: node_cpus must be in 0..={MAX_CPUS}, got {c}"
             )));
         }
         if cpus[ni].replace(c).is_some() {
-            return Err(Error::Topology(format!("node {nid}: node_cpus given twice")));
+            return Err(Error::InvalidArgument(format!(
+                "node {nid}: node_cpus given twice"
+            )));
         }
     }
     Ok(cpus.into_iter().map(|c| c.unwrap_or(0)).collect())
 }
+
+/// Most simulated CPUs of each kind (`cpus`, `host_threads`, a node's `node_cpus`).
+pub const MAX_CPUS: u32 = 4096;
 
 /// Dense page indices are u32 in the free-list links.
 const MAX_PAGES: u64 = u32::MAX as u64 - 1;
@@ -303,29 +313,33 @@ impl Machine {
                 )));
             }
         }
-        if cfg.cpus == 0 || cfg.cpus > 4096 {
-            return Err(Error::Topology(format!(
-                "cpus must be in 1..=4096, got {}",
+        if !(1..=MAX_CPUS).contains(&cfg.cpus) {
+            return Err(Error::InvalidArgument(format!(
+                "cpus must be in 1..={MAX_CPUS}, got {}",
                 cfg.cpus
             )));
         }
-        for nid in cfg
-            .faults
-            .fail_pass
-            .map(|f| f.0)
-            .into_iter()
-            .chain(cfg.faults.panic_pass)
-        {
-            layout.node_index(nid)?;
+        if let Some((nid, pages)) = cfg.faults.fail_pass {
+            if layout.node_index(nid).is_err() {
+                return Err(Error::InvalidArgument(format!(
+                    "fail_pass=({nid}, {pages}): needs (a node with memory, pages >= 0)"
+                )));
+            }
+        }
+        if let Some(nid) = cfg.faults.panic_pass {
+            if layout.node_index(nid).is_err() {
+                return Err(Error::InvalidArgument(format!(
+                    "panic_pass={nid}: not a node with memory"
+                )));
+            }
         }
         let workers = Workers::new(
             node_cpus_by_index(&layout, &cfg.node_cpus)?,
             cfg.cpus + layout.nodes.len() as u32,
             match cfg.host_threads {
-                Some(0) | Some(4097..) => {
-                    return Err(Error::Topology(format!(
-                        "host_threads must be in 1..=4096, got {}",
-                        cfg.host_threads.unwrap()
+                Some(h) if !(1..=MAX_CPUS).contains(&h) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "host_threads must be in 1..={MAX_CPUS}, got {h}"
                     )))
                 }
                 h => h.map(|h| h as usize),
@@ -697,7 +711,7 @@ impl Machine {
     pub fn check_cpu(&self, cpu: u32) -> Result<()> {
         if cpu as usize >= self.cpus.len() {
             let helpers = self.nr_cpus as usize + self.nodes.len();
-            return Err(Error::Topology(format!(
+            return Err(Error::InvalidArgument(format!(
                 "cpu {cpu} does not exist: CPUs 0..{} run workloads, {}..{helpers} the per-node passes, \
                  {helpers}..{} their padata helpers",
                 self.nr_cpus,
@@ -796,7 +810,7 @@ impl Machine {
     /// `once`, only the first time.
     pub fn at_point(&self, name: &str, node: Option<u32>, once: bool, f: PointFn) -> Result<()> {
         if !POINTS.contains(&name) {
-            return Err(Error::Topology(format!(
+            return Err(Error::InvalidArgument(format!(
                 "unknown point {name:?}: expected one of {POINTS:?}"
             )));
         }

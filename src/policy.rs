@@ -253,7 +253,7 @@ impl Policy {
             .into_iter()
             .find(|p| p.name() == name)
             .ok_or_else(|| {
-                Error::Topology(format!(
+                Error::InvalidArgument(format!(
                     "unknown policy {name:?}: expected one of {:?}",
                     POLICY_NAMES
                 ))

@@ -23,6 +23,7 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
     let (class, args): (&str, Vec<Py<PyAny>>) = match &e {
         Error::Geometry(_) => ("GeometryError", vec![]),
         Error::Topology(_) => ("TopologyError", vec![]),
+        Error::InvalidArgument(_) => ("InvalidArgument", vec![]),
         Error::Order(_) => ("OrderError", vec![]),
         Error::UnknownNode(_) => ("UnknownNode", vec![]),
         Error::UnknownZone(_) => ("UnknownZone", vec![]),
@@ -727,6 +728,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PAGE_FLAGS", flags)?;
     m.add("NO_ORDER", crate::page::NO_ORDER)?;
     m.add("MAX_NUMNODES", crate::memblock::MAX_NUMNODES)?;
+    m.add("MAX_CPUS", crate::machine::MAX_CPUS)?;
     m.add("MAX_PHYSMEM_BITS", crate::topology::MAX_PHYSMEM_BITS)?;
     m.add("ORDER_BIAS", crate::page::ORDER_BIAS)?;
     m.add(

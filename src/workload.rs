@@ -75,7 +75,7 @@ impl Machine {
         for s in streams {
             self.check_cpu(s.cpu)?;
             if s.cpu >= self.nr_cpus {
-                return Err(Error::Topology(format!(
+                return Err(Error::InvalidArgument(format!(
                     "cpu {} is a pgdatinit CPU, not a workload CPU",
                     s.cpu
                 )));
@@ -94,13 +94,13 @@ impl Machine {
             }
         }
         if late_init_after.is_some() && cpus.contains(&crate::deferred::BOOT_CPU) {
-            return Err(Error::Topology(
+            return Err(Error::InvalidArgument(
                 "a stream on CPU 0 cannot race page_alloc_init_late, which runs on the boot CPU (CPU 0)".into(),
             ));
         }
         cpus.sort_unstable();
         if cpus.windows(2).any(|w| w[0] == w[1]) {
-            return Err(Error::Topology(
+            return Err(Error::InvalidArgument(
                 "two streams on one CPU: a CPU runs one stream".into(),
             ));
         }

@@ -199,7 +199,7 @@ def test_points_validate_and_callback_errors_surface():
 def test_a_stream_on_the_boot_cpu_cannot_race_late_init():
     m = two_node_machine("v4.17")
     m.boot()
-    with pytest.raises(pgdefer.TopologyError, match="boot CPU"):
+    with pytest.raises(pgdefer.InvalidArgument, match="boot CPU"):
         m.run_workload([dict(cpu=0, count=10)], late_init_after=5)
 
 

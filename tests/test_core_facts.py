@@ -160,3 +160,62 @@ def test_page_enums_are_the_core_s():
     assert (p.zone[dma] == machine.Zone.DMA).all()
     assert (p.init_count[dma] == 1).all()
     assert int((p.state == machine.PageState.RESERVED).sum()) >= 8192  # the 32 MiB reserved range
+
+
+# -- one validation owner per argument (issue 7) -------------------------------------------------------------
+
+def _two_nodes():
+    return Topology(memory=[Region(0, 256 * MiB, node=0), Region(256 * MiB, 512 * MiB, node=1)])
+
+
+def _core_args(topo, policy="v4.17"):
+    return pgdefer.machine._layout_args(topo) + (policy,)
+
+
+MISUSE = [  # (name, Python Machine kwargs, the same request straight to _core.Machine or None if Python only)
+    ("cpus zero", dict(cpus=0), dict(cpus=0)),
+    ("cpus too many", dict(cpus=5000), dict(cpus=5000)),
+    ("host_threads", dict(host_threads=0), dict(host_threads=0)),
+    ("fail_pass node", dict(fail_pass=(7, 10)), dict(fail_pass=(7, 10))),
+    ("panic_pass node", dict(panic_pass=7), dict(panic_pass=7)),
+    ("node_cpus node", dict(node_cpus={7: 1}), dict(node_cpus=[(7, 1)])),
+    ("node_cpus count", dict(node_cpus={1: 5000}), dict(node_cpus=[(1, 5000)])),
+    ("unknown policy", dict(policy="v9.9"), dict(policy="v9.9")),
+    ("unknown fault", dict(faults=("nope",)), None),
+    ("fault of another policy", dict(faults=("retry_forever",)), None),
+    ("negative cpus", dict(cpus=-1), None),
+    ("negative fail_pass pages", dict(fail_pass=(0, -1)), None),
+]
+
+
+@pytest.mark.parametrize("name,kw,core_kw", MISUSE, ids=[m[0] for m in MISUSE])
+def test_misuse_is_invalid_argument_with_one_message(name, kw, core_kw):
+    topo = _two_nodes()
+    with pytest.raises(pgdefer.InvalidArgument) as py_err:
+        Machine(topo, **kw)
+    assert isinstance(py_err.value, ValueError) and not isinstance(py_err.value, pgdefer.TopologyError)
+    if core_kw is not None:
+        policy = core_kw.pop("policy", "v4.17")
+        with pytest.raises(pgdefer.InvalidArgument) as core_err:
+            _core.Machine(*_core_args(topo, policy), **core_kw)
+        assert str(core_err.value) == str(py_err.value)
+
+
+def test_bad_cpu_and_point_are_invalid_argument_with_the_core_s_message():
+    m = Machine(_two_nodes(), cpus=2)
+    m.boot()
+    slots = m._cpu_slots
+    # Python's fast check and the core's check_cpu say the same thing about the first CPU that does not exist.
+    with pytest.raises(pgdefer.InvalidArgument) as py_err:
+        m.alloc_pages(0, cpu=slots)
+    with pytest.raises(pgdefer.InvalidArgument) as core_err:
+        m._core.alloc_pages(0, None, None, slots)
+    assert str(py_err.value) == str(core_err.value)
+    assert f"cpu {slots} does not exist" in str(py_err.value)
+    with pytest.raises(pgdefer.InvalidArgument, match="cpu -1 does not exist"):
+        m.alloc_pages(0, cpu=-1)
+    assert m.alloc_pages(0, cpu=slots - 1) >= 0  # the last slot exists
+    with pytest.raises(pgdefer.InvalidArgument, match='unknown point "nowhere"'):
+        m.at("nowhere", lambda *a: None)
+    with pytest.raises(pgdefer.InvalidArgument, match='unknown policy "v9.9"'):
+        deferral(_two_nodes(), "v9.9")

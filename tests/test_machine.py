@@ -181,7 +181,7 @@ CORE_BAD = [  # the Rust core validates on its own too: straight to _core, bypas
     ("reversed", dict(memory=[(2 * MiB, MiB, 0)]), pgdefer.TopologyError),
     ("limits", dict(zone_limits=(4 * GiB, 16 * MiB, None)), pgdefer.TopologyError),
     ("geometry", dict(section_size=4096), pgdefer.GeometryError),
-    ("policy", dict(policy="v9.9"), pgdefer.TopologyError),
+    ("policy", dict(policy="v9.9"), pgdefer.InvalidArgument),
     ("node id", dict(memory=[(0, MiB, 5000)]), pgdefer.TopologyError),
 ]
 

@@ -20,6 +20,11 @@ class TopologyError(PgdeferError, ValueError):
     """A memory map that memblock would reject (overlaps, empty ranges, zone limits out of order...)."""
 
 
+class InvalidArgument(PgdeferError, ValueError):
+    """Misuse of an argument: a CPU, policy, named point or fault that does not exist, a count out of range
+    (cpus, host_threads, node_cpus, fail_pass, panic_pass). Not a property of the memory map."""
+
+
 class OrderError(PgdeferError, ValueError):
     """An allocation order above MAX_PAGE_ORDER (or negative)."""
 
@@ -71,7 +76,7 @@ class DmesgError(PgdeferError, ValueError):
 
 
 __all__ = [
-    "PgdeferError", "GeometryError", "TopologyError", "OrderError", "UnknownNode", "UnknownZone",
+    "PgdeferError", "GeometryError", "TopologyError", "InvalidArgument", "OrderError", "UnknownNode", "UnknownZone",
     "BadFree", "PhaseError", "OutOfMemory", "InvariantViolation", "WorkerFailed",
     "HostMemoryError", "DmesgError",
 ]

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _core
 from .config import ZONE_NAMES
-from .errors import OrderError, UnknownNode, UnknownZone
+from .errors import InvalidArgument, OrderError, UnknownNode, UnknownZone
 from .topology import Topology
 
 # Everything below is the core's (pgdefer._core), never re-typed here.
@@ -165,14 +165,15 @@ def _node_cpus(topology, node_cpus) -> dict:
     if node_cpus is None:
         node_cpus = getattr(topology, "node_cpus", None) or {}
     if not hasattr(node_cpus, "items"):
-        raise ValueError(f"node_cpus must map node ids to CPU counts, got {node_cpus!r}")
+        raise InvalidArgument(f"node_cpus must map node ids to CPU counts, got {node_cpus!r}")
     out = {}
     for nid, cpus in node_cpus.items():
         nid, cpus = _int(nid, "node_cpus node"), _int(cpus, "node_cpus CPUs")
+        # Validated here because Python ints may be negative; the messages are the core's own (a test pins them).
         if nid not in topology.nodes:
-            raise ValueError(f"node_cpus: node {nid} has no memory in this topology (nodes: {sorted(topology.nodes)})")
-        if not 0 <= cpus <= 4096:
-            raise ValueError(f"node_cpus: node {nid} needs 0..4096 CPUs, got {cpus}")
+            raise InvalidArgument(f"node_cpus: node {nid} has no memory in this topology (nodes: {sorted(topology.nodes)})")
+        if not 0 <= cpus <= _core.MAX_CPUS:
+            raise InvalidArgument(f"node {nid}: node_cpus must be in 0..={_core.MAX_CPUS}, got {cpus}")
         out[nid] = cpus
     return out
 
@@ -207,28 +208,33 @@ class Machine:
         host's CPUs); simulated padata workers beyond that share host threads."""
         if not isinstance(topology, Topology):
             raise TypeError(f"topology must be a pgdefer.Topology, got {type(topology).__name__}")
-        if policy not in _core.POLICIES:
-            raise ValueError(f"unknown policy {policy!r}: expected one of {', '.join(_core.POLICIES)}")
+        # The policy name is the core's to check (InvalidArgument). Faults are Python's alone. The counts and node
+        # ids below are checked here because Python ints may be negative or huge; the core checks them too, with
+        # the same class and messages (tests/test_core_facts.py pins them equal).
+        if not isinstance(policy, str):
+            raise TypeError(f"policy must be a str, got {policy!r}")
         unknown = set(faults) - set(FAULTS)
         if unknown:
-            raise ValueError(f"unknown fault(s) {sorted(unknown)}: expected {', '.join(FAULTS)}")
+            raise InvalidArgument(f"unknown fault(s) {sorted(unknown)}: expected {', '.join(FAULTS)}")
         for f in faults:
             if policy not in FAULT_POLICIES.get(f, (policy,)):
-                raise ValueError(f"fault {f!r} is a bug of policy {' / '.join(FAULT_POLICIES[f])}, not of {policy!r}")
+                raise InvalidArgument(f"fault {f!r} is a bug of policy {' / '.join(FAULT_POLICIES[f])}, not of {policy!r}")
         cpus = _int(cpus, "cpus")
-        if not 1 <= cpus <= 4096:
-            raise ValueError(f"cpus must be in 1..4096, got {cpus}")
+        if not 1 <= cpus <= _core.MAX_CPUS:
+            raise InvalidArgument(f"cpus must be in 1..={_core.MAX_CPUS}, got {cpus}")
         if fail_pass is not None:
             fail_pass = (_int(fail_pass[0], "fail_pass node"), _int(fail_pass[1], "fail_pass pages"))
             if fail_pass[0] not in topology.nodes or fail_pass[1] < 0:
-                raise ValueError(f"fail_pass={fail_pass!r}: needs (a node with memory, pages >= 0)")
-        if panic_pass is not None and panic_pass not in topology.nodes:
-            raise ValueError(f"panic_pass={panic_pass!r}: not a node with memory")
+                raise InvalidArgument(f"fail_pass={fail_pass!r}: needs (a node with memory, pages >= 0)")
+        if panic_pass is not None:
+            panic_pass = _int(panic_pass, "panic_pass")
+            if panic_pass not in topology.nodes:
+                raise InvalidArgument(f"panic_pass={panic_pass!r}: not a node with memory")
         node_cpus = _node_cpus(topology, node_cpus)
         if host_threads is not None:
             host_threads = _int(host_threads, "host_threads")
-            if not 1 <= host_threads <= 4096:
-                raise ValueError(f"host_threads must be in 1..4096, got {host_threads}")
+            if not 1 <= host_threads <= _core.MAX_CPUS:
+                raise InvalidArgument(f"host_threads must be in 1..={_core.MAX_CPUS}, got {host_threads}")
         self.topology = topology
         self._core = _core.Machine(
             *_layout_args(topology), policy, cpus=cpus, grow_irqsave=bool(grow_irqsave), trust_snapshot="trust_snapshot" in faults,
@@ -281,10 +287,11 @@ class Machine:
 
     def _cpu(self, cpu):
         cpu = _int(cpu, "cpu")
-        if not 0 <= cpu < self._cpu_slots:
-            raise ValueError(f"cpu {cpu} does not exist: this machine has CPUs 0..{self._core.nr_cpus - 1}"
-                             f" (and {self._core.nr_cpus}..{self._cpu_slots - 1} for the per-node passes"
-                             " and their padata helpers)")
+        if not 0 <= cpu < self._cpu_slots:  # the core's check_cpu, with its message (a test pins them equal)
+            nr = self._core.nr_cpus
+            helpers = nr + len(self._nodes)
+            raise InvalidArgument(f"cpu {cpu} does not exist: CPUs 0..{nr} run workloads, {nr}..{helpers} the per-node"
+                                  f" passes, {helpers}..{self._cpu_slots} their padata helpers")
         return cpu
 
     @staticmethod
@@ -338,8 +345,6 @@ class Machine:
         result, e.g. an allocated pfn, is then lost). Calling boot() or page_alloc_init_late() from a
         callback is a PhaseError; making another CPU wait for a lock this thread holds is reported as
         DeadlockDetected."""
-        if point not in _core.POINTS:
-            raise ValueError(f"unknown point {point!r}: expected one of {', '.join(_core.POINTS)}")
         if not callable(callback):
             raise TypeError("callback must be callable")
         self._core.at(point, callback, self._node(node), bool(once))
