@@ -273,7 +273,7 @@ fn node_cpus_by_index(layout: &Layout, given: &[(u32, u32)]) -> Result<Vec<u32>>
         })?;
         if c > MAX_CPUS {
             return Err(Error::InvalidArgument(format!(
-                "node {nid}: node_cpus must be in 0..={MAX_CPUS}, got {c}"
+                "node_cpus: node {nid} needs 0..{MAX_CPUS} CPUs, got {c}"
             )));
         }
         if cpus[ni].replace(c).is_some() {
@@ -315,7 +315,7 @@ impl Machine {
         }
         if !(1..=MAX_CPUS).contains(&cfg.cpus) {
             return Err(Error::InvalidArgument(format!(
-                "cpus must be in 1..={MAX_CPUS}, got {}",
+                "cpus must be in 1..{MAX_CPUS}, got {}",
                 cfg.cpus
             )));
         }
@@ -339,7 +339,7 @@ impl Machine {
             match cfg.host_threads {
                 Some(h) if !(1..=MAX_CPUS).contains(&h) => {
                     return Err(Error::InvalidArgument(format!(
-                        "host_threads must be in 1..={MAX_CPUS}, got {h}"
+                        "host_threads must be in 1..{MAX_CPUS}, got {h}"
                     )))
                 }
                 h => h.map(|h| h as usize),

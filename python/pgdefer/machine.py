@@ -173,7 +173,7 @@ def _node_cpus(topology, node_cpus) -> dict:
         if nid not in topology.nodes:
             raise InvalidArgument(f"node_cpus: node {nid} has no memory in this topology (nodes: {sorted(topology.nodes)})")
         if not 0 <= cpus <= _core.MAX_CPUS:
-            raise InvalidArgument(f"node {nid}: node_cpus must be in 0..={_core.MAX_CPUS}, got {cpus}")
+            raise InvalidArgument(f"node_cpus: node {nid} needs 0..{_core.MAX_CPUS} CPUs, got {cpus}")
         out[nid] = cpus
     return out
 
@@ -221,7 +221,7 @@ class Machine:
                 raise InvalidArgument(f"fault {f!r} is a bug of policy {' / '.join(FAULT_POLICIES[f])}, not of {policy!r}")
         cpus = _int(cpus, "cpus")
         if not 1 <= cpus <= _core.MAX_CPUS:
-            raise InvalidArgument(f"cpus must be in 1..={_core.MAX_CPUS}, got {cpus}")
+            raise InvalidArgument(f"cpus must be in 1..{_core.MAX_CPUS}, got {cpus}")
         if fail_pass is not None:
             fail_pass = (_int(fail_pass[0], "fail_pass node"), _int(fail_pass[1], "fail_pass pages"))
             if fail_pass[0] not in topology.nodes or fail_pass[1] < 0:
@@ -234,7 +234,7 @@ class Machine:
         if host_threads is not None:
             host_threads = _int(host_threads, "host_threads")
             if not 1 <= host_threads <= _core.MAX_CPUS:
-                raise InvalidArgument(f"host_threads must be in 1..={_core.MAX_CPUS}, got {host_threads}")
+                raise InvalidArgument(f"host_threads must be in 1..{_core.MAX_CPUS}, got {host_threads}")
         self.topology = topology
         self._core = _core.Machine(
             *_layout_args(topology), policy, cpus=cpus, grow_irqsave=bool(grow_irqsave), trust_snapshot="trust_snapshot" in faults,
