@@ -3,7 +3,9 @@
 //!
 //! The model runs the real algorithm on a real struct-page array (`page`), a real buddy allocator
 //! (`buddy`), real threads, a real spinlock and a one-way static key (`sync`). What differs between
-//! kernel generations lives in `policy`; the boot paths in `deferred`; `machine` ties it together.
+//! kernel generations lives in `policy`; the boot paths in `deferred`; the allocator entry points in
+//! `page_alloc`; simulated CPUs, interrupts, locks and named points in `points`; `machine` holds the
+//! state and ties it together.
 
 pub mod buddy;
 pub mod check;
@@ -17,6 +19,8 @@ pub mod machine;
 pub mod memblock;
 pub mod padata;
 pub mod page;
+pub mod page_alloc;
+pub mod points;
 pub mod policy;
 pub mod protocol;
 pub mod sync;

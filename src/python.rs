@@ -354,15 +354,7 @@ impl PyMachine {
         cpu: u32,
     ) -> PyResult<bool> {
         let zt = zone_type(py, Some(zone))?.unwrap();
-        self.op(py, || {
-            let m = &self.inner;
-            let _on = m.enter_cpu(cpu)?;
-            m.check_order(order)?;
-            m.require_allocator("deferred_grow_zone()")?;
-            let ni = m.node_index(node)?;
-            let zi = m.zone_index(ni, zt)?;
-            m.grow_hook(ni, zi, order, crate::events::Hook::Explicit, cpu)
-        })
+        self.op(py, || self.inner.grow_explicit(node, zt, order, cpu))
     }
 
     #[pyo3(signature = (threads=true))]

@@ -1,0 +1,293 @@
+//! The page allocator's entry points (mm/page_alloc.c): `alloc_pages` / `get_page_from_freelist` with
+//! the deferred grow hooks, `free_pages`, boot-time release (`__free_pages_core`), `free_reserved_area`
+//! and the node-ordered zonelists.
+
+use crate::buddy::{ListEnd, UninitBuddy};
+use crate::error::{Error, Result};
+use crate::events::{Event, Hook};
+use crate::machine::{Machine, NodeState};
+use crate::page::{PageState, STATE_NAMES};
+use crate::sync::Ordering;
+use crate::topology::ZoneType;
+
+impl Machine {
+    /// Release `[pfn, pfn + 2^order)` to the buddy allocator at boot (`__free_pages_core`): the
+    /// zone's managed count grows, the block goes to the tail of its list.
+    pub(crate) fn release(&self, ni: usize, zi: usize, pfn: u64, order: u32) {
+        let i = self.pages.idx(pfn).expect("released pfn has a struct page");
+        let mut area = self.nodes[ni].zones[zi].area.lock();
+        area.managed += 1 << order;
+        let r = area.free(&self.pages, i, order, ListEnd::Tail);
+        drop(area);
+        self.report_uninit_buddy(r);
+    }
+
+    fn report_uninit_buddy(&self, r: std::result::Result<(), UninitBuddy>) {
+        if let Err(u) = r {
+            self.violation(format!(
+                "B-I2: freeing pfn {:#x} order {} found its buddy pfn {:#x} uninitialised; not merged",
+                self.pages.pfn(u.block),
+                u.order,
+                self.pages.pfn(u.buddy)
+            ));
+        }
+    }
+
+    /// `__alloc_pages` → `get_page_from_freelist` with the two grow hooks (spec §3.1), on `cpu`.
+    /// Interrupts pending on that CPU are delivered before and after.
+    pub fn alloc_pages(
+        &self,
+        order: u32,
+        nid: Option<u32>,
+        zone: Option<ZoneType>,
+        cpu: u32,
+    ) -> Result<u64> {
+        let _on = self.enter_cpu(cpu)?;
+        self.irq_point(cpu);
+        let r = self.get_page_from_freelist(order, nid, zone, cpu);
+        self.irq_point(cpu);
+        r
+    }
+
+    pub(crate) fn get_page_from_freelist(
+        &self,
+        order: u32,
+        nid: Option<u32>,
+        zone: Option<ZoneType>,
+        cpu: u32,
+    ) -> Result<u64> {
+        self.check_order(order)?;
+        self.require_allocator("alloc_pages()")?;
+        let ni = match nid {
+            Some(n) => self.node_index(n)?,
+            None => 0,
+        };
+        let high = zone.unwrap_or(ZoneType::Normal);
+        'zones: for &(n, z) in &self.zonelists[ni][high as usize] {
+            let area = &self.nodes[n].zones[z].area;
+            // A separate statement, so the zone lock is dropped before growing takes it again.
+            let watermark_ok = area.lock().watermark_ok(order);
+            if !(watermark_ok
+                || self.key.enabled() && self.grow_hook(n, z, order, Hook::Watermark, cpu)?)
+            {
+                continue 'zones;
+            }
+            loop {
+                let got = area.lock().rmqueue(&self.pages, order);
+                if let Some(i) = got {
+                    self.stats.allocs.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .alloc_pages
+                        .fetch_add(1 << order, Ordering::Relaxed);
+                    return Ok(self.pages.pfn(i));
+                }
+                if !(self.key.enabled() && self.grow_hook(n, z, order, Hook::Rmqueue, cpu)?) {
+                    continue 'zones;
+                }
+            }
+        }
+        self.stats.alloc_failures.fetch_add(1, Ordering::Relaxed);
+        let node_name = self.nodes[ni].span.nid;
+        Err(Error::OutOfMemory(format!(
+            "no free block of order {order} for node {node_name}, zones up to {} (zonelist exhausted{})",
+            high.name(),
+            if self.key.enabled() { ", deferred growth could not help" } else { "" }
+        )))
+    }
+
+    /// `deferred_grow_zone(zone, order)` called directly by the user, on `cpu`, by node id and zone type.
+    pub fn grow_explicit(&self, nid: u32, zt: ZoneType, order: u32, cpu: u32) -> Result<bool> {
+        let _on = self.enter_cpu(cpu)?;
+        self.check_order(order)?;
+        self.require_allocator("deferred_grow_zone()")?;
+        let ni = self.node_index(nid)?;
+        let zi = self.zone_index(ni, zt)?;
+        self.grow_hook(ni, zi, order, Hook::Explicit, cpu)
+    }
+
+    /// `_deferred_grow_zone`, the `__ref` wrapper: the `__init` body is gone after free_initmem().
+    pub fn grow_hook(
+        &self,
+        ni: usize,
+        zi: usize,
+        order: u32,
+        hook: Hook,
+        cpu: u32,
+    ) -> Result<bool> {
+        if self.initmem_freed.load(Ordering::Acquire) {
+            let msg = format!(
+                "BUG: unable to handle page fault: deferred_grow_zone() is __init and free_initmem() freed it \
+                 (called from the {} hook on CPU {cpu})",
+                hook.name()
+            );
+            self.log(
+                cpu,
+                Event::Warning {
+                    message: msg.clone(),
+                },
+            );
+            return Err(Error::Phase(msg));
+        }
+        self.deferred_grow_zone_for_alloc(ni, zi, order, hook, cpu)
+    }
+
+    /// `__free_pages` of a block returned by `alloc_pages`; the block goes to the head of its list.
+    pub fn free_pages(&self, pfn: u64, order: u32, cpu: u32) -> Result<()> {
+        let _on = self.enter_cpu(cpu)?;
+        self.irq_point(cpu);
+        let r = self.free_pages_on(pfn, order);
+        self.irq_point(cpu);
+        r
+    }
+
+    fn free_pages_on(&self, pfn: u64, order: u32) -> Result<()> {
+        self.check_order(order)?;
+        self.require_allocator("free_pages()")?;
+        let i = self.pages.idx(pfn).ok_or_else(|| {
+            Error::BadFree(format!(
+                "pfn {pfn:#x} has no struct page (its section is not present)"
+            ))
+        })?;
+        let f = self.pages.flags(i);
+        if f.state() == PageState::Uninit {
+            return Err(Error::BadFree(format!(
+                "pfn {pfn:#x} is not allocated (its struct page is uninitialised)"
+            )));
+        }
+        let ni = self.node_index(u32::from(self.pages.node_of(i)))?;
+        let zi = self.zone_index(ni, f.zone())?;
+        let mut area = self.nodes[ni].zones[zi].area.lock();
+        // Re-read under the zone lock: a racing free of the same block must see it freed.
+        let state = self.pages.state(i);
+        if state != PageState::Allocated {
+            return Err(Error::BadFree(format!(
+                "pfn {pfn:#x} is not allocated (it is {}){}",
+                STATE_NAMES[state as usize],
+                if state == PageState::Free {
+                    ": double free?"
+                } else {
+                    ""
+                }
+            )));
+        }
+        match self.pages.head_order(i) {
+            None => {
+                return Err(Error::BadFree(format!(
+                    "pfn {pfn:#x} is inside an allocated block, not its head"
+                )))
+            }
+            Some(o) if o != order => {
+                return Err(Error::BadFree(format!(
+                    "pfn {pfn:#x} was allocated with order {o}, not {order}"
+                )))
+            }
+            Some(_) => {}
+        }
+        let r = area.free(&self.pages, i, order, ListEnd::Head);
+        drop(area);
+        self.report_uninit_buddy(r);
+        self.stats.frees.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// A zone's counters: (managed, free_pages, nr_free per order).
+    pub fn zone_counters(&self, ni: usize, zi: usize) -> (u64, u64, Vec<u64>) {
+        let a = self.nodes[ni].zones[zi].area.lock();
+        (a.managed, a.free_pages, a.nr_free.clone())
+    }
+
+    /// Block-head pfns on a free list, head first.
+    pub fn free_list(&self, ni: usize, zi: usize, order: u32) -> Result<Vec<u64>> {
+        self.check_order(order)?;
+        let a = self.nodes[ni].zones[zi].area.lock();
+        Ok(a.list(&self.pages, order)
+            .into_iter()
+            .map(|i| self.pages.pfn(i))
+            .collect())
+    }
+}
+
+/// Late frees of reserved memory: one of the ways (B20) early code can touch struct pages that
+/// deferred init has not reached.
+impl Machine {
+    /// `free_reserved_area` / `memblock_free_late` of reserved pfns `[start, end)`: each page goes to the
+    /// buddy allocator. While deferred pages remain (the key is on), freeing next to one is rejected:
+    /// the merge would read an uninitialised buddy (B20; kernels since 2026 warn here).
+    pub fn free_reserved_area(&self, start: u64, end: u64, cpu: u32) -> Result<u64> {
+        let _on = self.enter_cpu(cpu)?;
+        self.require_allocator("free_reserved_area()")?;
+        // One at a time: validation and release must see the same pages (no double free of a range).
+        let _serial = self.reserved_free.lock().unwrap();
+        if end <= start {
+            return Err(Error::BadFree(format!(
+                "free_reserved_area: empty range [{start:#x}, {end:#x})"
+            )));
+        }
+        let block = self.geometry().max_order_nr_pages();
+        for pfn in start..end {
+            let i = self
+                .pages
+                .idx(pfn)
+                .ok_or_else(|| Error::BadFree(format!("pfn {pfn:#x} has no struct page")))?;
+            let memory = self
+                .layout
+                .memory
+                .iter()
+                .any(|r| r.start <= pfn && pfn < r.end);
+            if !memory || self.pages.state(i) != PageState::Reserved {
+                return Err(Error::BadFree(format!(
+                    "free_reserved_area: pfn {pfn:#x} is not reserved memory (it is {}{})",
+                    STATE_NAMES[self.pages.state(i) as usize],
+                    if memory { "" } else { ", a hole" }
+                )));
+            }
+        }
+        {
+            // Whatever the key says (v4.2 has none): a merge would read the uninitialised buddy.
+            let (s, e) = (start & !(block - 1), (end + block - 1) & !(block - 1));
+            if let Some(p) = (s..e).find(|&p| {
+                self.pages
+                    .idx(p)
+                    .is_some_and(|i| self.pages.state(i) == PageState::Uninit)
+            }) {
+                return Err(Error::Phase(format!(
+                    "free_reserved_area([{start:#x}, {end:#x})) while deferred pages remain: pfn {p:#x} in the \
+                     same MAX_ORDER block is still uninitialised, and merging would read its descriptor (B20); \
+                     free it after page_alloc_init_late()"
+                )));
+            }
+        }
+        for pfn in start..end {
+            let i = self.pages.idx(pfn).unwrap();
+            let (ni, zi) = (
+                self.node_index(u32::from(self.pages.node_of(i)))?,
+                self.pages.flags(i).zone(),
+            );
+            let zi = self.zone_index(ni, zi)?;
+            let mut area = self.nodes[ni].zones[zi].area.lock();
+            area.managed += 1;
+            let r = area.free(&self.pages, i, 0, ListEnd::Head);
+            drop(area);
+            self.report_uninit_buddy(r);
+        }
+        Ok(end - start)
+    }
+}
+
+/// The node-ordered zonelists of node `ni`: itself, then higher node ids, then lower ones (equal
+/// distances: `find_next_best_node` prefers ids above the local one); per node, populated zones from
+/// the highest allowed down.
+pub(crate) fn zonelists_for(nodes: &[NodeState], ni: usize) -> [Vec<(usize, usize)>; 4] {
+    let order: Vec<usize> = (ni..nodes.len()).chain(0..ni).collect();
+    std::array::from_fn(|high| {
+        let mut list = Vec::new();
+        for &n in &order {
+            for (zi, z) in nodes[n].zones.iter().enumerate().rev() {
+                if z.span.zt as usize <= high && z.span.present > 0 {
+                    list.push((n, zi));
+                }
+            }
+        }
+        list
+    })
+}
