@@ -152,3 +152,21 @@ def test_threaded_matches_deterministic_on_generated_machines(data):
     assert (thr.pages.init_count == 1).all()
     assert end_state(thr) == end_state(det)
     assert sorted(c[:3] for c in chunks(thr)) == sorted(c[:3] for c in chunks(det))
+
+
+@pytest.mark.parametrize("threads", [True, False])
+def test_a_failing_chunk_fails_the_worker_and_stops_the_other_helpers(threads):
+    """fail_pass=(1, 1000): node 1's chunk function stops before its MAX_ORDER step would pass 1000 pages
+    (docs/model.md §10). padata hands out no further chunk; the pass is WorkerFailed, nothing is initialised
+    twice and node 1 initialised fewer pages than its deferred 0x1840..0x4000 (about 9.6 thousand)."""
+    import pgdefer
+    m = Machine(two_nodes(), policy="v5.8", node_cpus={0: 4, 1: 3}, host_threads=2, fail_pass=(1, 1000))
+    m.boot()
+    with pytest.raises(pgdefer.WorkerFailed) as e:
+        m.page_alloc_init_late(threads=threads)
+    assert e.value.node == 1
+    assert m.phase == "failed"
+    assert m.pages.init_count.max() == 1
+    node1_pass = [c for c in chunks(m) if c[0] == 1]
+    # Chunks of 0x180 pages: 1000 pages need 3 chunks; with 2 host threads at most one more was taken.
+    assert 1 <= len(node1_pass) <= 4
