@@ -8,9 +8,11 @@ use crate::error::{Error, Result};
 use crate::events::{Event, Hook};
 use crate::machine::{Machine, Phase};
 use crate::memblock::PfnRange;
-use crate::page::{InitBy, PageState};
 use crate::padata::{padata_do_multithreaded, InvalidJob, Job, Mode};
-use crate::policy::{DeferCount, GrowLock, GrowWalk, KeyDisable, PadataJobs, PassLock, PassWalk, Policy};
+use crate::page::{InitBy, PageState};
+use crate::policy::{
+    DeferCount, GrowLock, GrowWalk, KeyDisable, PadataJobs, PassLock, PassWalk, Policy,
+};
 use crate::protocol::{empty_result, grow_step, GrowStep};
 use crate::sync::Ordering;
 use crate::topology::{Layout, ZoneType};

@@ -319,8 +319,7 @@ impl Machine {
                 h => h.map(|h| h as usize),
             },
         );
-        let nr_cpu_slots =
-            cfg.cpus as usize + layout.nodes.len() + workers.helper_cpus() as usize;
+        let nr_cpu_slots = cfg.cpus as usize + layout.nodes.len() + workers.helper_cpus() as usize;
         let pages = PageArray::new(cfg.geometry, &layout.present_section_runs());
         let nodes: Vec<NodeState> = layout
             .nodes

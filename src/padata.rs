@@ -373,10 +373,12 @@ impl Workers {
             if take == 0 {
                 return 0;
             }
-            match self
-                .spare
-                .compare_exchange_weak(cur, cur - take, Ordering::AcqRel, Ordering::Relaxed)
-            {
+            match self.spare.compare_exchange_weak(
+                cur,
+                cur - take,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return take,
                 Err(c) => cur = c,
             }
@@ -703,8 +705,14 @@ mod tests {
         // Nodes with 4, 0 (CPU-less) and 2 CPUs; helpers from CPU 10: node 0's workers 1..3 are
         // CPUs 10..12, node 1 has none (max_threads 1), node 2's worker 1 is CPU 13.
         let w = Workers::new(vec![4, 0, 2], 10, Some(3));
-        assert_eq!((w.max_threads(0), w.max_threads(1), w.max_threads(2)), (4, 1, 2));
-        assert_eq!((w.helper_cpu(0, 1), w.helper_cpu(0, 3), w.helper_cpu(2, 1)), (10, 12, 13));
+        assert_eq!(
+            (w.max_threads(0), w.max_threads(1), w.max_threads(2)),
+            (4, 1, 2)
+        );
+        assert_eq!(
+            (w.helper_cpu(0, 1), w.helper_cpu(0, 3), w.helper_cpu(2, 1)),
+            (10, 12, 13)
+        );
         assert_eq!(w.helper_cpus(), 4);
         // 3 host threads: the caller plus 2 spare, shared by every job.
         assert_eq!(w.reserve(5), 2);

@@ -90,9 +90,8 @@ impl Flags {
 
 /// Host bytes per simulated page: flags 1, node 2, order 1, initialised-by 1, free-list links 8 (the
 /// host budget per page; Python reads it as `_core.BYTES_PER_PAGE`).
-pub const BYTES_PER_PAGE: u64 = (3 * size_of::<AtomicU8>()
-    + size_of::<AtomicU16>()
-    + 2 * size_of::<AtomicU32>()) as u64;
+pub const BYTES_PER_PAGE: u64 =
+    (3 * size_of::<AtomicU8>() + size_of::<AtomicU16>() + 2 * size_of::<AtomicU32>()) as u64;
 
 /// Which boot path initialised a struct page (0: not yet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,7 +296,10 @@ mod tests {
         let f = f.initialised(ZoneType::Dma).initialised(ZoneType::Dma);
         assert_eq!(f.init_count(), 3, "saturates");
         // The documented layout: bits 0-2 state, 3-4 zone, 5-6 init count.
-        assert_eq!(f.0, (3 << 5) | ((ZoneType::Dma as u8) << 3) | PageState::Init as u8);
+        assert_eq!(
+            f.0,
+            (3 << 5) | ((ZoneType::Dma as u8) << 3) | PageState::Init as u8
+        );
         assert_eq!(BYTES_PER_PAGE, 13);
         assert_eq!(NO_ORDER, 255);
     }

@@ -569,8 +569,15 @@ impl PyMachine {
         let w = &self.inner.workers;
         (0..self.inner.nodes.len())
             .map(|ni| {
-                let helpers = (1..w.max_threads(ni)).map(|k| w.helper_cpu(ni, k)).collect();
-                (self.inner.nodes[ni].span.nid, w.node_cpus(ni), w.max_threads(ni), helpers)
+                let helpers = (1..w.max_threads(ni))
+                    .map(|k| w.helper_cpu(ni, k))
+                    .collect();
+                (
+                    self.inner.nodes[ni].span.nid,
+                    w.node_cpus(ni),
+                    w.max_threads(ni),
+                    helpers,
+                )
             })
             .collect()
     }

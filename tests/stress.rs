@@ -3,8 +3,8 @@
 //! per node on real host threads too), `check()` after each run: conservation and exactly-once
 //! initialisation whatever the schedule. PGDEFER_STRESS_RUNS overrides the run count.
 
-use pgdefer::workload::{Rng, Stream};
 use pgdefer::page::InitBy;
+use pgdefer::workload::{Rng, Stream};
 use pgdefer::{
     Event, Geometry, Machine, MachineConfig, PageState, Policy, Region, ZoneLimits, ZoneType,
 };
@@ -143,10 +143,16 @@ fn stress(seed: u64, policies: &[Policy], padata: bool) {
         }
     }
     if padata {
-        eprintln!("padata stress: helpers took chunks in {helpers_seen} of {} runs", runs());
+        eprintln!(
+            "padata stress: helpers took chunks in {helpers_seen} of {} runs",
+            runs()
+        );
         // Whether a helper gets a chunk depends on the race; in a test run alone about half the runs
         // see one. Far fewer means the helpers are not running at all.
-        assert!(helpers_seen > runs() / 10, "helpers ran chunks in only {helpers_seen} runs");
+        assert!(
+            helpers_seen > runs() / 10,
+            "helpers ran chunks in only {helpers_seen} runs"
+        );
     }
 }
 
@@ -170,7 +176,12 @@ fn check_chunks(m: &Machine, run: u64) -> u64 {
     chunks.sort();
     for w in chunks.windows(2) {
         if w[0].0 == w[1].0 {
-            assert!(w[0].2 <= w[1].1, "run {run}: chunks {:?} and {:?} overlap", w[0], w[1]);
+            assert!(
+                w[0].2 <= w[1].1,
+                "run {run}: chunks {:?} and {:?} overlap",
+                w[0],
+                w[1]
+            );
         }
     }
     for (ni, n) in m.nodes.iter().enumerate() {
