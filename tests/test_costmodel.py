@@ -231,3 +231,27 @@ def test_cli_cost_options(capsys):
     assert "unknown machine class 'pdp-11'" in capsys.readouterr().err
     assert main(["boot", "-q", "--cost", "struct_page_bytes=200"]) == 2
     assert "struct_page_bytes must be in 56..80" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cpus", [1, 3, 8])
+def test_modelled_padata_structure_is_the_simulated_passes(cpus):
+    """The cost model's workers and chunks per node equal what the core's v5.8 pass ran (padata_chunk events)."""
+    if "v5.8" not in _core_policies():
+        pytest.fail("the core has no v5.8 generation")
+    topo = Topology([(0x100000, 0x100000000, 0), (0x100000000, 0x240000000, 0), (0x240000000, 0x2c0000000, 1)],
+                    reserved=[(0x1000000, 0x3000000), (0x120000000, 0x120400000), (0x260000000, 0x260001000)])
+    m = Machine(topo, policy="v5.8", node_cpus={0: cpus, 1: cpus})
+    m.boot()
+    plans = machine_passes(m, cost_model("skylake-sp"), cpus)
+    m.page_alloc_init_late(threads=False)
+    for node, pc in plans.items():
+        chunks = [e for e in m.events if e["kind"] == "padata_chunk" and e["node"] == node]
+        assert pc.chunks == len(chunks)
+        assert pc.workers == len({e["worker"] for e in chunks})
+        assert pc.workers == min(cpus, max(1, pc.pages // PPS))   # small nodes get fewer workers
+
+
+def _core_policies():
+    from pgdefer import _core
+
+    return _core.POLICIES

@@ -365,7 +365,7 @@ class CostModel:
         bw, lock = self._caps(mech, fpp, nodes_sharing)
         cap = min(bw, lock)
         start_ns = self._c("thread_start_vm_us" if self.machine_class.virtualised else "thread_start_us") * 1e3
-        if not mech.padata or threads <= 1:
+        if not mech.padata:
             jobs = [(pages, 1, 1)]
         else:
             sec = pages_per_section
