@@ -255,3 +255,14 @@ def _core_policies():
     from pgdefer import _core
 
     return _core.POLICIES
+
+
+def test_every_anchor_is_within_15_percent_or_says_why():
+    """Acceptance 1 of issue 11, in-sample half (the leave-one-out half is `pgdefer calibrate`, minutes long):
+    with the package's fitted constants, each anchor's prediction is within 15 % of the published figure, or
+    the anchor carries a note saying why it cannot be."""
+    params = dict(fitted_constants()["constants"])
+    params.update({"rate:" + k: v for k, v in fitted_constants()["thread_gbps"].items()})
+    for a in calibration.anchors():
+        err = calibration.predict(a, params) / a["published_ms"] - 1
+        assert abs(err) <= 0.15 or a["note"], (a["id"], err)

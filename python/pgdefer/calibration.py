@@ -208,7 +208,7 @@ def cmd_calibrate(args) -> int:
         print(json.dumps({k: v for k, v in result.items()}, indent=2))
     else:
         print(format_table(result))
-    if args.write:
+    if args.write or args.output:
         path = Path(args.output) if args.output else fitted_path()
         path.write_text(json.dumps(result["fitted_file"], indent=1) + "\n")
         print(f"\nwrote {path}", file=sys.stderr)
@@ -218,15 +218,15 @@ def cmd_calibrate(args) -> int:
 def add_parser(sub, formatter_class=None):
     """Register ``pgdefer calibrate`` (the one-line hook in cli.build_parser)."""
     p = sub.add_parser("calibrate", help="fit the cost model on the published measurements and print its errors",
-                       description="Fit the cost model's free constants on the published deferred-init "
-                                   "measurements (spec section 6) and print, per anchor, the published figure, "
-                                   "the fitted prediction, its error and the leave-one-out error (refit without "
-                                   "the anchor, predict it).",
+                       description="Fit the cost model's free constants on the published deferred-init\n"
+                                   "measurements (spec section 6) and print, per anchor, the published figure,\n"
+                                   "the fitted prediction, its error and the leave-one-out error (refit without\n"
+                                   "the anchor, predict it; about 3 minutes, --no-loo skips it).",
                        epilog="examples:\n  pgdefer calibrate\n  pgdefer calibrate --no-loo --json\n"
                               "  pgdefer calibrate --write          (update the package's fitted.json)",
                        formatter_class=formatter_class)
     p.add_argument("--write", action="store_true", help="write the fitted constants to the package's fitted.json")
-    p.add_argument("--output", "-o", metavar="FILE", help="with --write: write this file instead")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the fitted constants to this file instead (implies --write)")
     p.add_argument("--no-loo", action="store_true", help="skip the leave-one-out refits (faster)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
