@@ -1,11 +1,12 @@
 """Real machines in: read a Linux boot log (``dmesg``) and build the :class:`~pgdefer.Topology` it describes.
 
-:func:`parse_dmesg` turns the text of a boot log into a :class:`DmesgBoot` — plain data, everything the early
-boot prints about memory: kernel version, command line, the e820 maps (BIOS, user-defined, extended), NUMA
-(SRAT, merges, faked node, ``NODE_DATA``), ``Zone ranges``, ``Movable zone start``, ``Early memory node
-ranges``, per-node/zone summaries of older kernels, hole messages in all their wordings, the ``Memory:``
-line, the per-node deferred-init lines (``node N initialised, P pages in Mms`` and ``node N deferred pages
-initialised in Mms``), crash kernel, initrd, software IO TLB, per-cpu areas, early hash tables, ...
+:func:`parse_dmesg` turns the text of a boot log into a :class:`DmesgBoot` (with :class:`DmesgParser`, one
+method per family of log lines) — plain data, everything the early boot prints about memory: kernel version,
+command line, the e820 maps (BIOS, user-defined, extended), NUMA (SRAT, merges, faked node, ``NODE_DATA``),
+``Zone ranges``, ``Movable zone start``, ``Early memory node ranges``, per-node/zone summaries of older kernels,
+hole messages in all their wordings, the ``Memory:`` line, the per-node deferred-init lines (``node N
+initialised, P pages in Mms`` and ``node N deferred pages initialised in Mms``), crash kernel, initrd, software
+IO TLB, per-cpu areas, early hash tables, ...
 
 :func:`topology_from_dmesg` (``Topology.from_dmesg``) builds the topology:
 
@@ -415,7 +416,7 @@ def parse_dmesg(text_or_path) -> DmesgBoot:
         if any(P["early_hdr"].match(m.strip()) or P["early_hdr_old"].match(m.strip()) for m, _ in msgs[lo:hi]):
             chosen = (lo, hi)
             break
-    boot = _parse_messages(msgs[chosen[0]:chosen[1]])
+    boot = DmesgParser(chosen[1] - chosen[0]).parse(msgs[chosen[0]:chosen[1]])
     boot.path = path
     boot.boots_in_file = len(boots)
     if not _looks_like_boot(boot, msgs[chosen[0]:chosen[1]]):
@@ -431,319 +432,290 @@ def _looks_like_boot(boot, msgs) -> bool:
     return any(P[k].search(m.strip()) for m, _ in msgs for k in _BOOT_MARKERS)
 
 
-def _parse_messages(msgs) -> DmesgBoot:  # noqa: C901 - one flat dispatcher is the clearest form here
-    b = DmesgBoot(lines=len(msgs))
-    section = None          # "zones", "movable", "early", "early_pfn", "e820_bios", "e820_user", "e820_ext"
-    movable_is_pfn = False
-    totalpages_node = None  # node of the last "On node N totalpages" (for the 5.4-era per-zone lines)
-    initmem_node = None     # node of the last "Initmem setup node N" (for old "NODE_DATA [mem]" lines)
-    seen_memory_line = False
-    pcpu_groups: dict[int, int] = {}
-    pcpu_atom = None
-    zone_reports: dict[tuple, ZoneReport] = {}
+class DmesgParser:
+    """The messages of one boot -> a :class:`DmesgBoot`, one method per family of log lines.
 
-    def zrep(node, zone):
-        key = (node, zone)
-        if key not in zone_reports:
-            zone_reports[key] = ZoneReport(node, zone)
-            b.zone_reports.append(zone_reports[key])
-        return zone_reports[key]
+    :meth:`feed` offers a message to each family in turn (the order matters only where two families' patterns
+    could both match; it is the order the families were always tried in); a family method returns True when
+    the line was one of its own. Some lines only mean something inside a section (``Zone ranges:``,
+    ``Movable zone start for each node``, ``Early memory node ranges``), and some refer to the node of an
+    earlier line (the 5.4-era per-zone lines, the old ``NODE_DATA [mem]`` line): that state lives here.
+    """
 
-    for raw, ts in msgs:
-        s = raw.strip()
-        if not s:
-            continue
-        m = P["version"].match(s)
-        if m:
+    def __init__(self, lines: int = 0):
+        self.boot = DmesgBoot(lines=lines)
+        self.section = None          # "zones", "movable", "early", "early_pfn", "e820_bios", "e820_user", "e820_ext"
+        self.movable_is_pfn = False
+        self.totalpages_node = None  # node of the last "On node N totalpages" (for the 5.4-era per-zone lines)
+        self.initmem_node = None     # node of the last "Initmem setup node N" (for old "NODE_DATA [mem]" lines)
+        self.seen_memory_line = False
+        self.pcpu_groups: dict[int, int] = {}
+        self.pcpu_atom = None
+        self._zone_reports: dict[tuple, ZoneReport] = {}
+        self._families = (self.identity, self.section_header, self.e820, self.numa, self.memory_map,
+                          self.node_summaries, self.memory_line, self.deferred_init, self.placed_reservations,
+                          self.percpu_and_cpus, self.early_allocations, self.memblock_debug)
+
+    def parse(self, msgs) -> DmesgBoot:
+        """Feed every ``(message, timestamp)`` of one boot and return the finished :class:`DmesgBoot`."""
+        for raw, ts in msgs:
+            self.feed(raw.strip(), ts)
+        return self.finish()
+
+    def feed(self, s: str, ts=None) -> bool:
+        """Offer one stripped message to each family; True if one of them took it."""
+        return bool(s) and any(family(s, ts) for family in self._families)
+
+    def finish(self) -> DmesgBoot:
+        b = self.boot
+        if b.percpu is not None:
+            b.percpu["atom"] = self.pcpu_atom
+            b.percpu["groups"] = dict(sorted(self.pcpu_groups.items()))
+        return b
+
+    # -- the families ------------------------------------------------------------------------------
+
+    def identity(self, s, ts) -> bool:
+        """``Linux version``, the command line, ``DMI:`` and the zonelists' total (first one of each wins)."""
+        b = self.boot
+        if m := P["version"].match(s):
             b.kernel_version = b.kernel_version or m.group(1)
-            continue
-        m = P["cmdline"].match(s)
-        if m:
+        elif m := P["cmdline"].match(s):
             b.command_line = b.command_line or m.group(1).strip()
-            continue
-        # -- section headers -----------------------------------------------------------------------
-        if P["e820_hdr_bios"].search(s):
-            section = "e820_bios"
-            continue
-        if P["e820_hdr_user"].search(s):
-            section = "e820_user"
-            continue
-        if P["e820_hdr_ext"].search(s):
-            section = "e820_ext"
-            continue
+        elif m := P["dmi"].match(s):
+            b.dmi = b.dmi or m.group(1)
+        elif m := P["zonelists"].match(s):
+            b.zonelist_total_pages = int(m.group(1))
+        else:
+            return False
+        return True
+
+    _HEADERS = (("e820_hdr_bios", "e820_bios"), ("e820_hdr_user", "e820_user"), ("e820_hdr_ext", "e820_ext"))
+
+    def section_header(self, s, ts) -> bool:
+        """The headers that open a section (e820 maps, ``Zone ranges``, ``Movable zone start``, ``Early memory``)."""
+        for key, section in self._HEADERS:
+            if P[key].search(s):
+                self.section = section
+                return True
         if P["zone_hdr"].match(s):
-            section = "zones"
-            continue
-        m = P["movable_hdr"].match(s)
-        if m:
-            section, movable_is_pfn = "movable", bool(m.group(1))
-            continue
-        if P["early_hdr"].match(s):
-            section = "early"
-            continue
-        if P["early_hdr_old"].match(s):
-            section = "early_pfn"
-            continue
-        # -- e820 ----------------------------------------------------------------------------------
-        m = P["e820_entry"].match(s)
-        if m:
+            self.section = "zones"
+        elif m := P["movable_hdr"].match(s):
+            self.section, self.movable_is_pfn = "movable", bool(m.group(1))
+        elif P["early_hdr"].match(s):
+            self.section = "early"
+        elif P["early_hdr_old"].match(s):
+            self.section = "early_pfn"
+        else:
+            return False
+        return True
+
+    def e820(self, s, ts) -> bool:
+        """e820 entries (BIOS, user-defined, extended; new and old formats), updates and removals."""
+        b = self.boot
+        if m := P["e820_entry"].match(s):
             kind = m.group(1)
             e = E820Entry(_hex(m.group(2)), _hex(m.group(3)) + 1, m.group(4))
-            if kind == "BIOS-e820":
-                b.e820.append(e)
-            elif kind == "user":
-                b.e820_user.append(e)
-            elif kind == "reserve setup_data":
-                b.e820_extended.append(e)
-            continue
-        m = P["e820_entry_old"].match(s)
-        if m:
+            {"BIOS-e820": b.e820, "user": b.e820_user, "reserve setup_data": b.e820_extended}[kind].append(e)
+        elif m := P["e820_entry_old"].match(s):
             e = E820Entry(_hex(m.group(2)), _hex(m.group(3)), m.group(4))
             (b.e820 if m.group(1) == "BIOS-e820" else b.e820_user).append(e)
-            continue
-        m = P["e820_update"].match(s)
-        if m:
+        elif m := P["e820_update"].match(s):
             b.e820_updates.append((_hex(m.group(1)), _hex(m.group(2)) + 1, m.group(3), m.group(4)))
-            continue
-        m = P["e820_remove"].match(s)
-        if m:
+        elif m := P["e820_remove"].match(s):
             b.e820_updates.append((_hex(m.group(1)), _hex(m.group(2)) + 1, m.group(3), None))
-            continue
-        # -- NUMA ----------------------------------------------------------------------------------
-        m = P["srat"].search(s)
-        if m:
+        else:
+            return False
+        return True
+
+    def numa(self, s, ts) -> bool:
+        """SRAT, NUMA merges, a faked node, ``NODE_DATA`` and ``Initmem setup node``."""
+        b = self.boot
+        if m := P["srat"].search(s):
             b.srat.append((int(m.group(1)), int(m.group(2)), _hex(m.group(3)), _hex(m.group(4)) + 1,
                            "hotplug" in m.group(5)))
-            continue
-        m = P["numa_merge"].match(s)
-        if m:
+        elif m := P["numa_merge"].match(s):
             parts = [(_hex(a), _hex(c) + 1) for a, c in re.findall(_MEM, m.group(2))]
             b.numa_merges.append((int(m.group(1)), parts, (_hex(m.group(3)), _hex(m.group(4)) + 1)))
-            continue
-        m = P["fake_node"].match(s)
-        if m:
+        elif m := P["fake_node"].match(s):
             b.numa_fake_node = (_hex(m.group(1)), _hex(m.group(2)) + 1)
-            continue
-        m = P["node_data"].match(s)
-        if m:
+        elif m := P["node_data"].match(s):
             b.node_data[int(m.group(1))] = (_hex(m.group(2)), _hex(m.group(3)) + 1)
-            continue
-        m = P["node_data_old"].match(s)
-        if m and initmem_node is not None:
-            b.node_data[initmem_node] = (_hex(m.group(1)), _hex(m.group(2)) + 1)
-            continue
-        m = P["initmem"].match(s)
-        if m:
-            initmem_node = int(m.group(1))
-            b.initmem[initmem_node] = (_hex(m.group(2)), _hex(m.group(3)) + 1)
-            section = None
-            continue
-        m = P["initmem_old"].match(s)
-        if m:
-            initmem_node = int(m.group(1))
-            b.initmem[initmem_node] = (_hex(m.group(2)), _hex(m.group(3)))
-            section = None
-            continue
-        # -- Zone ranges / Movable / Early memory node ranges ----------------------------------------
+        elif (m := P["node_data_old"].match(s)) and self.initmem_node is not None:
+            b.node_data[self.initmem_node] = (_hex(m.group(1)), _hex(m.group(2)) + 1)
+        elif m := P["initmem"].match(s) or P["initmem_old"].match(s):
+            self.initmem_node = int(m.group(1))
+            inclusive = m.re is P["initmem"]  # the [mem a-b] form ends inclusively
+            b.initmem[self.initmem_node] = (_hex(m.group(2)), _hex(m.group(3)) + (1 if inclusive else 0))
+            self.section = None
+        else:
+            return False
+        return True
+
+    def memory_map(self, s, ts) -> bool:
+        """The lines of ``Zone ranges``, ``Movable zone start`` and ``Early memory node ranges`` (old and new)."""
+        b, section = self.boot, self.section
         if section == "zones":
-            m = P["zone_line"].match(s)
-            if m:
+            if m := P["zone_line"].match(s):
                 b.zone_ranges[m.group(1)] = None if m.group(4) else (_hex(m.group(2)), _hex(m.group(3)) + 1)
-                continue
-            m = P["zone_line_pfn"].match(s)
-            if m:
+                return True
+            if m := P["zone_line_pfn"].match(s):
                 b.zone_ranges[m.group(1)] = (_hex(m.group(2)) * 4096, _hex(m.group(3)) * 4096)
-                continue
-        if section == "movable":
-            m = P["movable_node"].match(s)
-            if m:
-                v = _num(m.group(2))
-                b.movable_zone_start_pfn[int(m.group(1))] = v if movable_is_pfn else v // 4096
-                continue
-        m = P["movable_one"].match(s)
-        if m:
+                return True
+        if section == "movable" and (m := P["movable_node"].match(s)):
+            v = _num(m.group(2))
+            b.movable_zone_start_pfn[int(m.group(1))] = v if self.movable_is_pfn else v // 4096
+            return True
+        if m := P["movable_one"].match(s):
             b.movable_zone_start_pfn[int(m.group(1))] = _num(m.group(2))
-            continue
-        if section == "early":
-            m = P["early_line"].match(s)
-            if m:
-                b.early_node_ranges.append(MemRange(int(m.group(1)), _hex(m.group(2)), _hex(m.group(3)) + 1))
-                continue
-        if section == "early_pfn":
-            m = P["early_line_pfn"].match(s)
-            if m:
-                b.early_node_ranges.append(MemRange(int(m.group(1)), _hex(m.group(2)) * 4096,
-                                                    _hex(m.group(3)) * 4096))
-                continue
-        # -- per-node / per-zone summaries and holes --------------------------------------------------
-        m = P["totalpages"].match(s)
-        if m:
-            totalpages_node = int(m.group(1))
-            b.node_totalpages[totalpages_node] = int(m.group(2))
-            continue
-        m = P["hole_node_zone"].match(s)
-        if m:
+            return True
+        if section == "early" and (m := P["early_line"].match(s)):
+            b.early_node_ranges.append(MemRange(int(m.group(1)), _hex(m.group(2)), _hex(m.group(3)) + 1))
+            return True
+        if section == "early_pfn" and (m := P["early_line_pfn"].match(s)):
+            b.early_node_ranges.append(MemRange(int(m.group(1)), _hex(m.group(2)) * 4096, _hex(m.group(3)) * 4096))
+            return True
+        return False
+
+    def _zone_report(self, zone) -> ZoneReport:
+        key = (self.totalpages_node, zone)
+        if key not in self._zone_reports:
+            self._zone_reports[key] = ZoneReport(*key)
+            self.boot.zone_reports.append(self._zone_reports[key])
+        return self._zone_reports[key]
+
+    _ZONE_FIGURES = (("zone_memmap", "memmap_pages"), ("zone_reserved", "reserved_pages"), ("zone_present", "present"))
+
+    def node_summaries(self, s, ts) -> bool:
+        """``On node N totalpages``, the per-zone lines under it, and the holes in all their wordings."""
+        b = self.boot
+        if m := P["totalpages"].match(s):
+            self.totalpages_node = int(m.group(1))
+            b.node_totalpages[self.totalpages_node] = int(m.group(2))
+        elif m := P["hole_node_zone"].match(s):
             b.holes.append(Hole(int(m.group(3)), int(m.group(1)), m.group(2), s))
-            continue
-        m = P["hole_zone"].match(s)
-        if m:
-            b.holes.append(Hole(int(m.group(2)), totalpages_node, m.group(1), s))
-            continue
-        m = P["hole_zeroed"].match(s) or P["hole_reserved"].match(s)
-        if m:
+        elif m := P["hole_zone"].match(s):
+            b.holes.append(Hole(int(m.group(2)), self.totalpages_node, m.group(1), s))
+        elif m := P["hole_zeroed"].match(s) or P["hole_reserved"].match(s):
             b.holes.append(Hole(int(m.group(1)), None, None, s))
-            continue
-        m = P["zone_memmap"].match(s)
-        if m:
-            zrep(totalpages_node, m.group(1)).memmap_pages = int(m.group(2))
-            continue
-        m = P["zone_reserved"].match(s)
-        if m:
-            zrep(totalpages_node, m.group(1)).reserved_pages = int(m.group(2))
-            continue
-        m = P["zone_present"].match(s)
-        if m:
-            zrep(totalpages_node, m.group(1)).present = int(m.group(2))
-            continue
-        # -- Memory: and deferred init ------------------------------------------------------------------
+        else:
+            for key, attr in self._ZONE_FIGURES:
+                if m := P[key].match(s):
+                    setattr(self._zone_report(m.group(1)), attr, int(m.group(2)))
+                    return True
+            return False
+        return True
+
+    def memory_line(self, s, ts) -> bool:
+        """``Memory: AK/TK available (...)`` (the first one)."""
         m = P["memory"].match(s)
-        if m and b.memory is None:
-            parts = {}
-            for piece in (m.group(3) or "").split(","):
-                pm = re.match(r"\s*(\d+)K (.+?)\s*$", piece)
-                if pm:
-                    parts[pm.group(2)] = int(pm.group(1))
-            b.memory = MemoryLine(int(m.group(1)), int(m.group(2)), parts)
-            seen_memory_line = True
-            continue
-        m = P["deferred_new"].match(s)
-        if m:
-            b.deferred_init.append(DeferredInit(int(m.group(1)), int(m.group(2)), None, ts, s))
-            continue
-        m = P["deferred_old"].match(s) or P["deferred_kswapd"].match(s)
-        if m:
-            b.deferred_init.append(DeferredInit(int(m.group(1)), int(m.group(3)), int(m.group(2)), ts, s))
-            continue
-        # -- reservations the log places ---------------------------------------------------------------
-        m = P["crash_new"].match(s)
-        if m:
+        if not m or self.boot.memory is not None:
+            return False
+        parts = {}
+        for piece in (m.group(3) or "").split(","):
+            if pm := re.match(r"\s*(\d+)K (.+?)\s*$", piece):
+                parts[pm.group(2)] = int(pm.group(1))
+        self.boot.memory = MemoryLine(int(m.group(1)), int(m.group(2)), parts)
+        self.seen_memory_line = True
+        return True
+
+    def deferred_init(self, s, ts) -> bool:
+        """The per-node deferred struct page init lines (4.x ``node N initialised, P pages in Mms``, kswapd's,
+        and 5.x+ ``node N deferred pages initialised in Mms``)."""
+        if m := P["deferred_new"].match(s):
+            self.boot.deferred_init.append(DeferredInit(int(m.group(1)), int(m.group(2)), None, ts, s))
+        elif m := P["deferred_old"].match(s) or P["deferred_kswapd"].match(s):
+            self.boot.deferred_init.append(DeferredInit(int(m.group(1)), int(m.group(3)), int(m.group(2)), ts, s))
+        else:
+            return False
+        return True
+
+    def placed_reservations(self, s, ts) -> bool:
+        """Reservations whose address the log prints: crash kernel, initrd, software IO TLB, CMA."""
+        b = self.boot
+        if m := P["crash_new"].match(s):
             b.crashkernel.append((_hex(m.group(1)), _hex(m.group(2))))
-            continue
-        m = P["crash_old"].match(s)
-        if m:
+        elif m := P["crash_old"].match(s):
             size, at = int(m.group(1)) * MiB, int(m.group(2)) * MiB
             b.crashkernel.append((at, at + size))
-            continue
-        m = P["ramdisk"].match(s)
-        if m:
+        elif m := P["ramdisk"].match(s):
             b.ramdisk = (_hex(m.group(1)), _hex(m.group(2)) + 1)
-            continue
-        m = P["ramdisk_old"].match(s)
-        if m:
+        elif m := P["ramdisk_old"].match(s):
             b.ramdisk = (_hex(m.group(1)), _hex(m.group(2)))
-            continue
-        m = P["swiotlb_new"].match(s) or P["swiotlb_old"].match(s)
-        if m:
+        elif m := P["swiotlb_new"].match(s) or P["swiotlb_old"].match(s):
             start, last, mb = _hex(m.group(1)), _hex(m.group(2)), int(m.group(3))
             # 4.x and 5.x+ both print the exclusive end here (io_tlb_end / mem->end), unlike most [mem] prints
-            end = last if last - start == mb * MiB else last + 1
-            b.swiotlb = (start, end)
+            b.swiotlb = (start, last if last - start == mb * MiB else last + 1)
             b.swiotlb_initialised = True
-            continue
-        m = P["swiotlb_size"].match(s)
-        if m:
+        elif m := P["swiotlb_size"].match(s):
             b.swiotlb_size = int(m.group(1)) * MiB
             b.swiotlb_initialised = True
-            continue
-        if P["swiotlb_area"].match(s):
+        elif P["swiotlb_area"].match(s):
             b.swiotlb_initialised = True
-            continue
-        m = P["cma"].match(s)
-        if m:
+        elif m := P["cma"].match(s):
             start = _hex(m.group(2))
             b.cma.append((start, start + int(m.group(1)) * MiB))
-            continue
-        m = P["percpu"].match(s)
-        if m:
+        else:
+            return False
+        return True
+
+    def percpu_and_cpus(self, s, ts) -> bool:
+        """The per-cpu first chunk (``percpu: Embedded ...``, ``pcpu-alloc:`` groups) and the CPU counts."""
+        b = self.boot
+        if m := P["percpu"].match(s):
             b.percpu = {"pages_per_cpu": int(m.group(1)), "unit": int(m.group(6)),
                         "base_virt": _hex(m.group(2)) if m.group(2) else None, "allocator": "embed"}
-            continue
-        m = P["percpu_page"].match(s)
-        if m:
+        elif m := P["percpu_page"].match(s):
             b.percpu = {"pages_per_cpu": int(m.group(1)), "unit": 4096 * int(m.group(1)),
                         "base_virt": None, "allocator": "page"}
-            continue
-        m = P["pcpu_alloc_hdr"].match(s)
-        if m:
-            pcpu_atom = int(m.group(2))
-            continue
-        m = P["pcpu_alloc_grp"].match(s)
-        if m:
+        elif m := P["pcpu_alloc_hdr"].match(s):
+            self.pcpu_atom = int(m.group(2))
+        elif m := P["pcpu_alloc_grp"].match(s):
             for gm in re.finditer(r"\[(\d+)\]((?:\s+[\d-]+)*)", m.group(1)):
                 cpus = [t for t in gm.group(2).split() if t.isdigit()]
-                pcpu_groups[int(gm.group(1))] = pcpu_groups.get(int(gm.group(1)), 0) + len(cpus)
-            continue
-        m = P["setup_percpu"].match(s)
-        if m:
+                self.pcpu_groups[int(gm.group(1))] = self.pcpu_groups.get(int(gm.group(1)), 0) + len(cpus)
+        elif m := P["setup_percpu"].match(s):
             b.nr_cpu_ids, b.nr_node_ids = int(m.group(1)), int(m.group(2))
-            continue
-        m = P["allowing"].search(s)
-        if m:
+        elif m := P["allowing"].search(s):
             b.possible_cpus = int(m.group(1)) + int(m.group(2))
-            continue
-        m = P["hash"].match(s)
-        if m:
-            attrs = m.group(4) or ""
-            if not seen_memory_line and "vmalloc" not in attrs:
+        else:
+            return False
+        return True
+
+    def early_allocations(self, s, ts) -> bool:
+        """Sizes of early allocations (hash tables before ``Memory:``, log buffer, KFENCE) and the small ranges
+        the log places (early page tables, the real-mode trampoline, firmware tables)."""
+        b = self.boot
+        if m := P["hash"].match(s):
+            if not self.seen_memory_line and "vmalloc" not in (m.group(4) or ""):
                 b.early_hash_tables.append((m.group(1), int(m.group(3))))
-            continue
-        m = P["log_buf"].match(s)
-        if m:
+        elif m := P["log_buf"].match(s):
             b.log_buf_bytes = int(m.group(1))
-            continue
-        m = P["kfence"].match(s)
-        if m:
+        elif m := P["kfence"].match(s):
             b.kfence_bytes = int(m.group(1))
-            continue
-        m = P["brk"].match(s)
-        if m:
+        elif m := P["brk"].match(s):
             b.brk.append((_hex(m.group(1)), _hex(m.group(2)) + 1))
-            continue
-        m = P["trampoline"].match(s)
-        if m:
+        elif m := P["trampoline"].match(s):
             start = _hex(m.group(1))
             b.trampoline = (start, start + int(m.group(2)))
-            continue
-        m = P["mptable"].match(s)
-        if m:
+        elif m := P["mptable"].match(s):
             b.fixed_reservations.append(("MP table", _hex(m.group(1)), _hex(m.group(2)) + 1, s))
-            continue
-        m = P["esrt"].match(s)
-        if m:
+        elif m := P["esrt"].match(s):
             b.fixed_reservations.append(("EFI ESRT", _hex(m.group(1)), _hex(m.group(2)), s))
-            continue
-        m = P["acpi_table"].match(s)
-        if m:
+        elif m := P["acpi_table"].match(s):
             b.fixed_reservations.append((f"ACPI {m.group(1)}", _hex(m.group(2)), _hex(m.group(3)) + 1, s))
-            continue
-        m = P["memblock_dbg"].match(s)
-        if m and not seen_memory_line:
-            kind = "reserve" if m.group(1) == "memblock_reserve" else "free"
-            b.memblock_debug.append((kind, _hex(m.group(2)), _hex(m.group(3)) + 1))
-            continue
-        m = P["dmi"].match(s)
-        if m:
-            b.dmi = b.dmi or m.group(1)
-            continue
-        m = P["zonelists"].match(s)
-        if m:
-            b.zonelist_total_pages = int(m.group(1))
-            continue
+        else:
+            return False
+        return True
 
-    if b.percpu is not None:
-        b.percpu["atom"] = pcpu_atom
-        b.percpu["groups"] = dict(sorted(pcpu_groups.items()))
-    return b
+    def memblock_debug(self, s, ts) -> bool:
+        """``memblock=debug``: every ``memblock_reserve`` / ``memblock_free`` before the ``Memory:`` line."""
+        m = P["memblock_dbg"].match(s)
+        if not m or self.seen_memory_line:
+            return False
+        kind = "reserve" if m.group(1) == "memblock_reserve" else "free"
+        self.boot.memblock_debug.append((kind, _hex(m.group(2)), _hex(m.group(3)) + 1))
+        return True
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -893,85 +865,116 @@ def build_topology(boot: DmesgBoot, geometry: Geometry | None = None):
     return topo
 
 
+def _note(notes: list, r, text: str):
+    """Say where a reservation went and why (nothing if it was not placed)."""
+    if r is not None:
+        notes.append(f"reserved {r.label} [{r.start:#x}, {r.end:#x}) {_fmt_kib(r.size)}: {text}")
+
+
 def _place_reservations(boot: DmesgBoot, placer: MemblockPlacer, probe, g: Geometry, ver, notes: list):
+    """memblock.reserved of the boot, in three steps: what the log places exactly, what the kernel places by
+    a fixed rule, then (unless memblock=debug printed every reservation) the top-down allocations whose size
+    the log prints, in kernel order."""
+    percpu_placed = _place_from_log(boot, placer, g, ver, notes)
+    _place_by_rule(boot, placer, ver, notes)
+    if boot.memblock_debug:
+        notes.append("memblock=debug lines replayed; size-only early allocations were not placed again")
+        return
+    _place_top_down(boot, placer, probe, g, ver, notes, percpu_placed)
+
+
+def _place_from_log(boot: DmesgBoot, placer: MemblockPlacer, g: Geometry, ver, notes: list) -> bool:
+    """Step 1: the ranges the log prints (initrd, crash kernel, NODE_DATA, bounce buffer, CMA, early page
+    tables, trampoline, firmware tables, e820 updates inside memory, a pre-4.8 per-cpu address, memblock=debug).
+    Returns whether the per-cpu first chunk was placed."""
     rsv = placer.reserve
-
-    def note_r(r, text):
-        if r is not None:
-            notes.append(f"reserved {r.label} [{r.start:#x}, {r.end:#x}) {_fmt_kib(r.size)}: {text}")
-
-    # 1. what the log places exactly -----------------------------------------------------------------
     if boot.ramdisk:
-        note_r(rsv("initrd", *boot.ramdisk, "log", "RAMDISK: line"), "from the 'RAMDISK:' line")
+        _note(notes, rsv("initrd", *boot.ramdisk, "log", "RAMDISK: line"), "from the 'RAMDISK:' line")
     for s, e in boot.crashkernel:
-        note_r(rsv("crashkernel", s, e, "log", "crashkernel reservation line"),
-               "from the crashkernel reservation line")
+        _note(notes, rsv("crashkernel", s, e, "log", "crashkernel reservation line"),
+              "from the crashkernel reservation line")
     for n, (s, e) in sorted(boot.node_data.items()):
-        note_r(rsv(f"NODE_DATA({n})", s, e, "log", "NODE_DATA line"), "from the NODE_DATA line")
+        _note(notes, rsv(f"NODE_DATA({n})", s, e, "log", "NODE_DATA line"), "from the NODE_DATA line")
     if boot.swiotlb:
-        note_r(rsv("swiotlb", *boot.swiotlb, "log", "software IO TLB line"), "bounce buffer, from its log line")
+        _note(notes, rsv("swiotlb", *boot.swiotlb, "log", "software IO TLB line"), "bounce buffer, from its log line")
     for s, e in boot.cma:
-        note_r(rsv("cma", s, e, "log", "cma: Reserved line"), "CMA area (counted as cma-reserved, not reserved)")
+        _note(notes, rsv("cma", s, e, "log", "cma: Reserved line"), "CMA area (counted as cma-reserved, not reserved)")
     if boot.brk:
         for s, e in boot.brk:
             rsv("brk", s, e, "log", "BRK ... PGTABLE line")
         notes.append(f"reserved {len(boot.brk)} early page-table page(s) from the 'BRK [...] PGTABLE' lines")
     if boot.trampoline:
-        note_r(rsv("real-mode trampoline", *boot.trampoline, "log", "Base memory trampoline line"),
-               "from the 'Base memory trampoline' line")
+        _note(notes, rsv("real-mode trampoline", *boot.trampoline, "log", "Base memory trampoline line"),
+              "from the 'Base memory trampoline' line")
     fixed = [(lbl, s, e) for lbl, s, e, _ in boot.fixed_reservations]
     for lbl, s, e in fixed:
         rsv(lbl, s, e, "log", "reservation line")
     if fixed:
         notes.append(f"reserved {len(fixed)} firmware table range(s) from 'ACPI: Reserving ... table', "
                      "'esrt: Reserving' and 'found SMP MP-table' lines (ranges outside memory are ignored)")
+    _place_e820_updates(boot, placer, notes)
+    percpu_placed = _place_logged_percpu(boot, placer, g, ver, notes)
+    if boot.memblock_debug:
+        _replay_memblock_debug(boot, placer, notes)
+    return percpu_placed
+
+
+def _place_e820_updates(boot: DmesgBoot, placer: MemblockPlacer, notes: list):
+    """'e820: update [mem ...] usable ==> reserved' inside memblock memory: efi_mem_reserve and friends
+    reserve those in memblock too."""
     upd = [(s, e) for s, e, a, z in boot.e820_updates if z is not None and "usable" in a and "usable" not in z]
-    upd_in_mem = [(s, e) for s, e in upd
-                  if any(s < me and e > ms for ms, me, _ in placer.memory)]
+    upd_in_mem = [(s, e) for s, e in upd if any(s < me and e > ms for ms, me, _ in placer.memory)]
     for s, e in upd_in_mem:
-        rsv("e820 update", s, e, "log", "e820: update usable ==> reserved")
+        placer.reserve("e820 update", s, e, "log", "e820: update usable ==> reserved")
     if upd_in_mem:
         notes.append(f"reserved {len(upd_in_mem)} range(s) from 'e820: update [mem ...] usable ==> reserved' lines "
                      "that fall inside memblock memory (efi_mem_reserve and friends reserve them in memblock too; "
                      "updates outside memory only shaped the memory map)")
-    # percpu with a physical address the log prints (4.x direct map without KASLR of the memory layout)
-    pc = boot.percpu
-    percpu_done = False
-    if pc and pc.get("base_virt") and ver and ver < (4, 8) and pc["base_virt"] >= X86_64_OLD_PAGE_OFFSET:
-        ncpu = boot.nr_cpu_ids or sum(pc.get("groups", {}).values()) or None
-        if ncpu:
-            base = pc["base_virt"] - X86_64_OLD_PAGE_OFFSET
-            used = pc["pages_per_cpu"] * g.page_size
-            for i in range(ncpu):
-                rsv("percpu", base + i * pc["unit"], base + i * pc["unit"] + used, "log", "PERCPU: ... @address")
-            notes.append(f"reserved per-cpu first chunk: {ncpu} cpu(s) x {pc['pages_per_cpu']} pages at "
-                         f"{base:#x} (the log prints its direct-map address; pre-4.8 direct map base "
-                         f"{X86_64_OLD_PAGE_OFFSET:#x})")
-            percpu_done = True
-    if boot.memblock_debug:
-        _replay_memblock_debug(boot, placer, notes)
 
-    # 2. fixed kernel rules ----------------------------------------------------------------------------
+
+def _place_logged_percpu(boot: DmesgBoot, placer: MemblockPlacer, g: Geometry, ver, notes: list) -> bool:
+    """The per-cpu first chunk at the physical address a pre-4.8 log prints (direct map without KASLR of the
+    memory layout); False when the log does not give it."""
+    pc = boot.percpu
+    if not (pc and pc.get("base_virt") and ver and ver < (4, 8) and pc["base_virt"] >= X86_64_OLD_PAGE_OFFSET):
+        return False
+    ncpu = boot.nr_cpu_ids or sum(pc.get("groups", {}).values()) or None
+    if not ncpu:
+        return False
+    base = pc["base_virt"] - X86_64_OLD_PAGE_OFFSET
+    used = pc["pages_per_cpu"] * g.page_size
+    for i in range(ncpu):
+        placer.reserve("percpu", base + i * pc["unit"], base + i * pc["unit"] + used, "log", "PERCPU: ... @address")
+    notes.append(f"reserved per-cpu first chunk: {ncpu} cpu(s) x {pc['pages_per_cpu']} pages at "
+                 f"{base:#x} (the log prints its direct-map address; pre-4.8 direct map base "
+                 f"{X86_64_OLD_PAGE_OFFSET:#x})")
+    return True
+
+
+def _place_by_rule(boot: DmesgBoot, placer: MemblockPlacer, ver, notes: list):
+    """Step 2: the kernel image at the default load address, and the low memory x86 always reserves."""
     kimg = boot.memory.kernel_image_kib if boot.memory else None
     if kimg:
-        note_r(rsv("kernel image", X86_64_PHYSICAL_START, X86_64_PHYSICAL_START + kimg * KiB, "rule",
-                   "code+rwdata+rodata+init+bss from the Memory: line"),
-               "size = code+rwdata+rodata+init+bss of the Memory: line, at the default x86_64 load address "
-               "16 MiB (CONFIG_PHYSICAL_START; KASLR may have moved it; the real reservation [_text, _end) also "
-               "holds alignment padding and brk)")
+        _note(notes, placer.reserve("kernel image", X86_64_PHYSICAL_START, X86_64_PHYSICAL_START + kimg * KiB, "rule",
+                                    "code+rwdata+rodata+init+bss from the Memory: line"),
+              "size = code+rwdata+rodata+init+bss of the Memory: line, at the default x86_64 load address "
+              "16 MiB (CONFIG_PHYSICAL_START; KASLR may have moved it; the real reservation [_text, _end) also "
+              "holds alignment padding and brk)")
     else:
         notes.append("kernel image: not placed (no Memory: line with its section sizes)")
     if ver:
-        note_r(reserve_low_memory(placer, ver),
-               "x86 kernels since 5.13 always reserve the first 1 MiB ('x86/setup: always reserve the first 1M of "
-               "RAM')" if ver >= (5, 13) else
-               "x86 kernels before 5.13 reserve [0, 64K) (CONFIG_X86_RESERVE_LOW default; the BIOS/EBDA area near "
-               "640K usually lies outside memory and is not modelled)")
-    if boot.memblock_debug:
-        notes.append("memblock=debug lines replayed; size-only early allocations were not placed again")
-        return
+        _note(notes, reserve_low_memory(placer, ver),
+              "x86 kernels since 5.13 always reserve the first 1 MiB ('x86/setup: always reserve the first 1M of "
+              "RAM')" if ver >= (5, 13) else
+              "x86 kernels before 5.13 reserve [0, 64K) (CONFIG_X86_RESERVE_LOW default; the BIOS/EBDA area near "
+              "640K usually lies outside memory and is not modelled)")
 
-    # 3. top-down allocations: sizes from the log, placed as memblock would, in kernel order -----------------
+
+def _place_top_down(boot: DmesgBoot, placer: MemblockPlacer, probe, g: Geometry, ver, notes: list,
+                    percpu_placed: bool):
+    """Step 3: allocations whose size the log prints, placed as memblock's top-down allocator would, in
+    kernel order: crashkernel= (when no reservation line), memmaps, per-cpu areas, log buffer, early hash
+    tables, KFENCE pool, software IO TLB."""
     if not boot.crashkernel:
         _place_cmdline_crashkernel(boot, placer, probe, ver, notes)
     place_memmaps(placer, probe.memory_pfn_ranges(), g, notes)
@@ -981,30 +984,36 @@ def _place_reservations(boot: DmesgBoot, placer: MemblockPlacer, probe, g: Geome
         notes.append(f"reserved memmap {_fmt_kib(total)} in {len(memmap)} block(s): {STRUCT_PAGE_SIZE} B x pages of "
                      "each node's present sections, top-down at the end of the node, 2 MiB aligned, as "
                      "sparse_init's per-node buffer")
-    if pc and not percpu_done:
+    if boot.percpu and not percpu_placed:
         _place_percpu(boot, placer, probe, g, notes)
     if boot.log_buf_bytes:
-        note_r(placer.alloc("log_buf", boot.log_buf_bytes, g.page_size), "printk ring buffer text "
-               "(log_buf_len line; its descriptor arrays are not sized in the log and stay unplaced), top-down")
+        _note(notes, placer.alloc("log_buf", boot.log_buf_bytes, g.page_size), "printk ring buffer text "
+              "(log_buf_len line; its descriptor arrays are not sized in the log and stay unplaced), top-down")
     for hname, nbytes in boot.early_hash_tables:
-        note_r(placer.alloc(f"{hname} hash", nbytes, g.page_size, lo=X86_64_MAX_DMA_ADDRESS),
-               "early hash table printed before the Memory: line (memblock, top-down)")
+        _note(notes, placer.alloc(f"{hname} hash", nbytes, g.page_size, lo=X86_64_MAX_DMA_ADDRESS),
+              "early hash table printed before the Memory: line (memblock, top-down)")
     if boot.kfence_bytes and ver and ver >= (5, 12):
-        note_r(placer.alloc("kfence pool", boot.kfence_bytes, g.page_size),
-               "KFENCE pool (memblock-allocated before mem_init; size from the kfence line), top-down")
+        _note(notes, placer.alloc("kfence pool", boot.kfence_bytes, g.page_size),
+              "KFENCE pool (memblock-allocated before mem_init; size from the kfence line), top-down")
     if not boot.swiotlb and boot.swiotlb_initialised:
-        size = boot.swiotlb_size
-        how = "size from the 'bounce buffer size' line"
-        if size is None:
-            opt = [o for o in boot.cmdline_option("swiotlb") if o and o.split(",")[0].isdigit()]
-            if opt:
-                size = int(opt[-1].split(",")[0]) * SWIOTLB_SLAB
-                how = "size from swiotlb= on the command line"
-            else:
-                size, how = SWIOTLB_DEFAULT_SIZE, "default size IO_TLB_DEFAULT_SIZE (64 MiB)"
-        note_r(placer.alloc("swiotlb", size, g.page_size, hi=4 * GiB),
-               f"software IO TLB allocated at boot ('area num' line); {how}; top-down below 4 GiB "
-               "(memblock_alloc_low)")
+        _place_swiotlb(boot, placer, g, notes)
+
+
+def _place_swiotlb(boot: DmesgBoot, placer: MemblockPlacer, g: Geometry, notes: list):
+    """The software IO TLB the log says was set up but does not place: memblock_alloc_low, top-down below
+    4 GiB, sized by the log, by swiotlb= or by the default."""
+    size = boot.swiotlb_size
+    how = "size from the 'bounce buffer size' line"
+    if size is None:
+        opt = [o for o in boot.cmdline_option("swiotlb") if o and o.split(",")[0].isdigit()]
+        if opt:
+            size = int(opt[-1].split(",")[0]) * SWIOTLB_SLAB
+            how = "size from swiotlb= on the command line"
+        else:
+            size, how = SWIOTLB_DEFAULT_SIZE, "default size IO_TLB_DEFAULT_SIZE (64 MiB)"
+    _note(notes, placer.alloc("swiotlb", size, g.page_size, hi=4 * GiB),
+          f"software IO TLB allocated at boot ('area num' line); {how}; top-down below 4 GiB "
+          "(memblock_alloc_low)")
 
 
 def _replay_memblock_debug(boot, placer, notes):
