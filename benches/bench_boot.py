@@ -54,7 +54,8 @@ def main():
     print(f"  Machine() {med['build']:.2f} s, boot() {med['boot']:.2f} s, page_alloc_init_late() {med['late']:.2f} s,"
           f" total {med['total']:.2f} s")
     print(f"  peak RSS {med['rss'] / 2**30:.2f} GiB = {med['rss'] / pages:.1f} bytes per simulated page (budget 16)")
-    print(f"  reference (numpy writes 3 bytes/page): {med['ref']:.3f} s; total / reference = {med['total'] / med['ref']:.1f}x")
+    print(f"  reference (numpy writes 3 bytes/page): {med['ref']:.3f} s; "
+          f"total / reference = {med['total'] / med['ref']:.1f}x")
 
 
 if __name__ == "__main__":

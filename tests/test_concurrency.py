@@ -1,9 +1,9 @@
 """Concurrency: the review findings on the 2018 posting, interrupts and the grow lock, fault injection
 and stress with real threads. Every test here pins a behaviour that fails if it is removed."""
 
+import contextlib
 import threading
 
-import numpy as np
 import pytest
 
 import pgdefer
@@ -240,9 +240,10 @@ def test_pass_points_bracket_the_locked_pass():
 
 
 def _mem_available():
-    for line in open("/proc/meminfo"):
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) * 1024
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
     raise AssertionError("no MemAvailable in /proc/meminfo")
 
 
@@ -411,10 +412,8 @@ def test_python_threads_share_a_machine_safely():
         try:
             for i in range(3000):
                 order = i % 3
-                try:
+                with contextlib.suppress(pgdefer.OutOfMemory):
                     held.append((m.alloc_pages(order, node=cpu % 2, cpu=cpu), order))
-                except pgdefer.OutOfMemory:
-                    pass
                 if len(held) > 50:
                     pfn, order = held.pop(0)
                     m.free_pages(pfn, order, cpu=cpu)

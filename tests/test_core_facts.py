@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import pgdefer
-from pgdefer import _core, Machine, Region, Topology
+from pgdefer import Machine, Region, Topology, _core
 from pgdefer.machine import deferral
 from pgdefer.testing import _need_hypothesis, topologies
 

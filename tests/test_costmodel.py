@@ -8,9 +8,20 @@ import json
 import pytest
 
 from pgdefer import Topology, calibration
-from pgdefer.costmodel import (CostModelError, Mechanics, class_for, class_for_cpu, class_from_log_text,
-                               cost_model, fitted_constants, machine_class, machine_class_names, machine_passes,
-                               node_pass_ranges, padata_plan)
+from pgdefer.costmodel import (
+    CostModelError,
+    Mechanics,
+    class_for,
+    class_for_cpu,
+    class_from_log_text,
+    cost_model,
+    fitted_constants,
+    machine_class,
+    machine_class_names,
+    machine_passes,
+    node_pass_ranges,
+    padata_plan,
+)
 from pgdefer.machine import Machine
 
 PPS = 32768

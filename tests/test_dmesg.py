@@ -19,8 +19,7 @@ import pytest
 
 import pgdefer
 from pgdefer import DmesgError, Topology
-from pgdefer.dmesg import (DmesgBoot, clean_line, crashkernel_request, kernel_policy, movable_normal_limit,
-                           parse_dmesg)
+from pgdefer.dmesg import DmesgBoot, clean_line, crashkernel_request, kernel_policy, movable_normal_limit, parse_dmesg
 
 MiB, GiB = 1 << 20, 1 << 30
 
@@ -174,7 +173,7 @@ def test_real_reserved_accounting(real):
     # top-down placements never overlap each other or what the log placed
     spans = sorted((r.start, r.end, r.label) for r in boot.reservations if r.how == "top-down")
     others = [(r.start, r.end, r.label) for r in boot.reservations if r.how != "top-down"]
-    for (a, b, la), (c, d, lc) in zip(spans, spans[1:]):
+    for (_, b, la), (c, _, lc) in zip(spans, spans[1:]):
         assert b <= c, f"{la} and {lc} overlap"
     for s, e, lab in spans:
         for a, b, lo in others:
@@ -249,8 +248,8 @@ LOG_416 = [
     "ACPI: PM-Timer IO Port: 0x408",
     "setup_percpu: NR_CPUS:64 nr_cpumask_bits:64 nr_cpu_ids:4 nr_node_ids:2",
     "Built 2 zonelists, mobility grouping on.  Total pages: 4128000",
-    "Memory: 16000000K/16776824K available (8192K kernel code, 1024K rwdata, 2048K rodata, 1024K init, "
-    "1024K bss, 300000K reserved, 0K cma-reserved)",
+    ("Memory: 16000000K/16776824K available (8192K kernel code, 1024K rwdata, 2048K rodata, 1024K init, "
+     "1024K bss, 300000K reserved, 0K cma-reserved)"),
 ]
 LOG_416_LATE = ["node 1 initialised, 2064384 pages in 250ms", "node 0 initialised, 1540096 pages in 260ms"]
 
@@ -348,8 +347,8 @@ LOG_54_VM = [
     "  DMA32 zone: 14272 pages used for memmap",
     "  DMA32 zone: 913375 pages, LIFO batch:63",
     "  DMA32 zone: 33 pages in unavailable ranges",
-    "Memory: 3480000K/3669492K available (14339K kernel code, 2393K rwdata, 9596K rodata, 2748K init, "
-    "4960K bss, 189492K reserved, 0K cma-reserved)",
+    ("Memory: 3480000K/3669492K available (14339K kernel code, 2393K rwdata, 9596K rodata, 2748K init, "
+     "4960K bss, 189492K reserved, 0K cma-reserved)"),
 ]
 
 

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 import pgdefer
-from pgdefer import Geometry, Machine, Region, Topology
-from pgdefer import _core
+from pgdefer import Geometry, Machine, Region, Topology, _core
 
 MiB, GiB = 1 << 20, 1 << 30
 SMALL = dict(section_size="256K", max_order=4, pageblock_order=3)  # 64-page sections

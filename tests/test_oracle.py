@@ -10,11 +10,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pgdefer import (BadFree, Geometry, InvariantViolation, OrderError, OutOfMemory, PhaseError, Topology,
-                     UnknownNode, UnknownZone)
+from pgdefer import (
+    BadFree,
+    Geometry,
+    InvariantViolation,
+    OrderError,
+    OutOfMemory,
+    PhaseError,
+    Topology,
+    UnknownNode,
+    UnknownZone,
+)
 from pgdefer.oracle import ALLOCATED, FREE, INIT, NO_ORDER, POLICIES, RESERVED, UNINIT, OracleMachine
-from pgdefer.testing import (has_mixed_node_blocks, operations, replay, small_geometries, snapshot,
-                             topologies)
+from pgdefer.testing import has_mixed_node_blocks, operations, replay, small_geometries, snapshot, topologies
 
 K, M, G = 1 << 10, 1 << 20, 1 << 30
 PAGE = 4096

@@ -93,7 +93,7 @@ def test_boot_regions_agree_with_events_and_page_array(machines):
             ns, ne = info["span"]
             rs = info["regions"]
             # regions are disjoint and inside the node
-            for (k1, s1, e1, _), (k2, s2, e2, _) in zip(rs, rs[1:]):
+            for (_, _, e1, _), (_, s2, _, _) in zip(rs, rs[1:]):
                 assert e1 <= s2
             assert all(ns <= s < e <= ne for _, s, e, _ in rs)
             size = {}

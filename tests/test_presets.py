@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 import pgdefer
-from pgdefer import HostMemoryError, PgdeferError, Topology
-from pgdefer import presets
+from pgdefer import HostMemoryError, PgdeferError, Topology, presets
 from pgdefer.config import HOST_BYTES_PER_PAGE
 from pgdefer.presets import UnknownPreset
 

@@ -1,7 +1,6 @@
 """Regression tests from the kernel's history (spec §8), each named after its case, plus topology
 shapes that broke real kernels: descending node order, no node 0, memory near the top of the space."""
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -1,6 +1,6 @@
 """pgdefer: an executable model of Linux's deferred struct page initialisation with on-demand growth."""
 
-from .config import Geometry, ZONE_NAMES, format_size, parse_size
+from .config import ZONE_NAMES, Geometry, format_size, parse_size
 from .errors import *  # noqa: F401,F403
 from .errors import __all__ as _errors_all
 from .topology import Region, Topology, ZoneSpan

@@ -28,8 +28,9 @@ from .costmodel import CostModel, Mechanics, _load, machine_class
 #: section-table check a few ns; a buddy free call a few hundred ns; a pass a few ms
 #: of kthread start and binding; a kworker start tens of us; a struct page stream half the DRAM peak; KASAN
 #: hundreds of ns per page (shadow poisoning); 3-5 GB/s per thread (fidelity review §5).
-PRIORS = {"hot_touch": (0.3, 1.0), "pfn_check_ns": (5.0, 1.5), "free_call_ns": (200.0, 1.0), "pass_overhead_ms": (2.0, 1.0),
-          "thread_start_us": (50.0, 1.5), "thread_start_vm_us": (50.0, 2.0), "bw_efficiency": (0.5, 0.7), "kasan_ns_per_page": (300.0, 2.0)}
+PRIORS = {"hot_touch": (0.3, 1.0), "pfn_check_ns": (5.0, 1.5), "free_call_ns": (200.0, 1.0),
+          "pass_overhead_ms": (2.0, 1.0), "thread_start_us": (50.0, 1.5), "thread_start_vm_us": (50.0, 2.0),
+          "bw_efficiency": (0.5, 0.7), "kasan_ns_per_page": (300.0, 2.0)}
 THREAD_PRIOR = (4.0, 1.0)
 #: the spread of a good prediction in log units (10 %): data residuals are divided by it
 DATA_SIGMA = 0.1
@@ -185,8 +186,8 @@ def format_table(result: dict) -> str:
     fitted = [r for r in result["rows"] if r["in_fit"]]
     ok = sum(1 for r in fitted if abs(r["error_pct"]) <= 15)
     ok_loo = sum(1 for r in fitted if r["loo_error_pct"] is not None and abs(r["loo_error_pct"]) <= 25)
-    out += ["", f"in-sample within 15 %: {ok} of {len(fitted)} fitted anchors; leave-one-out within 25 %: "
-                f"{ok_loo} of {len(fitted)}", "", "fitted constants:"]
+    out += ["", (f"in-sample within 15 %: {ok} of {len(fitted)} fitted anchors; leave-one-out within 25 %: "
+                 f"{ok_loo} of {len(fitted)}"), "", "fitted constants:"]
     doc = result["fitted_file"]
     out += [f"  {k} = {v:g}" for k, v in doc["constants"].items()]
     out += [f"  thread_gbps[{k}] = {v:.3f}" for k, v in doc["thread_gbps"].items()]

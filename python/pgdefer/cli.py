@@ -345,8 +345,14 @@ def run_machine(topo, policy, workload="default", stop_after="page_alloc_init_la
 
 
 def cmd_boot(args) -> int:
-    from .report import (dmesg_report, format_log_comparison, format_published, log_comparison,
-                         published_comparison, summary)
+    from .report import (
+        dmesg_report,
+        format_log_comparison,
+        format_published,
+        log_comparison,
+        published_comparison,
+        summary,
+    )
 
     _check_plot_target(args.plot)
     with Progress(not args.quiet) as progress:
@@ -555,18 +561,45 @@ def topology_data(topo, spec) -> dict:
     return out
 
 
+def _first(rows: list, limit: int, line, more: str = "") -> list:
+    """``line(row)`` for the first ``limit`` rows, then how many more there are."""
+    out = [line(r) for r in rows[:limit]]
+    if len(rows) > limit:
+        out.append(f"  ... {len(rows) - limit} more{more} (--limit, or --json for all)")
+    return out
+
+
+def _mem_range(r) -> str:
+    return f"[mem {r['start']:#018x}-{r['end'] - 1:#018x}]"
+
+
+def _format_log(log: dict) -> list:
+    out = ["", (f"boot log {log['path']} (kernel {log['kernel_version'] or 'not printed'}; policy for this kernel: "
+                f"{log['policy_for_kernel'] or 'unknown'}):")]
+    ml = log["memory_line"]
+    if ml:
+        out.append(f"  Memory: {ml['available_kib']}K/{ml['total_kib']}K available ({ml['reserved_kib']}K reserved)")
+    for x in log["deferred_init"]:
+        out.append(f"  node {x['node']} deferred pages initialised in {x['ms']}ms"
+                   + (f" ({x['pages']} pages)" if x["pages"] else ""))
+    if log["unplaced_reserved_kib"] is not None:
+        out.append(f"  reserved placed by the import: {log['placed_reserved_kib']}K; unplaced: "
+                   f"{log['unplaced_reserved_kib']}K (not in the model)")
+    return out
+
+
 def format_topology(d: dict, limit: int = 25) -> str:
     g = d["geometry"]
     title = d["name"] or d["spec"]
-    out = [f"topology {title}: {human_size(d['memory_bytes'])} in {len(d['memory'])} memblock region(s), "
-           f"{len(d['nodes'])} node(s), {d['present_pages']} present pages",
-           f"  geometry: {g['page_size']} pages, {g['section_size']} sections, pageblock_order "
-           f"{g['pageblock_order']}, MAX_PAGE_ORDER {g['max_order']}",
-           "  zone limits: " + ", ".join(f"{k} ends at {v:#x} ({human_size(v)})" for k, v in d["zone_limits"].items())
-           + ("" if "Normal" in d["zone_limits"] else "; Normal unbounded"),
-           f"  memmap: {d['memmap']['struct_pages']} struct pages (every pfn of each present section): "
-           f"{human_size(d['memmap']['kernel_bytes'])} in the kernel (64 B each); simulating it needs "
-           f"{human_size(d['memmap']['host_bytes'])} of host memory ({d['memmap']['host_bytes_per_page']} B/page)",
+    zone_limits = ", ".join(f"{k} ends at {v:#x} ({human_size(v)})" for k, v in d["zone_limits"].items())
+    out = [(f"topology {title}: {human_size(d['memory_bytes'])} in {len(d['memory'])} memblock region(s), "
+            f"{len(d['nodes'])} node(s), {d['present_pages']} present pages"),
+           (f"  geometry: {g['page_size']} pages, {g['section_size']} sections, pageblock_order "
+            f"{g['pageblock_order']}, MAX_PAGE_ORDER {g['max_order']}"),
+           "  zone limits: " + zone_limits + ("" if "Normal" in d["zone_limits"] else "; Normal unbounded"),
+           (f"  memmap: {d['memmap']['struct_pages']} struct pages (every pfn of each present section): "
+            f"{human_size(d['memmap']['kernel_bytes'])} in the kernel (64 B each); simulating it needs "
+            f"{human_size(d['memmap']['host_bytes'])} of host memory ({d['memmap']['host_bytes_per_page']} B/page)"),
            "", "nodes:",
            f"  {'node':>4}  {'start_pfn':>12}  {'end_pfn':>12}  {'spanned':>12}  {'present':>12}  {'memory':>10}"]
     for n in d["nodes"]:
@@ -580,38 +613,19 @@ def format_topology(d: dict, limit: int = 25) -> str:
                        f"{z['spanned_pages']:>12}  {z['present_pages']:>12}"
                        + ("  deferred zone (the node's last populated zone)" if z["deferred_zone"] else ""))
     out += ["", "memory (memblock.memory, half-open):"]
-    for r in d["memory"][:limit]:
-        out.append(f"  node {r['node']:>3}: [mem {r['start']:#018x}-{r['end'] - 1:#018x}]  {human_size(r['end'] - r['start'])}")
-    if len(d["memory"]) > limit:
-        out.append(f"  ... {len(d['memory']) - limit} more (--limit, or --json for all)")
+    out += _first(d["memory"], limit,
+                  lambda r: f"  node {r['node']:>3}: {_mem_range(r)}  {human_size(r['end'] - r['start'])}")
     res_bytes = sum(r["end"] - r["start"] for r in d["reserved"])
-    out += ["", f"reserved: {len(d['reserved'])} merged range(s), {human_size(res_bytes)}; "
-                f"{d['reserved_pages']} memory pages reserved ({d['reserved_kib']}K)"]
+    out += ["", (f"reserved: {len(d['reserved'])} merged range(s), {human_size(res_bytes)}; "
+                 f"{d['reserved_pages']} memory pages reserved ({d['reserved_kib']}K)")]
     log = d.get("log")
     if log:
-        rs = sorted(log["reservations"], key=lambda r: r["start"])
-        for r in rs[:limit]:
-            out.append(f"  [mem {r['start']:#018x}-{r['end'] - 1:#018x}] {human_size(r['end'] - r['start']):>10}  "
-                       f"{r['label']} ({r['how']})")
-        if len(rs) > limit:
-            out.append(f"  ... {len(rs) - limit} more reservation(s) (--limit, or --json for all)")
+        out += _first(sorted(log["reservations"], key=lambda r: r["start"]), limit,
+                      lambda r: (f"  {_mem_range(r)} {human_size(r['end'] - r['start']):>10}  "
+                                 f"{r['label']} ({r['how']})"), " reservation(s)")
+        out += _format_log(log)
     else:
-        for r in d["reserved"][:limit]:
-            out.append(f"  [mem {r['start']:#018x}-{r['end'] - 1:#018x}] {human_size(r['end'] - r['start']):>10}")
-        if len(d["reserved"]) > limit:
-            out.append(f"  ... {len(d['reserved']) - limit} more (--limit, or --json for all)")
-    if log:
-        out += ["", f"boot log {log['path']} (kernel {log['kernel_version'] or 'not printed'}; policy for this kernel: "
-                    f"{log['policy_for_kernel'] or 'unknown'}):"]
-        ml = log["memory_line"]
-        if ml:
-            out.append(f"  Memory: {ml['available_kib']}K/{ml['total_kib']}K available ({ml['reserved_kib']}K reserved)")
-        for x in log["deferred_init"]:
-            out.append(f"  node {x['node']} deferred pages initialised in {x['ms']}ms"
-                       + (f" ({x['pages']} pages)" if x["pages"] else ""))
-        if log["unplaced_reserved_kib"] is not None:
-            out.append(f"  reserved placed by the import: {log['placed_reserved_kib']}K; unplaced: "
-                       f"{log['unplaced_reserved_kib']}K (not in the model)")
+        out += _first(d["reserved"], limit, lambda r: f"  {_mem_range(r)} {human_size(r['end'] - r['start']):>10}")
     if d["notes"]:
         out += ["", "notes:"]
         out += [f"  - {n}" for n in d["notes"]]

@@ -19,7 +19,8 @@ Per page, one thread of a per-node pass (``deferred_init_memmap``) pays
 Several threads (padata, 5.8+) share two ceilings that belong to the machine, not to a thread count: the
 socket's memory bandwidth (``bw_efficiency x dram_gbps`` shared by the nodes of a socket, divided by the DRAM
 bytes each page needs) and ``zone->lock``, taken once per buddy free and moved between cores
-(``LOCK_LINES x line_ns`` per free). Helpers start one after another (``thread_start_us``; ``thread_start_vm_us`` in a guest, where waking a vCPU exits to the host); each pass pays
+(``LOCK_LINES x line_ns`` per free). Helpers start one after another (``thread_start_us``;
+``thread_start_vm_us`` in a guest, where waking a vCPU exits to the host); each pass pays
 ``pass_overhead_ms``. Passes run with IRQs off (4.17-5.6) may be printed as one frozen jiffy (spec §5.8, M11):
 :class:`PassCost` keeps that "as printed" figure apart from the modelled time.
 
@@ -33,7 +34,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 from .errors import PgdeferError
@@ -58,7 +59,7 @@ def _load(name: str) -> dict:
         raise CostModelError(f"cost model data file {name}: {e}") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def fitted_constants() -> dict:
     """``costdata/fitted.json``: the constants ``pgdefer calibrate --write`` fitted."""
     return _load("fitted.json")
@@ -98,7 +99,7 @@ class Mechanics:
     assumed: tuple = ()                 # facts the core did not export (FACT_DEFAULTS used)
 
     @classmethod
-    def from_policy(cls, policy: str) -> "Mechanics":
+    def from_policy(cls, policy: str) -> Mechanics:
         """Read the cost-relevant facts of ``policy`` from the core's policy table."""
         table = _core_policy_facts()
         facts = dict(table.get(policy, {})) if table is not None else {}
@@ -161,7 +162,7 @@ class MachineClass:
             raise CostModelError(f"nodes_per_socket must be a positive integer, got {self.nodes_per_socket!r}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _class_table() -> dict:
     return _load("machine_classes.json")["classes"]
 
@@ -418,10 +419,11 @@ class CostModel:
         return pages * (self._init_ns() + self._c("free_call_ns") / (1 << max_order)) / 1e6
 
     # -- building ---------------------------------------------------------------------------------
-    def with_overrides(self, pairs) -> "CostModel":
+    def with_overrides(self, pairs) -> CostModel:
         """A copy with ``KEY=VALUE`` overrides: machine-class fields (thread_gbps, dram_gbps, nodes_per_socket,
-        line_ns, struct_page_bytes, page_size), fitted constants (hot_touch, pfn_check_ns, free_call_ns, pass_overhead_ms,
-        thread_start_us, bw_efficiency, kasan_ns_per_page) and the switches kasan / init_on_free (0/1)."""
+        line_ns, struct_page_bytes, page_size), fitted constants (hot_touch, pfn_check_ns, free_call_ns,
+        pass_overhead_ms, thread_start_us, bw_efficiency, kasan_ns_per_page) and the switches kasan / init_on_free
+        (0/1)."""
         mc, consts, sw = {}, dict(self.constants), {}
         ints = {"nodes_per_socket", "struct_page_bytes", "page_size"}
         for pair in pairs or ():

@@ -237,7 +237,8 @@ class Machine:
                 raise InvalidArgument(f"host_threads must be in 1..{_core.MAX_CPUS}, got {host_threads}")
         self.topology = topology
         self._core = _core.Machine(
-            *_layout_args(topology), policy, cpus=cpus, grow_irqsave=bool(grow_irqsave), trust_snapshot="trust_snapshot" in faults,
+            *_layout_args(topology), policy, cpus=cpus, grow_irqsave=bool(grow_irqsave),
+            trust_snapshot="trust_snapshot" in faults,
             keep_key="keep_key" in faults, fail_pass=fail_pass, panic_pass=panic_pass,
             bytes_as_pages="bytes_as_pages" in faults, retry_forever="retry_forever" in faults,
             node_cpus=sorted(node_cpus.items()), host_threads=host_threads,

@@ -16,8 +16,7 @@ and in notebooks alike. What they draw is computed in :mod:`pgdefer.analysis` (p
 from __future__ import annotations
 
 from ._core import POLICY_FACTS
-from .analysis import (allocated_runs, boot_regions, boot_schedule, grow_calls,  # noqa: F401 - also pgdefer.plot's API
-                       region_pages, working_passes)
+from .analysis import allocated_runs, boot_regions, boot_schedule, grow_calls, region_pages, working_passes  # noqa: F401 - also pgdefer.plot's API
 from .config import human_size
 from .costmodel import DEFAULT_COST, CostModel
 from .errors import PgdeferError
@@ -85,7 +84,7 @@ def _zoom_window(info, page_size):
     is readable anyway."""
     ns, ne = info["span"]
     last = ns
-    for kind, s, e, _ in info["regions"]:
+    for kind, _, e, _ in info["regions"]:
         if kind in ("early", "grow"):
             last = max(last, e)
     # include the first pass/uninit stretch after the last grow so the hand-over is visible
@@ -99,12 +98,8 @@ def _zoom_window(info, page_size):
     return ns, min(ne, last + margin)
 
 
-def _draw_node(ax, info, allocated, lo, hi, page_size, label_y=True, annotate=True, grow_marks=False):
-    unit, div = _unit((hi - lo) * page_size)
-    if lo * page_size >= 64 << 30:  # far up the address space: GiB with decimals beats 6-digit MiB ticks
-        unit, div = "GiB", 1 << 30
-    x = lambda pfn: pfn * page_size / div  # noqa: E731
-    # zones (top strip)
+def _draw_zones(ax, info, lo, hi, x):
+    """The zones strip (top) of one node's memory map, for pfns [lo, hi); ``x`` maps a pfn to the axis."""
     for name, zs, ze in info["zones"]:
         a, b = max(zs, lo), min(ze, hi)
         if b <= a:
@@ -114,6 +109,33 @@ def _draw_node(ax, info, allocated, lo, hi, page_size, label_y=True, annotate=Tr
         if (b - a) / (hi - lo) > 0.04:
             deferred = " (deferred zone)" if name == info["deferred_zone"] and (b - a) / (hi - lo) > 0.2 else ""
             ax.text((x(a) + x(b)) / 2, 2.5, name + deferred, ha="center", va="center", fontsize=8, clip_on=True)
+
+
+def _mark_grows(ax, info, lo, hi, x, annotate, grow_marks):
+    """Label wide grow regions "g1", "g2", ... and/or put a marker where each grow starts."""
+    if annotate:
+        for kind, s, e, step in info["regions"]:
+            if kind == "grow":
+                a, b = max(s, lo), min(e, hi)
+                if b > a and (b - a) / (hi - lo) > 0.035:
+                    ax.text((x(a) + x(b)) / 2, 1.5, f"g{step}", ha="center", va="center", fontsize=7,
+                            color="black", clip_on=True)
+    if grow_marks:
+        starts = {}
+        for kind, s, _, step in info["regions"]:
+            if kind == "grow" and lo <= s < hi:
+                starts.setdefault(step, s)
+        if starts:
+            ax.plot([x(s) for s in starts.values()], [1.98] * len(starts), marker="v", linestyle="none",
+                    color="#B36B00", markersize=5, clip_on=False)
+
+
+def _draw_node(ax, info, allocated, lo, hi, page_size, label_y=True, annotate=True, grow_marks=False):
+    unit, div = _unit((hi - lo) * page_size)
+    if lo * page_size >= 64 << 30:  # far up the address space: GiB with decimals beats 6-digit MiB ticks
+        unit, div = "GiB", 1 << 30
+    x = lambda pfn: pfn * page_size / div  # noqa: E731
+    _draw_zones(ax, info, lo, hi, x)
     # struct pages (middle strip)
     by_kind = {}
     for kind, s, e, step in info["regions"]:
@@ -127,21 +149,7 @@ def _draw_node(ax, info, allocated, lo, hi, page_size, label_y=True, annotate=Tr
         ax.broken_barh(bars, (1.1, 0.8), facecolors=colour, edgecolors="#888888" if hatch else colour,
                        linewidth=0.3 if hatch else 0.0, hatch=hatch)
     ax.broken_barh([(x(lo), x(hi) - x(lo))], (1.1, 0.8), facecolors="none", edgecolors="#555555", linewidth=0.6)
-    if annotate:
-        for kind, s, e, step in info["regions"]:
-            if kind == "grow":
-                a, b = max(s, lo), min(e, hi)
-                if b > a and (b - a) / (hi - lo) > 0.035:
-                    ax.text((x(a) + x(b)) / 2, 1.5, f"g{step}", ha="center", va="center", fontsize=7,
-                            color="black", clip_on=True)
-    if grow_marks:
-        starts = {}
-        for kind, s, e, step in info["regions"]:
-            if kind == "grow" and lo <= s < hi:
-                starts.setdefault(step, s)
-        if starts:
-            ax.plot([x(s) for s in starts.values()], [1.98] * len(starts), marker="v", linestyle="none",
-                    color="#B36B00", markersize=5, clip_on=False)
+    _mark_grows(ax, info, lo, hi, x, annotate, grow_marks)
     # allocated (bottom strip)
     bars = [(x(max(s, lo)), x(min(e, hi)) - x(max(s, lo))) for s, e in allocated if min(e, hi) > max(s, lo)]
     if bars:

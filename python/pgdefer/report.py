@@ -279,9 +279,9 @@ def dmesg_report(machine, cost: CostModel = DEFAULT_COST, workload_results=None,
     lines = [f"pgdefer: policy {s['policy']} ({POLICY_TITLES.get(s['policy'], '')})",
              f"pgdefer: modelled times: {s['cost_model']['label']}"
              + (f" [{cost.class_reason}]" if cost.class_reason else ""),
-             f"pgdefer: {format_size(t.memory_bytes)} in {len(t.memory)} memblock region(s), "
-             f"{len(s['nodes'])} node(s), {format_size(g.page_size)} pages, "
-             f"PAGES_PER_SECTION {g.pages_per_section}, MAX_PAGE_ORDER {g.max_order}",
+             (f"pgdefer: {format_size(t.memory_bytes)} in {len(t.memory)} memblock region(s), "
+              f"{len(s['nodes'])} node(s), {format_size(g.page_size)} pages, "
+              f"PAGES_PER_SECTION {g.pages_per_section}, MAX_PAGE_ORDER {g.max_order}"),
              "Early memory node ranges"]
     for s_pfn, e_pfn, nid in t.memory_pfn_ranges():
         lines.append(f"  node {nid:3d}: [mem {s_pfn * g.page_size:#018x}-{e_pfn * g.page_size - 1:#018x}]")
@@ -327,12 +327,13 @@ def dmesg_report(machine, cost: CostModel = DEFAULT_COST, workload_results=None,
     mem = s["memory"]
     lines += ["", "summary:",
               f"  phase {s['phase']}, static key {'on' if s['deferred_pages_enabled'] else 'off'}",
-              f"  early pages {st['early_pages']}, grows {len(grows)} (+{st['grow_pages']} pages), "
-              f"per-node passes {st['deferred_pass_pages']} pages",
-              f"  allocations {st['allocs']} ({st['alloc_pages']} pages), failures {st['alloc_failures']}, "
-              f"frees {st['frees']}",
+              (f"  early pages {st['early_pages']}, grows {len(grows)} (+{st['grow_pages']} pages), "
+               f"per-node passes {st['deferred_pass_pages']} pages"),
+              (f"  allocations {st['allocs']} ({st['alloc_pages']} pages), failures {st['alloc_failures']}, "
+               f"frees {st['frees']}"),
               f"  free now {mem['available_kib']}K of {mem['total_kib']}K present",
-              f"  invariants: {'VIOLATED: ' + '; '.join(s['violations'][:3]) if s['violations'] else 'no violation recorded'}"]
+              "  invariants: " + ("VIOLATED: " + "; ".join(s["violations"][:3]) if s["violations"]
+                                  else "no violation recorded")]
     return "\n".join(lines)
 
 

@@ -54,7 +54,7 @@ def small_geometries():
 # topologies
 # ----------------------------------------------------------------------------------------------------
 
-def topologies(geometry=None, max_nodes=3, max_sections=24, mixed_node_blocks=False):
+def topologies(geometry=None, max_nodes=3, max_sections=24, mixed_node_blocks=False):  # noqa: C901 - one draw per knob
     """Small valid topologies.
 
     Memory spans at most ``max_sections`` sections of address space (so at most that many present sections).
@@ -72,11 +72,11 @@ def topologies(geometry=None, max_nodes=3, max_sections=24, mixed_node_blocks=Fa
     model exposes, not model bugs. See :func:`has_mixed_node_blocks`.
     """
     _need_hypothesis()
-    if not 1 <= max_nodes:
+    if max_nodes < 1:
         raise ValueError("max_nodes must be >= 1")
 
     @st.composite
-    def _topo(draw):
+    def _topo(draw):  # noqa: C901 - a hypothesis strategy: one draw per knob of the machine
         g = geometry if geometry is not None else draw(small_geometries())
         ps, pps = g.page_size, g.pages_per_section
         limit = max_sections * g.section_size             # the whole map lies in [0, limit)

@@ -241,7 +241,7 @@ class Topology:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Topology":
+    def from_dict(cls, d: dict) -> Topology:
         try:
             g = Geometry(**d.get("geometry", {}))
             return cls(memory=d["memory"], reserved=d.get("reserved", ()), zone_limits=d.get("zone_limits"),
@@ -267,7 +267,7 @@ class Topology:
     source = None
 
     @classmethod
-    def from_file(cls, path) -> "Topology":
+    def from_file(cls, path) -> Topology:
         """Read a topology file (``.toml`` or ``.json``, see :mod:`pgdefer.sources.files`)."""
         from .sources.files import load
         return load(path)
@@ -278,13 +278,13 @@ class Topology:
         return save(self, path)
 
     @classmethod
-    def from_dmesg(cls, path) -> "Topology":
+    def from_dmesg(cls, path) -> Topology:
         """Build the memory map of a real machine from its boot log (see :mod:`pgdefer.sources.dmesg`)."""
         from .sources.dmesg import topology_from_dmesg
         return topology_from_dmesg(path)
 
     @classmethod
-    def from_host(cls) -> "Topology":
+    def from_host(cls) -> Topology:
         """This machine's memory map from /proc/iomem, /proc/zoneinfo and sysfs (:mod:`pgdefer.sources.host`)."""
         from .sources.host import topology_from_host
         return topology_from_host()

@@ -39,10 +39,26 @@ from ..config import Geometry
 from ..errors import DmesgError, TopologyError
 from ..topology import Topology
 from ..userfile import read_user_file
-from .x86 import (GiB, KiB, MiB, STRUCT_PAGE_SIZE, SWIOTLB_DEFAULT_SIZE, SWIOTLB_SLAB,  # noqa: F401 - re-exported
-                  X86_64_DMA32_END, X86_64_DMA_END, X86_64_MAX_DMA_ADDRESS, X86_64_OLD_PAGE_OFFSET,
-                  X86_64_PHYSICAL_START, MemblockPlacer, Reservation, crashkernel_request, movable_normal_limit,
-                  node_memmap_sections, place_memmaps, reserve_low_memory)
+from .x86 import (  # noqa: F401 - re-exported
+    STRUCT_PAGE_SIZE,
+    SWIOTLB_DEFAULT_SIZE,
+    SWIOTLB_SLAB,
+    X86_64_DMA32_END,
+    X86_64_DMA_END,
+    X86_64_MAX_DMA_ADDRESS,
+    X86_64_OLD_PAGE_OFFSET,
+    X86_64_PHYSICAL_START,
+    GiB,
+    KiB,
+    MemblockPlacer,
+    MiB,
+    Reservation,
+    crashkernel_request,
+    movable_normal_limit,
+    node_memmap_sections,
+    place_memmaps,
+    reserve_low_memory,
+)
 
 # ------------------------------------------------------------------------------------------------------
 # parsed data

@@ -87,9 +87,8 @@ def validate_dict(d) -> None:
     _check_keys("the top level", d, _TOP_KEYS, {"memory"})
     if "name" in d and not isinstance(d["name"], str):
         raise TopologyError(f"'name' must be a string, got {d['name']!r}")
-    if "notes" in d:
-        if not isinstance(d["notes"], list) or not all(isinstance(n, str) for n in d["notes"]):
-            raise TopologyError(f"'notes' must be a list of strings, got {d['notes']!r}")
+    if "notes" in d and (not isinstance(d["notes"], list) or not all(isinstance(n, str) for n in d["notes"])):
+        raise TopologyError(f"'notes' must be a list of strings, got {d['notes']!r}")
     if "geometry" in d:
         _check_keys("[geometry]", d["geometry"], _GEOMETRY_KEYS)
     if "zone_limits" in d:
@@ -105,7 +104,7 @@ def validate_dict(d) -> None:
             _check_keys(f"{key}[{i}]", r, allowed, required)
 
 
-def from_dict(d) -> "Topology":
+def from_dict(d) -> Topology:
     """Validate the shape of ``d`` and build a Topology; every problem is a TopologyError."""
     validate_dict(d)
 
@@ -142,7 +141,7 @@ def _parse_text(text: str, fmt: str, path: Path):
         raise TopologyError(f"{path}:{e.lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
 
 
-def load(path) -> "Topology":
+def load(path) -> Topology:
     """Read a ``.toml`` or ``.json`` topology file (``Topology.from_file``)."""
     path = Path(os.fspath(path))
     fmt = _format_of(path)
@@ -179,7 +178,7 @@ def dumps(topology, fmt: str = ".toml") -> str:
     raise TopologyError(f"unknown topology file format {fmt!r}; use '.toml' or '.json'")
 
 
-def loads(text: str, fmt: str = ".toml", name: str = "<string>") -> "Topology":
+def loads(text: str, fmt: str = ".toml", name: str = "<string>") -> Topology:
     """Parse topology file text (for tests and tools that hold the text already)."""
     d = _parse_text(text, fmt, Path(name))
     try:

@@ -18,8 +18,8 @@ from ..config import Geometry, parse_size
 
 __all__ = ["KiB", "MiB", "GiB", "STRUCT_PAGE_SIZE", "X86_64_PHYSICAL_START", "X86_64_MAX_DMA_ADDRESS",
            "X86_64_OLD_PAGE_OFFSET", "X86_64_DMA_END", "X86_64_DMA32_END", "SWIOTLB_DEFAULT_SIZE", "SWIOTLB_SLAB",
-           "Reservation", "MemblockPlacer", "node_memmap_sections", "place_memmaps", "crashkernel_request", "reserve_low_memory",
-           "movable_normal_limit"]
+           "Reservation", "MemblockPlacer", "node_memmap_sections", "place_memmaps", "crashkernel_request",
+           "reserve_low_memory", "movable_normal_limit"]
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
@@ -87,12 +87,12 @@ def movable_normal_limit(node_spans: dict, movable_start: dict):
         raise ValueError(f"the Movable zone starts inside several nodes at different addresses ({desc}); "
                          "pgdefer models one global Normal/Movable boundary")
     if values:
-        L = values[0]
-        if L < lo:
-            raise ValueError(f"Movable start {L:#x} is below the end of a node without Movable memory ({lo_why})")
-        if hi is not None and L > hi:
-            raise ValueError(f"Movable start {L:#x} is above the start of an all-Movable node ({hi_why})")
-        return L
+        limit = values[0]
+        if limit < lo:
+            raise ValueError(f"Movable start {limit:#x} is below the end of a node without Movable memory ({lo_why})")
+        if hi is not None and limit > hi:
+            raise ValueError(f"Movable start {limit:#x} is above the start of an all-Movable node ({hi_why})")
+        return limit
     if hi is not None and lo > hi:
         raise ValueError(f"no single Normal/Movable boundary fits: {lo_why}, but {hi_why}")
     return hi if hi is not None else lo
