@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 
+from ._intervals import clip, length, subtract
 from .errors import PgdeferError
 
 #: Cache lines moved between cores per buddy free under contention: the ``zone->lock`` word, the zone's
@@ -383,7 +384,7 @@ class CostModel:
             jobs = []
             for s, e in spans:
                 nworks, chunk = padata_plan(e - s, sec, threads)
-                job_pages = sum(max(0, min(e, re) - max(s, rs)) for rs, re in ranges)
+                job_pages = length(clip(ranges, s, e))
                 jobs.append((job_pages, nworks, -(-(e - s) // chunk) if chunk else 0))
         total, warm, most, chunks, bound, biggest = 0.0, 1, 1, 0, "threads", -1
         for job_pages, nworks, nchunks in jobs:
@@ -487,20 +488,8 @@ def node_pass_ranges(machine, node: int) -> list:
     g = topo.geometry
     zone = next((z for z in machine.zones() if z.node == node and z.deferred), None)
     hi = zone.end_pfn if zone is not None else topo.node_span(node)[1]
-    res = [(g.pfn_down(r.start), g.pfn_up(r.end)) for r in topo.reserved]
-    out = []
-    for s, e, _ in topo.memory_pfn_ranges(node):
-        s, e = max(s, fdp), min(e, hi)
-        cur = s
-        for rs, re_ in res:
-            if re_ <= cur or rs >= e:
-                continue
-            if rs > cur:
-                out.append((cur, rs))
-            cur = max(cur, re_)
-        if cur < e:
-            out.append((cur, e))
-    return out
+    reserved = [(g.pfn_down(r.start), g.pfn_up(r.end)) for r in topo.reserved]
+    return subtract(clip([(s, e) for s, e, _ in topo.memory_pfn_ranges(node)], fdp, hi), reserved)
 
 
 def machine_passes(machine, cost: CostModel = DEFAULT_COST, threads: int = 1) -> dict:

@@ -198,9 +198,10 @@ class Machine:
         catch them — "trust_snapshot" (grow trusts its unlocked read of first_deferred_pfn),
         "keep_key" (the static key is never disabled), "bytes_as_pages" (v4.13's prefix compensation in the
         4.13/4.14 units: reserved bytes added to a page count, spec §8 B4), "retry_forever" (5.2+ grow as 5.2
-        shipped: True with nothing left to grow; the endless retry raises DeadlockDetected, spec §8 B12). ``fail_pass=(node, after_pages)``: that node's
-        per-node pass fails midway (page_alloc_init_late raises WorkerFailed); ``panic_pass=node``: that
-        node's worker thread panics midway through its pass (also WorkerFailed, never a PanicException).
+        shipped: True with nothing left to grow; the endless retry raises DeadlockDetected, spec §8 B12).
+        ``fail_pass=(node, after_pages)``: that node's per-node pass fails midway (page_alloc_init_late raises
+        WorkerFailed); ``panic_pass=node``: that node's worker thread panics midway through its pass (also
+        WorkerFailed, never a PanicException).
         ``node_cpus``: CPUs per node, a mapping node -> count (default: the topology's ``node_cpus`` if
         it has one, else none), which sets padata's ``max_threads = max(cpus, 1)`` in the 5.8+ passes;
         worker k >= 1 of a node runs on a simulated helper CPU of its own (``node_workers()``).
