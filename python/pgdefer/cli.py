@@ -703,21 +703,13 @@ def _add_machine_args(p, workload=True):
     p.add_argument("--quiet", "-q", action="store_true", help="no progress indication on stderr")
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Commands that live in their own modules: each module has ``add_parser(subparsers, formatter_class)``, which
+#: adds its command and sets ``func`` (see ``pgdefer.calibration``). A new command module is one line here.
+COMMAND_MODULES = ["pgdefer.calibration"]
+
+
+def _add_boot(sub, fmt):
     from . import POLICIES
-
-    try:
-        from importlib.metadata import version
-
-        ver = version("pgdefer")
-    except Exception:  # noqa: BLE001 - not installed as a distribution
-        ver = "unknown"
-    fmt = argparse.RawDescriptionHelpFormatter
-    p = _Parser(prog="pgdefer", description=DESCRIPTION, formatter_class=fmt,
-                epilog="commands: boot, compare, topology (list | show | import-dmesg), calibrate; "
-                       "`pgdefer COMMAND --help` for each")
-    p.add_argument("--version", action="version", version=f"pgdefer {ver}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     b = sub.add_parser("boot", help="simulate a boot and print a dmesg-style report",
                        description=DESCRIPTION, epilog=BOOT_EPILOG, formatter_class=fmt)
@@ -734,6 +726,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "needs matplotlib: pip install 'pgdefer[plot]')")
     b.set_defaults(func=cmd_boot)
 
+
+def _add_compare(sub, fmt):
+    from . import POLICIES
+
     c = sub.add_parser("compare", help="boot one machine under several policies and compare them side by side",
                        description="Boot one machine under several kernel policies with the same workload and "
                                    "print them side by side. Times are modelled unless marked host.",
@@ -744,6 +740,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
     c.set_defaults(func=cmd_compare)
 
+
+def _add_topology(sub, fmt):
     t = sub.add_parser("topology", help="list, show and import machine topologies",
                        description="Machine topologies: presets, topology files, boot logs, this host.",
                        epilog=TOPOLOGY_EPILOG, formatter_class=fmt)
@@ -775,7 +773,28 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the .toml or .json file to write (default: print TOML on stdout)")
     ti.set_defaults(func=cmd_topology_import)
     t.set_defaults(func=None, _help=t)
-    __import__("pgdefer.calibration").calibration.add_parser(sub, fmt)  # `pgdefer calibrate` (issue 11)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``pgdefer`` parser: the built-in commands, then those of :data:`COMMAND_MODULES`."""
+    import importlib
+
+    try:
+        from importlib.metadata import version
+
+        ver = version("pgdefer")
+    except Exception:  # noqa: BLE001 - not installed as a distribution
+        ver = "unknown"
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = _Parser(prog="pgdefer", description=DESCRIPTION, formatter_class=fmt)
+    p.add_argument("--version", action="version", version=f"pgdefer {ver}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_boot, _add_compare, _add_topology):
+        add(sub, fmt)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(sub, fmt)
+    names = [n if n != "topology" else "topology (list | show | import-dmesg)" for n in sub.choices]
+    p.epilog = f"commands: {', '.join(names)}; `pgdefer COMMAND --help` for each"
     return p
 
 
