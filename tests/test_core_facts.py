@@ -148,8 +148,8 @@ def test_page_enums_are_the_core_s():
     assert [s.name.lower() for s in machine.PageState] == list(_core.PAGE_STATES) == list(machine.STATE_NAMES)
     assert (machine.UNINIT, machine.ALLOCATED) == (machine.PageState.UNINIT, machine.PageState.ALLOCATED) == (0, 4)
     assert [z.name for z in machine.Zone] == ["DMA", "DMA32", "NORMAL", "MOVABLE"]
-    assert machine.InitBy.MEMBLOCK_FREE_ALL == machine.INIT_BY.index("memblock_free_all")
-    assert machine.NO_ORDER == _core.NO_ORDER == 255  # a u8 order byte with no head: (0 - 1) mod 256
+    assert machine.INIT_BY.index("memblock_free_all") == machine.InitBy.MEMBLOCK_FREE_ALL
+    assert machine.NO_ORDER == 255 and _core.NO_ORDER == 255  # a u8 order byte with no head: (0 - 1) mod 256
     assert pgdefer.config.HOST_BYTES_PER_PAGE == _core.BYTES_PER_PAGE
     # The layout decodes what the core wrote: after boot every DMA page is in zone DMA, every pfn initialised once.
     t = Topology(memory=[Region(MiB, 5 * GiB, node=0)], reserved=[Region(16 * MiB, 48 * MiB)])
