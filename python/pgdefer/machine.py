@@ -171,7 +171,8 @@ def _node_cpus(topology, node_cpus) -> dict:
         nid, cpus = _int(nid, "node_cpus node"), _int(cpus, "node_cpus CPUs")
         # Validated here because Python ints may be negative; the messages are the core's own (a test pins them).
         if nid not in topology.nodes:
-            raise InvalidArgument(f"node_cpus: node {nid} has no memory in this topology (nodes: {sorted(topology.nodes)})")
+            raise InvalidArgument(
+                f"node_cpus: node {nid} has no memory in this topology (nodes: {sorted(topology.nodes)})")
         if not 0 <= cpus <= _core.MAX_CPUS:
             raise InvalidArgument(f"node_cpus: node {nid} needs 0..{_core.MAX_CPUS} CPUs, got {cpus}")
         out[nid] = cpus
@@ -219,7 +220,8 @@ class Machine:
             raise InvalidArgument(f"unknown fault(s) {sorted(unknown)}: expected {', '.join(FAULTS)}")
         for f in faults:
             if policy not in FAULT_POLICIES.get(f, (policy,)):
-                raise InvalidArgument(f"fault {f!r} is a bug of policy {' / '.join(FAULT_POLICIES[f])}, not of {policy!r}")
+                raise InvalidArgument(
+                    f"fault {f!r} is a bug of policy {' / '.join(FAULT_POLICIES[f])}, not of {policy!r}")
         cpus = _int(cpus, "cpus")
         if not 1 <= cpus <= _core.MAX_CPUS:
             raise InvalidArgument(f"cpus must be in 1..{_core.MAX_CPUS}, got {cpus}")
