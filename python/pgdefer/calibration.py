@@ -227,7 +227,8 @@ def add_parser(sub, formatter_class=None):
                               "  pgdefer calibrate --write          (update the package's fitted.json)",
                        formatter_class=formatter_class)
     p.add_argument("--write", action="store_true", help="write the fitted constants to the package's fitted.json")
-    p.add_argument("--output", "-o", metavar="FILE", help="write the fitted constants to this file instead (implies --write)")
+    p.add_argument("--output", "-o", metavar="FILE",
+                   help="write the fitted constants to this file instead (implies --write)")
     p.add_argument("--no-loo", action="store_true", help="skip the leave-one-out refits (faster)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
