@@ -7,12 +7,16 @@
 use crate::page::{PageArray, PageState, NIL};
 use crate::topology::ZoneType;
 
-/// Where a freed block goes on its list: boot-time releases go to the tail (FPI_TO_TAIL), runtime
-/// frees to the head; allocation takes the head.
+/// Where a freed block goes on its list: boot-time releases go to the tail (FPI_TO_TAIL, 5.10+) or
+/// by `MergeLikely`, runtime frees to the head; allocation takes the head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListEnd {
     Head,
     Tail,
+    /// Before 5.10, `__free_one_page` ([K4.19]): the merged block `(p, k)` goes to the tail if
+    /// `k < max_order - 1` and the buddy of the order-(k+1) block holding it is a free order-(k+1)
+    /// head of the same node and zone (a merge is likely soon), else to the head.
+    MergeLikely,
 }
 
 /// `zone->free_area[]` plus the zone's page counters.
@@ -61,7 +65,7 @@ impl FreeArea {
                 self.head[o] = i32;
                 self.tail[o] = i32;
             }
-            (ListEnd::Head, h) => {
+            (ListEnd::Head | ListEnd::MergeLikely, h) => {
                 set(&pa.next[i], h);
                 set(&pa.prev[i], NIL);
                 set(&pa.prev[h as usize], i32);
@@ -169,6 +173,23 @@ impl FreeArea {
             k += 1;
         }
         pa.set_head_order(i, Some(k));
+        let end = match end {
+            ListEnd::MergeLikely if k + 1 < self.max_order() => {
+                let q = (i & !(1 << k)) ^ (1 << (k + 1));
+                let qf = pa.flags(q);
+                let free_buddy = qf.state() == PageState::Free
+                    && pa.head_order(q) == Some(k + 1)
+                    && qf.zone() == zone
+                    && pa.node_of(q) == nid;
+                if free_buddy {
+                    ListEnd::Tail
+                } else {
+                    ListEnd::Head
+                }
+            }
+            ListEnd::MergeLikely => ListEnd::Head,
+            e => e,
+        };
         self.link(pa, i, k, end);
         refused
     }
@@ -225,6 +246,30 @@ mod tests {
         assert_eq!(pa.state(0), PageState::Allocated);
         fa.free(&pa, 0, 0, ListEnd::Head).unwrap();
         assert_eq!(fa.nr_free, vec![0, 0, 0, 0, 1], "everything merges back");
+    }
+
+    /// The pre-5.10 rule, max order 4 (so the tail is possible for k < 3): freeing 8..16 at order 3
+    /// finds the order-4 block's buddy... none exists at k = 3 (k + 1 = 4 = max_order): head. Order 1
+    /// at 0 with [4, 8) free at order 2: the order-2 block holding 0 is [0, 4), its buddy 4 is a free
+    /// order-2 head -> tail. Order 1 at 16 with nothing free around -> head.
+    #[test]
+    fn merge_likely_placement() {
+        let (pa, mut fa) = setup();
+        fa.free(&pa, 4, 2, ListEnd::MergeLikely).unwrap();
+        fa.free(&pa, 16, 1, ListEnd::MergeLikely).unwrap();
+        fa.free(&pa, 0, 1, ListEnd::MergeLikely).unwrap();
+        assert_eq!(
+            fa.list(&pa, 1),
+            vec![16, 0],
+            "0 went to the tail, 16 to the head"
+        );
+        fa.free(&pa, 40, 3, ListEnd::MergeLikely).unwrap();
+        fa.free(&pa, 24, 3, ListEnd::MergeLikely).unwrap();
+        assert_eq!(
+            fa.list(&pa, 3),
+            vec![24, 40],
+            "order max_order - 1: always the head"
+        );
     }
 
     #[test]

@@ -6,12 +6,13 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::events::{Event, Hook};
-use crate::machine::{Machine, Phase};
+use crate::machine::{Machine, MemoryLine, Phase};
 use crate::memblock::PfnRange;
 use crate::padata::{padata_do_multithreaded, InvalidJob, Job, Mode};
 use crate::page::{InitBy, PageState};
 use crate::policy::{
-    DeferCount, GrowLock, GrowWalk, KeyDisable, PadataJobs, PassLock, PassWalk, Policy,
+    DeferCount, FreeRuns, GrowLock, GrowWalk, KeyDisable, MemInitPrint, PadataJobs, PassLock,
+    PassWalk, Policy,
 };
 use crate::protocol::{empty_result, grow_step, GrowStep};
 use crate::sync::Ordering;
@@ -37,6 +38,9 @@ impl Machine {
             self.memmap_init_node(ni);
         }
         self.memblock_free_all();
+        if self.policy.mem_init_print() == MemInitPrint::Early {
+            self.mem_init_print_info("memblock_free_all");
+        }
         self.set_phase(Phase::Booted);
         Ok(())
     }
@@ -194,15 +198,23 @@ impl Machine {
         );
     }
 
-    /// `deferred_free_pages` (spec §3.3): release `[s, e)` in runs split at pageblock boundaries; a full
-    /// aligned pageblock goes as one `pageblock_order` block, anything else page by page.
+    /// `deferred_free_pages` (spec §3.3, §5.11): release `[s, e)`. 4.8–6.3: runs split at pageblock
+    /// boundaries, a full aligned pageblock as one `pageblock_order` block, anything else page by
+    /// page. 6.4+: runs split at MAX_ORDER boundaries, a full aligned MAX_ORDER block at
+    /// `MAX_PAGE_ORDER` (every pageblock in it MOVABLE: each was set when its head was initialised),
+    /// anything else page by page.
     fn deferred_free_pages(&self, ni: usize, zi: usize, s: u64, e: u64) {
-        let pb = self.geometry().pageblock_nr_pages();
+        let g = self.geometry();
+        let order = match self.policy.free_runs() {
+            FreeRuns::Pageblock => g.pageblock_order,
+            FreeRuns::MaxOrder => g.max_order,
+        };
+        let block = 1u64 << order;
         let mut p = s;
         while p < e {
-            let run_end = ((p / pb + 1) * pb).min(e);
-            if run_end - p == pb {
-                self.release(ni, zi, p, self.geometry().pageblock_order);
+            let run_end = ((p / block + 1) * block).min(e);
+            if run_end - p == block {
+                self.release(ni, zi, p, order);
             } else {
                 for q in p..run_end {
                     self.release(ni, zi, q, 0);
@@ -327,8 +339,10 @@ impl Machine {
             GrowStep::Empty => return (0, self.grow_empty(ni, snapshot)),
             GrowStep::Grow { first } => first,
         };
-        if self.policy.grow_walk() == GrowWalk::MaxOrder {
-            return self.grow_maxorder(ni, zi, need, first, snapshot, cpu);
+        match self.policy.grow_walk() {
+            GrowWalk::MaxOrder => return self.grow_maxorder(ni, zi, need, first, snapshot, cpu),
+            GrowWalk::Sections2025 => return self.grow_sections_2025(ni, zi, need, first, cpu),
+            GrowWalk::Sections => {}
         }
         // Pass 1: initialise section by section over the free ranges until `need` pages are done.
         let mut got = 0;
@@ -364,8 +378,8 @@ impl Machine {
     /// Grow found nothing deferred at or after its snapshot: 5.2+ clear fdp ("the zone is empty,
     /// somebody else may have cleared it out") and retry only once.
     fn grow_empty(&self, ni: usize, snapshot: Option<u64>) -> bool {
-        if self.policy.grow_retry_once() {
-            self.set_fdp(ni, None);
+        if self.policy.grow_walk() != GrowWalk::Sections {
+            self.set_fdp(ni, None); // 2025: nothing found -> ULONG_MAX as well
         }
         empty_result(self.policy, snapshot, self.faults.retry_forever)
     }
@@ -404,6 +418,72 @@ impl Machine {
         self.set_fdp(ni, it.spfn());
         self.stats.grow_pages.fetch_add(got, Ordering::Relaxed);
         (got, self.policy.grow_result(got, need))
+    }
+
+    /// 2025 grow (spec §5.12): the chunk function over whole sections from `first` until `need`
+    /// pages or the zone end; fdp := the next section, or ULONG_MAX if nothing was found.
+    fn grow_sections_2025(
+        &self,
+        ni: usize,
+        zi: usize,
+        need: u64,
+        first: u64,
+        cpu: u32,
+    ) -> (u64, bool) {
+        let pps = self.geometry().pages_per_section();
+        let zone_end = self.nodes[ni].zones[zi].span.end_pfn;
+        let (mut spfn, mut epfn) = (first, self.geometry().section_align_up(first + 1));
+        let mut got = 0;
+        while got < need && spfn < zone_end {
+            got += self
+                .deferred_init_memmap_chunk_2025(ni, zi, spfn, epfn, InitBy::Grow, cpu, None)
+                .unwrap_or_else(|n| n);
+            self.point("grow:section", Some(self.nodes[ni].span.nid), cpu);
+            (spfn, epfn) = (epfn, epfn + pps);
+        }
+        self.set_fdp(ni, (got > 0).then_some(spfn));
+        self.stats.grow_pages.fetch_add(got, Ordering::Relaxed);
+        (got, self.policy.grow_result(got, need))
+    }
+
+    /// The 2025 chunk function (`deferred_init_memmap_chunk`): over the zone's free ranges inside
+    /// `[start, end)`, initialise then free each piece up to the next MAX_ORDER boundary, one loop.
+    /// `pass_done`: the pass's shared page count (the `fail_pass` fault stops it: Err(pages)).
+    #[allow(clippy::too_many_arguments)]
+    fn deferred_init_memmap_chunk_2025(
+        &self,
+        ni: usize,
+        zi: usize,
+        start: u64,
+        end: u64,
+        by: InitBy,
+        cpu: u32,
+        pass_done: Option<&crate::sync::AtomicU64>,
+    ) -> std::result::Result<u64, u64> {
+        let (nid, zt) = (self.nodes[ni].span.nid, self.nodes[ni].zones[zi].span.zt);
+        let fail_after = self.faults.fail_pass.filter(|f| f.0 == nid).map(|f| f.1);
+        let mo = self.geometry().max_order_nr_pages();
+        let mut count = 0;
+        for (fs, fe) in self.zone_free_ranges(ni, zi) {
+            if fs >= end {
+                break;
+            }
+            let (mut s, e) = (fs.max(start), fe.min(end));
+            while s < e {
+                let c = (s + 1).next_multiple_of(mo).min(e);
+                if let Some(done) = pass_done {
+                    if fail_after.is_some_and(|l| done.load(Ordering::Relaxed) + (c - s) > l) {
+                        return Err(count);
+                    }
+                    done.fetch_add(c - s, Ordering::Relaxed);
+                }
+                count += self.init_pages(s, c, zt, nid, by);
+                self.deferred_free_pages(ni, zi, s, c);
+                s = c;
+                self.irq_point(cpu); // touch_nmi_watchdog() or cond_resched(), by irqs_disabled()
+            }
+        }
+        Ok(count)
     }
 
     /// The free ranges of node `ni` clipped to its zone `zi`, ascending
@@ -459,6 +539,18 @@ impl Machine {
     /// The pass's jobs over `[first, zone end)`: one per free range, its end rounded up to a section
     /// (5.8's padata jobs; 5.2/5.7's single loop visits the same MAX_ORDER steps in the same order).
     pub(crate) fn deferred_pass_jobs(&self, ni: usize, first: u64) -> Vec<(u64, u64)> {
+        if self.policy.pass_jobs() == PadataJobs::PerZone {
+            let end = self.geometry().section_align_up(
+                self.nodes[ni].zones[self.nodes[ni].deferred_zone]
+                    .span
+                    .end_pfn,
+            );
+            return if first < end {
+                vec![(first, end)]
+            } else {
+                Vec::new()
+            };
+        }
         let ranges = self.zone_free_ranges(ni, self.nodes[ni].deferred_zone);
         let mut jobs = Vec::new();
         let mut it = ZoneIter::at(&ranges, first);
@@ -486,6 +578,17 @@ impl Machine {
         let zi = self.nodes[ni].deferred_zone;
         let nid = self.nodes[ni].span.nid;
         let fail_after = self.faults.fail_pass.filter(|f| f.0 == nid).map(|f| f.1);
+        if self.policy.pass_walk() == PassWalk::Chunks2025 {
+            return self.deferred_init_memmap_chunk_2025(
+                ni,
+                zi,
+                s,
+                e,
+                InitBy::Pass,
+                cpu,
+                Some(done),
+            );
+        }
         let ranges = self.zone_free_ranges(ni, zi);
         let Some(mut it) = ZoneIter::at(&ranges, s) else {
             return Ok(0);
@@ -545,8 +648,8 @@ impl Machine {
             let first = fdp.max(zone.start_pfn);
             (pages, failed) = match (self.policy.pass_walk(), self.policy.padata_jobs()) {
                 (PassWalk::TwoPass, _) => self.pass_two_pass(ni, first, cpu),
-                (PassWalk::MaxOrder, PadataJobs::None) => self.pass_run_jobs(ni, first, cpu),
-                (PassWalk::MaxOrder, jobs) => self.pass_padata(ni, first, cpu, jobs, threads)?,
+                (_, PadataJobs::None) => self.pass_run_jobs(ni, first, cpu),
+                (_, jobs) => self.pass_padata(ni, first, cpu, jobs, threads)?,
             };
             if self.faults.panic_pass == Some(nid) {
                 panic!("pgdatinit{nid}: injected panic after {pages} pages");
@@ -772,6 +875,10 @@ impl Machine {
         if self.policy.key_disable() == KeyDisable::AfterPasses && !self.faults.keep_key {
             self.static_branch_disable(BOOT_CPU);
         }
+        if self.policy.mem_init_print() == MemInitPrint::Late {
+            // "Accounting of total+free memory is stable at this point" (6.11+)
+            self.mem_init_print_info("page_alloc_init_late");
+        }
         self.set_phase(Phase::Done);
         Ok(())
     }
@@ -791,6 +898,27 @@ impl Machine {
                 message: format!("pgdatinit{nid}: worker thread panicked"),
             }),
         }
+    }
+
+    /// `mem_init_print_info()`: record the `Memory:` line's figures at its print point.
+    fn mem_init_print_info(&self, at: &'static str) {
+        let available = self
+            .nodes
+            .iter()
+            .flat_map(|n| n.zones.iter())
+            .map(|z| z.area.lock().free_pages)
+            .sum();
+        let physpages = self.nodes.iter().map(|n| n.span.present).sum();
+        *self.memory_line.lock().unwrap() = Some(MemoryLine {
+            at,
+            available,
+            physpages,
+        });
+    }
+
+    /// The `Memory: X/Y available` line, once printed (None before its print point).
+    pub fn memory_line(&self) -> Option<MemoryLine> {
+        *self.memory_line.lock().unwrap()
     }
 
     /// `static_branch_disable(&deferred_pages)`: it may sleep (jump-label patching takes a mutex), so

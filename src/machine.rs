@@ -228,11 +228,21 @@ pub struct Machine {
     pub(crate) transition: Mutex<()>,
     events: Mutex<Vec<Logged>>,
     violations: Mutex<Vec<String>>,
+    /// The `Memory: X/Y available` line once `mem_init_print_info()` printed it.
+    pub(crate) memory_line: Mutex<Option<MemoryLine>>,
     t0: Instant,
     /// zonelists[node index][highest zone] = (node index, zone index) in fallback order.
     pub(crate) zonelists: Vec<[Vec<(usize, usize)>; 4]>,
 }
 
+/// What `mem_init_print_info()` printed (docs/model.md §11.9): where, the free pages of all zones
+/// then ("available") and the present pages of all nodes ("physpages").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLine {
+    pub at: &'static str,
+    pub available: u64,
+    pub physpages: u64,
+}
 
 /// `MachineConfig::node_cpus` by node index (0 for a node not listed): each nid must exist and
 /// appear once, with at most 4096 CPUs.
@@ -367,6 +377,7 @@ impl Machine {
             transition: Mutex::new(()),
             events: Mutex::new(Vec::new()),
             violations: Mutex::new(Vec::new()),
+            memory_line: Mutex::new(None),
             t0: Instant::now(),
             zonelists,
         })
@@ -470,14 +481,11 @@ impl Machine {
             _ => Ok(()),
         }
     }
-
 }
 
 pub(crate) fn fmt_fdp(v: Option<u64>) -> String {
     v.map_or("ULONG_MAX".into(), |p| format!("{p:#x}"))
 }
-
-
 
 /// Descriptor reads: one of the ways (I6/B8) early code can touch struct pages that deferred init has
 /// not reached (the other, late frees of reserved memory, is `free_reserved_area` in page_alloc).

@@ -7,17 +7,22 @@ use crate::error::{Error, Result};
 use crate::events::{Event, Hook};
 use crate::machine::{Machine, NodeState};
 use crate::page::{PageState, STATE_NAMES};
+use crate::policy::BootFree;
 use crate::sync::Ordering;
 use crate::topology::ZoneType;
 
 impl Machine {
     /// Release `[pfn, pfn + 2^order)` to the buddy allocator at boot (`__free_pages_core`): the
-    /// zone's managed count grows, the block goes to the tail of its list.
+    /// zone's managed count grows, the block goes where the generation links boot frees.
     pub(crate) fn release(&self, ni: usize, zi: usize, pfn: u64, order: u32) {
         let i = self.pages.idx(pfn).expect("released pfn has a struct page");
         let mut area = self.nodes[ni].zones[zi].area.lock();
         area.managed += 1 << order;
-        let r = area.free(&self.pages, i, order, ListEnd::Tail);
+        let end = match self.policy.boot_free() {
+            BootFree::Tail => ListEnd::Tail,
+            BootFree::MergeLikely => ListEnd::MergeLikely,
+        };
+        let r = area.free(&self.pages, i, order, end);
         drop(area);
         self.report_uninit_buddy(r);
     }

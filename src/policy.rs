@@ -30,32 +30,20 @@ pub enum Policy {
     /// v5.7: the pass claims its node (fdp := ULONG_MAX) under the lock, drops it and runs with
     /// interrupts on; grow has no key re-check and returns False on a claimed node.
     V5_7,
-    /// v5.8–v5.9 (Daniel Jordan, "padata: parallelize deferred page init"): each node's pass runs
-    /// its jobs (one per free range, end rounded up to a section) through `padata_do_multithreaded`
-    /// with `max_threads` = the node's CPUs (x86); `memmap_init` walks memory regions (holes no longer
-    /// counted by the defer rule).
+    /// v5.8–v5.9 (Daniel Jordan): padata inside each node's pass, one job per free range; the defer
+    /// rule counts memory pfns only (`memmap_init` over memblock regions, with the 5.11 fix).
     V5_8,
-}
-
-/// How the per-node pass hands its work to padata (spec §5.9, §5.12).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PadataJobs {
-    /// No padata: the pass runs its jobs itself, in order (up to 5.7).
-    None,
-    /// 5.8+: one padata job per free range, its end rounded up to a section.
-    PerFreeRange,
-    /// The 2025 rework: one padata job for the whole remaining zone.
-    PerZone,
-}
-
-impl PadataJobs {
-    pub fn name(self) -> &'static str {
-        match self {
-            PadataJobs::None => "none",
-            PadataJobs::PerFreeRange => "per_free_range",
-            PadataJobs::PerZone => "per_zone",
-        }
-    }
+    /// v5.10–v6.3: boot frees (`__free_pages_core`) go to the free-list tail (FPI_TO_TAIL).
+    V5_10,
+    /// v6.4–v6.10: `deferred_free_pages` frees whole aligned MAX_ORDER blocks at MAX_PAGE_ORDER.
+    V6_4,
+    /// v6.11+: generic `max_threads` = node CPUs (x86 unchanged); `Memory:` printed after the passes
+    /// (Baoquan He, "mm/mm_init.c: print mem_init info after defer_init is done", mm tree June 2024).
+    V6_11,
+    /// Mike Rapoport's 2025 posting "mm/mm_init: simplify deferred init of struct pages" (merge release
+    /// unconfirmed): one padata job per zone, one init+free loop per MAX_ORDER chunk, grow by whole
+    /// sections, fdp section aligned or ULONG_MAX.
+    Rework2025,
 }
 
 /// `LIMIT` of the defer rule (spec §2.3).
@@ -92,6 +80,9 @@ pub enum GrowWalk {
     /// 5.2+: `deferred_init_maxorder` steps; stop only after crossing a section boundary with
     /// `got >= need`; fdp := the next unprocessed pfn (ULONG_MAX when the iterator runs out).
     MaxOrder,
+    /// 2025: the chunk function over whole sections `[spfn, SECTION_ALIGN_UP(spfn + 1))` until
+    /// `need`; fdp := the next section (ULONG_MAX if nothing was found).
+    Sections2025,
 }
 
 /// How the per-node pass walks its node (spec §4, §5.7).
@@ -102,6 +93,48 @@ pub enum PassWalk {
     /// 5.2+: per job `[s, e)` the chunk function `deferred_init_maxorder` steps (init then free per
     /// MAX_ORDER block).
     MaxOrder,
+    /// 2025: per job the single-loop chunk function (init then free each MAX_ORDER piece).
+    Chunks2025,
+}
+
+/// How the per-node pass hands its work to padata (spec §5.9, §5.12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PadataJobs {
+    /// No padata: the pass runs its jobs itself, in order (up to 5.7).
+    None,
+    /// 5.8+: one padata job per free range, its end rounded up to a section.
+    PerFreeRange,
+    /// The 2025 rework: one padata job for the whole remaining zone.
+    PerZone,
+}
+
+/// How `deferred_free_pages` releases a run (spec §3.3, §5.11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreeRuns {
+    /// 4.8–6.3: runs split at pageblock boundaries, a full aligned pageblock at `pageblock_order`,
+    /// the rest page by page.
+    Pageblock,
+    /// 6.4+: a full aligned MAX_ORDER block at `MAX_PAGE_ORDER`, anything else page by page.
+    MaxOrder,
+}
+
+/// Where boot-time releases (`__free_pages_core`) link a block (docs/model.md §11.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootFree {
+    /// Before 5.10: `__free_one_page`'s rule: the tail if the next-order buddy is free (orders below
+    /// `max_order - 1`), else the head.
+    MergeLikely,
+    /// 5.10+: `FPI_TO_TAIL`.
+    Tail,
+}
+
+/// Where `mem_init_print_info()` prints `Memory: X/Y available` (docs/model.md §11.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemInitPrint {
+    /// In `mm_core_init`, right after `memblock_free_all`.
+    Early,
+    /// At the end of `page_alloc_init_late`, after the passes (6.11+).
+    Late,
 }
 
 /// The per-node pass's use of `node_size_lock` (spec §4, §5.8).
@@ -166,6 +199,7 @@ impl GrowWalk {
         match self {
             GrowWalk::Sections => "sections",
             GrowWalk::MaxOrder => "max_order",
+            GrowWalk::Sections2025 => "sections_2025",
         }
     }
 }
@@ -175,6 +209,44 @@ impl PassWalk {
         match self {
             PassWalk::TwoPass => "two_pass",
             PassWalk::MaxOrder => "max_order",
+            PassWalk::Chunks2025 => "chunks_2025",
+        }
+    }
+}
+
+impl PadataJobs {
+    pub fn name(self) -> &'static str {
+        match self {
+            PadataJobs::None => "none",
+            PadataJobs::PerFreeRange => "per_free_range",
+            PadataJobs::PerZone => "per_zone",
+        }
+    }
+}
+
+impl FreeRuns {
+    pub fn name(self) -> &'static str {
+        match self {
+            FreeRuns::Pageblock => "pageblock",
+            FreeRuns::MaxOrder => "max_order",
+        }
+    }
+}
+
+impl BootFree {
+    pub fn name(self) -> &'static str {
+        match self {
+            BootFree::MergeLikely => "merge_likely",
+            BootFree::Tail => "tail",
+        }
+    }
+}
+
+impl MemInitPrint {
+    pub fn name(self) -> &'static str {
+        match self {
+            MemInitPrint::Early => "early",
+            MemInitPrint::Late => "late",
         }
     }
 }
@@ -200,7 +272,7 @@ pub enum FactValue {
 
 impl Policy {
     /// Every policy, in release order.
-    pub const ALL: [Policy; 9] = [
+    pub const ALL: [Policy; 13] = [
         Policy::Eager,
         Policy::V4_2,
         Policy::V4_6,
@@ -210,6 +282,10 @@ impl Policy {
         Policy::V5_2,
         Policy::V5_7,
         Policy::V5_8,
+        Policy::V5_10,
+        Policy::V6_4,
+        Policy::V6_11,
+        Policy::Rework2025,
     ];
 
     /// The policy table as data, exported to Python as `_core.POLICY_FACTS[name]` so that no layer
@@ -240,6 +316,12 @@ impl Policy {
             ("pass_lock", Name(self.pass_lock().name())),
             ("claims_node", Bool(self.pass_lock() == PassLock::Claim)),
             ("padata_jobs", Name(self.padata_jobs().name())),
+            ("padata", Bool(self.padata())),
+            // the cost model's names: the job structure of the pass (padata's or the 5.2/5.7 loop's)
+            ("pass_jobs", Name(self.pass_jobs().name())),
+            ("free_runs", Name(self.free_runs().name())),
+            ("boot_free", Name(self.boot_free().name())),
+            ("mem_init_print", Name(self.mem_init_print().name())),
         ]
     }
 
@@ -271,6 +353,10 @@ impl Policy {
             Policy::V5_2 => "v5.2",
             Policy::V5_7 => "v5.7",
             Policy::V5_8 => "v5.8",
+            Policy::V5_10 => "v5.10",
+            Policy::V6_4 => "v6.4",
+            Policy::V6_11 => "v6.11",
+            Policy::Rework2025 => "rework-2025",
         }
     }
 
@@ -321,9 +407,68 @@ impl Policy {
     }
 
     pub fn defer_count(self) -> DeferCount {
+        if self.padata() {
+            DeferCount::MemoryPfns
+        } else {
+            DeferCount::ValidPfns
+        }
+    }
+
+    /// Whether the per-node pass runs padata jobs (5.8+); the threads are `crate::padata`'s.
+    pub fn padata(self) -> bool {
+        self.padata_jobs() != PadataJobs::None
+    }
+
+    /// How the pass hands its jobs to padata (`max_threads` = the node's CPUs, at least 1: x86 from
+    /// 5.8, every architecture from 6.11; the model is x86_64).
+    pub fn padata_jobs(self) -> PadataJobs {
+        // Listed by the generations before padata, so that a later generation gets padata by default.
         match self {
-            Policy::V5_8 => DeferCount::MemoryPfns,
-            _ => DeferCount::ValidPfns,
+            Policy::Eager
+            | Policy::V4_2
+            | Policy::V4_6
+            | Policy::V4_13
+            | Policy::PostingV2
+            | Policy::V4_17
+            | Policy::V5_2
+            | Policy::V5_7 => PadataJobs::None,
+            Policy::Rework2025 => PadataJobs::PerZone,
+            _ => PadataJobs::PerFreeRange,
+        }
+    }
+
+    /// The pass's job structure: one job per free range (5.2–5.7 walk the same steps in one loop),
+    /// or one per zone (2025).
+    pub fn pass_jobs(self) -> PadataJobs {
+        match self.padata_jobs() {
+            PadataJobs::PerZone => PadataJobs::PerZone,
+            _ => PadataJobs::PerFreeRange,
+        }
+    }
+
+    pub fn free_runs(self) -> FreeRuns {
+        if matches!(self, Policy::V6_4 | Policy::V6_11 | Policy::Rework2025) {
+            FreeRuns::MaxOrder
+        } else {
+            FreeRuns::Pageblock
+        }
+    }
+
+    pub fn boot_free(self) -> BootFree {
+        match self {
+            Policy::V5_10 | Policy::V6_4 | Policy::V6_11 | Policy::Rework2025 => BootFree::Tail,
+            // TRANSITION (docs/model.md §11.10; oracle.py _TAIL_UNTIL_CORE): every pre-5.10 policy
+            // keeps the tail until both sides flip to the head rule together (HEAD_RULE_PRE_5_10).
+            _ if !HEAD_RULE_PRE_5_10 => BootFree::Tail,
+            _ => BootFree::MergeLikely,
+        }
+    }
+
+    pub fn mem_init_print(self) -> MemInitPrint {
+        if matches!(self, Policy::V6_11 | Policy::Rework2025) {
+            MemInitPrint::Late
+        } else {
+            MemInitPrint::Early
         }
     }
 
@@ -337,7 +482,13 @@ impl Policy {
 
     pub fn grow_walk(self) -> GrowWalk {
         match self {
-            Policy::V5_2 | Policy::V5_7 | Policy::V5_8 => GrowWalk::MaxOrder,
+            Policy::Rework2025 => GrowWalk::Sections2025,
+            Policy::V5_2
+            | Policy::V5_7
+            | Policy::V5_8
+            | Policy::V5_10
+            | Policy::V6_4
+            | Policy::V6_11 => GrowWalk::MaxOrder,
             _ => GrowWalk::Sections,
         }
     }
@@ -345,6 +496,7 @@ impl Policy {
     pub fn pass_walk(self) -> PassWalk {
         match self.grow_walk() {
             GrowWalk::MaxOrder => PassWalk::MaxOrder,
+            GrowWalk::Sections2025 => PassWalk::Chunks2025,
             GrowWalk::Sections => PassWalk::TwoPass,
         }
     }
@@ -395,25 +547,10 @@ impl Policy {
     pub fn pass_lock(self) -> PassLock {
         match self {
             Policy::V4_17 | Policy::V5_2 => PassLock::WholePass,
-            Policy::V5_7 | Policy::V5_8 => PassLock::Claim,
-            _ => PassLock::None,
-        }
-    }
-
-    /// How the pass hands its jobs to padata (`max_threads` = the node's CPUs, at least 1: x86 from
-    /// 5.8, every architecture from 6.11; the model is x86_64).
-    pub fn padata_jobs(self) -> PadataJobs {
-        // Listed by the generations before padata, so that a later generation gets padata by default.
-        match self {
-            Policy::Eager
-            | Policy::V4_2
-            | Policy::V4_6
-            | Policy::V4_13
-            | Policy::PostingV2
-            | Policy::V4_17
-            | Policy::V5_2
-            | Policy::V5_7 => PadataJobs::None,
-            _ => PadataJobs::PerFreeRange,
+            Policy::Eager | Policy::V4_2 | Policy::V4_6 | Policy::V4_13 | Policy::PostingV2 => {
+                PassLock::None
+            }
+            _ => PassLock::Claim,
         }
     }
 
@@ -422,6 +559,11 @@ impl Policy {
         self.pass_lock() == PassLock::WholePass
     }
 }
+
+/// Whether the policies before v5.10 use `__free_one_page`'s head rule for boot frees (the kernel's
+/// behaviour, review #8/D3; `ListEnd::MergeLikely`) instead of the tail. Off until the oracle's
+/// `_TAIL_UNTIL_CORE` flips with it, so that the differential tests compare like with like.
+pub const HEAD_RULE_PRE_5_10: bool = false;
 
 /// `memblock_reserved_memory_within(start_addr, end_addr)` as 4.13–4.16 had it: the whole size of
 /// every reserved region that touches `[start_addr, end_addr]` (not clipped to it).

@@ -322,6 +322,18 @@ impl PyMachine {
         })
     }
 
+    /// `Memory:` line figures once printed: {"at", "available", "physpages"} (pages), else None.
+    fn memory_line<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(l) = self.inner.memory_line() else {
+            return Ok(None);
+        };
+        let d = PyDict::new(py);
+        d.set_item("at", l.at)?;
+        d.set_item("available", l.available)?;
+        d.set_item("physpages", l.physpages)?;
+        Ok(Some(d))
+    }
+
     fn boot(&self, py: Python<'_>) -> PyResult<()> {
         self.op(py, || self.inner.boot())
     }

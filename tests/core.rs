@@ -315,6 +315,13 @@ fn acceptance_one_grow_per_generation() {
         (Policy::V4_17, 98284, 0x120000),
         (Policy::V5_2, 65516, 0x118000),
         (Policy::V5_7, 65516, 0x118000),
+        (Policy::V5_8, 65516, 0x118000),
+        (Policy::V5_10, 65516, 0x118000),
+        (Policy::V6_4, 65516, 0x118000),
+        (Policy::V6_11, 65516, 0x118000),
+        // 2025 (§5.12): chunk [0x108000, 0x110000) = A = 32758 < need; chunk [0x110000, 0x118000) =
+        // [0x11000a, 0x118000) = 32758 -> 65516 >= need; fdp = 0x118000 (section aligned).
+        (Policy::Rework2025, 65516, 0x118000),
     ] {
         let m = machine(
             vec![region(MIB, 3 * GIB, 0), region(4 * GIB, 12 * GIB, 0)],
@@ -410,5 +417,61 @@ fn retry_forever_only_once() {
             assert_eq!(results, vec![true, false]);
             assert!(m.violations().is_empty());
         }
+    }
+}
+
+/// Review D3 (free-list placement of boot frees). [1 MiB, 3 GiB) + [4 GiB, 12 GiB): memblock_free_all
+/// releases Normal's early section [0x100000, 0x108000) as 32 order-10 blocks, ascending. Before 5.10
+/// `__free_one_page` links order MAX_ORDER-1 (our max_order 10) blocks at the head, so the head is
+/// the last one freed, 0x107c00, and the first order-0 allocation splits it: pfn 0x107c00. 5.10+
+/// (FPI_TO_TAIL) keep release order: the head is 0x100000. The pre-5.10 rule is behind
+/// HEAD_RULE_PRE_5_10 until the oracle flips with it (buddy.rs tests the rule itself).
+#[test]
+fn boot_free_placement_d3() {
+    let pre_5_10 = if pgdefer::policy::HEAD_RULE_PRE_5_10 {
+        0x107c00
+    } else {
+        0x100000
+    };
+    for (p, first) in [
+        (Policy::V4_17, pre_5_10),
+        (Policy::V5_8, pre_5_10),
+        (Policy::V5_10, 0x100000),
+    ] {
+        let m = machine(
+            vec![region(MIB, 3 * GIB, 0), region(4 * GIB, 12 * GIB, 0)],
+            vec![],
+            p,
+            Geometry::default(),
+        );
+        m.boot().unwrap();
+        let zi = m.zone_index(0, ZoneType::Normal).unwrap();
+        assert_eq!(m.free_list(0, zi, 10).unwrap().len(), 32);
+        assert_eq!(m.alloc_pages(0, Some(0), None, 0).unwrap(), first, "{p:?}");
+        assert!(m.check().is_empty(), "{p:?}: {:?}", m.check());
+    }
+}
+
+/// 6.4+ frees whole MAX_ORDER blocks from the pass (spec §5.11) where 5.10 frees pageblocks: a
+/// difference of cost, not of end state (the buddy merges two free order-9 halves into the same
+/// order-10 block, linked at the tail in the same ascending order). [4 GiB, 4 GiB + 256 MiB), fdp
+/// 0x108000, reserved pfn 0x108000: the deferred section's first MAX_ORDER block is partial (freed
+/// page by page from 0x108001 in both), the other 31 are whole. Normal ends with 0x10000 - 1 free
+/// pages, 32 + 31 order-10 blocks.
+#[test]
+fn v6_4_max_order_frees_reach_the_same_buddy_state() {
+    for p in [Policy::V5_10, Policy::V6_4] {
+        let m = machine(
+            vec![region(4 * GIB, 4 * GIB + 256 * MIB, 0)],
+            vec![region(4 * GIB + 128 * MIB, 4 * GIB + 128 * MIB + 4096, 0)],
+            p,
+            Geometry::default(),
+        );
+        m.boot().unwrap();
+        m.page_alloc_init_late(false).unwrap();
+        assert_eq!(free_pages(&m, ZoneType::Normal), 0x10000 - 1, "{p:?}");
+        let zi = m.zone_index(0, ZoneType::Normal).unwrap();
+        assert_eq!(m.free_list(0, zi, 10).unwrap().len(), 32 + 31, "{p:?}");
+        assert!(m.check().is_empty(), "{p:?}: {:?}", m.check());
     }
 }

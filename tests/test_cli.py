@@ -88,7 +88,8 @@ def test_boot_dmesg_prints_real_beside_predicted(log, capsys):
     # auto: the log's kernel decides, unless its Memory: line shows nothing was deferred
     # (available == total - reserved: 32796916 = 33550704 - 753788 (gce), 3912404 ~ 4087036 - 174372 - 260 (hp),
     # 8125048 = 8379572 - 254524 (x8sie)): those kernels ran without CONFIG_DEFERRED_STRUCT_PAGE_INIT.
-    expected = "v4.17" if facts["deferred_init"] else "eager"
+    # The one log with deferral is the H13DSG's RHEL 9.6 5.14 kernel: a padata kernel with FPI_TO_TAIL (v5.10).
+    expected = "v5.10" if facts["deferred_init"] else "eager"
     assert out.startswith(f"pgdefer: policy {expected} ")
 
 
@@ -104,7 +105,7 @@ def test_boot_dmesg_json_has_the_comparison(capsys):
     assert mem["total_kib"]["real"] == facts["memory_line"]["total_kib"]
     assert mem["available_kib"]["diff"] == mem["available_kib"]["predicted"] - mem["available_kib"]["real"]
     assert d["mem_init"]["available_kib"] == mem["available_kib"]["predicted"]
-    assert d["policy"] in ("eager", "v4.2", "posting-v2", "v4.17") and d["policy_requested"] == "auto"
+    assert d["policy"] in pgdefer.POLICIES and d["policy_requested"] == "auto"
     assert d["check"] == []
 
 

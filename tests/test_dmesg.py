@@ -264,7 +264,7 @@ def test_synthetic_416_two_nodes(tmp_path):
     t = Topology.from_dmesg(p)
     b = t.source
     assert isinstance(b, DmesgBoot) and b.path == str(p)
-    assert b.kernel_version == "4.16.18-test" and b.version == (4, 16, 18) and b.policy == "v4.2"
+    assert b.kernel_version == "4.16.18-test" and b.version == (4, 16, 18) and b.policy == "v4.13"
     assert t.nodes == [0, 1]
     # node 0: [0x1,0x9f) + [0x100,0x80000) + [0x100000,0x280000); node 1: [0x280000,0x480000)
     assert t.memory_pfn_ranges(0) == [(0x1, 0x9F, 0), (0x100, 0x80000, 0), (0x100000, 0x280000, 0)]
@@ -362,7 +362,7 @@ def test_synthetic_54_vm_dma32_last(tmp_path):
     p.write_bytes(_log54().encode())
     t = Topology.from_dmesg(p)
     b = t.source
-    assert b.policy == "v4.17"
+    assert b.policy == "v5.2"
     # memory: [0x1,0x9f) = 158 pages, [0x100, 0xdffdf) = 917471 - 256 = 917215 pages
     assert t.memory_pfn_ranges() == [(0x1, 0x9F, 0), (0x100, 0xDFFDF, 0)]
     z = [(s.name, s.start_pfn, s.spanned, s.present) for s in t.zones()]
@@ -682,9 +682,13 @@ def test_several_boots_in_one_file():
 
 @pytest.mark.parametrize("version,policy", [
     ("2.6.32-5-amd64", "eager"), ("3.10.0-1160.el7.x86_64", "eager"), ("4.1.52", "eager"),
-    ("4.2.0", "v4.2"), ("4.4.0-121-generic", "v4.2"), ("4.16.18", "v4.2"),
-    ("4.17.0-rc1", "v4.17"), ("4.18.0-513.el8", "v4.17"), ("5.14.0-570.23.1.el9_6.x86_64", "v4.17"),
-    ("6.1.1-arch1-4-hpe8k", "v4.17"), ("v4.17", "v4.17"), ("v4.2", "v4.2"), ((4, 16), "v4.2"), ((4, 17, 0), "v4.17"),
+    ("4.2.0", "v4.2"), ("4.4.0-121-generic", "v4.2"), ("4.6.7", "v4.6"), ("4.12.14", "v4.6"),
+    ("4.13.0", "v4.13"), ("4.16.18", "v4.13"),
+    ("4.17.0-rc1", "v4.17"), ("4.18.0-513.el8", "v4.17"), ("5.1.21", "v4.17"), ("5.4.0-1092-gcp", "v5.2"),
+    ("5.7.19", "v5.7"), ("5.8.0", "v5.8"), ("5.14.0-570.23.1.el9_6.x86_64", "v5.10"),
+    ("6.1.1-arch1-4-hpe8k", "v5.10"), ("6.1.0-50-amd64", "v5.10"), ("6.4.0", "v6.4"), ("6.10.14", "v6.4"),
+    ("6.11.0", "v6.11"), ("6.12.117+deb12-amd64", "v6.11"),
+    ("v4.17", "v4.17"), ("v4.2", "v4.2"), ((4, 16), "v4.13"), ((4, 17, 0), "v4.17"),
 ])
 def test_kernel_policy(version, policy):
     assert kernel_policy(version) == policy

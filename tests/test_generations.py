@@ -3,6 +3,7 @@ one case per generation showing what it changed, and the 5.7 claim racing an all
 number is derived in a comment from the spec's loops (spec §2.3, §3.2, §5.7, §5.8), not from a run."""
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -39,7 +40,11 @@ def acceptance_machine(policy):
 #    0x11000a: a section crossing, but got = 32758 < need. Steps inside section 0x110000 continue until
 #    the one from 0x117c00 ends at 0x118000: crossing with got = 32758 + (0x118000 - 0x11000a) = 65516
 #    >= need -> fdp = 0x118000.
-ACCEPTANCE = {"v4.17": (98284, 0x120000), "v5.2": (65516, 0x118000), "v5.7": (65516, 0x118000)}
+#  rework-2025 (§5.12): chunk [0x108000, 0x110000) = A = 32758 < need; chunk [0x110000, 0x118000) holds
+#    [0x11000a, 0x118000) = 32758 -> got 65516 >= need; fdp = 0x118000 (the next section).
+ACCEPTANCE = {"v4.17": (98284, 0x120000), "v5.2": (65516, 0x118000), "v5.7": (65516, 0x118000),
+              "v5.8": (65516, 0x118000), "v5.10": (65516, 0x118000), "v6.4": (65516, 0x118000),
+              "v6.11": (65516, 0x118000), "rework-2025": (65516, 0x118000)}
 
 
 @pytest.mark.parametrize("policy", sorted(ACCEPTANCE))
@@ -246,3 +251,92 @@ def test_allocation_racing_a_locked_pass_waits(policy):
     g = grows(m)
     assert len(g) == 1 and g[0][1] == 0 and g[0][3] is True
     m.check()
+
+
+# -- where the Memory: line is printed (docs/model.md §11.9) ------------------------------------------
+
+@pytest.mark.parametrize("policy,late", [("v5.10", False), ("v6.4", False), ("v6.11", True), ("rework-2025", True)])
+def test_memory_line_print_point(policy, late):
+    """The acceptance machine: present = [0x100, 0xc0000) + [0x100000, 0x300000) = 786176 + 2097152 =
+    2883328 pages; 20 reserved. Early (mm_core_init, up to 6.10): available = the free pages released
+    by memblock_free_all = DMA + DMA32 (786176, none reserved) + Normal's early section 32768 = 818944.
+    Late (6.11+, end of page_alloc_init_late): every free page, 2883328 - 20 = 2883308."""
+    from pgdefer.report import mem_init_line
+
+    m = acceptance_machine(policy)
+    m.boot()
+    assert m.memory_line == (None if late else {"at": "memblock_free_all", "available": 818944,
+                                                "physpages": 2883328})
+    m.page_alloc_init_late()
+    at = "page_alloc_init_late" if late else "memblock_free_all"
+    available = 2883308 if late else 818944
+    assert m.memory_line == {"at": at, "available": available, "physpages": 2883328}
+    line = mem_init_line(m)
+    assert line["printed_at"] == at and line["available_pages"] == available
+    assert line["available_kib"] == available * 4
+    assert pgdefer.POLICY_FACTS[policy]["mem_init_print"] == ("late" if late else "early")
+
+
+def test_boot_frees_head_rule_before_5_10():
+    """Review D3: memblock_free_all releases Normal's early section [0x100000, 0x108000) as 32 order-10
+    blocks in ascending order. Before 5.10 __free_one_page links a max-order block at the head, so the
+    first order-0 allocation splits the last one freed, 0x107c00; 5.10+ (FPI_TO_TAIL) get 0x100000. The
+    pre-5.10 rule is exported as boot_free = merge_likely once the core and the oracle switch it on
+    together (docs/model.md §11.10); until then every policy reports (and does) tail."""
+    first = {}
+    for policy in ("v5.8", "v5.10"):
+        m = Machine(Topology(memory=[Region(MiB, 3 * GiB), Region(4 * GiB, 12 * GiB)]), policy=policy)
+        m.boot()
+        first[policy] = m.alloc_pages(0, node=0)
+    head_rule = pgdefer.POLICY_FACTS["v5.8"]["boot_free"] == "merge_likely"
+    assert first == {"v5.8": 0x107c00 if head_rule else 0x100000, "v5.10": 0x100000}
+    assert pgdefer.POLICY_FACTS["v5.10"]["boot_free"] == "tail"
+
+
+def test_v5_8_counts_memory_pfns_only():
+    """The D1 layout under 5.8+ (memmap_init over memblock regions): memory pfns of Normal's first section
+    count 0x4000; pfn 0x10c000 is count 32769 but not section aligned; the cut is at 0x110000."""
+    m = Machine(Topology(memory=[Region(MiB, 3 * GiB), Region(4 * GiB, 4 * GiB + 64 * MiB),
+                                 Region(4 * GiB + 128 * MiB, 8 * GiB)]), policy="v5.8")
+    m.boot()
+    assert m.first_deferred_pfn(0) == 0x110000
+    m.check()
+
+
+# -- auto: every real log maps to the generation its kernel is (issue 8 acceptance 5) -----------------
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+REAL_LOGS = sorted((SHARED / "bootlogs").glob("*.log")) + sorted((SHARED / "kernel-lab").glob("*.log"))
+# What each kernel really is, read from its log by hand: the release line and whether it deferred.
+#  supermicro-h13dsg: 5.14.0-570 (RHEL 9.6), prints "node N deferred pages initialised": upstream base
+#    5.14 = padata (5.8+) with FPI_TO_TAIL (5.10), before the 6.4 MAX_ORDER frees -> v5.10.
+#  hp-compaq (6.1.1-arch), gce (5.4.0-gcp), x8sie (4.4.0): Memory: available = total - reserved, no
+#    per-node line: built without CONFIG_DEFERRED_STRUCT_PAGE_INIT -> eager.
+#  kernel-lab 6.1.0-50 (Debian 12): v5.10 (Memory: printed early, from mm_core_init);
+#  kernel-lab 6.12.117 (Debian 12 backports): v6.11 (Memory: printed after the per-node lines).
+EXPECTED_AUTO = {"supermicro-h13dsg-epyc9004-2node-1536g": "v5.10", "hp-compaq-8000-1node-4g": "eager",
+                 "gce-vm-1node-32g": "eager", "supermicro-x8sie-pmem-1node-16g": "eager"}
+
+
+def expected_auto(log):
+    if log.stem in EXPECTED_AUTO:
+        return EXPECTED_AUTO[log.stem]
+    return {"61": "v5.10", "612": "v6.11"}[log.stem.split("-")[1]]
+
+
+@pytest.mark.skipif(not REAL_LOGS, reason="../shared logs not present")
+def test_auto_picks_each_real_kernels_generation():
+    from pgdefer.cli import load_topology, resolve_policy
+
+    assert len(REAL_LOGS) == 12
+    got = {}
+    for log in REAL_LOGS:
+        topo = load_topology(f"dmesg:{log}")
+        got[log.stem] = resolve_policy("auto", topo)[0]
+    assert got == {log.stem: expected_auto(log) for log in REAL_LOGS}
+    # The print point of the chosen generation is where each log prints its Memory: line.
+    for log in REAL_LOGS:
+        text = log.read_text(errors="replace")
+        if got[log.stem] in ("v5.10", "v6.11") and "deferred pages initialised" in text:
+            late = text.index("Memory: ") > text.index("deferred pages initialised")
+            assert pgdefer.POLICY_FACTS[got[log.stem]]["mem_init_print"] == ("late" if late else "early"), log

@@ -231,7 +231,8 @@ def resolve_policy(requested: str, topo, preset=None) -> tuple:
 
     policy = kernel_policy(boot.version)
     base = f"policy auto: kernel {boot.kernel_version} -> {policy}"
-    if not _facts(policy)["defers"] or boot.deferred_init or boot.memory is None or boot.memory.reserved_kib is None:
+    if (not _facts(policy)["defers"] or boot.deferred_init or boot.memory is None or boot.memory.reserved_kib is None
+            or _facts(policy)["mem_init_print"] == "late"):  # 6.11+ print Memory: after the passes
         return policy, base
     # Would this policy defer anything at mem_init, and does the log show that it did?
     deferred_kib = estimate_deferred_pages(topo, policy) * topo.geometry.page_size // 1024

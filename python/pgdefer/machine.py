@@ -403,6 +403,13 @@ class Machine:
         return self.topology.geometry
 
     @property
+    def memory_line(self):
+        """What ``mem_init_print_info()`` printed, once it has (docs/model.md §11.9): ``{"at":
+        "memblock_free_all" | "page_alloc_init_late", "available": free pages of all zones then,
+        "physpages": present pages of all nodes}``; None before the generation's print point."""
+        return self._core.memory_line()
+
+    @property
     def policy(self) -> str:
         return self._core.policy
 

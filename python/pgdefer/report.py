@@ -63,22 +63,31 @@ def cost_model_info(cost: CostModel, mech, threads: int) -> dict:
 
 
 def mem_init_line(machine) -> dict | None:
-    """The ``Memory:`` line as mem_init() prints it just after memblock_free_all (None before boot())."""
+    """The ``Memory:`` line where the machine's generation prints it (docs/model.md §11.9): right after
+    memblock_free_all (``mm_core_init``) up to 6.10, at the end of ``page_alloc_init_late`` (after the
+    per-node passes) from 6.11. None before boot(); for a late-printing generation before
+    page_alloc_init_late, the figures of the early point with ``printed_at`` None (not printed yet).
+    ``deferred_pages`` counts the pages still deferred at the print point."""
     ev = next((e for e in machine.events if e["kind"] == "memblock_free_all"), None)
     if ev is None:
         return None
     g = machine.geometry
     present = machine.topology.present_pages
     totalram = machine.stats["totalram_pages"]
+    line = getattr(machine, "memory_line", None)
+    available, deferred = ev["released"], ev["deferred"]
+    if line is not None and line["at"] == "page_alloc_init_late":
+        available, deferred = line["available"], 0
     return {
-        "available_kib": _k(ev["released"], g.page_size),
+        "available_kib": _k(available, g.page_size),
         "total_kib": _k(present, g.page_size),
         "reserved_kib": _k(present - totalram, g.page_size),
         "cma_reserved_kib": 0,
-        "available_pages": ev["released"],
+        "available_pages": available,
         "present_pages": present,
         "reserved_pages": present - totalram,
-        "deferred_pages": ev["deferred"],
+        "deferred_pages": deferred,
+        "printed_at": line["at"] if line is not None else None,
     }
 
 

@@ -246,18 +246,11 @@ def parse_version(version) -> tuple:
 
 
 def kernel_policy(version) -> str:
-    """The pgdefer policy that matches a kernel version (for ``--policy auto``).
+    """The pgdefer policy that matches a kernel version (for ``--policy auto``): the table of
+    :mod:`pgdefer.generations` (docs/model.md §11.10)."""
+    from ..generations import kernel_policy as policy_of
 
-    ``"eager"`` below 4.2 (no deferred struct page init), ``"v4.2"`` for 4.2–4.16 (2 GiB / sized early
-    prefix, no on-demand growth), ``"v4.17"`` from 4.17 on (one-section prefix plus ``deferred_grow_zone``).
-    The Feb 2018 posting (``"posting-v2"``) was never released, so no version maps to it.
-    """
-    v = parse_version(version)[:2]
-    if v < (4, 2):
-        return "eager"
-    if v < (4, 17):
-        return "v4.2"
-    return "v4.17"
+    return policy_of(version)
 
 
 # ------------------------------------------------------------------------------------------------------
