@@ -170,3 +170,29 @@ def test_a_failing_chunk_fails_the_worker_and_stops_the_other_helpers(threads):
     node1_pass = [c for c in chunks(m) if c[0] == 1]
     # Chunks of 0x180 pages: 1000 pages need 3 chunks; with 2 host threads at most one more was taken.
     assert 1 <= len(node1_pass) <= 4
+
+
+def test_hand_derived_one_job_per_zone_rework_2025():
+    """rework-2025 (spec §5.12): one padata job for the whole remaining zone. Node 1 as in the v5.8 case:
+    first_deferred_pfn 0x1840, zone end 0x4000 (section aligned). Job [0x1840, 0x4000): size 0x27c0 =
+    10176 = 159 sections; nworks = min(159, 3) = 3; chunk = round_up(max(10176 // 12, 64), 64) =
+    round_up(848, 64) = 896 = 0x380. The first chunk ends at the first multiple of 0x380 above 0x1840,
+    7 * 0x380 = 0x1880; then every 0x380 up to 18 * 0x380 = 0x3f00, and the job end 0x4000: 13 chunks,
+    workers 0, 1, 2, 0, ... The 20 reserved pages at 0x2800 lie inside chunk [0x2680, 0x2a00), which the
+    2025 chunk function walks by free ranges (they stay reserved). Under v5.8 the same node has two jobs
+    instead, split at the reserved block (the other test)."""
+    m = Machine(two_nodes(), policy="rework-2025", node_cpus={0: 4, 1: 3})
+    m.boot()
+    assert m.first_deferred_pfn(1) == 0x1840
+    m.page_alloc_init_late(threads=False)
+    node1 = [c for c in chunks(m) if c[0] == 1]
+    ends = [7 * 0x380 + k * 0x380 for k in range(12)] + [0x4000]
+    assert [c[2] for c in node1] == ends
+    assert node1[0] == (1, 0x1840, 0x1880, 0)
+    assert node1[-1] == (1, 0x3F00, 0x4000, 0)
+    assert [c[3] for c in node1] == [k % 3 for k in range(13)]
+    assert all(node1[k][2] == node1[k + 1][1] for k in range(12))
+    reserved = m.pages.index(0x2800)
+    assert (m.pages.state[reserved:reserved + 20] == list(_core.PAGE_STATES).index("reserved")).all()
+    m.check()
+    assert (m.pages.init_count == 1).all()
