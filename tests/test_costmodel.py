@@ -277,3 +277,21 @@ def test_every_anchor_is_within_15_percent_or_says_why():
     for a in calibration.anchors():
         err = calibration.predict(a, params) / a["published_ms"] - 1
         assert abs(err) <= 0.15 or a["note"], (a["id"], err)
+
+
+def test_cli_pass_threads_change_the_padata_structure(capsys):
+    """`--pass-threads` under a padata generation: more workers and chunks per node, a shorter modelled pass."""
+    from pgdefer.cli import main
+
+    runs = {}
+    for t in ("1", "4"):
+        assert main(["boot", "-q", "-p", "v5.8", "--workload", "none", "--no-check", "--json",
+                     "--pass-threads", t]) == 0
+        runs[t] = json.loads(capsys.readouterr().out)
+    for nid, n1 in runs["1"]["nodes"].items():
+        n4 = runs["4"]["nodes"][nid]
+        p1, p4 = n1["deferred_init_plan"], n4["deferred_init_plan"]
+        assert p1["workers"] == 1 and p4["workers"] == 4       # the default preset's nodes have > 4 sections
+        assert p4["chunks"] > p1["chunks"]
+        assert n4["deferred_init_modelled_ms"] < n1["deferred_init_modelled_ms"]
+    assert "padata max_threads 4" in runs["4"]["cost_model"]["label"]
