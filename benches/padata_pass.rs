@@ -62,8 +62,10 @@ fn machine(gib: u64, policy: Policy, host_threads: u32) -> Machine {
 
 /// CPU seconds (user + system) of this process so far, every thread.
 fn cpu_s() -> f64 {
+    // SAFETY: rusage is a plain C struct of integers, valid all-zero.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    // SAFETY: getrusage writes one rusage into the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut ru) };
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }

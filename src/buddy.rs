@@ -86,14 +86,14 @@ impl FreeArea {
         let o = order as usize;
         let (n, p) = (get(&pa.next[i]), get(&pa.prev[i]));
         if p == NIL {
-            self.head[o] = n
+            self.head[o] = n;
         } else {
-            set(&pa.next[p as usize], n)
+            set(&pa.next[p as usize], n);
         }
         if n == NIL {
-            self.tail[o] = p
+            self.tail[o] = p;
         } else {
-            set(&pa.prev[n as usize], p)
+            set(&pa.prev[n as usize], p);
         }
         self.nr_free[o] -= 1;
     }
@@ -201,7 +201,7 @@ fn get(a: &std::sync::atomic::AtomicU32) -> u32 {
 }
 #[inline]
 fn set(a: &std::sync::atomic::AtomicU32, v: u32) {
-    a.store(v, std::sync::atomic::Ordering::Relaxed)
+    a.store(v, std::sync::atomic::Ordering::Relaxed);
 }
 
 #[cfg(test)]

@@ -147,7 +147,7 @@ impl Machine {
                     let f = pa.flags(j);
                     if f.state() != PageState::Free
                         || f.zone() != zs.span.zt
-                        || pa.node_of(j) as u32 != node.span.nid
+                        || u32::from(pa.node_of(j)) != node.span.nid
                     {
                         push(bad, format!("B-I1: {name} order-{order} block {pfn:#x} holds pfn {:#x} that is {:?} in zone {} node {}", pa.pfn(j), f.state(), f.zone().name(), pa.node_of(j)));
                         break;

@@ -63,7 +63,7 @@ impl Cpu {
         self.pending.lock().unwrap().pop_front()
     }
     pub fn set_in_irq(&self, v: bool) {
-        self.in_irq.store(v, Ordering::Relaxed)
+        self.in_irq.store(v, Ordering::Relaxed);
     }
     pub fn pending(&self) -> usize {
         self.pending.lock().unwrap().len()

@@ -12,8 +12,10 @@ pub struct HostArray<T> {
     bytes: usize,
 }
 
-// SAFETY: HostArray owns its mapping; T is an atomic type, shared access to which is thread-safe.
+// SAFETY: HostArray owns its mapping (no other pointer to it exists) and hands out only `&[T]`, so
+// sharing it is as safe as sharing a `&[T]`: fine when T is Sync (the atomics are).
 unsafe impl<T: Sync> Sync for HostArray<T> {}
+// SAFETY: the mapping is owned, not tied to the creating thread; moving it moves the Ts, fine for T: Send.
 unsafe impl<T: Send> Send for HostArray<T> {}
 
 impl<T> HostArray<T> {
@@ -39,12 +41,13 @@ impl<T> HostArray<T> {
         }
         if bytes >= 4 << 20 {
             // Best effort: a host without THP just takes more, smaller faults.
+            // SAFETY: advice on the mapping just created, `bytes` long; it changes no contents.
             unsafe {
                 libc::madvise(p, bytes, libc::MADV_HUGEPAGE);
             }
         }
         HostArray {
-            ptr: p as *mut T,
+            ptr: p.cast::<T>(),
             len,
             bytes,
         }
@@ -57,7 +60,7 @@ impl<T> HostArray<T> {
         // SAFETY: advice on our own mapping; failure only means the faults come later.
         unsafe {
             libc::madvise(
-                self.ptr as *mut libc::c_void,
+                self.ptr.cast::<libc::c_void>(),
                 self.bytes,
                 23, /* MADV_POPULATE_WRITE */
             );
@@ -77,7 +80,7 @@ impl<T> Drop for HostArray<T> {
     fn drop(&mut self) {
         // SAFETY: unmapping exactly the mapping created in `zeroed`.
         unsafe {
-            libc::munmap(self.ptr as *mut libc::c_void, self.bytes);
+            libc::munmap(self.ptr.cast::<libc::c_void>(), self.bytes);
         }
     }
 }

@@ -391,7 +391,7 @@ impl Machine {
         Phase::from_u8(self.phase.load(Ordering::Acquire))
     }
     pub(crate) fn set_phase(&self, p: Phase) {
-        self.phase.store(p as u8, Ordering::Release)
+        self.phase.store(p as u8, Ordering::Release);
     }
 
     pub fn node_index(&self, nid: u32) -> Result<usize> {

@@ -206,7 +206,7 @@ impl PageArray {
     }
     #[inline]
     pub fn set_flags(&self, i: usize, f: Flags) {
-        self.flags[i].store(f.0, Relaxed)
+        self.flags[i].store(f.0, Relaxed);
     }
     #[inline]
     pub fn state(&self, i: usize) -> PageState {
@@ -226,7 +226,7 @@ impl PageArray {
     }
     #[inline]
     pub fn set_head_order(&self, i: usize, order: Option<u32>) {
-        self.order1[i].store(order.map_or(0, |o| o as u8 + ORDER_BIAS), Relaxed)
+        self.order1[i].store(order.map_or(0, |o| o as u8 + ORDER_BIAS), Relaxed);
     }
     pub fn order_raw(&self) -> &[AtomicU8] {
         &self.order1

@@ -1,5 +1,8 @@
 //! PyO3 bindings: type conversion, error mapping, GIL release, numpy views. No model logic here.
 
+// PyO3 extracts arguments into owned values (Vec, Bound) whether or not the body consumes them.
+#![allow(clippy::needless_pass_by_value)]
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
@@ -154,7 +157,7 @@ fn deferral(
 
 /// `_core.POLICY_FACTS`: policy name -> {fact: value}, from `Policy::facts`; `early_limit` is a
 /// callable `(geometry, node_spanned) -> pages or None` (geometry: anything with the four sizes).
-fn policy_facts<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+fn policy_facts(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let table = PyDict::new(py);
     for p in Policy::ALL {
         let d = PyDict::new(py);
@@ -263,7 +266,7 @@ impl PyMachine {
     #[pyo3(signature = (page_size, section_size, pageblock_order, max_order, memory, reserved, zone_limits, policy,
                         cpus=1, grow_irqsave=true, trust_snapshot=false, keep_key=false, fail_pass=None, panic_pass=None,
                         bytes_as_pages=false, retry_forever=false, node_cpus=Vec::new(), host_threads=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
     fn new(
         py: Python<'_>,
         page_size: u64,
@@ -682,7 +685,7 @@ impl PyMachine {
                 "pageblock_mt" => view_u8(&pa.pageblock_mt, container),
                 "node" => {
                     let v =
-                        ArrayView1::from_shape_ptr(pa.node.len(), pa.node.as_ptr() as *const u16);
+                        ArrayView1::from_shape_ptr(pa.node.len(), pa.node.as_ptr().cast::<u16>());
                     PyArray1::borrow_from_array(&v, container).into_any()
                 }
                 _ => return Err(pyo3::exceptions::PyKeyError::new_err(name.to_string())),
@@ -691,11 +694,15 @@ impl PyMachine {
     }
 }
 
+/// A numpy view of atomic bytes, kept alive by `container`.
+///
+/// # Safety
+/// `a` must live as long as `container` (its owner), as `raw_view` guarantees.
 unsafe fn view_u8<'py>(
     a: &[std::sync::atomic::AtomicU8],
     container: Bound<'py, PyAny>,
 ) -> Bound<'py, PyAny> {
-    let v = ArrayView1::from_shape_ptr(a.len(), a.as_ptr() as *const u8);
+    let v = ArrayView1::from_shape_ptr(a.len(), a.as_ptr().cast::<u8>());
     PyArray1::borrow_from_array(&v, container).into_any()
 }
 
