@@ -12,8 +12,9 @@ try:  # the Rust core; absent only in a source tree that was never built
     from ._core import POLICIES as _POLICIES
     POLICIES = tuple(_POLICIES)  # every policy, in release order (the core's policy table)
     from .machine import Machine  # noqa: F401
+    from . import sweep  # noqa: F401 - a callable module: pgdefer.sweep(...) runs a sweep (pandas, Dask: lazily)
 except ImportError as _e:  # pragma: no cover - exercised only without the extension
     _IMPORT_ERROR = _e
 
 __all__ = ["Geometry", "Region", "Topology", "ZoneSpan", "Machine", "POLICIES", "POLICY_FACTS", "DEFAULT_POLICY",
-           "POINTS", "ZONE_NAMES", "parse_size", "format_size", *_errors_all]
+           "POINTS", "ZONE_NAMES", "sweep", "parse_size", "format_size", *_errors_all]

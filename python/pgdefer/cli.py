@@ -321,7 +321,9 @@ def _check_plot_target(path):
 
 def run_machine(topo, policy, workload="default", stop_after="page_alloc_init_late", threads=True,
                 check=True, progress=None):
-    """Build, boot, replay the workload, run page_alloc_init_late; returns (machine, results, problems)."""
+    """Build, boot, replay the workload, run page_alloc_init_late; returns (machine, results, problems).
+
+    ``workload``: "default" (pgdefer.workload.default_workload), "none", or a list of workload Bursts."""
     from .machine import Machine
     from .workload import default_workload, replay
 
@@ -335,6 +337,9 @@ def run_machine(topo, policy, workload="default", stop_after="page_alloc_init_la
         if workload == "default":
             step(f"{policy}: early allocations")
             results = replay(m, default_workload(m.nodes))
+        elif workload not in (None, "none"):
+            step(f"{policy}: early allocations")
+            results = replay(m, workload)
         if stop_after != "workload":
             step(f"{policy}: page_alloc_init_late (per-node passes)")
             m.page_alloc_init_late(threads=threads)
@@ -706,7 +711,7 @@ def _add_machine_args(p, workload=True):
 
 #: Commands that live in their own modules: each module has ``add_parser(subparsers, formatter_class)``, which
 #: adds its command and sets ``func`` (see ``pgdefer.calibration``). A new command module is one line here.
-COMMAND_MODULES = ["pgdefer.calibration"]
+COMMAND_MODULES = ["pgdefer.calibration", "pgdefer.sweep_cli"]
 
 
 def _add_boot(sub, fmt):

@@ -420,3 +420,14 @@ def save_boot_figure(machine, path, cost: CostModel = DEFAULT_COST, pass_threads
     except OSError as e:
         raise PgdeferError(f"cannot write {path}: {e.strerror or e}") from None
     return path
+
+
+# --------------------------------------------------------------------------------------------------
+# sweeps (the figure itself lives with the sweep table it reads: pgdefer.sweep)
+# --------------------------------------------------------------------------------------------------
+
+def sweep_figure(df, x="memory_bytes", y="mem_available_kib", hue="policy", ax=None):
+    """A sweep table's ``y`` against ``x``, one line per ``hue`` value: :func:`pgdefer.sweep.sweep_figure`."""
+    from .sweep import sweep_figure as figure
+
+    return figure(df, x=x, y=y, hue=hue, ax=ax)
