@@ -165,10 +165,11 @@ def assert_row_is(row, expected):
 # --------------------------------------------------------------------------------------------------
 
 def test_grid_is_the_product_of_the_axes_with_stable_keys():
-    cells = sw.grid("default,vm-16g", ["v4.17", "eager", "v4.17"], "1,4", ["", "4K/2M/9/9"], "default,none,fill:10")
-    assert len(cells) == 2 * 2 * 2 * 2 * 3          # duplicates within an axis count once
+    cells = sw.grid("default,vm-16g", ["v4.17", "eager", "v4.17"], "1,4", ["", "4K/2M/9/9"], "default,none,fill:10",
+                    "auto,skylake-sp")
+    assert len(cells) == 2 * 2 * 2 * 2 * 3 * 2      # duplicates within an axis count once
     assert len({c.key for c in cells}) == len(cells)
-    assert sw.grid("default", "v4.17")[0].key == sw.Cell("default").key == "default|v4.17|1|-|default"
+    assert sw.grid("default", "v4.17")[0].key == sw.Cell("default").key == "default|v4.17|1|-|default|auto"
 
 
 @pytest.mark.parametrize("kwargs, words", [
@@ -177,6 +178,7 @@ def test_grid_is_the_product_of_the_axes_with_stable_keys():
     ({"geometries": "4K/2M"}, ["geometry '4K/2M'", "PAGE/SECTION"]),
     ({"geometries": "4K/3M/9/9"}, []),               # Geometry's own error (not a power of two)
     ({"workloads": "fill:0"}, ["unknown workload 'fill:0'"]),
+    ({"machine_classes": "cray-1"}, ["unknown machine class 'cray-1'", "generic-x86_64"]),
 ])
 def test_bad_axis_values_are_refused_before_anything_runs(kwargs, words):
     with pytest.raises(ValueError) as e:
@@ -230,7 +232,7 @@ def test_a_bad_cell_is_a_row_and_resume_runs_only_what_is_missing(tmp_path):
     ran_now = second[second["sweep_run"] != run1]
     assert sorted(ran_now["policy"]) == ["eager"] * 3
     _same(second[second["policy"] == "v4.17"], first)
-    assert_row_is(second[second["key"] == "vm-3.5g-dma32|eager|1|-|default"].iloc[0],
+    assert_row_is(second[second["key"] == "vm-3.5g-dma32|eager|1|-|default|auto"].iloc[0],
                   direct(pgdefer.presets.get("vm-3.5g-dma32"), "eager"))
 
     # nothing left: resume runs no cell, and the file is unchanged
@@ -375,7 +377,7 @@ def test_cli_explicit_cells_and_plot(tmp_path, capsys):
     assert main(["sweep", "--cells", str(cells), "--scheduler", "local", "--out", str(out), "--plot", str(png),
                  "--x", "policy", "--y", "early_pages", "--hue", "none", "-q"]) == 0
     df = sw.read(out)
-    assert df["key"].tolist() == ["vm-3.5g-dma32|eager|1|-|default", "vm-3.5g-dma32|v4.17|4|-|default"]
+    assert df["key"].tolist() == ["vm-3.5g-dma32|eager|1|-|default|auto", "vm-3.5g-dma32|v4.17|4|-|default|auto"]
     assert df["pass_threads_used"].tolist() == [1, 4]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -390,9 +392,9 @@ def test_sweep_figure_labels_say_which_time(tmp_path):
     assert ax.get_ylabel() == "slowest_pass_modelled_ms (modelled time)"
     line = ax.get_lines()[0]
     assert list(line.get_xdata()) == [1, 4, 16]
-    # the cost model: one pass's ms falls as threads rise (up to the bandwidth cap)
+    # v4.17 runs each node's pass on one kthread (padata came in 5.8, spec section 0.2): threads change nothing
     ys = list(line.get_ydata())
-    assert ys == sorted(ys, reverse=True) and ys[0] > ys[-1]
+    assert len(set(ys)) == 1 and ys[0] > 0
     with pytest.raises(ValueError, match="no column 'nope'"):
         sweep_figure(df, x="nope", y="early_pages")
     fig.savefig(tmp_path / "f.png")
@@ -405,3 +407,39 @@ def test_docs_name_every_column_and_its_kind_of_time():
     for name, (dtype, kind, _) in sw.COLUMNS.items():
         assert f"| `{name}` | {dtype} | {kind or ''} |" in doc, name
     assert "dask scheduler" in doc and "dask worker" in doc and "--scheduler" in doc
+
+
+def test_a_geometry_override_boots_the_same_map_with_other_sections():
+    from pgdefer import Geometry, presets
+
+    base = presets.get("vm-3.5g-dma32")
+    df = sw.sweep("vm-3.5g-dma32", "v4.17", geometries=",4K/32M/9/10", workloads="none", scheduler="local",
+                  progress=False)
+    assert df["ok"].all() and df["geometry"].tolist() == ["", "4K/32M/9/10"]
+    g = Geometry(page_size="4K", section_size="32M", pageblock_order=9, max_order=10)
+    regrown = Topology(memory=[(r.start, r.end, r.node) for r in base.memory],
+                       reserved=[(r.start, r.end) for r in base.reserved], zone_limits=base.zone_limits, geometry=g)
+    assert_row_is(df.iloc[0], direct(base, "v4.17", "none"))
+    assert_row_is(df.iloc[1], direct(regrown, "v4.17", "none"))
+    # v4.17 defers all but one section per node (spec §0.2): smaller sections, fewer early pages
+    assert df.loc[1, "early_pages"] < df.loc[0, "early_pages"]
+
+
+def test_machine_classes_change_the_modelled_times_only():
+    from pgdefer import costmodel, presets
+
+    classes = ["auto", "skylake-sp", "epyc-zen4"]
+    df = sw.sweep("vm-3.5g-dma32", "v4.17", machine_classes=classes, workloads="none", scheduler="local",
+                  progress=False)
+    assert df["ok"].all() and df["machine_class"].tolist() == classes
+    # auto: the preset's class, as `pgdefer boot` chooses it
+    assert df.loc[0, "machine_class_used"] == (costmodel.class_for_preset("vm-3.5g-dma32") or "generic-x86_64")
+    pages = ["early_pages", "mem_available_kib", "grown_pages", "pass_pages", "pass_pages_by_node"]
+    assert (df[pages].nunique() == 1).all()
+    m = Machine(presets.get("vm-3.5g-dma32"), policy="v4.17")
+    m.boot()
+    m.page_alloc_init_late()
+    for _, row in df.iterrows():
+        plans = costmodel.machine_passes(m, costmodel.cost_model(row["machine_class_used"]), 1)
+        assert row["slowest_pass_modelled_ms"] == pytest.approx(max(p.ms for p in plans.values()))
+    assert df["slowest_pass_modelled_ms"].nunique() == len(classes)

@@ -1,4 +1,5 @@
-"""Sweeps: many boots (topologies x policies x pass threads x geometries x workloads) as one pandas table.
+"""Sweeps: many boots (topologies x policies x pass threads x geometries x workloads x machine classes) as one
+pandas table.
 
 ``pgdefer.sweep(...)`` (this module is callable) and ``pgdefer sweep`` build the cells of a grid (or take an
 explicit list, or add hypothesis-generated topologies), boot one machine per cell through the same path as
@@ -11,7 +12,8 @@ or without Dask, the cells one after another in this process. A cell that fails 
 worker that died) becomes a row with its ``error``; a cell whose page array needs more host memory than any
 worker has is refused with both figures before it starts.
 
-Machine classes are not an axis yet: the cost model has a single class (:mod:`pgdefer.costmodel`).
+The machine class axis selects the cost model's class (:mod:`pgdefer.costmodel`) for the modelled times only;
+``auto`` is the class ``pgdefer boot`` chooses (from the preset or the boot log, else generic).
 
 Needs the ``sweep`` extra: ``pip install 'pgdefer[sweep]'`` (pandas, pyarrow, dask[distributed], tqdm,
 hypothesis). See docs/sweep.md.
@@ -50,7 +52,8 @@ class SweepError(PgdeferError, ValueError):
 #: name -> (pandas dtype, kind of time or None, meaning). "host" time is what this host spent;
 #: "modelled" time is the cost model's figure for the target machine (pgdefer.costmodel).
 COLUMNS = {
-    "key": ("string", None, "stable cell key: topology|policy|pass_threads|geometry|workload (--resume matches it)"),
+    "key": ("string", None, "stable cell key: topology|policy|pass_threads|geometry|workload|machine_class "
+                            "(--resume matches it)"),
     "topology": ("string", None, "the topology as given: preset name, .toml/.json file, dmesg:LOG, host, or "
                                  "gen:HASH (a generated topology, HASH of its memory map)"),
     "policy": ("string", None, "the policy asked for (a kernel generation, or auto)"),
@@ -60,6 +63,9 @@ COLUMNS = {
     "geometry": ("string", None, "geometry override PAGE/SECTION/PAGEBLOCK_ORDER/MAX_ORDER, empty = the topology's"),
     "workload": ("string", None, "early allocations: default, none or fill:P (P% of each node's present pages, "
                                  "order 0)"),
+    "machine_class": ("string", None, "the cost model's machine class asked for, or auto"),
+    "machine_class_used": ("string", None, "the machine class of the modelled times (auto: from the preset or the "
+                                           "boot log, else generic)"),
     "topology_name": ("string", None, "the topology's name, if it has one"),
     "nodes": ("Int64", None, "nodes with memory"),
     "memory_bytes": ("Int64", None, "bytes of memblock.memory"),
@@ -122,10 +128,12 @@ class Cell:
     pass_threads: str = "1"
     geometry: str = ""
     workload: str = "default"
+    machine_class: str = "auto"
 
     @property
     def key(self) -> str:
-        return "|".join((self.topology, self.policy, self.pass_threads, self.geometry or "-", self.workload))
+        return "|".join((self.topology, self.policy, self.pass_threads, self.geometry or "-", self.workload,
+                         self.machine_class))
 
 
 def _as_list(v, what):
@@ -159,8 +167,9 @@ def parse_geometry(spec: str):
     return Geometry(page_size=parts[0], section_size=parts[1], pageblock_order=pbo, max_order=mo)
 
 
-def _check_axes(policies, threads, geometries, workloads):
+def _check_axes(policies, threads, geometries, workloads, classes=("auto",)):
     from . import _core
+    from .costmodel import machine_class_names
 
     for p in policies:
         if p != "auto" and p not in _core.POLICIES:
@@ -172,6 +181,10 @@ def _check_axes(policies, threads, geometries, workloads):
         parse_geometry(g)
     for w in workloads:
         _fill_percent(w)
+    names = machine_class_names()
+    for c in classes:
+        if c != "auto" and c not in names:
+            raise SweepError(f"unknown machine class {c!r} (choose from {', '.join(names)}, auto)")
 
 
 def _fill_percent(w):
@@ -188,10 +201,11 @@ def _fill_percent(w):
 
 
 def grid(topologies=("default",), policies=("v4.17",), pass_threads=("1",), geometries=("",),
-         workloads=("default",)) -> list:
+         workloads=("default",), machine_classes=("auto",)) -> list:
     """The cells of the product of the axes, topology-major (values may be lists or comma-separated strings)."""
     axes = [_as_list(topologies, "topologies"), _as_list(policies, "policies"), _as_list(pass_threads, "pass threads"),
-            _as_list(geometries, "geometries") or [""], _as_list(workloads, "workloads")]
+            _as_list(geometries, "geometries") or [""], _as_list(workloads, "workloads"),
+            _as_list(machine_classes, "machine classes")]
     _check_axes(*axes[1:])
     return [Cell(*c) for c in itertools.product(*axes)]
 
@@ -307,10 +321,10 @@ def _error_fields(e) -> dict:
     return {"ok": False, "error_type": type(e).__name__, "error": msg}
 
 
-def _flat_row(m, results, problems, threads) -> dict:
+def _flat_row(m, results, problems, threads, cost) -> dict:
     from .report import compare_row
 
-    r = compare_row(m, workload_results=results, problems=problems, pass_threads=threads)
+    r = compare_row(m, cost, workload_results=results, problems=problems, pass_threads=threads)
     mi = r["mem_init"] or {}
     passes = {str(n): p for n, p in sorted(r["passes"].items()) if p["pages"] is not None}
     host = [p["host_ms"] for p in passes.values()]
@@ -337,12 +351,14 @@ def _flat_row(m, results, problems, threads) -> dict:
 def run_cell(task: dict) -> dict:
     """Boot one cell's machine and return its row (a dict). Runs on a worker; never raises for a cell that
     fails, the row carries the error. ``task``: the cell's fields, ``topology_dict`` (Topology.to_dict),
-    ``policy_used``, ``pass_threads_used``, ``check``, ``sweep_run``."""
+    ``policy_used``, ``pass_threads_used``, ``machine_class_used``, ``check``, ``sweep_run``."""
     from .cli import run_machine
+    from .costmodel import cost_model
     from .topology import Topology
 
     row = {k: task.get(k) for k in ("key", "topology", "policy", "pass_threads", "geometry", "workload",
-                                    "policy_used", "pass_threads_used", "sweep_run")}
+                                    "machine_class", "policy_used", "pass_threads_used", "machine_class_used",
+                                    "sweep_run")}
     row["worker"] = f"{socket.gethostname()}:{os.getpid()}"
     row["started_at"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     t0 = time.perf_counter()
@@ -352,7 +368,8 @@ def run_cell(task: dict) -> dict:
             topo = Topology.from_dict(task["topology_dict"])
             m, results, problems = run_machine(topo, task["policy_used"], _workload(task["workload"], topo),
                                                threads=True, check=task.get("check", True))
-            row.update(_flat_row(m, results, problems, task["pass_threads_used"]))
+            cost = cost_model(task["machine_class_used"])
+            row.update(_flat_row(m, results, problems, task["pass_threads_used"], cost))
             row["ok"] = True
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -385,6 +402,7 @@ def _load(spec, objects, cache):
 def _plan(cell, objects, cache, sweep_run, check):
     """(task, None) for a cell to run, or (None, error row) for one that cannot start."""
     from .cli import preset_names, resolve_pass_threads, resolve_policy
+    from .costmodel import class_for
     from .topology import Topology
 
     base = asdict(cell) | {"key": cell.key, "sweep_run": sweep_run}
@@ -401,9 +419,11 @@ def _plan(cell, objects, cache, sweep_run, check):
         preset = cell.topology if cell.topology in preset_names() else None
         policy, _ = resolve_policy(cell.policy, topo, preset)
         threads, _ = resolve_pass_threads(cell.pass_threads, topo, policy)
+        mclass = class_for(topo, preset)[0] if cell.machine_class == "auto" else cell.machine_class
     except (PgdeferError, OSError, ValueError, ImportError) as e:
         return None, base | _error_fields(e)
-    return base | {"policy_used": policy, "pass_threads_used": threads, "topology_dict": topo.to_dict(),
+    return base | {"policy_used": policy, "pass_threads_used": threads, "machine_class_used": mclass,
+                   "topology_dict": topo.to_dict(),
                    "check": check, "_topo": topo}, None
 
 
@@ -656,7 +676,7 @@ def _progress(total, enabled):
 
 
 def sweep(topologies=None, policies=("v4.17",), pass_threads=("1",), geometries=("",),
-          workloads=("default",), *, cells=None, generate=0, seed=0, client=None, scheduler=None, workers=None,
+          workloads=("default",), machine_classes=("auto",), *, cells=None, generate=0, seed=0, client=None, scheduler=None, workers=None,
           out=None, resume=False, retry_failed=False, check=True, progress=True, checkpoint_s=30.0):
     """Run a sweep and return its table (a pandas DataFrame, one row per cell, columns :data:`COLUMNS`).
 
@@ -691,16 +711,16 @@ def sweep(topologies=None, policies=("v4.17",), pass_threads=("1",), geometries=
         cell_list = [c if isinstance(c, Cell) else Cell(**{k: ("" if v is None else str(v)) for k, v in dict(c).items()})
                      for c in cells]
         for c in cell_list:
-            _check_axes([c.policy], [c.pass_threads], [c.geometry], [c.workload])
+            _check_axes([c.policy], [c.pass_threads], [c.geometry], [c.workload], [c.machine_class])
         if objects:
-            cell_list += grid(list(objects), policies, pass_threads, geometries, workloads)
+            cell_list += grid(list(objects), policies, pass_threads, geometries, workloads, machine_classes)
     else:
         if topologies is None and not objects:
             topologies = ["default"]
         topo_specs = _as_list(topologies, "topologies") + [k for k in objects if k not in (topologies or [])]
         if not topo_specs:
             raise SweepError("no topology to sweep over")
-        cell_list = grid(topo_specs, policies, pass_threads, geometries, workloads)
+        cell_list = grid(topo_specs, policies, pass_threads, geometries, workloads, machine_classes)
     seen = set()
     cell_list = [c for c in cell_list if not (c.key in seen or seen.add(c.key))]
 
@@ -710,10 +730,10 @@ def sweep(topologies=None, policies=("v4.17",), pass_threads=("1",), geometries=
             "parameters": {"topologies": topo_specs or None, "policies": _as_list(policies, "policies"),
                            "pass_threads": _as_list(pass_threads, "pass threads"),
                            "geometries": _as_list(geometries, "geometries"), "workloads": _as_list(workloads, "workloads"),
+                           "machine_classes": _as_list(machine_classes, "machine classes"),
                            "cells": [asdict(c) for c in cell_list] if cells is not None else None,
                            "generate": int(generate or 0), "seed": seed, "check": bool(check)},
-            "columns": {k: {"dtype": v[0], "time": v[1], "meaning": v[2]} for k, v in COLUMNS.items()},
-            "machine_classes": "not an axis: the cost model has one class"}
+            "columns": {k: {"dtype": v[0], "time": v[1], "meaning": v[2]} for k, v in COLUMNS.items()}}
 
     old = None
     if out is not None:

@@ -8,20 +8,19 @@ from pathlib import Path
 
 SWEEP_DESCRIPTION = """\
 Boot one machine per cell of a grid (topologies x policies x pass threads x
-geometries x workloads, comma-separated lists) and collect one row of figures
+geometries x workloads x machine classes, comma-separated lists) and collect one row of figures
 per cell: early pages, the Memory: line, grows, per-node passes, allocation
 failures, violations, host seconds and peak host memory. Cells run on a local
 Dask cluster sized to this host (or this process with --scheduler local, or an
 existing cluster with --scheduler ADDRESS). A failing cell is a row with its
 error. Time columns say whether they are modelled or host time (docs/sweep.md).
-Machine classes are not an axis: the cost model has one class.
 """
 
 SWEEP_EPILOG = """\
 examples:
   pgdefer sweep -t default,vm-64g -p v4.17,eager --out r.parquet
-  pgdefer sweep -t default -p all --pass-threads 1,4,16 --out r.csv --plot r.png \\
-      --x pass_threads_used --y slowest_pass_modelled_ms --hue policy
+  pgdefer sweep -t vm-64g -p all --pass-threads 1,4,16 --machine-class skylake-sp,epyc-zen4 \\
+      --out r.csv --plot r.png --x pass_threads_used --y slowest_pass_modelled_ms --hue machine_class_used
   pgdefer sweep --generate 500 --seed 1 -p v4.17 --workload fill:50 --out gen.parquet
   pgdefer sweep ... --out r.parquet --resume           run only the cells not yet in r.parquet
   pgdefer sweep ... --scheduler tcp://10.0.0.5:8786    on a cluster (dask scheduler / dask worker)
@@ -34,7 +33,8 @@ parquet key-value metadata (key pgdefer.sweep); FILE.csv keeps them in
 FILE.csv.meta.json. Needs: pip install 'pgdefer[sweep]'.
 """
 
-SUMMARY_COLUMNS = ("topology", "policy_used", "pass_threads_used", "geometry", "workload", "early_pages",
+SUMMARY_COLUMNS = ("topology", "policy_used", "pass_threads_used", "geometry", "workload", "machine_class_used",
+                   "early_pages",
                    "mem_available_kib", "grows", "grown_pages", "slowest_pass_modelled_ms", "alloc_failures",
                    "violations", "host_s", "error")
 
@@ -59,12 +59,15 @@ def add_parser(sub, formatter_class):
                    help="geometry overrides PAGE/SECTION/PAGEBLOCK_ORDER/MAX_ORDER (default: the topology's)")
     p.add_argument("--workload", action="append", metavar="W1,W2,...",
                    help="early allocations: default, none, fill:P (default: default)")
+    p.add_argument("--machine-class", action="append", metavar="C1,C2,...",
+                   help="machine classes of the cost model (modelled times only; see `pgdefer calibrate`), or "
+                        "auto = from the preset or the boot log, else generic (default: auto)")
     p.add_argument("--generate", type=int, default=0, metavar="N",
                    help="add N generated small topologies (pgdefer.testing.topologies; needs hypothesis)")
     p.add_argument("--seed", type=int, default=0, help="seed of --generate (default: %(default)s)")
     p.add_argument("--cells", metavar="FILE.json",
                    help="an explicit list of cells: a JSON list of objects with topology, policy, pass_threads, "
-                        "geometry, workload (missing fields take Cell's defaults)")
+                        "geometry, workload, machine_class (missing fields take Cell's defaults)")
     p.add_argument("--scheduler", metavar="local|ADDRESS",
                    help="local = this process, no Dask; ADDRESS = an existing Dask scheduler, e.g. "
                         "tcp://127.0.0.1:8786 (default: a local Dask cluster when Dask is installed)")
@@ -96,7 +99,7 @@ def _read_cells(path):
         raise CliError(f"--cells {path}: not JSON ({e})") from None
     if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
         raise CliError(f"--cells {path}: expected a JSON list of objects")
-    fields = {"topology", "policy", "pass_threads", "geometry", "workload"}
+    fields = {"topology", "policy", "pass_threads", "geometry", "workload", "machine_class"}
     for i, c in enumerate(cells):
         bad = set(c) - fields
         if bad or "topology" not in c:
@@ -121,7 +124,7 @@ def cmd_sweep(args) -> int:
     cells = _read_cells(args.cells) if args.cells else None
     topologies = _joined(args.topology) or None
     df = sweep(topologies, policies, _joined(args.pass_threads) or "1", _joined(args.geometry) or "",
-               _joined(args.workload) or "default", cells=cells, generate=args.generate, seed=args.seed,
+               _joined(args.workload) or "default", _joined(args.machine_class) or "auto", cells=cells, generate=args.generate, seed=args.seed,
                scheduler=args.scheduler, workers=args.workers, out=args.out, resume=args.resume,
                retry_failed=args.retry_failed, check=not args.no_check, progress=not args.quiet)
     meta = df.attrs["pgdefer.sweep"]
