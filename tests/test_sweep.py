@@ -7,6 +7,7 @@ the grid's product, never from a sweep's own output.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -80,7 +81,7 @@ def scheduler_address(tmp_path_factory):
     procs = []
 
     def start(name, *args):
-        log = open(logs / f"{name}.log", "w")
+        log = open(logs / f"{name}.log", "w")  # noqa: SIM115 - closed at teardown, after its process
         p = subprocess.Popen([sys.executable, "-m", "dask", *args], stdout=log, stderr=subprocess.STDOUT,
                              stdin=subprocess.DEVNULL, start_new_session=True)
         procs.append((p, log))
@@ -105,10 +106,8 @@ def scheduler_address(tmp_path_factory):
         yield addr
     finally:
         for p, _ in reversed(procs):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         for p, log in procs:
             try:
                 p.wait(timeout=15)
@@ -133,10 +132,8 @@ def direct(topo, policy, workload="default"):
         for nid in topo.nodes:
             present = sum(e - s for s, e, _ in topo.memory_pfn_ranges(nid))
             for _ in range(int(present * pct / 100)):
-                try:
+                with contextlib.suppress(OutOfMemory):
                     m.alloc_pages(0, node=nid)
-                except OutOfMemory:
-                    pass
     m.page_alloc_init_late()
     ev = m.events
     free_all = next(e for e in ev if e["kind"] == "memblock_free_all")

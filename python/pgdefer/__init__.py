@@ -11,8 +11,8 @@ try:  # the Rust core; absent only in a source tree that was never built
     from ._core import POINTS, POLICY_FACTS  # noqa: F401
     from ._core import POLICIES as _POLICIES
     POLICIES = tuple(_POLICIES)  # every policy, in release order (the core's policy table)
-    from .machine import Machine  # noqa: F401
     from . import sweep  # noqa: F401 - a callable module: pgdefer.sweep(...) runs a sweep (pandas, Dask: lazily)
+    from .machine import Machine  # noqa: F401
 except ImportError as _e:  # pragma: no cover - exercised only without the extension
     _IMPORT_ERROR = _e
 

@@ -21,6 +21,7 @@ hypothesis). See docs/sweep.md.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -52,27 +53,27 @@ class SweepError(PgdeferError, ValueError):
 #: name -> (pandas dtype, kind of time or None, meaning). "host" time is what this host spent;
 #: "modelled" time is the cost model's figure for the target machine (pgdefer.costmodel).
 COLUMNS = {
-    "key": ("string", None, "stable cell key: topology|policy|pass_threads|geometry|workload|machine_class "
-                            "(--resume matches it)"),
-    "topology": ("string", None, "the topology as given: preset name, .toml/.json file, dmesg:LOG, host, or "
-                                 "gen:HASH (a generated topology, HASH of its memory map)"),
+    "key": ("string", None, ("stable cell key: topology|policy|pass_threads|geometry|workload|machine_class "
+                             "(--resume matches it)")),
+    "topology": ("string", None, ("the topology as given: preset name, .toml/.json file, dmesg:LOG, host, or "
+                                  "gen:HASH (a generated topology, HASH of its memory map)")),
     "policy": ("string", None, "the policy asked for (a kernel generation, or auto)"),
     "policy_used": ("string", None, "the policy the cell ran (auto resolved from the log, preset or host)"),
     "pass_threads": ("string", None, "threads per node pass asked for (an integer, or auto)"),
     "pass_threads_used": ("Int64", None, "threads per node pass in the modelled time"),
     "geometry": ("string", None, "geometry override PAGE/SECTION/PAGEBLOCK_ORDER/MAX_ORDER, empty = the topology's"),
-    "workload": ("string", None, "early allocations: default, none or fill:P (P% of each node's present pages, "
-                                 "order 0)"),
+    "workload": ("string", None, ("early allocations: default, none or fill:P (P% of each node's present pages, "
+                                  "order 0)")),
     "machine_class": ("string", None, "the cost model's machine class asked for, or auto"),
-    "machine_class_used": ("string", None, "the machine class of the modelled times (auto: from the preset or the "
-                                           "boot log, else generic)"),
+    "machine_class_used": ("string", None, ("the machine class of the modelled times (auto: from the preset or the "
+                                            "boot log, else generic)")),
     "topology_name": ("string", None, "the topology's name, if it has one"),
     "nodes": ("Int64", None, "nodes with memory"),
     "memory_bytes": ("Int64", None, "bytes of memblock.memory"),
     "present_pages": ("Int64", None, "present pages"),
     "memmap_pages": ("Int64", None, "struct pages (every pfn of each present section)"),
-    "host_bytes_needed": ("Int64", None, "host memory of the cell's page array (memmap pages x the core's "
-                                         "BYTES_PER_PAGE)"),
+    "host_bytes_needed": ("Int64", None, ("host memory of the cell's page array (memmap pages x the core's "
+                                          "BYTES_PER_PAGE)")),
     "early_pages": ("Int64", None, "pages initialised before memblock_free_all (memmap_init's early prefix)"),
     "early_modelled_ms": ("float64", "modelled", "early memmap init on the boot CPU"),
     "mem_available_kib": ("Int64", None, "Memory: line at mem_init, available (K)"),
@@ -246,10 +247,8 @@ def generated_topologies(n: int, seed: int = 0, max_nodes: int = 3, max_sections
             raise _Enough
 
     if n:
-        try:
+        with contextlib.suppress(_Enough):
             _collect()
-        except _Enough:
-            pass
     if len(out) < n:
         raise SweepError(f"could only generate {len(out)} distinct topologies of the {n} asked for")
     return out
@@ -549,10 +548,8 @@ class _Dask:
 
     def close(self):
         for x in self._own:
-            try:
+            with contextlib.suppress(Exception):  # best effort at teardown
                 x.close()
-            except Exception:  # noqa: BLE001 - best effort at teardown
-                pass
         self._own = []
 
 
@@ -675,9 +672,117 @@ def _progress(total, enabled):
                 disable=None if enabled else True)
 
 
+def _topology_objects(topologies, generate, seed):
+    """(topology specs with Topology objects replaced by gen:HASH labels, {label: Topology})."""
+    objects = {}
+    if topologies is not None and not isinstance(topologies, (str, bytes)):
+        from .topology import Topology
+
+        plain = []
+        for t in topologies:
+            if isinstance(t, Topology):
+                objects[f"gen:{_topology_hash(t)}"] = t
+                t = f"gen:{_topology_hash(t)}"
+            plain.append(t)
+        topologies = plain
+    if generate:
+        objects.update(generated_topologies(int(generate), seed))
+    return topologies, objects
+
+
+def _cell_list(topologies, objects, cells, axes):
+    """(the cells in order, without duplicates; the topology axis when it is a grid)."""
+    topo_specs = []
+    if cells is not None:
+        cell_list = [c if isinstance(c, Cell) else Cell(**{k: "" if v is None else str(v) for k, v in dict(c).items()})
+                     for c in cells]
+        for c in cell_list:
+            _check_axes([c.policy], [c.pass_threads], [c.geometry], [c.workload], [c.machine_class])
+        if objects:
+            cell_list += grid(list(objects), *axes)
+    else:
+        if topologies is None and not objects:
+            topologies = ["default"]
+        topo_specs = _as_list(topologies, "topologies") + [k for k in objects if k not in (topologies or [])]
+        if not topo_specs:
+            raise SweepError("no topology to sweep over")
+        cell_list = grid(topo_specs, *axes)
+    seen = set()
+    return [c for c in cell_list if not (c.key in seen or seen.add(c.key))], topo_specs
+
+
+def _previous(out, resume, retry_failed):
+    """The rows already in ``out`` that --resume keeps (None without --resume or without the file)."""
+    if out is None:
+        return None
+    _format(out)
+    if not (resume and Path(out).is_file()):
+        return None
+    old = read(out)
+    return old[old["ok"].fillna(False).astype(bool)] if retry_failed else old
+
+
+def _engine(client, scheduler, workers):
+    if client is not None:
+        return _Dask(client=client)
+    if scheduler == "local" or (scheduler is None and not _have_dask()):
+        return _Local()
+    if not _have_dask():
+        raise SweepError("--scheduler needs dask.distributed: pip install 'pgdefer[sweep]'")
+    return _Dask(scheduler=scheduler, workers=workers)
+
+
+class _Run:
+    """The rows of one sweep call as they arrive: progress, checkpoints of ``out``, the table."""
+
+    def __init__(self, cell_list, old, meta, out, progress, checkpoint_s, todo):
+        self.order = {c.key: i for i, c in enumerate(cell_list)}
+        self.old, self.meta, self.out, self.checkpoint_s = old, meta, out, checkpoint_s
+        self.rows = {}
+        self.failures = 0
+        self.last_write = time.monotonic()
+        self.bar = _progress(todo, progress)
+
+    def table(self):
+        pd = _pandas()
+        new = _frame([self.rows[k] for k in sorted(self.rows, key=self.order.get)])
+        old = self.old
+        df = new if old is None or old.empty else pd.concat([old[~old["key"].isin(self.rows)], new],
+                                                           ignore_index=True)
+        pos = df["key"].map(self.order).fillna(len(self.order)).astype(int)
+        df = df.iloc[pos.argsort(kind="stable")].reset_index(drop=True)
+        df.attrs[META_KEY] = self.meta | {"executed": len(self.rows), "cells": len(self.order)}
+        return df
+
+    def save(self):
+        df = self.table()
+        write(df, self.out, df.attrs[META_KEY])
+        self.last_write = time.monotonic()
+
+    def done(self, task, row):
+        if task is not None:  # figures of the topology the client already knows
+            for k in ("topology_name", "nodes", "memory_bytes", "present_pages", "memmap_pages",
+                      "host_bytes_needed"):
+                row.setdefault(k, task.get(k))
+        self.rows[row["key"]] = row
+        self.failures += not row.get("ok")
+        if self.bar is not None:
+            self.bar.set_postfix(failed=self.failures, refresh=False)
+            self.bar.update(1)
+        if self.out is not None and time.monotonic() - self.last_write > self.checkpoint_s:
+            self.save()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+        if self.out is not None and (self.rows or self.old is None):
+            self.save()
+
+
 def sweep(topologies=None, policies=("v4.17",), pass_threads=("1",), geometries=("",),
-          workloads=("default",), machine_classes=("auto",), *, cells=None, generate=0, seed=0, client=None, scheduler=None, workers=None,
-          out=None, resume=False, retry_failed=False, check=True, progress=True, checkpoint_s=30.0):
+          workloads=("default",), machine_classes=("auto",), *, cells=None, generate=0, seed=0, client=None,
+          scheduler=None, workers=None, out=None, resume=False, retry_failed=False, check=True, progress=True,
+          checkpoint_s=30.0):
     """Run a sweep and return its table (a pandas DataFrame, one row per cell, columns :data:`COLUMNS`).
 
     The cells are the product of the axes (lists or comma-separated strings; topologies default to the
@@ -686,141 +791,53 @@ def sweep(topologies=None, policies=("v4.17",), pass_threads=("1",), geometries=
     topology axis. ``topologies`` may also hold :class:`~pgdefer.Topology` objects (keyed gen:HASH).
     Engines: ``client`` (a dask.distributed Client), ``scheduler`` (an address, or "local" for this process
     without Dask), else a LocalCluster of ``workers`` processes (default: the host's cores) when Dask is
-    installed, this process otherwise. ``out`` (.parquet or .csv) is written every ``checkpoint_s`` seconds and at
-    the end; ``resume`` skips the cells already in ``out`` (``retry_failed``: except those with an error).
-    ``df.attrs["pgdefer.sweep"]`` holds the sweep's parameters and pgdefer's version, as the file does.
+    installed, this process otherwise. ``out`` (.parquet or .csv) is written every ``checkpoint_s`` seconds
+    and at the end; ``resume`` skips the cells already in ``out`` (``retry_failed``: except those with an
+    error). ``df.attrs["pgdefer.sweep"]`` holds the sweep's parameters and pgdefer's version, as the file does.
     """
     _pandas()
-    objects = {}
-    topo_specs = []
-    if not isinstance(topologies, (str, bytes)) and topologies is not None:
-        from .topology import Topology
-
-        plain = []
-        for t in topologies:
-            if isinstance(t, Topology):
-                label = f"gen:{_topology_hash(t)}"
-                objects[label] = t
-                plain.append(label)
-            else:
-                plain.append(t)
-        topologies = plain
-    if generate:
-        objects.update(generated_topologies(int(generate), seed))
-    if cells is not None:
-        cell_list = [c if isinstance(c, Cell) else Cell(**{k: ("" if v is None else str(v)) for k, v in dict(c).items()})
-                     for c in cells]
-        for c in cell_list:
-            _check_axes([c.policy], [c.pass_threads], [c.geometry], [c.workload], [c.machine_class])
-        if objects:
-            cell_list += grid(list(objects), policies, pass_threads, geometries, workloads, machine_classes)
-    else:
-        if topologies is None and not objects:
-            topologies = ["default"]
-        topo_specs = _as_list(topologies, "topologies") + [k for k in objects if k not in (topologies or [])]
-        if not topo_specs:
-            raise SweepError("no topology to sweep over")
-        cell_list = grid(topo_specs, policies, pass_threads, geometries, workloads, machine_classes)
-    seen = set()
-    cell_list = [c for c in cell_list if not (c.key in seen or seen.add(c.key))]
-
+    axes = (policies, pass_threads, geometries, workloads, machine_classes)
+    topologies, objects = _topology_objects(topologies, generate, seed)
+    cell_list, topo_specs = _cell_list(topologies, objects, cells, axes)
     sweep_run = uuid.uuid4().hex[:12]
+    names = ("policies", "pass threads", "geometries", "workloads", "machine classes")
+    params = {"topologies": topo_specs or None,
+              **{n.replace(" ", "_"): _as_list(v, n) for n, v in zip(names, axes)},
+              "cells": [asdict(c) for c in cell_list] if cells is not None else None,
+              "generate": int(generate or 0), "seed": seed, "check": bool(check)}
     meta = {"pgdefer_version": _version(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "sweep_run": sweep_run,
-            "parameters": {"topologies": topo_specs or None, "policies": _as_list(policies, "policies"),
-                           "pass_threads": _as_list(pass_threads, "pass threads"),
-                           "geometries": _as_list(geometries, "geometries"), "workloads": _as_list(workloads, "workloads"),
-                           "machine_classes": _as_list(machine_classes, "machine classes"),
-                           "cells": [asdict(c) for c in cell_list] if cells is not None else None,
-                           "generate": int(generate or 0), "seed": seed, "check": bool(check)},
+            "sweep_run": sweep_run, "parameters": params,
             "columns": {k: {"dtype": v[0], "time": v[1], "meaning": v[2]} for k, v in COLUMNS.items()}}
-
-    old = None
-    if out is not None:
-        _format(out)
-        if resume and Path(out).is_file():
-            old = read(out)
-            if retry_failed:
-                old = old[old["ok"].fillna(False).astype(bool)]
-            meta["resumed_from"] = old.attrs.get(META_KEY, {}).get("sweep_run")
+    old = _previous(out, resume, retry_failed)
+    if old is not None:
+        meta["resumed_from"] = old.attrs.get(META_KEY, {}).get("sweep_run")
     done_keys = set(old["key"]) if old is not None else set()
     todo = [c for c in cell_list if c.key not in done_keys]
 
+    run = _Run(cell_list, old, meta, out, progress, checkpoint_s, len(todo))
     engine = None
-    rows = {}
-    bar = _progress(len(todo), progress)
-    failures = 0
-    last_write = time.monotonic()
-    order = {c.key: i for i, c in enumerate(cell_list)}
-
-    def table():
-        new = _frame([rows[k] for k in sorted(rows, key=order.get)])
-        pd = _pandas()
-        df = new if old is None or old.empty else pd.concat([old[~old["key"].isin(rows)], new], ignore_index=True)
-        pos = df["key"].map(order).fillna(len(order)).astype(int)
-        df = df.iloc[pos.argsort(kind="stable")].reset_index(drop=True)
-        df.attrs[META_KEY] = meta | {"executed": len(rows), "cells": len(cell_list)}
-        return df
-
-    def done(task, row):
-        nonlocal failures, last_write
-        rows[row["key"]] = row
-        if not row.get("ok"):
-            failures += 1
-        if bar is not None:
-            bar.set_postfix(failed=failures, refresh=False)
-            bar.update(1)
-        if out is not None and time.monotonic() - last_write > checkpoint_s:
-            df = table()
-            write(df, out, df.attrs[META_KEY])
-            last_write = time.monotonic()
-
     try:
         cache = {}
-        tasks = []
+        planned = [_plan(c, objects, cache, sweep_run, check) for c in todo]
         limit, where = None, ""
-        planned = []
-        for c in todo:
-            task, err = _plan(c, objects, cache, sweep_run, check)
-            planned.append((c, task, err))
-        if any(task is not None for _, task, _ in planned):
-            if client is not None:
-                engine = _Dask(client=client)
-            elif scheduler == "local" or (scheduler is None and not _have_dask()):
-                engine = _Local()
-            else:
-                if not _have_dask():
-                    raise SweepError("--scheduler needs dask.distributed: pip install 'pgdefer[sweep]'")
-                engine = _Dask(scheduler=scheduler, workers=workers)
+        if any(task is not None for task, _ in planned):
+            engine = _engine(client, scheduler, workers)
             meta["engine"] = engine.name
             limit, where = engine.limits()
-        for c, task, err in planned:
-            if err is not None:
-                done(None, err)
-                continue
-            refused = _refuse(task, limit, where)
+        tasks = []
+        for task, err in planned:
+            refused = err if err is not None else _refuse(task, limit, where)
             if refused is not None:
-                done(task, refused)
+                run.done(None, refused)
             else:
                 tasks.append(task)
-
-        def finish(task, row):
-            # figures of the topology the client already knows
-            for k in ("topology_name", "nodes", "memory_bytes", "present_pages", "memmap_pages", "host_bytes_needed"):
-                row.setdefault(k, task.get(k))
-            done(task, row)
-
         if tasks:
-            engine.run(tasks, finish)
+            engine.run(tasks, run.done)
     finally:
-        if bar is not None:
-            bar.close()
         if engine is not None:
             engine.close()
-        if out is not None and (rows or old is None):
-            df = table()
-            write(df, out, df.attrs[META_KEY])
-    return table()
+        run.close()
+    return run.table()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -124,7 +124,8 @@ def cmd_sweep(args) -> int:
     cells = _read_cells(args.cells) if args.cells else None
     topologies = _joined(args.topology) or None
     df = sweep(topologies, policies, _joined(args.pass_threads) or "1", _joined(args.geometry) or "",
-               _joined(args.workload) or "default", _joined(args.machine_class) or "auto", cells=cells, generate=args.generate, seed=args.seed,
+               _joined(args.workload) or "default", _joined(args.machine_class) or "auto", cells=cells,
+               generate=args.generate, seed=args.seed,
                scheduler=args.scheduler, workers=args.workers, out=args.out, resume=args.resume,
                retry_failed=args.retry_failed, check=not args.no_check, progress=not args.quiet)
     meta = df.attrs["pgdefer.sweep"]
