@@ -340,3 +340,32 @@ def test_auto_picks_each_real_kernels_generation():
         if got[log.stem] in ("v5.10", "v6.11") and "deferred pages initialised" in text:
             late = text.index("Memory: ") > text.index("deferred pages initialised")
             assert pgdefer.POLICY_FACTS[got[log.stem]]["mem_init_print"] == ("late" if late else "early"), log
+
+
+# -- pgdefer compare: what separates the generations on one machine --------------------------------
+
+def test_compare_shows_what_separates_generations(capsys, tmp_path):
+    """The acceptance machine as a topology file, no workload: nothing grows, so the rows that differ are
+    the print point (v6.11/rework-2025 print Memory: after the passes, so 'available' is every free page,
+    2883308 pages = 11533232K, against 818944 pages = 3275776K at mem_init) and the padata chunks (5.8+
+    only; one node with no CPUs listed: max_threads 1, one chunk per job). Derivation of the figures:
+    test_memory_line_print_point."""
+    import json
+
+    from pgdefer.cli import main
+
+    path = tmp_path / "acceptance.json"
+    acceptance_machine("v4.17").topology.to_file(path)
+    code = main(["compare", "-q", "--json", "--workload", "none", "--policies", "v4.17,v5.2,v6.11,rework-2025",
+                 "-t", str(path)])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    pol = out["policies"]
+    assert {p: r["memory_printed_at"] for p, r in pol.items()} == {
+        "v4.17": "memblock_free_all", "v5.2": "memblock_free_all",
+        "v6.11": "page_alloc_init_late", "rework-2025": "page_alloc_init_late"}
+    assert {p: r["mem_init"]["available_kib"] for p, r in pol.items()} == {
+        "v4.17": 3275776, "v5.2": 3275776, "v6.11": 11533232, "rework-2025": 11533232}
+    assert pol["v4.17"]["padata_chunks"] == pol["v5.2"]["padata_chunks"] == 0
+    assert pol["v6.11"]["padata_chunks"] > 0 and pol["rework-2025"]["padata_chunks"] > 0
+    assert all(r["grow_steps"] == [] for r in pol.values())

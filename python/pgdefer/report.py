@@ -360,6 +360,12 @@ def compare_row(machine, cost: CostModel = DEFAULT_COST, workload_results=None, 
     early_ms = sum(n["early_modelled_ms"] for n in s["nodes"].values())
     grow_ms = sum(n["grow_modelled_ms"] for n in s["nodes"].values())
     failed = sum(f for _, f in (workload_results or {}).values())
+    events = machine.events
+    grown = [e for e in events if e["kind"] == "grow" and e["pages"]]
+    chunks = [e for e in events if e["kind"] == "padata_chunk"]
+    workers = {}
+    for e in chunks:
+        workers[e["node"]] = max(workers.get(e["node"], 0), e["worker"] + 1)
     return {
         "policy": s["policy"], "title": s["policy_title"], "phase": s["phase"],
         "early_pages": s["stats"]["early_pages"],
@@ -367,6 +373,11 @@ def compare_row(machine, cost: CostModel = DEFAULT_COST, workload_results=None, 
         "deferred_at_mem_init_pages": (s["mem_init"] or {}).get("deferred_pages"),
         "grows": s["grows"]["count"], "grows_successful": s["grows"]["successful"],
         "grown_pages": s["grows"]["pages"], "grow_modelled_ms": grow_ms,
+        # what separates the generations (issue 8): each grow's pages and first_deferred_pfn after it
+        "grow_steps": [{"node": e["node"], "pages": e["pages"], "first_deferred_pfn": e["first_deferred_pfn"]}
+                       for e in grown],
+        "padata_chunks": len(chunks), "pass_workers": workers,
+        "memory_printed_at": (s["mem_init"] or {}).get("printed_at"),
         "passes": passes,
         "pass_pages": s["stats"]["deferred_pass_pages"],
         "slowest_pass_modelled_ms": max(modelled) if modelled else None,
@@ -450,9 +461,22 @@ def format_compare(rows: list, topology_name: str = "", real_memory=None) -> str
         table.append((f"node {nid} pass pages", [fmt(p.get("pages")) for p in ps]))
         table.append(("  modelled", [fmt(p.get("modelled_ms"), " ms") for p in ps]))
         table.append(("  host", [fmt(p.get("host_ms"), " ms") for p in ps]))
+    def fdp1(r):
+        steps = r["grow_steps"]
+        if not steps:
+            return "-"
+        f = steps[0]["first_deferred_pfn"]
+        return "ULONG_MAX" if f is None else f"{f:#x}"
+
+    table += [("fdp after first grow", [fdp1(r) for r in rows]),
+              ("pages of first grow", [fmt(r["grow_steps"][0]["pages"]) if r["grow_steps"] else "-" for r in rows]),
+              ("padata chunks (workers)", [f"{r['padata_chunks']} ({max(r['pass_workers'].values(), default=1)})"
+                                           if r["padata_chunks"] else "-" for r in rows])]
     table += [("slowest pass (modelled)", [fmt(r["slowest_pass_modelled_ms"], " ms") for r in rows]),
               ("allocations", [fmt(r["allocations"]) for r in rows]),
               ("allocation failures", [fmt(r["alloc_failures"]) for r in rows]),
+              ("Memory: printed at", [{"memblock_free_all": "mem_init", "page_alloc_init_late": "late init"}
+                                      .get(r["memory_printed_at"], "-") for r in rows]),
               ("Memory: available", [fmt((r["mem_init"] or {}).get("available_kib"), "K") for r in rows]),
               ("Memory: total", [fmt((r["mem_init"] or {}).get("total_kib"), "K") for r in rows]),
               ("Memory: reserved", [fmt((r["mem_init"] or {}).get("reserved_kib"), "K") for r in rows]),
