@@ -18,6 +18,11 @@ Representation (all plain Python):
 
 Range-based loops (slice assignment per section) are used where a per-pfn loop would be slow on machines of a
 few million pages; each of them is a literal transcription of a per-pfn rule, stated next to it.
+
+Kernel generations (``docs/model.md`` §11): every per-generation decision reads one row of :data:`GENERATIONS`, a
+table of facts (early LIMIT rule, hole counting, grow loop, pass loop, claim, free runs, list placement, where
+the Memory: line is printed). The oracle never tests a policy name. Padata jobs run their chunks one after
+another in ascending order (:func:`padata_chunks` says which simulated worker takes which chunk).
 """
 
 from __future__ import annotations
@@ -34,12 +39,89 @@ from .errors import (BadFree, InvariantViolation, OrderError, OutOfMemory, Phase
                      UnknownZone)
 from .topology import Topology
 
-__all__ = ["OracleMachine", "OracleZone", "POLICIES", "STATE_NAMES",
-           "UNINIT", "INIT", "RESERVED", "FREE", "ALLOCATED", "NO_ORDER"]
+__all__ = ["OracleMachine", "OracleZone", "Generation", "GENERATIONS", "POLICIES", "FAULTS", "POINTS",
+           "padata_chunks", "STATE_NAMES", "UNINIT", "INIT", "RESERVED", "FREE", "ALLOCATED", "NO_ORDER"]
 
-POLICIES = ("eager", "v4.2", "posting-v2", "v4.17")
-ON_DEMAND_POLICIES = ("posting-v2", "v4.17")
-HOLES_COUNTED = ("v4.2", "posting-v2", "v4.17")         # the defer rule's k counts holes too (§11.2)
+
+@dataclass(frozen=True)
+class Generation:
+    """What one kernel generation does, as facts (docs/model.md §11.1). The oracle's own table, kept apart from
+    the core's on purpose: both are written from the contract."""
+
+    limit: str                  # early LIMIT rule (§11.2): none | 2g | 2g_spanned | 2g_spanned_reserved | section
+    count_holes: bool           # the 4.x-5.7 memmap_init_zone loop counts holes of present sections (§11.2)
+    grow: str                   # none | sections (4.17, §7) | maxorder (5.2+, §11.3) | sections2025 (§11.3)
+    key_off_result: Optional[bool]  # what grow returns when it finds the key off under the lock; None: no check
+    grow_needs_all: bool        # posting-v2 returns got >= need, the merged code got > 0
+    key_off_first: bool         # posting-v2 disables the key before the per-node passes
+    pass_loop: str              # two_pass | maxorder | padata_ranges | padata_zone (§11.5)
+    claim: bool                 # 5.7+: the pass claims the node and drops the lock (§11.4)
+    free_runs: str              # pageblock | max_order (§11.7)
+    boot_to_tail: bool          # 5.10+ FPI_TO_TAIL; before: __free_one_page's head rule (§11.7)
+    memory_line_late: bool      # mem_init_print_info() at the end of page_alloc_init_late (§11.9)
+    faults: tuple = ()          # fault variants this generation accepts
+
+
+def _gen(limit, holes, grow, pass_loop, free_runs="pageblock", tail=False, late=False, key_off=None,
+         needs_all=False, key_first=False, claim=False, faults=()):
+    return Generation(limit, holes, grow, key_off, needs_all, key_first, pass_loop, claim, free_runs, tail, late,
+                      faults)
+
+
+# TRANSITION (docs/model.md §11.1): the four 2018 policies use the head rule in the contract; they keep §5's
+# boot frees to the tail until the Rust core has the head rule too, because the differential tests compare
+# them today. Switching is this one flag.
+_TAIL_2018 = True
+
+GENERATIONS = {
+    "eager":       _gen("none", True, "none", "two_pass", tail=_TAIL_2018),
+    "v4.2":        _gen("2g", True, "none", "two_pass", tail=_TAIL_2018),
+    "v4.6":        _gen("2g_spanned", True, "none", "two_pass"),
+    "v4.13":       _gen("2g_spanned_reserved", True, "none", "two_pass", faults=("bytes_as_pages",)),
+    "posting-v2":  _gen("section", True, "sections", "two_pass", key_off=False, needs_all=True,
+                        key_first=True, tail=_TAIL_2018),
+    "v4.17":       _gen("section", True, "sections", "two_pass", key_off=True, tail=_TAIL_2018),
+    "v5.2":        _gen("section", True, "maxorder", "maxorder", key_off=True, faults=("retry_forever",)),
+    "v5.7":        _gen("section", True, "maxorder", "maxorder", claim=True),
+    "v5.8":        _gen("section", False, "maxorder", "padata_ranges", claim=True),
+    "v5.10":       _gen("section", False, "maxorder", "padata_ranges", claim=True, tail=True),
+    "v6.4":        _gen("section", False, "maxorder", "padata_ranges", "max_order", claim=True, tail=True),
+    "v6.11":       _gen("section", False, "maxorder", "padata_ranges", "max_order", claim=True, tail=True,
+                        late=True),
+    "rework-2025": _gen("section", False, "sections2025", "padata_zone", "max_order", claim=True, tail=True,
+                        late=True),
+}
+POLICIES = tuple(GENERATIONS)
+ON_DEMAND_POLICIES = tuple(p for p, g in GENERATIONS.items() if g.grow != "none")
+FAULTS = tuple(sorted({f for g in GENERATIONS.values() for f in g.faults}))
+POINTS = ("pass:claimed",)          # the only named point of the single-threaded oracle (docs/model.md §11.4)
+
+
+def padata_chunks(start: int, size: int, min_chunk: int, align: int, max_threads: int) -> list:
+    """padata_do_multithreaded's split of one job [start, start + size) into chunks (docs/model.md §11.6, spec
+    §5.9, kernel/padata.c with the 2024 divide-by-zero fix), as a list of (start, end, worker).
+
+    Worker k mod nworks takes the k-th chunk (the deterministic model's round-robin rule); a job that needs
+    one worker runs inline as one chunk on worker 0.
+    """
+    if size < 0 or start < 0 or min_chunk < 0 or align < 1 or max_threads < 1:
+        raise ValueError(f"padata job start={start} size={size} min_chunk={min_chunk} align={align}"
+                         f" max_threads={max_threads}: sizes must be >= 0, align and max_threads >= 1")
+    if size == 0:
+        return []
+    nworks = min(max(size // max(min_chunk, align), 1), max_threads)
+    if nworks == 1:
+        return [(start, start + size, 0)]
+    chunk = max(size // (nworks * 4), min_chunk, 1)      # load_balance_factor = 4
+    chunk = _round_up(chunk, align)
+    out = []
+    s, end = start, start + size
+    while s < end:
+        e = min(_round_up(s + 1, chunk), end)            # chunk ends are multiples of chunk (absolute pfns)
+        out.append((s, e, len(out) % nworks))
+        s = e
+    return out
+
 
 # page states (docs/model.md §3)
 UNINIT, INIT, RESERVED, FREE, ALLOCATED = 0, 1, 2, 3, 4
@@ -72,6 +154,11 @@ def _as_int(x) -> Optional[int]:
         return operator.index(x)
     except TypeError:
         return None
+
+
+def _round_up(x: int, m: int) -> int:
+    """The least multiple of m that is >= x (m need not be a power of two)."""
+    return _ceil_div(x, m) * m
 
 
 def _lowest_set_bit(x: int) -> int:
@@ -131,15 +218,40 @@ class _Node:
 class OracleMachine:
     """The pure-Python reference model. See the module docstring and ``docs/model.md``."""
 
-    def __init__(self, topology, policy: str = "v4.17"):
-        if policy not in POLICIES:
+    def __init__(self, topology, policy: str = "v4.17", faults=(), node_cpus=None):
+        """``faults``: fault variants of the policy (docs/model.md §11.1: ``bytes_as_pages`` for v4.13,
+        ``retry_forever`` for v5.2). ``node_cpus``: CPUs per node (a mapping node -> count) for padata's
+        max_threads; default: the topology's ``node_cpus`` if it has one, else no CPUs (max_threads 1)."""
+        if not isinstance(policy, str) or policy not in GENERATIONS:
             raise ValueError(f"unknown policy {policy!r}: valid policies are {', '.join(POLICIES)}")
+        gen = GENERATIONS[policy]
+        if isinstance(faults, str):
+            faults = (faults,)
+        faults = frozenset(faults)
+        for f in sorted(faults):
+            if f not in FAULTS:
+                raise ValueError(f"unknown fault {f!r}: the oracle's faults are {', '.join(FAULTS)}")
+            if f not in gen.faults:
+                owners = [p for p, g in GENERATIONS.items() if f in g.faults]
+                raise ValueError(f"fault {f!r} belongs to policy {', '.join(owners)}, not {policy}")
         if isinstance(topology, dict):
             topology = Topology.from_dict(topology)
         if not isinstance(topology, Topology):
             raise TypeError(f"OracleMachine needs a pgdefer.Topology, got {topology!r}")
+        if node_cpus is None:
+            node_cpus = getattr(topology, "node_cpus", None) or {}
+        try:
+            cpus = {_as_int(k): _as_int(v) for k, v in dict(node_cpus).items()}
+        except (TypeError, ValueError):
+            raise ValueError(f"node_cpus must map node ids to CPU counts, got {node_cpus!r}") from None
+        bad = {k: v for k, v in cpus.items() if k is None or v is None or k < 0 or v < 0}
+        if bad:
+            raise ValueError(f"node_cpus must map node ids >= 0 to CPU counts >= 0, got {node_cpus!r}")
         self.topology = topology
         self.policy = policy
+        self.generation = gen
+        self.faults = faults
+        self.node_cpus = cpus
         g = topology.geometry
         self._ps = g.page_size
         self._pps = g.section_size // g.page_size          # PAGES_PER_SECTION
@@ -153,6 +265,11 @@ class OracleMachine:
         self._key = False                                   # static key deferred_pages
         self._totalram = 0
         self.phase = "created"
+        self.memory_line = None                             # the Memory: line, once printed (§11.9)
+        self._points = []                                   # [point, callback, node, once] (§11.4)
+        self._claimed = {}                                  # node -> claimed fdp, while its pass runs
+        self._in_late_init = False
+        self._grow_livelock = False                         # the last grow was B12's True without progress
 
     # ------------------------------------------------------------------------------------------------
     # layout: everything the topology fixes (docs/model.md §2)
@@ -357,8 +474,10 @@ class OracleMachine:
         zone.nr_free[order] -= 1
         self._od[self._i(pfn)] = NO_ORDER
 
-    def _free_block(self, zone: _Zone, pfn: int, order: int, to_tail: bool) -> None:
-        """Free of block (pfn, order) into zone (docs/model.md §5), merging with free buddies."""
+    def _free_block(self, zone: _Zone, pfn: int, order: int, placement: str) -> None:
+        """Free of block (pfn, order) into zone (docs/model.md §5), merging with free buddies; the merged block
+        goes to the list's "head", "tail", or ("merge_likely", docs/model.md §11.7) to the tail iff the buddy of
+        its order-(k+1) parent is a free block of order k+1 (__free_one_page before 5.10)."""
         n = 1 << order
         i = self._i(pfn)
         self._st[i:i + n] = bytes([FREE]) * n
@@ -380,7 +499,16 @@ class OracleMachine:
                 k += 1
             else:
                 break
-        self._link(zone, p, k, at_head=not to_tail)
+        at_head = placement == "head"
+        if placement == "merge_likely":
+            at_head = True
+            if k < self._max_order - 1:
+                q = (p & ~(1 << k)) ^ (1 << (k + 1))     # same MAX_ORDER block, hence a page entry
+                iq = self._i(q)
+                if (self._st[iq] == FREE and self._od[iq] == k + 1 and self._nd[iq] == zone.node
+                        and self._zn[iq] == zone.idx):
+                    at_head = False
+        self._link(zone, p, k, at_head=at_head)
 
     def _release(self, nid: int, z: int, pfn: int, order: int) -> None:
         """__free_pages_core: managed += 2^order, then free to the tail (docs/model.md §5 "Release")."""
@@ -393,7 +521,7 @@ class OracleMachine:
             self.violations.append(
                 f"release of block {pfn:#x} order {order} (node {nid} zone {zone.name}) with {'/'.join(bad)} pages")
         zone.managed += n
-        self._free_block(zone, pfn, order, to_tail=True)
+        self._free_block(zone, pfn, order, placement="tail" if self.generation.boot_to_tail else "merge_likely")
 
     def _rmqueue(self, zone: _Zone, order: int) -> Optional[int]:
         """docs/model.md §5 rmqueue: smallest sufficient order, take its head, split halves to the heads."""
@@ -421,22 +549,29 @@ class OracleMachine:
         node.fdp = value
         node.fdp_history.append(value)
 
-    # deferred_free_pages / deferred_free_range (spec §3.3, every pfn valid)
+    # deferred_free_pages / deferred_free_range (spec §3.3, every pfn valid; docs/model.md §11.7)
+    def _run_order(self) -> int:
+        """Order of a full free run: pageblock_order (4.8-6.3) or max_order (6.4+)."""
+        return self._max_order if self.generation.free_runs == "max_order" else self._pbo
+
     def _deferred_free_pages(self, nid: int, z: int, a: int, b: int) -> None:
-        """Split [a, b) into runs bounded by pageblock boundaries and free each run in ascending order.
-        (Equivalent to §3.3's per-pfn loop: a run restarts at every pageblock-aligned pfn.)"""
+        """Split [a, b) into runs bounded by run-size boundaries and free each run in ascending order.
+        (Equivalent to §3.3's per-pfn loop: a run restarts at every run-aligned pfn.)"""
+        n = 1 << self._run_order()
         p = a
         while p < b:
-            q = min(b, (p // self._pbn + 1) * self._pbn)
+            q = min(b, (p // n + 1) * n)
             self._deferred_free_range(nid, z, p, q - p)
             p = q
 
     def _deferred_free_range(self, nid: int, z: int, pfn: int, n: int) -> None:
         if n == 0:
             return
-        if n == self._pbn and pfn % self._pbn == 0:
-            self._mt.add(pfn >> self._pbo)
-            self._release(nid, z, pfn, self._pbo)
+        order = self._run_order()
+        if n == 1 << order and pfn % n == 0:
+            for head in range(pfn, pfn + n, self._pbn):  # every pageblock of the run MOVABLE
+                self._mt.add(head >> self._pbo)
+            self._release(nid, z, pfn, order)
             return
         for p in range(pfn, pfn + n):
             if p % self._pbn == 0:
@@ -482,17 +617,65 @@ class OracleMachine:
     # ------------------------------------------------------------------------------------------------
 
     def _early_limit(self, node: _Node) -> Optional[int]:
-        if self.policy == "eager":
+        """The defer rule's LIMIT (docs/model.md §11.2): None = nothing deferred."""
+        rule = self.generation.limit
+        spanned = node.end - node.start
+        if rule == "none":
             return None
-        if self.policy == "v4.2":
-            return (2 << 30) // self._ps
-        return min(self._pps, node.end - node.start)       # posting-v2, v4.17: static_init_pgcnt
+        if rule == "section":
+            return min(self._pps, spanned)             # static_init_pgcnt (4.17); PAGES_PER_SECTION (5.0+)
+        base = (2 << 30) // self._ps                   # 2UL << (30 - PAGE_SHIFT)
+        if rule == "2g":
+            return base
+        m = max(base, spanned >> 8)
+        if rule == "2g_spanned":
+            return m
+        # 4.13 reset_deferred_meminit: + memblock_reserved_memory_within(start, start + m), whole regions
+        if "bytes_as_pages" in self.faults:           # B4: pfns passed as addresses, bytes added as pages
+            ws, we = node.start, node.start + m
+            return min(m + self._reserved_bytes_within(ws, we), spanned)
+        ws, we = node.start * self._ps, (node.start + m) * self._ps
+        return min(m + self._reserved_bytes_within(ws, we) // self._ps, spanned)
+
+    def _reserved_bytes_within(self, ws: int, we: int) -> int:
+        """memblock_reserved_memory_within(ws, we) (4.13): the whole size of every memblock.reserved region
+        (overlapping or touching ranges merged) with end >= ws and base <= we."""
+        regions = []
+        for r in sorted(self.topology.reserved, key=lambda r: (r.start, r.end)):
+            if regions and r.start <= regions[-1][1]:
+                regions[-1][1] = max(regions[-1][1], r.end)
+            else:
+                regions.append([r.start, r.end])
+        return sum(re - rs for rs, re in regions if re >= ws and rs <= we)
+
+    def _early_cut(self, node: _Node) -> int:
+        """first_deferred_pfn set by memmap_init's defer rule (docs/model.md §4.2, §11.2), ULONG_MAX if none.
+
+        The counted pfns of D(N)'s span, ascending: N's memory pfns, plus (4.x-5.7) the holes of present
+        sections. The counted pfn p of an interval [s, e) with k pfns counted before it has count
+        k + (p - s) + 1, so the cut is the first section-aligned p >= s + LIMIT - k inside the interval."""
+        limit = self._early_limit(node)
+        if limit is None:
+            return ULONG_MAX
+        dz = node.zones[node.deferred_zone]
+        counted = list(node.mem)
+        if self.generation.count_holes:
+            counted += [(s, e) for s, e, _ in self._holes]
+        k = 0
+        for s, e in sorted(counted):
+            s, e = max(s, dz.start), min(e, dz.end)
+            if s >= e:
+                continue
+            p = _round_up(max(s, s + limit - k), self._pps)
+            if p < e:
+                return p
+            k += e - s
+        return ULONG_MAX
 
     def boot(self) -> None:
         """free_area_init + memmap_init + memblock_free_all."""
         if self.phase != "created":
             raise PhaseError("boot() was already called")
-        pps = self._pps
 
         # 1. holes: init, then RESERVED
         for s, e, nid in self._holes:
@@ -502,22 +685,7 @@ class OracleMachine:
         # 2. early init with the defer rule, per node in ascending id
         for nid in self._node_ids:
             node = self._nodes[nid]
-            dz = node.zones[node.deferred_zone]
-            limit = self._early_limit(node)
-            fdp = ULONG_MAX
-            if limit is not None:
-                k = 0
-                counted = node.mem
-                if self.policy in HOLES_COUNTED:         # docs/model.md §11.2: the 4.x-5.7 zone-span walk
-                    counted = sorted(list(node.mem) + [(s, e) for s, e, _ in self._holes])
-                for s, e in counted:
-                    for p in range(max(s, dz.start), min(e, dz.end)):
-                        k += 1
-                        if k > limit and p % pps == 0:
-                            fdp = p
-                            break
-                    if fdp != ULONG_MAX:
-                        break
+            fdp = self._early_cut(node)
             # memory pfns below fdp are initialised (lower zones lie entirely below D(N), hence below fdp)
             pages = 0
             for s, e in node.mem:
@@ -557,9 +725,16 @@ class OracleMachine:
         self.events.append({"kind": "memblock_free_all", "released": released, "reserved": reserved,
                             "deferred": deferred})
 
-        # 4. the static key
-        self._key = self.policy in ON_DEMAND_POLICIES
+        # 4. the static key; 5. mem_init_print_info() in mm_core_init (generations that print early)
+        self._key = self.generation.grow != "none"
         self.phase = "booted"
+        if not self.generation.memory_line_late:
+            self._print_memory_line("memblock_free_all")
+
+    def _print_memory_line(self, at: str) -> None:
+        """mem_init_print_info(): nr_free_pages() and get_num_physpages() now (docs/model.md §11.9)."""
+        self.memory_line = {"at": at, "available": sum(z.free_pages for z in self._zones.values()),
+                            "physpages": sum(n.present for n in self._nodes.values())}
 
     # ------------------------------------------------------------------------------------------------
     # growth (docs/model.md §7, spec §3.2 and the 2018 v2 posting)
@@ -595,53 +770,137 @@ class OracleMachine:
                 break
         return got, new_first
 
-    def _grow_v417(self, node: _Node, zone: _Zone, order: int, hook: str) -> bool:
-        need = _ceil_div(1 << order, self._pps) * self._pps
-        snap = node.fdp                                   # read without the lock
+    def _grow_sections(self, node: _Node, zone: _Zone, order: int, hook: str) -> bool:
+        """v4.17 (spec §3.2) and the v2 posting (docs/model.md §7): section steps, two passes."""
+        gen = self.generation
+        need = _round_up(1 << order, self._pps)
+        snap = node.fdp                                   # read without the lock (the posting: under it)
         if zone.end != node.end:
             return False                                  # not the node's last zone: no event
-        # --- node lock taken ---
+        # --- node lock (posting-v2: the global deferred_zone_grow_lock) taken ---
         if not self._key:
-            self._grow_event(node, zone, order, hook, 0, True)
-            return True
-        if snap != node.fdp:                              # cannot happen single-threaded; kept for fidelity
-            self._grow_event(node, zone, order, hook, 0, True)
-            return True
+            self._grow_event(node, zone, order, hook, 0, gen.key_off_result)
+            return gen.key_off_result
         first = max(zone.start, snap)
         if first >= node.end:
             self._grow_event(node, zone, order, hook, 0, False)
             return False
         got, new_first = self._grow_loops(node, zone, first, snap, need)
         self._set_fdp(node, new_first)
+        result = got >= need if gen.grow_needs_all else got > 0
+        self._grow_event(node, zone, order, hook, got, result)
+        return result
+
+    def _grow_maxorder(self, node: _Node, zone: _Zone, order: int, hook: str) -> bool:
+        """5.2-6.17 deferred_grow_zone (docs/model.md §11.3): MAX_ORDER steps, stop only after a step that
+        crossed a section boundary with got >= need; fdp := the next unprocessed free pfn."""
+        gen = self.generation
+        need = _round_up(1 << order, self._pps)
+        snap = node.fdp                                   # read without the lock
+        if zone.end != node.end:
+            return False                                  # not the node's last zone: no event
+        # --- node lock taken (snap == fdp: single-threaded nobody changes it meanwhile) ---
+        if gen.key_off_result is not None and not self._key:   # 5.2-5.6 only
+            self._grow_event(node, zone, order, hook, 0, gen.key_off_result)
+            return gen.key_off_result
+        spfn = self._next_free(node, snap)
+        if spfn == ULONG_MAX:                             # the zone has nothing left
+            self._set_fdp(node, ULONG_MAX)
+            result = snap != ULONG_MAX                    # "retry only once"
+            if "retry_forever" in self.faults:            # the shipped 5.2: always True (B12)
+                result = True
+                if snap == ULONG_MAX:
+                    self._grow_livelock = True
+                    self.violations.append(
+                        f"B12: deferred_grow_zone(node {node.id}, {zone.name}, order {order}) returned True"
+                        f" without progress: get_page_from_freelist would retry this zone forever")
+            self._grow_event(node, zone, order, hook, 0, result)
+            return result
+        got = 0
+        while True:
+            mark = spfn
+            n, spfn = self._maxorder_step(node, spfn, BY_GROW)
+            got += n
+            if spfn == ULONG_MAX:
+                break
+            if mark // self._pps == spfn // self._pps:    # (mark ^ spfn) < PAGES_PER_SECTION
+                continue
+            if got >= need:
+                break
+        self._set_fdp(node, spfn)
         result = got > 0
         self._grow_event(node, zone, order, hook, got, result)
         return result
 
-    def _grow_posting_v2(self, node: _Node, zone: _Zone, order: int, hook: str) -> bool:
-        need = _ceil_div(1 << order, self._pps) * self._pps
+    def _grow_sections2025(self, node: _Node, zone: _Zone, order: int, hook: str) -> bool:
+        """The 2025 rework's deferred_grow_zone (spec §5.12, docs/model.md §11.3): whole sections."""
+        need = _round_up(1 << order, self._pps)
+        snap = node.fdp
         if zone.end != node.end:
             return False                                  # not the node's last zone: no event
-        # --- global deferred_zone_grow_lock taken ---
-        if not self._key:
-            self._grow_event(node, zone, order, hook, 0, False)
-            return False
-        snap = node.fdp                                   # read under the lock (docs/model.md §7)
-        first = max(zone.start, snap)
-        if first >= node.end:
-            self._grow_event(node, zone, order, hook, 0, False)
-            return False
-        got, new_first = self._grow_loops(node, zone, first, snap, need)
-        self._set_fdp(node, new_first)
-        result = got >= need
+        # --- node lock taken ---
+        spfn, got = snap, 0
+        if spfn != ULONG_MAX:
+            epfn = _round_up(spfn + 1, self._pps)
+            while got < need and spfn < zone.end:
+                got += self._chunk2025(node, spfn, epfn, BY_GROW)
+                spfn, epfn = epfn, epfn + self._pps
+        self._set_fdp(node, spfn if got > 0 else ULONG_MAX)
+        result = got > 0
         self._grow_event(node, zone, order, hook, got, result)
         return result
 
+    # the MAX_ORDER and 2025 building blocks (docs/model.md §11.3)
+    def _deferred_free_ranges(self, node: _Node) -> list:
+        """The node's free ranges clipped to its deferred zone (for_each_free_mem_pfn_range_in_zone)."""
+        dz = node.zones[node.deferred_zone]
+        return [(max(s, dz.start), min(e, dz.end)) for s, e in node.free_ranges
+                if max(s, dz.start) < min(e, dz.end)]
+
+    def _next_free(self, node: _Node, x: int) -> int:
+        """The lowest free pfn of D(N) that is >= x, ULONG_MAX if none (deferred_init_mem_pfn_range_in_zone)."""
+        for s, e in self._deferred_free_ranges(node):
+            if e > x:
+                return max(s, x)
+        return ULONG_MAX
+
+    def _maxorder_step(self, node: _Node, spfn: int, by: int):
+        """deferred_init_maxorder: init, then free, the free pfns of D(N) in [spfn, mo); returns (pages,
+        next_free(mo))."""
+        mo = _round_up(spfn + 1, 1 << self._max_order)
+        runs = [(max(s, spfn), min(e, mo)) for s, e in self._deferred_free_ranges(node) if e > spfn and s < mo]
+        for s, e in runs:
+            self._init_range(s, e, node.id, by)
+        for s, e in runs:
+            self._deferred_free_pages(node.id, node.deferred_zone, s, e)
+        return sum(e - s for s, e in runs), self._next_free(node, mo)
+
+    def _chunk2025(self, node: _Node, start: int, end: int, by: int) -> int:
+        """The 2025 deferred_init_memmap_chunk: per free range, per MAX_ORDER piece, init then free."""
+        count = 0
+        for fs, fe in node.free_ranges:
+            if fs >= end:
+                break
+            s, e = max(fs, start), min(fe, end)
+            while s < e:
+                c = min(_round_up(s + 1, 1 << self._max_order), e)
+                self._init_range(s, c, node.id, by)
+                self._deferred_free_pages(node.id, node.deferred_zone, s, c)
+                count += c - s
+                s = c
+        return count
+
     def _grow(self, node: _Node, zone: _Zone, order: int, hook: str) -> bool:
-        if self.policy == "v4.17":
-            return self._grow_v417(node, zone, order, hook)
-        if self.policy == "posting-v2":
-            return self._grow_posting_v2(node, zone, order, hook)
-        return False                                      # eager, v4.2: no grow, no event
+        self._grow_livelock = False
+        kind = self.generation.grow
+        if kind == "none":
+            return False                                  # eager, v4.2, v4.6, v4.13: no grow, no event
+        return {"sections": self._grow_sections, "maxorder": self._grow_maxorder,
+                "sections2025": self._grow_sections2025}[kind](node, zone, order, hook)
+
+    def _hook_grow(self, node: _Node, zone: _Zone, order: int, hook: str) -> bool:
+        """The allocator's hook: the key, then grow; B12's livelocking True counts as False (reported)."""
+        return self._key and self._grow(node, zone, order, hook) and not self._grow_livelock
 
     def deferred_grow_zone(self, node: int, zone: str, order: int = 0) -> bool:
         """An explicit call of the policy's grow function (event hook "explicit"), whatever the key says."""
@@ -674,13 +933,13 @@ class OracleMachine:
         for z in self._zonelist(pref, high):
             n = self._nodes[z.node]
             if not self._watermark_ok(z, order):
-                if not (self._key and self._grow(n, z, order, "watermark")):
+                if not self._hook_grow(n, z, order, "watermark"):
                     continue
             while True:                                   # try_this_zone
                 pfn = self._rmqueue(z, order)
                 if pfn is not None:
                     return pfn
-                if not (self._key and self._grow(n, z, order, "rmqueue")):
+                if not self._hook_grow(n, z, order, "rmqueue"):
                     break
         raise OutOfMemory(
             f"alloc_pages(order={order}, node={node!r}, zone={zone!r}): no free block of order {order} in any zone"
@@ -705,48 +964,134 @@ class OracleMachine:
             raise BadFree(f"free_pages({pfn:#x}, order={order}): pfn {pfn:#x} heads an allocated block of"
                           f" order {od}, not {order}")
         zone = self._zones[(self._nd[i], self._zn[i])]
-        self._free_block(zone, pfn, order, to_tail=False)
+        self._free_block(zone, pfn, order, placement="head")
 
     # ------------------------------------------------------------------------------------------------
     # page_alloc_init_late (docs/model.md §8, spec §4)
     # ------------------------------------------------------------------------------------------------
 
     def _deferred_init_memmap(self, node: _Node) -> int:
-        fdp = node.fdp
-        if fdp == ULONG_MAX:
+        """deferred_init_memmap of one node (docs/model.md §8, §11.5); returns the pages it initialised."""
+        gen = self.generation
+        first = node.fdp
+        if first == ULONG_MAX:
             return 0
-        self._set_fdp(node, ULONG_MAX)
+        self._set_fdp(node, ULONG_MAX)                    # the claim
         dz = node.zones[node.deferred_zone]
-        lo, hi = max(fdp, dz.start), dz.end
+        if gen.claim:                                     # 5.7+: the lock is dropped here
+            self._claimed[node.id] = first
+            try:
+                self._run_points("pass:claimed", node.id)
+                return self._pass_body(node, dz, first)
+            finally:
+                del self._claimed[node.id]
+        return self._pass_body(node, dz, first)
+
+    def _pass_body(self, node: _Node, dz: _Zone, first: int) -> int:
+        loop = self.generation.pass_loop
         pages = 0
-        for fs, fe in node.free_ranges:                   # pass 1: init
-            s, e = max(lo, fs), min(hi, fe)
-            if s < e:
-                self._init_range(s, e, node.id, BY_PASS)
-                pages += e - s
-        for fs, fe in node.free_ranges:                   # pass 2: free
-            s, e = max(lo, fs), min(hi, fe)
-            self._deferred_free_pages(node.id, dz.idx, s, e)
+        if loop == "two_pass":                            # 4.15-5.1: init all, then free all
+            lo, hi = max(first, dz.start), dz.end
+            for fs, fe in node.free_ranges:
+                s, e = max(lo, fs), min(hi, fe)
+                if s < e:
+                    self._init_range(s, e, node.id, BY_PASS)
+                    pages += e - s
+            for fs, fe in node.free_ranges:
+                s, e = max(lo, fs), min(hi, fe)
+                self._deferred_free_pages(node.id, dz.idx, s, e)
+        elif loop == "maxorder":                          # 5.2-5.7: one walk of MAX_ORDER steps
+            spfn = self._next_free(node, first)
+            while spfn != ULONG_MAX:
+                n, spfn = self._maxorder_step(node, spfn, BY_PASS)
+                pages += n
+        elif loop == "padata_ranges":                     # 5.8-6.17: one padata job per free range
+            spfn = self._next_free(node, first)
+            while spfn != ULONG_MAX:
+                epfn = next(e for s, e in self._deferred_free_ranges(node) if s <= spfn < e)
+                first = _round_up(epfn, self._pps)
+                pages += self._padata(node, spfn, first - spfn, self._maxorder_chunk)
+                spfn = self._next_free(node, first)
+        else:                                             # padata_zone, the 2025 rework: one job per zone
+            end = _round_up(dz.end, self._pps)
+            if first < end:
+                pages += self._padata(node, first, end - first, self._chunk2025)
+        return pages
+
+    def _maxorder_chunk(self, node: _Node, start: int, end: int, by: int) -> int:
+        """5.8+ deferred_init_memmap_chunk: MAX_ORDER steps from next_free(start) while below end."""
+        pages = 0
+        spfn = self._next_free(node, start)
+        while spfn < end:                                 # (ULONG_MAX ends it too)
+            n, spfn = self._maxorder_step(node, spfn, by)
+            pages += n
+        return pages
+
+    def _padata(self, node: _Node, start: int, size: int, chunk_fn) -> int:
+        """padata_do_multithreaded with align = min_chunk = PAGES_PER_SECTION; chunks run in ascending order
+        (the deterministic model), each logged as a padata_chunk event (docs/model.md §11.6)."""
+        max_threads = max(self.node_cpus.get(node.id, 0), 1)
+        pages = 0
+        for s, e, worker in padata_chunks(start, size, self._pps, self._pps, max_threads):
+            self.events.append({"kind": "padata_chunk", "node": node.id, "start": s, "end": e, "worker": worker})
+            pages += chunk_fn(node, s, e, BY_PASS)
         return pages
 
     def page_alloc_init_late(self) -> None:
-        """Per-node passes in ascending node order, then (v4.17) the key off; posting-v2 turns it off first."""
+        """Per-node passes in ascending node order, then the key off (posting-v2: first), then, for the
+        generations that print it late, the Memory: line."""
         if self.phase == "created":
             raise PhaseError("page_alloc_init_late(): the machine has not booted yet (call boot() first)")
         if self.phase == "late_init_done":
             raise PhaseError("page_alloc_init_late() was already called")
-        if self.policy == "posting-v2":
-            self._key = False
-            self.events.append({"kind": "key_disable"})
-        for nid in self._node_ids:
-            t0 = time.perf_counter_ns()
-            pages = self._deferred_init_memmap(self._nodes[nid])
-            self.events.append({"kind": "deferred_init", "node": nid, "pages": pages,
-                                "host_ns": time.perf_counter_ns() - t0})
-        if self.policy == "v4.17":
-            self._key = False
-            self.events.append({"kind": "key_disable"})
+        if self._in_late_init:
+            raise PhaseError("page_alloc_init_late() called from inside page_alloc_init_late (a pass:claimed"
+                             " callback)")
+        gen = self.generation
+        has_key = gen.grow != "none"
+        self._in_late_init = True
+        try:
+            if has_key and gen.key_off_first:
+                self._key = False
+                self.events.append({"kind": "key_disable"})
+            for nid in self._node_ids:
+                t0 = time.perf_counter_ns()
+                pages = self._deferred_init_memmap(self._nodes[nid])
+                self.events.append({"kind": "deferred_init", "node": nid, "pages": pages,
+                                    "host_ns": time.perf_counter_ns() - t0})
+            if has_key and not gen.key_off_first:
+                self._key = False
+                self.events.append({"kind": "key_disable"})
+        finally:
+            self._in_late_init = False
         self.phase = "late_init_done"
+        if gen.memory_line_late:
+            self._print_memory_line("page_alloc_init_late")
+
+    # ------------------------------------------------------------------------------------------------
+    # named points (docs/model.md §11.4): only pass:claimed, run on the same (only) thread
+    # ------------------------------------------------------------------------------------------------
+
+    def at(self, point: str, callback, node: Optional[int] = None, once: bool = True) -> None:
+        """Run ``callback(point, node, None)`` when a claim policy's pass reaches ``point`` (on ``node``, or on
+        any node when None). An exception in the callback propagates out of page_alloc_init_late()."""
+        if point not in POINTS:
+            raise ValueError(f"unknown point {point!r}: the single-threaded oracle has only {', '.join(POINTS)}")
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {callback!r}")
+        nid = None if node is None else self._check_node(node).id
+        self._points.append([point, callback, nid, bool(once)])
+
+    def clear_points(self) -> None:
+        self._points.clear()
+
+    def _run_points(self, point: str, nid: int) -> None:
+        for entry in list(self._points):
+            p, cb, want, once = entry
+            if p == point and want in (None, nid):
+                if once:
+                    self._points.remove(entry)
+                cb(point, nid, None)
 
     # ------------------------------------------------------------------------------------------------
     # queries
@@ -798,7 +1143,8 @@ class OracleMachine:
         return {pb: "MOVABLE" for pb in sorted(self._mt)}
 
     def __repr__(self) -> str:
-        return (f"<OracleMachine policy={self.policy!r} phase={self.phase!r} nodes={self._node_ids}"
+        faults = f" faults={sorted(self.faults)}" if self.faults else ""
+        return (f"<OracleMachine policy={self.policy!r}{faults} phase={self.phase!r} nodes={self._node_ids}"
                 f" pages={len(self._st)}>")
 
     # ------------------------------------------------------------------------------------------------
@@ -817,7 +1163,9 @@ class OracleMachine:
         pps, pbo, pbn, max_order = self._pps, self._pbo, self._pbn, self._max_order
         st, zn, nd, ic, od, kind, home, mt = (self._st, self._zn, self._nd, self._ic, self._od, self._kind,
                                               self._home, self._mt)
-        fdp = {nid: node.fdp for nid, node in self._nodes.items()}
+        # I2's threshold: fdp, or for a node whose claimed pass is running (a pass:claimed callback), the pfn
+        # it claimed from
+        fdp = {nid: self._claimed.get(nid, node.fdp) for nid, node in self._nodes.items()}
         dzone = {nid: node.deferred_zone for nid, node in self._nodes.items()}
         tally = {key: [0] * 5 for key in self._zones}     # (node, zone) -> count of its memory pfns per state
         free_heads = {}                                   # pfn -> (node, zone, order) of FREE block heads
@@ -949,15 +1297,23 @@ class OracleMachine:
                     bad(f"I4: node {nid} fdp decreased from {a:#x} to {b:#x}")
             f = node.fdp
             if f != ULONG_MAX:
+                grow = self.generation.grow
+                if grow == "sections":                    # 4.17: a section boundary or a free range's end
+                    shape, also = "the end of a free range", {fe for _, fe in node.free_ranges}
+                elif grow == "maxorder":                  # 5.2+: a section boundary or a free range's start
+                    shape, also = "the start of a free range", {fs for fs, _ in self._deferred_free_ranges(node)}
+                else:                                     # 2025 rework (and early init): section aligned
+                    shape, also = None, set()
                 if not booted:
                     bad(f"node {nid}: fdp {f:#x} set before boot")
-                elif f % pps and f not in {fe for _, fe in node.free_ranges}:
-                    bad(f"I3: node {nid} fdp {f:#x} is neither section-aligned nor the end of a free range")
+                elif f % pps and f not in also:
+                    what = f"neither section-aligned nor {shape}" if shape else "not section-aligned"
+                    bad(f"I3: node {nid} fdp {f:#x} is {what} ({self.policy})")
             if late and f != ULONG_MAX:
                 bad(f"node {nid}: fdp {f:#x} after page_alloc_init_late")
 
         # the static key
-        want_key = self.phase == "booted" and self.policy in ON_DEMAND_POLICIES
+        want_key = self.phase == "booted" and self.generation.grow != "none"
         if self._key != want_key:
             bad(f"static key deferred_pages is {self._key} in phase {self.phase} under {self.policy}")
 

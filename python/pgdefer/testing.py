@@ -23,7 +23,13 @@ try:
 except ImportError:  # pragma: no cover - hypothesis is a test dependency
     st = None
 
-__all__ = ["small_geometries", "topologies", "operations", "replay", "snapshot", "has_mixed_node_blocks"]
+__all__ = ["small_geometries", "topologies", "operations", "replay", "snapshot", "has_mixed_node_blocks",
+           "CORE_POLICIES", "policies", "node_cpus"]
+
+#: The policies the Rust core (``pgdefer.Machine``) accepts on main today: the differential tests draw from
+#: these. The oracle has every generation (``pgdefer.oracle.POLICIES``); whoever lands a generation in the
+#: core adds its name here.
+CORE_POLICIES = ("eager", "v4.2", "posting-v2", "v4.17")
 
 
 def _need_hypothesis():
@@ -182,6 +188,23 @@ def has_mixed_node_blocks(topology) -> bool:
             if owner.setdefault(blk, r.node) != r.node:
                 return True
     return False
+
+
+# ----------------------------------------------------------------------------------------------------
+# policies and CPUs per node
+# ----------------------------------------------------------------------------------------------------
+
+def policies(core_only=False):
+    """Policy names: every generation the oracle models, or with ``core_only`` those of :data:`CORE_POLICIES`."""
+    _need_hypothesis()
+    from .oracle import POLICIES
+    return st.sampled_from(CORE_POLICIES if core_only else POLICIES)
+
+
+def node_cpus(topology, max_cpus=6):
+    """A ``node_cpus`` mapping (node -> 0..max_cpus CPUs) for the topology's nodes; padata's max_threads."""
+    _need_hypothesis()
+    return st.fixed_dictionaries({n: st.integers(0, max_cpus) for n in topology.nodes})
 
 
 # ----------------------------------------------------------------------------------------------------
