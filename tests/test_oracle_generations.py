@@ -31,6 +31,12 @@ def chunks(m, node=0):
     return [(e["start"], e["end"], e["worker"]) for e in m.events if e["kind"] == "padata_chunk" and e["node"] == node]
 
 
+@given(name=policies(core_only=True))
+def test_core_policy_strategy_draws_names_both_machines_accept(name):
+    import pgdefer
+    assert name in pgdefer.POLICIES and name in POLICIES
+
+
 def test_the_table_names_every_agreed_policy():
     assert POLICIES == ("eager", "v4.2", "v4.6", "v4.13", "posting-v2", "v4.17", "v5.2", "v5.7", "v5.8", "v5.10",
                         "v6.4", "v6.11", "rework-2025")

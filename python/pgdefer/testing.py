@@ -24,12 +24,7 @@ except ImportError:  # pragma: no cover - hypothesis is a test dependency
     st = None
 
 __all__ = ["small_geometries", "topologies", "operations", "replay", "snapshot", "has_mixed_node_blocks",
-           "CORE_POLICIES", "policies", "node_cpus"]
-
-#: The policies the Rust core (``pgdefer.Machine``) accepts on main today: the differential tests draw from
-#: these. The oracle has every generation (``pgdefer.oracle.POLICIES``); whoever lands a generation in the
-#: core adds its name here.
-CORE_POLICIES = ("eager", "v4.2", "posting-v2", "v4.17")
+           "policies", "node_cpus"]
 
 
 def _need_hypothesis():
@@ -195,10 +190,15 @@ def has_mixed_node_blocks(topology) -> bool:
 # ----------------------------------------------------------------------------------------------------
 
 def policies(core_only=False):
-    """Policy names: every generation the oracle models, or with ``core_only`` those of :data:`CORE_POLICIES`."""
+    """Policy names: every generation the oracle models (``pgdefer.oracle.POLICIES``), or with ``core_only``
+    those the Rust core accepts (``pgdefer.POLICIES``, the core's own list: it grows as the core gains
+    generations)."""
     _need_hypothesis()
-    from .oracle import POLICIES
-    return st.sampled_from(CORE_POLICIES if core_only else POLICIES)
+    if core_only:
+        from . import POLICIES
+    else:
+        from .oracle import POLICIES
+    return st.sampled_from(tuple(POLICIES))
 
 
 def node_cpus(topology, max_cpus=6):
