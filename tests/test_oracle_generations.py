@@ -7,6 +7,8 @@ contract, not taken from running the code. x86_64 numbers: 4 KiB pages, PAGES_PE
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -392,18 +394,26 @@ def test_free_runs_pageblock_before_64_max_order_from_64(policy, releases, monke
     assert m.violations == []
 
 
-def test_head_rule_before_510_tail_from_510():
+@pytest.fixture
+def head_rule(monkeypatch):
+    """v5.8 with the contract's head rule (docs/model.md §11.7). The table holds it back (tail) on every
+    generation the Rust core accepts until the core has it (_TAIL_UNTIL_CORE); this pins the rule itself."""
+    monkeypatch.setitem(GENERATIONS, "v5.8", dataclasses.replace(GENERATIONS["v5.8"], boot_to_tail=False))
+    return "v5.8"
+
+
+def test_head_rule_before_510_tail_from_510(head_rule):
     # tiny(64), fdp 32: memblock_free_all releases Normal's [16, 32) as order-2 chunks 16, 20, 24, 28 (no merge
     # at max_order). Head rule: k = 2 >= max_order - 1 = 1 -> each at the head: list [28, 24, 20, 16]; the tail
     # (5.10+): [16, 20, 24, 28]. The first order-0 allocation takes the head of the order-2 list.
-    for policy, order2, first in (("v5.8", [28, 24, 20, 16], 28), ("v5.10", [16, 20, 24, 28], 16)):
+    for policy, order2, first in ((head_rule, [28, 24, 20, 16], 28), ("v5.10", [16, 20, 24, 28], 16)):
         m = OracleMachine(tiny(64), policy)
         m.boot()
         assert m.free_list(0, "Normal", 2) == order2
         assert m.alloc_pages(0) == first
 
 
-def test_head_rule_puts_a_block_at_the_tail_when_its_parent_buddy_is_free():
+def test_head_rule_puts_a_block_at_the_tail_when_its_parent_buddy_is_free(head_rule):
     # DMA [0, 16) with pfns 0, 6, 8 reserved: free ranges [1, 6), [7, 8), [9, 16). memblock_free_all chunks:
     # 1 (o0), 2 (o1), 4 (o1: 4 + 4 > 6), 7 (o0), 9 (o0), 10 (o1), 12 (o2). Order-0 releases under the head
     # rule (max_order 2: only k = 0 < 1 is eligible for the tail):
@@ -412,7 +422,7 @@ def test_head_rule_puts_a_block_at_the_tail_when_its_parent_buddy_is_free():
     #   9: buddy 8 reserved; q = 8 ^ 2 = 10 not yet free -> head: [9, 1, 7]
     # Order 1 (k = 1, never eligible): heads 2, 4, 10 -> [10, 4, 2]. 5.10+ (tail): [1, 7, 9] and [2, 4, 10].
     topo = tiny(64, reserved=[(0, 1), (6, 7), (8, 9)])
-    for policy, order0, order1 in (("v5.8", [9, 1, 7], [10, 4, 2]), ("v5.10", [1, 7, 9], [2, 4, 10])):
+    for policy, order0, order1 in ((head_rule, [9, 1, 7], [10, 4, 2]), ("v5.10", [1, 7, 9], [2, 4, 10])):
         m = OracleMachine(topo, policy)
         m.boot()
         assert m.free_list(0, "DMA", 0) == order0, policy

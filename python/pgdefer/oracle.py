@@ -85,7 +85,7 @@ GENERATIONS = {
     "v5.2":        _gen("section", True, "maxorder", "maxorder", key_off=True, faults=("retry_forever",),
                         tail=_TAIL_UNTIL_CORE),
     "v5.7":        _gen("section", True, "maxorder", "maxorder", claim=True, tail=_TAIL_UNTIL_CORE),
-    "v5.8":        _gen("section", False, "maxorder", "padata_ranges", claim=True),
+    "v5.8":        _gen("section", False, "maxorder", "padata_ranges", claim=True, tail=_TAIL_UNTIL_CORE),
     "v5.10":       _gen("section", False, "maxorder", "padata_ranges", claim=True, tail=True),
     "v6.4":        _gen("section", False, "maxorder", "padata_ranges", "max_order", claim=True, tail=True),
     "v6.11":       _gen("section", False, "maxorder", "padata_ranges", "max_order", claim=True, tail=True,
