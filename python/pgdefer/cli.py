@@ -711,7 +711,7 @@ def _add_machine_args(p, workload=True):
 
 #: Commands that live in their own modules: each module has ``add_parser(subparsers, formatter_class)``, which
 #: adds its command and sets ``func`` (see ``pgdefer.calibration``). A new command module is one line here.
-COMMAND_MODULES = ["pgdefer.calibration", "pgdefer.sweep_cli"]
+COMMAND_MODULES = ["pgdefer.calibration", "pgdefer.sweep_cli", "pgdefer.lab.cli"]
 
 
 def _add_boot(sub, fmt):

@@ -1,0 +1,200 @@
+"""``pgdefer lab ...``: boot real kernels under QEMU and hold the model against them.
+
+Registered into the main parser by ``add_parser(subparsers, fmt)``, listed in :data:`pgdefer.cli.COMMAND_MODULES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import LabError
+
+LAB_EPILOG = """\
+examples:
+  pgdefer lab boot -o boot.log                       Debian's current kernel, 1 node x 1 GiB, 1 CPU
+  pgdefer lab boot --node 2G:1 --node 2G:1 --trace -o two.log
+  pgdefer lab boot --node 1G:1 --node 3G:0 --crashkernel 128M -o cpuless.log
+  pgdefer lab boot --kernel arch/x86/boot/bzImage --mem 5G -o mine.log
+  pgdefer lab boot --kernel linux-image-6.12-amd64 --topology two-node.toml -o t.log
+
+The kernel is a file (--kernel PATH) or a Debian package name fetched with apt-get download +
+dpkg-deb -x into $PGDEFER_CACHE (default ~/.cache/pgdefer); a metapackage such as
+linux-image-amd64 is resolved with apt-cache depends. The initramfs is built at run time from
+Debian's busybox-static. Every boot has memblock=debug; --trace adds the kmem:mm_page_alloc and
+kmem:mm_page_free tracepoints.
+"""
+
+
+def _progress(quiet):
+    if quiet:
+        return None
+    return lambda what: print(f"pgdefer lab: {what}", file=sys.stderr, flush=True)
+
+
+def resolve_kernel(spec: str, progress=None) -> tuple:
+    """(vmlinuz path, package or None, version or None) for ``--kernel``: an existing file, else a Debian
+    package name. A spec that looks like a path (has a ``/``) but does not exist is an error, not a package."""
+    from . import fetch
+
+    p = Path(spec).expanduser()
+    if p.is_file():
+        return p, None, None
+    if p.is_dir():
+        raise LabError(f"--kernel {spec}: is a directory, not a kernel image (e.g. arch/x86/boot/bzImage)")
+    if "/" in spec or spec.startswith(".") or spec.endswith(("bzImage", ".img")):
+        raise LabError(f"--kernel {spec}: no such kernel image file")
+    return fetch.kernel_from_package(spec, progress)
+
+
+def layout_from_args(args):
+    from .qemu import Layout, layout_from_topology, parse_node
+
+    extra = []
+    if args.crashkernel:
+        extra.append(f"crashkernel={args.crashkernel}")
+    if args.mem:
+        extra.append(f"mem={args.mem}")
+    for m in args.memmap or ():
+        extra.append(f"memmap={m}")
+    if args.movablecore:
+        extra.append(f"movablecore={args.movablecore}")
+    for a in args.append or ():
+        extra += a.split()
+    if args.topology and args.node:
+        raise LabError("give the layout either as --topology or as --node options, not both")
+    if args.topology:
+        from ..cli import load_topology
+
+        topo = load_topology(args.topology)
+        return layout_from_topology(topo, args.cpus_per_node, cmdline=tuple(extra), trace=args.trace)
+    nodes = tuple(parse_node(s) for s in (args.node or ["1G:1"]))
+    return Layout(nodes, tuple(extra), args.trace, name=Path(args.out).stem)
+
+
+def host_check(layout):
+    """Refuse a guest that would not fit in this host's available memory (QEMU would be OOM-killed)."""
+    from ..presets import host_available_bytes
+    from .qemu import QEMU_OVERHEAD_MIB
+
+    avail = host_available_bytes()
+    need = (layout.total_mib + QEMU_OVERHEAD_MIB) << 20
+    if avail is not None and need > avail:
+        raise LabError(f"the guest needs about {need >> 20} MiB of host memory ({layout.total_mib} MiB RAM + QEMU); "
+                       f"this host has {avail >> 20} MiB available")
+
+
+def prepare(args, progress):
+    """(kernel path, manifest extras, initrd path) for a boot: kernel and busybox fetched, initramfs built."""
+    from . import fetch
+    from .initramfs import build_initramfs
+    from .qemu import find_qemu
+
+    find_qemu()
+    kernel, pkg, ver = resolve_kernel(args.kernel, progress)
+    busybox = Path(args.busybox) if args.busybox else fetch.busybox_from_package(progress)
+    if not busybox.is_file():
+        raise LabError(f"--busybox {busybox}: no such file")
+    initrd = build_initramfs(busybox, fetch.cache_dir())
+    extra = {"kernel_package": pkg, "kernel_package_version": ver}
+    cfg = fetch.kernel_config(kernel)
+    if cfg is not None:
+        text = cfg.read_text(errors="replace")
+        extra["deferred_struct_page_init"] = "CONFIG_DEFERRED_STRUCT_PAGE_INIT=y" in text
+    return kernel, extra, initrd
+
+
+def cmd_lab_boot(args) -> int:
+    from .qemu import run_boot
+
+    progress = _progress(args.quiet)
+    layout = layout_from_args(args)
+    if not args.no_host_check:
+        host_check(layout)
+    kernel, extra, initrd = prepare(args, progress)
+    manifest = run_boot(layout, kernel, initrd, Path(args.out), timeout=args.timeout, accel=args.accel,
+                        manifest_extra=extra, progress=progress)
+    print(f"wrote {args.out} and {Path(args.out).stem}.manifest.json ({manifest['kernel']}, "
+          f"{manifest['nodes_mib_cpus']} MiB, {manifest['boot_seconds']} s)")
+    if args.compare:
+        from .compare import cmd_compare_log
+
+        return cmd_compare_log(args.out, json_out=False)
+    return 0
+
+
+def cmd_lab_fetch(args) -> int:
+    from . import fetch
+
+    progress = _progress(args.quiet)
+    kernel, pkg, ver = fetch.kernel_from_package(args.package, progress)
+    fetch.busybox_from_package(progress)
+    print(kernel)
+    return 0
+
+
+def _add_layout_args(p):
+    p.add_argument("--node", action="append", metavar="SIZE[:CPUS]",
+                   help="a NUMA node: memory (MiB, or with M/G suffix) and its CPUs (default 1; 0 = CPU-less "
+                        "node); repeat for more nodes (default: one node 1G:1)")
+    p.add_argument("--topology", "-t", metavar="PRESET|FILE",
+                   help="take the node sizes from a preset or a topology file instead of --node")
+    p.add_argument("--cpus-per-node", type=int, default=1, metavar="N",
+                   help="CPUs per node for --topology layouts (default: %(default)s)")
+    p.add_argument("--crashkernel", metavar="SIZE", help="add crashkernel=SIZE to the kernel command line")
+    p.add_argument("--mem", metavar="SIZE", help="add mem=SIZE (cuts the memory map by physical address)")
+    p.add_argument("--memmap", action="append", metavar="SPEC", help="add memmap=SPEC (repeatable)")
+    p.add_argument("--movablecore", metavar="SIZE", help="add movablecore=SIZE")
+    p.add_argument("--append", action="append", metavar="ARGS", help="more kernel command line (repeatable)")
+    p.add_argument("--trace", action="store_true",
+                   help="enable the kmem:mm_page_alloc/mm_page_free tracepoints (tp_printk): the early "
+                        "allocations of the boot, in order, in the log")
+
+
+def _add_run_args(p):
+    from .fetch import DEFAULT_KERNEL_PACKAGE
+
+    p.add_argument("--kernel", "-k", default=DEFAULT_KERNEL_PACKAGE, metavar="PATH|PACKAGE",
+                   help="a kernel image file (vmlinuz, arch/x86/boot/bzImage) or a Debian package name "
+                        "(default: %(default)s, resolved to the current image package)")
+    p.add_argument("--busybox", metavar="PATH",
+                   help="a static busybox for the initramfs (default: Debian's busybox-static, fetched)")
+    p.add_argument("--timeout", type=float, default=600, metavar="SECONDS",
+                   help="kill QEMU if the boot has not powered off by then (default: %(default)s)")
+    p.add_argument("--accel", choices=["tcg", "kvm", "auto"], default="tcg",
+                   help="QEMU accelerator: tcg (pure emulation, as the recorded logs), kvm, or auto = kvm when "
+                        "/dev/kvm works (default: %(default)s)")
+    p.add_argument("--no-host-check", action="store_true",
+                   help="do not refuse guests larger than this host's available memory")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+
+
+def add_parser(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
+    """Add ``lab`` and its subcommands to the main parser's subparsers (pgdefer.cli.COMMAND_MODULES)."""
+    lab = sub.add_parser("lab", help="boot real kernels under QEMU and compare them with the model",
+                         description="The kernel lab: real, unmodified kernels booted under QEMU on chosen NUMA "
+                                     "layouts are the oracle the model is held against.",
+                         epilog=LAB_EPILOG, formatter_class=fmt)
+    lsub = lab.add_subparsers(dest="lab_command", metavar="SUBCOMMAND")
+    b = lsub.add_parser("boot", help="boot a kernel under QEMU and save its serial log and manifest",
+                        description="Boot a kernel under QEMU (memblock=debug, a busybox initramfs that dumps "
+                                    "/proc/zoneinfo, buddyinfo, pagetypeinfo, iomem and meminfo and powers off) "
+                                    "and save the serial log and LOG's .manifest.json.",
+                        epilog=LAB_EPILOG, formatter_class=fmt)
+    _add_layout_args(b)
+    _add_run_args(b)
+    b.add_argument("--out", "-o", default="lab.log", metavar="LOG",
+                   help="the serial log to write; the manifest goes beside it (default: %(default)s)")
+    b.add_argument("--compare", action="store_true", help="then compare the log with the model (lab compare)")
+    b.set_defaults(func=cmd_lab_boot)
+    f = lsub.add_parser("fetch", help="fetch a Debian kernel package (and busybox-static) into the cache",
+                        description="Resolve a Debian kernel package (a metapackage such as linux-image-amd64 "
+                                    "through apt-cache depends), apt-get download it and dpkg-deb -x it into "
+                                    "the cache, with busybox-static for the initramfs; print the kernel's path.",
+                        formatter_class=fmt)
+    f.add_argument("package", nargs="?", default="linux-image-amd64", metavar="PACKAGE",
+                   help="a Debian kernel package or metapackage (default: %(default)s)")
+    f.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+    f.set_defaults(func=cmd_lab_fetch)
+    lab.set_defaults(func=None, _help=lab)
