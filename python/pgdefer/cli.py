@@ -380,6 +380,8 @@ def cmd_boot(args) -> int:
         pub = None
         if preset is not None and _presets().info(preset).published:
             pub = published_comparison(m, _presets().info(preset).published, cost)
+        from .lab.compare import boot_comparison, format_compare
+        lab_cmp = boot_comparison(topo, policy)  # kernel-lab logs: predicted vs real as `pgdefer lab compare`
         if args.plot:
             progress.step(f"drawing {args.plot}")
             from .plot import save_boot_figure
@@ -397,6 +399,7 @@ def cmd_boot(args) -> int:
         out["preset"] = preset
         out["published"] = pub
         out["topology_notes"] = list(topo.notes)
+        out["lab"] = lab_cmp
         if args.plot:
             out["plot"] = str(args.plot)
         print(json.dumps(out, indent=2, default=str))
@@ -416,6 +419,9 @@ def cmd_boot(args) -> int:
             print("\n".join(format_log_comparison(cmp, "; ".join(x for x in (note, tnote) if x))))
         if pub is not None:
             print("\n".join(format_published(pub)))
+        if lab_cmp is not None:
+            print("\nkernel lab (exact reserved map, page trace replayed, Memory: line where the kernel printed it):")
+            print(format_compare(lab_cmp))
         if args.plot:
             print(f"\nwrote {args.plot}")
     return 1 if (problems or m.violations) else 0

@@ -50,3 +50,15 @@ def replay(machine, workload, on_failure="record") -> dict:
                 failed += 1
         results[b.what] = (ok, failed)
     return results
+
+
+class Workload:
+    """A sequence of early allocations and frees a machine can replay. :meth:`from_trace` reads the
+    ``kmem:mm_page_alloc`` / ``mm_page_free`` trace of a boot log (:class:`pgdefer.lab.trace.TraceWorkload`)."""
+
+    @classmethod
+    def from_trace(cls, log):
+        """The page-allocation trace of a kernel-lab log (a path or its text), in the kernel's order."""
+        from .lab.trace import TraceWorkload
+
+        return TraceWorkload.from_log(log)

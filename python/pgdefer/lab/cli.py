@@ -124,6 +124,17 @@ def cmd_lab_boot(args) -> int:
     return 0
 
 
+def cmd_lab_compare(args) -> int:
+    from .compare import cmd_compare_log
+
+    if args.policy is not None:
+        from .. import POLICIES
+
+        if args.policy not in POLICIES:
+            raise LabError(f"unknown policy {args.policy!r} (choose from {', '.join(POLICIES)})")
+    return cmd_compare_log(args.log, json_out=args.json, policy=args.policy)
+
+
 def cmd_lab_fetch(args) -> int:
     from . import fetch
 
@@ -188,6 +199,22 @@ def add_parser(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
                    help="the serial log to write; the manifest goes beside it (default: %(default)s)")
     b.add_argument("--compare", action="store_true", help="then compare the log with the model (lab compare)")
     b.set_defaults(func=cmd_lab_boot)
+    c = lsub.add_parser("compare", help="predicted vs real for a kernel-lab log: Memory: line, per-node passes, "
+                                        "zones",
+                        description="Import a kernel-lab log (the exact memblock.reserved map of memblock=debug, "
+                                    "the page trace, the /proc dumps), boot the model on it under the log "
+                                    "kernel's policy, replay the traced allocations, and print predicted vs real: "
+                                    "the Memory: line where the kernel printed it (with what the model cannot "
+                                    "place, as 'unplaced'), the per-node deferred lines (times are emulated, "
+                                    "reported not compared) and per-zone present/spanned/managed against "
+                                    "/proc/zoneinfo. Exit status 1 when present or spanned differ.",
+                        epilog="examples:\n  pgdefer lab compare ../shared/kernel-lab/lab02-61-1node-3g.log\n"
+                               "  pgdefer lab compare boot.log --json | jq .memory", formatter_class=fmt)
+    c.add_argument("log", metavar="LOG", help="a serial log written by pgdefer lab boot (or the same recipe)")
+    c.add_argument("--policy", "-p", default=None, metavar="POLICY",
+                   help="model policy (default: from the log's kernel version, as boot --policy auto)")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    c.set_defaults(func=cmd_lab_compare)
     f = lsub.add_parser("fetch", help="fetch a Debian kernel package (and busybox-static) into the cache",
                         description="Resolve a Debian kernel package (a metapackage such as linux-image-amd64 "
                                     "through apt-cache depends), apt-get download it and dpkg-deb -x it into "

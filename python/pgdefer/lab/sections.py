@@ -140,6 +140,8 @@ def _message(line: str) -> str:
 
 def read_text(text_or_path) -> tuple:
     """(text, path or None): a Path or a one-line str is a file name (missing file: one DmesgError line)."""
+    if isinstance(text_or_path, bytes):
+        return text_or_path.decode("utf-8", errors="replace"), None
     if isinstance(text_or_path, Path) or (isinstance(text_or_path, str) and "\n" not in text_or_path):
         p = Path(text_or_path)
         return read_user_file(p, "kernel-lab log", DmesgError).decode("utf-8", errors="replace"), str(p)

@@ -788,6 +788,9 @@ def zone_limits_from_log(zone_ranges: dict, memory_end: int, movable_normal: int
 def topology_from_dmesg(text_or_path, geometry: Geometry | None = None):
     """``Topology.from_dmesg``: parse a boot log and build its topology (see the module docstring)."""
     boot = parse_dmesg(text_or_path)
+    if boot.memblock_debug:  # memblock=debug (a kernel-lab log): the exact reserved map, see pgdefer.lab.importer
+        from ..lab.importer import lab_topology
+        return lab_topology(text_or_path, geometry)
     return build_topology(boot, geometry)
 
 

@@ -1,0 +1,248 @@
+"""Predicted vs real for one kernel-lab log (``pgdefer lab compare LOG``).
+
+The model boots the imported machine (:func:`pgdefer.lab.importer.lab_topology`: the exact reserved map) under
+the policy of the log's kernel, replays what the log shows happened in the on-demand window, and reads its
+``Memory:`` line where the log printed it:
+
+* **early** (the line comes before the per-node deferred-init lines, as 6.1 prints it from ``mm_core_init``):
+  X = the pages ``memblock_free_all`` released minus the allocations between it and the print. In x86_64
+  ``mem_init`` that is ``preallocate_vmalloc_pages``: one pud page per PGD entry the vmalloc area touches
+  (4-level paging: 32 TiB / 512 GiB = 64 entries, + 1 because KASLR's vmalloc_base is PUD- but not
+  PGD-aligned) = 65 pages, a rule, shown as such. The trace starts later (``trace_init``).
+* **late** (after them, as 6.12 prints it at the end of ``page_alloc_init_late``): X = free pages after the
+  passes, with the traced allocations and frees up to that line replayed. What was allocated before tracing
+  began (SLUB and ftrace bootstrap, ...) is not in the log: that part of the gap is printed as **unplaced**.
+
+Y (physpages) and the reserved figure (physpages - totalram) are compared as printed. Per-node deferred
+lines: pages where printed (compared), times emulated (reported, not compared). Per zone: present, spanned
+(must match) and managed (after boot, compared and explained) against ``/proc/zoneinfo``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .errors import LabError
+
+#: x86_64 4-level paging: VMALLOC_SIZE_TB (32 TiB) / PGDIR_SIZE (512 GiB) + 1 (KASLR start not PGD-aligned).
+PREALLOCATE_VMALLOC_PAGES = 32 * 1024 // 512 + 1
+
+
+def _policy_for(topo):
+    from ..cli import resolve_policy
+
+    policy, note = resolve_policy("auto", topo)
+    return policy, note
+
+
+def memory_printed_late(boot) -> bool | None:
+    """Where the log's Memory: line was printed: True after the per-node deferred lines (late), False before
+    (early), None when the log has no per-node line or no Memory: line to tell."""
+    if boot.memory is None or not boot.deferred_init:
+        return None
+    return getattr(boot, "memory_after_deferred", None)
+
+
+def _line_order(text: str):
+    """(line of Memory:, line of the last per-node deferred line) in the log text."""
+    mem = last = None
+    for no, line in enumerate(text.splitlines(), 1):
+        if mem is None and "Memory: " in line and "K available" in line:
+            mem = no
+        if "deferred pages initialised in" in line or (" initialised, " in line and " pages in " in line):
+            last = no
+    return mem, last
+
+
+def boot_comparison(topo, policy):
+    """For ``pgdefer boot --topology dmesg:LOG``: the lab comparison when the log is a kernel-lab log
+    (memblock=debug dumps), else None."""
+    lab = getattr(topo, "lab", None)
+    src = getattr(topo, "source", None)
+    if lab is None or not lab.has_memblock_debug or src is None or not src.path:
+        return None
+    return compare_log(src.path, policy)
+
+
+def compare_log(path, policy: str | None = None) -> dict:
+    """Everything predicted vs real for one log, as plain data (see the module docstring)."""
+    from ..machine import Machine
+    from .importer import lab_topology
+    from .sections import read_text
+    from .trace import TraceWorkload
+
+    text, p = read_text(path)
+    topo = lab_topology(text, name=p)
+    boot, lab = topo.source, topo.lab
+    if boot.memory is None:
+        raise LabError(f"{p or '<log>'}: no Memory: line (the boot stopped before mem_init, or it is not a whole "
+                       "boot log)")
+    note = ""
+    if policy is None:
+        policy, note = _policy_for(topo)
+    g = topo.geometry
+    k = g.page_size // 1024
+    mem_no, last_def = _line_order(text)
+    late = last_def is not None and mem_no > last_def
+    trace = TraceWorkload.from_log(text, name=p)
+    m = Machine(topo, policy=policy)
+    m.boot()
+    released = next(e for e in m.events if e["kind"] == "memblock_free_all")["released"]
+    components = [("memblock_free_all released", released, "model")]
+    # x86_64 mem_init: preallocate_vmalloc_pages, after memblock_free_all, before the early Memory: line
+    for _ in range(PREALLOCATE_VMALLOC_PAGES):
+        m.alloc_pages(0)
+    components.append(("mem_init: preallocate_vmalloc_pages", -PREALLOCATE_VMALLOC_PAGES, "rule"))
+    replay = {}
+    state = None
+    if not late:
+        x_pred = _free(m)
+        total_pred, totalram = topo.present_pages, m.stats["totalram_pages"]
+    r1 = trace.replay(m, phases=("window",))
+    state = r1["state"]
+    m.page_alloc_init_late()
+    r2 = trace.replay(m, phases=("passes",), state=state)
+    if late:
+        x_pred = _free(m)
+        # free_reserved_area() raises totalram_pages (adjust_managed_page_count); the core's counter is the
+        # memblock_free_all figure only, so the replayed frees of reserved pages are added here
+        totalram = m.stats["totalram_pages"] + r1["reserved_free_pages"] + r2["reserved_free_pages"]
+        total_pred = topo.present_pages
+        if not trace.events:
+            # no trace: the "Freeing ... memory: NK" lines (free_init_pages -> free_reserved_area) before the
+            # line still say how many reserved pages went to the buddy allocator; counted, not placed
+            freed_kib = _freed_before(text, mem_no)
+            if freed_kib:
+                pages = freed_kib // k
+                x_pred += pages
+                totalram += pages
+                components.append(("'Freeing ... memory' lines before the Memory: line", pages, "log, counted"))
+        net = (r1["alloc_pages"] + r2["alloc_pages"]) - (r1["free_pages"] + r2["free_pages"]
+                                                          + r1["reserved_free_pages"] + r2["reserved_free_pages"])
+        if trace.events:
+            components.append(("traced window allocations minus frees (replayed)", -net, "trace"))
+    r3 = trace.replay(m, phases=("late",), state=state)
+    for key in ("allocs", "alloc_pages", "frees", "free_pages", "reserved_frees", "reserved_free_pages",
+                "deferred_frees", "deferred_free_pages", "untraced_frees", "untraced_free_pages"):
+        replay[key] = r1[key] + r2[key] + r3[key]
+    real = boot.memory
+    x_pred_kib, y_pred_kib = x_pred * k, total_pred * k
+    reserved_pred_kib = (total_pred - totalram) * k
+    out = {
+        "log": p, "kernel": boot.kernel_version, "policy": policy, "policy_note": note,
+        "memory_printed": "late (after the per-node passes)" if late else "early (after memblock_free_all)",
+        "memory": {
+            "available_kib": {"real": real.available_kib, "predicted": x_pred_kib,
+                              "diff": x_pred_kib - real.available_kib},
+            "total_kib": {"real": real.total_kib, "predicted": y_pred_kib, "diff": y_pred_kib - real.total_kib},
+            "reserved_kib": {"real": real.reserved_kib, "predicted": reserved_pred_kib,
+                             "diff": reserved_pred_kib - (real.reserved_kib or 0)},
+        },
+        "components_pages": components,
+        "unplaced_kib": real.available_kib - x_pred_kib,
+        "trace": {**trace.counts(), "replayed": replay} if trace.events else None,
+        "deferred": _deferred_rows(m, boot, trace),
+        "zones": _zone_rows(m, lab),
+    }
+    out["unplaced_explained"] = _explain(out, late, bool(trace.events))
+    return out
+
+
+def _freed_before(text: str, line_no: int) -> int:
+    """KiB of the 'Freeing <what> memory: NK' lines (free_init_pages) before line ``line_no``."""
+    import re
+
+    total = 0
+    for line in text.splitlines()[:line_no - 1]:
+        mt = re.search(r"\] Freeing [\w ]+ memory: (\d+)K\s*$", line)
+        if mt:
+            total += int(mt.group(1))
+    return total
+
+
+def _free(m) -> int:
+    return sum(z.free_pages for z in m.zones())
+
+
+def _deferred_rows(m, boot, trace):
+    passes = {e["node"]: e for e in m.events if e["kind"] == "deferred_init"}
+    rows = []
+    for d in sorted(boot.deferred_init, key=lambda d: d.node):
+        e = passes.get(d.node)
+        rows.append({"node": d.node, "real_pages": d.pages, "predicted_pages": e["pages"] if e else None,
+                     "real_ms_emulated": d.ms, "line": d.wording.strip()})
+    return rows
+
+
+def _zone_rows(m, lab):
+    real = {(z.node, z.zone): z for z in lab.zoneinfo()}
+    rows = []
+    for z in m.zones():
+        r = real.get((z.node, z.name))
+        rows.append({"node": z.node, "zone": z.name,
+                     "present": (r.present if r else None, z.present),
+                     "spanned": (r.spanned if r else None, z.spanned),
+                     "managed": (r.managed if r else None, z.managed)})
+    for (n, zname), r in sorted(real.items()):
+        if not any(row["node"] == n and row["zone"] == zname for row in rows) and (r.present or r.spanned):
+            rows.append({"node": n, "zone": zname, "present": (r.present, 0), "spanned": (r.spanned, 0),
+                         "managed": (r.managed, 0)})
+    return rows
+
+
+def _explain(out, late, traced) -> str:
+    gap = out["unplaced_kib"]
+    if gap == 0:
+        return "none: the predicted Memory: available figure equals the kernel's"
+    if late and not traced:
+        return ("the window's allocations (slab, page tables, per-cpu, ...) between memblock_free_all and the end "
+                "of page_alloc_init_late: this boot has no page trace to replay them")
+    if late:
+        return ("allocations made before tracing began (start_kernel before trace_init: SLUB/kmem_cache bootstrap, "
+                "ftrace pages, ...), which the trace cannot show, net of frees of pages the trace never allocated")
+    return "early allocations between memblock_free_all and the Memory: line that the model does not know"
+
+
+def format_compare(c: dict) -> str:
+    from pathlib import Path
+
+    lines = [f"{Path(c['log']).name if c['log'] else '<log>'}: kernel {c['kernel']}, policy {c['policy']}, "
+             f"Memory: line printed {c['memory_printed']}"]
+    lines.append(f"  {'Memory:':<12}{'real':>12}{'predicted':>12}{'diff':>10}")
+    for key, label in (("available_kib", "available"), ("total_kib", "total"), ("reserved_kib", "reserved")):
+        r = c["memory"][key]
+        lines.append(f"  {label:<12}{str(r['real']) + 'K':>12}{str(r['predicted']) + 'K':>12}{r['diff']:>+9}K")
+    lines.append("  prediction of available, in pages: " + "; ".join(
+        f"{label} {pages:+d} ({how})" for label, pages, how in c["components_pages"]))
+    lines.append(f"  unplaced: {c['unplaced_kib']}K ({c['unplaced_explained']})")
+    t = c["trace"]
+    if t:
+        r = t["replayed"]
+        lines.append(f"  trace: {t['allocs']} allocs / {t['alloc_pages']} pages, {t['frees']} frees / "
+                     f"{t['free_pages']} pages; replayed {r['allocs']} allocs / {r['alloc_pages']} pages, frees: "
+                     f"{r['frees']} of traced blocks, {r['reserved_frees']} of reserved pages, "
+                     f"{r['deferred_frees']} by the kernel's own deferred init, {r['untraced_frees']} of pages "
+                     "allocated before tracing")
+    for d in c["deferred"]:
+        pages = "" if d["real_pages"] is None else f", real {d['real_pages']} pages"
+        lines.append(f"  node {d['node']}: predicted pass {d['predicted_pages']} pages{pages}; real "
+                     f"{d['real_ms_emulated']} ms emulated (TCG, reported, not compared)")
+    lines.append(f"  {'zone':<14}{'present real/pred':>20}{'spanned real/pred':>20}{'managed real/pred':>20}")
+    for z in c["zones"]:
+        def pair(v):
+            return f"{v[0]}/{v[1]}" + ("" if v[0] == v[1] else " *")
+        lines.append(f"  {str(z['node']) + ' ' + z['zone']:<14}{pair(z['present']):>20}{pair(z['spanned']):>20}"
+                     f"{pair(z['managed']):>20}")
+    lines.append("  (* differs; managed after boot also counts what was freed or allocated after the window: "
+                 "init memory, the initrd, ...)")
+    return "\n".join(lines)
+
+
+def cmd_compare_log(path, json_out=False, policy=None) -> int:
+    c = compare_log(path, policy)
+    if json_out:
+        print(json.dumps(c, indent=2, default=str))
+    else:
+        print(format_compare(c))
+    bad = [z for z in c["zones"] if z["present"][0] != z["present"][1] or z["spanned"][0] != z["spanned"][1]]
+    return 1 if bad else 0
