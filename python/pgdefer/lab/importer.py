@@ -70,7 +70,7 @@ def lab_topology(text_or_path, geometry=None, name=None):
     boot.assumptions = notes
     topo.source = boot
     topo.lab = lab
-    boot.placed_reserved_kib = _reserved_pages(topo) * topo.geometry.page_size // KiB
+    boot.placed_reserved_kib = topo.reserved_pages * topo.geometry.page_size // KiB
     topo.unplaced_reserved_kib = boot.unplaced_reserved_kib = None  # decided by the comparison
     return topo
 
@@ -83,12 +83,6 @@ def _panic_before_memory_init(text: str):
         if "Kernel panic - not syncing" in line:
             return line.split("] ", 1)[-1].strip()
     return None
-
-
-def _reserved_pages(topo) -> int:
-    from ..sources.dmesg import _reserved_pages as rp
-
-    return rp(topo)
 
 
 def has_lab_sections(text: str) -> bool:
