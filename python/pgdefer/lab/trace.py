@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..config import ZONE_NAMES
 from ..errors import BadFree, DmesgError, OutOfMemory, PgdeferError
 from ..workload import Workload
 from .sections import read_text
@@ -231,7 +232,7 @@ def _zone_for(st, machine, zone):
     names = st.get("zones")
     if names is None:
         names = st["zones"] = {z.name for z in machine.zones() if z.present}
-    order = ["DMA", "DMA32", "Normal", "Movable"]
+    order = list(ZONE_NAMES)  # lowest to highest
     i = order.index(zone)
     while i > 0 and order[i] not in names:
         i -= 1
