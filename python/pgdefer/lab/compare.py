@@ -145,6 +145,9 @@ def compare_log(path, policy: str | None = None) -> dict:
         "zones": _zone_rows(m, lab),
     }
     out["unplaced_explained"] = _explain(out, late, bool(trace.events))
+    # the policy's own fact (gens): where this generation prints the line; the log's order is what is compared
+    ml = getattr(m, "memory_line", None)
+    out["policy_memory_line_at"] = ml.get("at") if isinstance(ml, dict) else None
     return out
 
 
