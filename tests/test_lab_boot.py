@@ -5,15 +5,12 @@ The real boots are in test_lab_real.py."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from pgdefer.cli import main
 from pgdefer.lab.errors import LabError
 from pgdefer.lab.initramfs import INIT_SCRIPT, PROC_FILES, initramfs_bytes, write_newc
-from pgdefer.lab.qemu import Layout, LabNode, boot_outcome, layout_from_topology, parse_node
+from pgdefer.lab.qemu import LabNode, Layout, boot_outcome, layout_from_topology, parse_node
 
 
 def run(argv, capsys):

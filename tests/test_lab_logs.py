@@ -8,7 +8,7 @@ present and spanned), 3 (the trace replays with the trace's counts), 5 (bad inpu
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -35,7 +35,7 @@ def log_path(name: str) -> Path:
     return p
 
 
-@lru_cache(maxsize=None)
+@cache
 def compared(name: str) -> dict:
     from pgdefer.lab.compare import compare_log
 

@@ -209,8 +209,8 @@ def _explain(out, late, traced) -> str:
 def format_compare(c: dict) -> str:
     from pathlib import Path
 
-    lines = [f"{Path(c['log']).name if c['log'] else '<log>'}: kernel {c['kernel']}, policy {c['policy']}, "
-             f"Memory: line printed {c['memory_printed']}"]
+    name = Path(c["log"]).name if c["log"] else "<log>"
+    lines = [f"{name}: kernel {c['kernel']}, policy {c['policy']}, Memory: line printed {c['memory_printed']}"]
     lines.append(f"  {'Memory:':<12}{'real':>12}{'predicted':>12}{'diff':>10}")
     for key, label in (("available_kib", "available"), ("total_kib", "total"), ("reserved_kib", "reserved")):
         r = c["memory"][key]

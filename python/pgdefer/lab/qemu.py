@@ -8,6 +8,7 @@ QEMU is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -172,10 +173,8 @@ def _kill_group(proc):
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait()
 
 

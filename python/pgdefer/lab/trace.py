@@ -78,7 +78,7 @@ class TraceWorkload(Workload):
     path: str | None = None
 
     @classmethod
-    def from_log(cls, text_or_path, name=None) -> "TraceWorkload":
+    def from_log(cls, text_or_path, name=None) -> TraceWorkload:
         text, path = read_text(text_or_path)
         path = path or name
         name = path or "<log>"
@@ -195,10 +195,7 @@ def _cut(raw: str, m) -> bool:
 
 
 def _memory_after(text: str, line_no: int) -> bool:
-    for line in text.splitlines()[line_no:]:
-        if "Memory: " in line and "available" in line:
-            return True
-    return False
+    return any("Memory: " in line and "available" in line for line in text.splitlines()[line_no:])
 
 
 def _deferred_at_boot(machine, st, pfn) -> bool:
