@@ -19,8 +19,9 @@ import pytest
 
 import pgdefer
 from pgdefer import Topology, _core, presets
-from pgdefer.cli import Progress, main
+from pgdefer.cli import Progress
 from pgdefer.costmodel import Mechanics, fitted_constants
+from pgdefer.testing import run_cli as run
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOTLOGS = Path(os.environ.get("PGDEFER_BOOTLOGS", ROOT.parent / "shared" / "bootlogs"))
@@ -30,16 +31,6 @@ needs_logs = pytest.mark.skipif(not LOGS, reason=f"no boot logs in {BOOTLOGS}")
 # A log whose machine has more present pages than this is only booted up to memblock_free_all (the Memory:
 # line) in these tests, so the file stays fast: 16M pages = 64 GiB.
 BIG_PAGES = 16 << 20
-
-
-def run(argv, capsys):
-    """main(argv) in-process: (exit status, stdout, stderr)."""
-    try:
-        code = main(argv)
-    except SystemExit as e:  # argparse --help / usage errors
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def facts_of(log: Path) -> dict:

@@ -7,19 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from pgdefer.cli import main
 from pgdefer.lab.errors import LabError
 from pgdefer.lab.initramfs import INIT_SCRIPT, PROC_FILES, initramfs_bytes, write_newc
 from pgdefer.lab.qemu import LabNode, Layout, boot_outcome, layout_from_topology, parse_node
-
-
-def run(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from pgdefer.testing import run_cli as run
 
 
 def read_newc(data: bytes) -> list:

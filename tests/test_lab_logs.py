@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pgdefer.cli import main
 from pgdefer.errors import DmesgError
+from pgdefer.testing import run_cli as run
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT.parent / "shared" / "kernel-lab"
@@ -42,13 +42,6 @@ def compared(name: str) -> dict:
     return compare_log(log_path(name))
 
 
-def run(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # -- the log sections ---------------------------------------------------------------------------------

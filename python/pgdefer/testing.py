@@ -330,3 +330,16 @@ def snapshot(machine) -> dict:
         "events": events,
         "violations": list(machine.violations),
     }
+
+
+def run_cli(argv, capsys):
+    """``pgdefer`` ``main(argv)`` in-process, for a pytest test with the ``capsys`` fixture: returns (exit
+    status, stdout, stderr); argparse's ``SystemExit`` (``--help``, usage errors) becomes the status."""
+    from .cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
