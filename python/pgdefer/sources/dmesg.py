@@ -45,6 +45,7 @@ from .x86 import (  # noqa: F401 - re-exported
     SWIOTLB_SLAB,
     X86_64_DMA32_END,
     X86_64_DMA_END,
+    X86_64_DMA_ZONES,
     X86_64_MAX_DMA_ADDRESS,
     X86_64_OLD_PAGE_OFFSET,
     X86_64_PHYSICAL_START,
@@ -53,6 +54,7 @@ from .x86 import (  # noqa: F401 - re-exported
     MemblockPlacer,
     MiB,
     Reservation,
+    clamped_zone_limit,
     crashkernel_request,
     movable_normal_limit,
     node_memmap_sections,
@@ -748,7 +750,7 @@ def zone_limits_from_log(zone_ranges: dict, memory_end: int, movable_normal: int
     block = geometry.page_size << geometry.max_order
     limits = {}
     prev = 0
-    for zone, arch in (("DMA", X86_64_DMA_END), ("DMA32", X86_64_DMA32_END)):
+    for zone, arch in X86_64_DMA_ZONES:
         if zone not in zone_ranges:
             if zone_ranges:  # the section is printed without this zone: the kernel has no such zone
                 limits[zone] = prev
@@ -763,8 +765,8 @@ def zone_limits_from_log(zone_ranges: dict, memory_end: int, movable_normal: int
             notes.append(f"zone limits: {zone} is printed 'empty'; its limit is the previous one ({prev:#x})")
         else:
             end = rng[1]
-            if end >= memory_end:
-                lim = max(arch, _round_up(end, block), prev)
+            lim = clamped_zone_limit(end, memory_end, arch, prev, block)
+            if lim is not None:
                 if lim != end:
                     notes.append(f"zone limits: {zone} ends at {end:#x} = the end of memory (the kernel clamps the "
                                  f"zone to max_pfn); the model uses the architectural limit {lim:#x}, which gives "

@@ -32,7 +32,7 @@ from .._intervals import length, split_at, subtract
 from ..config import ZONE_NAMES, Geometry
 from ..errors import PgdeferError, TopologyError
 from ..topology import Topology
-from .x86 import X86_64_DMA32_END, X86_64_DMA_END, MemblockPlacer, movable_normal_limit, place_memmaps
+from .x86 import X86_64_DMA_ZONES, MemblockPlacer, clamped_zone_limit, movable_normal_limit, place_memmaps
 
 ZONES = ZONE_NAMES
 
@@ -253,19 +253,18 @@ def zone_limits_from_zoneinfo(zoneinfo, memory_end_pfn, geometry: Geometry, note
     block = ps << geometry.max_order
     limits = {}
     prev = 0
-    for zone, arch in (("DMA", X86_64_DMA_END), ("DMA32", X86_64_DMA32_END)):
+    for zone, arch in X86_64_DMA_ZONES:
         ends = [z.end_pfn for z in zoneinfo if z.zone == zone and z.spanned and z.start_pfn is not None]
         if not ends:
             limits[zone] = prev if any(z.zone == zone for z in zoneinfo) else max(prev, arch)
         else:
             end = max(ends) * ps
-            if max(ends) >= memory_end_pfn:
-                lim = max(arch, -(-end // block) * block, prev)
-                if lim != end:
-                    notes.append(f"zone limits: {zone} ends at the end of memory ({end:#x}); using the x86_64 "
-                                 f"limit {lim:#x}")
-            else:
+            lim = clamped_zone_limit(end, memory_end_pfn * ps, arch, prev, block)
+            if lim is None:
                 lim = end
+            elif lim != end:
+                notes.append(f"zone limits: {zone} ends at the end of memory ({end:#x}); using the x86_64 "
+                             f"limit {lim:#x}")
             limits[zone] = lim
         prev = limits[zone]
     movable = {z.node: z.start_pfn * ps for z in zoneinfo

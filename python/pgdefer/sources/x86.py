@@ -19,7 +19,7 @@ from ..config import Geometry, parse_size
 __all__ = ["KiB", "MiB", "GiB", "STRUCT_PAGE_SIZE", "X86_64_PHYSICAL_START", "X86_64_MAX_DMA_ADDRESS",
            "X86_64_OLD_PAGE_OFFSET", "X86_64_DMA_END", "X86_64_DMA32_END", "SWIOTLB_DEFAULT_SIZE", "SWIOTLB_SLAB",
            "Reservation", "MemblockPlacer", "node_memmap_sections", "place_memmaps", "crashkernel_request",
-           "reserve_low_memory", "movable_normal_limit"]
+           "reserve_low_memory", "movable_normal_limit", "X86_64_DMA_ZONES", "clamped_zone_limit"]
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
@@ -33,6 +33,8 @@ X86_64_MAX_DMA_ADDRESS = 16 * MiB
 X86_64_OLD_PAGE_OFFSET = 0xFFFF880000000000
 #: x86_64 zone ends (MAX_DMA_PFN, MAX_DMA32_PFN) in bytes.
 X86_64_DMA_END, X86_64_DMA32_END = 16 * MiB, 4 * GiB
+#: The zones x86_64 bounds by address, with their architectural ends.
+X86_64_DMA_ZONES = (("DMA", X86_64_DMA_END), ("DMA32", X86_64_DMA32_END))
 #: Default software IO TLB size (IO_TLB_DEFAULT_SIZE) and slab size (1 << IO_TLB_SHIFT).
 SWIOTLB_DEFAULT_SIZE, SWIOTLB_SLAB = 64 * MiB, 2 * KiB
 
@@ -96,6 +98,18 @@ def movable_normal_limit(node_spans: dict, movable_start: dict):
     if hi is not None and lo > hi:
         raise ValueError(f"no single Normal/Movable boundary fits: {lo_why}, but {hi_why}")
     return hi if hi is not None else lo
+
+
+def clamped_zone_limit(end: int, memory_end: int, arch: int, prev: int, block: int) -> int | None:
+    """The model's limit for a DMA/DMA32 zone the kernel clamped to max_pfn, or None if it was not clamped.
+
+    A zone that ends where memory ends was cut there by the kernel (zone_sizes_init clamps each zone to
+    max_pfn); the model uses the architectural limit ``arch`` (16 MiB, 4 GiB) instead, rounded to a MAX_ORDER
+    ``block`` and not below the previous zone's limit ``prev``, which gives the same zones because no memory lies
+    above. A zone that ends before memory does ends at its own (printed) end."""
+    if end < memory_end:
+        return None
+    return max(arch, -(-end // block) * block, prev)
 
 
 # ------------------------------------------------------------------------------------------------------
