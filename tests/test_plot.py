@@ -9,12 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("matplotlib")
-
-from pgdefer import Machine, presets  # noqa: E402
-from pgdefer.cli import main  # noqa: E402
-from pgdefer.machine import ALLOCATED, UNINIT  # noqa: E402
-from pgdefer.workload import default_workload, replay  # noqa: E402
+from pgdefer import Machine, presets
+from pgdefer.cli import main
+from pgdefer.machine import ALLOCATED, UNINIT
+from pgdefer.workload import default_workload, replay
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

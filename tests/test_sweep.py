@@ -17,6 +17,10 @@ import subprocess
 import sys
 import time
 
+# The test extra installs pandas and distributed: a missing one is an error here, never a skip.
+import dask
+import distributed
+import pandas as pd
 import pytest
 
 import pgdefer
@@ -26,10 +30,6 @@ from pgdefer.cli import main
 from pgdefer.config import format_size
 from pgdefer.errors import OutOfMemory
 from pgdefer.workload import default_workload, replay
-
-pd = pytest.importorskip("pandas")  # the test extra installs it: this never skips in CI
-distributed = pytest.importorskip("distributed")
-import dask  # noqa: E402
 
 GiB = 1 << 30
 NON_HOST = [c for c in sw.COLUMNS if c not in sw.HOST_COLUMNS]
@@ -380,7 +380,6 @@ def test_cli_explicit_cells_and_plot(tmp_path, capsys):
 
 
 def test_sweep_figure_labels_say_which_time(tmp_path):
-    pytest.importorskip("matplotlib")
     from pgdefer.plot import sweep_figure
 
     df = sw.sweep("vm-3.5g-dma32", "v4.17", pass_threads="1,4,16", scheduler="local", progress=False)
