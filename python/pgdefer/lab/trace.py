@@ -109,10 +109,13 @@ class TraceWorkload(Workload):
         # "passes" ends at the last per-node line (6.1) or at the Memory: line after them (6.12)
         last_deferred = max((i for i, line in enumerate(text.splitlines(), 1)
                              if "deferred pages initialised in" in line), default=None)
+        # 6.1: no Memory: line after the per-node lines, so what follows the last one is "late" (asked once:
+        # scanning the text per event made a 7000-event trace take 20 s)
+        memory_after = last_deferred is not None and _memory_after(text, last_deferred)
         out_phase = []
         for ev, ph in zip(events, phases):
             if ph == "late_after_memory" or (ph == "passes" and last_deferred is not None
-                                             and ev.line > last_deferred and not _memory_after(text, last_deferred)):
+                                             and ev.line > last_deferred and not memory_after):
                 ph = "late"
             out_phase.append(ph)
         return cls(events, out_phase, path)
