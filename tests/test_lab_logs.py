@@ -128,6 +128,55 @@ def test_memory_line_late_gap_is_reported_as_unplaced(name):
     assert "trace" in c["unplaced_explained"]
 
 
+def test_ring_buffer_rule_hand_derived():
+    from pgdefer.lab.compare import ring_buffer_pages
+
+    # trace_buf_size=1M with trace_event=: ceil(1048576 / (4096 - 16)) = 258 sub-buffers + 1 reader page,
+    # plus the 1-byte snapshot buffer: 2 sub-buffers (the minimum) + 1 reader page
+    assert ring_buffer_pages("console=ttyS0 trace_event=kmem:mm_page_alloc tp_printk trace_buf_size=1M") == 262
+    # no trace_event=: the global buffer is not expanded, 1 byte -> 2 + 1, and the snapshot buffer 2 + 1
+    assert ring_buffer_pages("console=ttyS0 trace_buf_size=1M") == 6
+    # trace_event= without a size: TRACE_BUF_SIZE_DEFAULT 1441792 bytes -> ceil(1441792 / 4080) = 354 + 1 + 3
+    assert ring_buffer_pages("trace_event=kmem:mm_page_alloc") == 358
+    # the last trace_buf_size= wins (the kernel parses them in order); 2M -> ceil(2097152 / 4080) = 515
+    assert ring_buffer_pages("trace_event=x trace_buf_size=1M trace_buf_size=2M") == 515 + 1 + 3
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (late, _) in LOGS.items() if late))
+def test_late_memory_line_subtracts_what_the_log_states(name):
+    """6.12: ftrace_init's pages as its own line prints them, and early_trace_init's ring buffers from the
+    command line (the rule above), come off the predicted X."""
+    text = log_path(name).read_text(errors="replace")
+    ftrace = int(re.search(r"ftrace: allocated (\d+) pages with \d+ groups", text).group(1))
+    cmd = re.search(r"Command line: (.*)", text).group(1)
+    ring = 262 if "trace_buf_size=1M" in cmd and "trace_event=" in cmd else 6
+    comp = {label.split(":")[0]: pages for label, pages, _ in compared(name)["components_pages"]}
+    assert comp["ftrace_init"] == -ftrace and comp["early_trace_init"] == -ring
+
+
+# -- acceptance 2: managed pages -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(LOGS))
+def test_managed_pages_after_boot_match_proc_zoneinfo(name):
+    """managed after the run (memblock_free_all + the passes + the replayed free_reserved_area frees, or on an
+    untraced log the 'Freeing ... memory' lines in the zone of the memory they free) against /proc/zoneinfo."""
+    c = compared(name)
+    for z in c["zones"]:
+        assert z["managed"][0] == z["managed"][1], (z["node"], z["zone"])
+    assert c["managed_unzoned"] == []
+    traced = LOGS[name][1]
+    if not traced:   # the counted frees are exactly the log's Freeing lines, in KiB / 4
+        text = log_path(name).read_text(errors="replace")
+        kib = sum(int(x) for x in re.findall(r"\] Freeing [^\n]*? memory: (\d+)K", text))
+        assert sum(c["managed_counted_pages"].values()) * 4 == kib
+
+
+def test_pcp_and_vmstat_facts_from_proc_zoneinfo():
+    c = compared("lab01-612-1node-1g")
+    # its /proc/zoneinfo: DMA 'count: 0', 'vm stats threshold: 2'; DMA32 'count: 2602', threshold 8; 1 CPU
+    assert c["pcp"] == {"pcp_pages_at_dump": 2602, "vmstat_drift_bound_kib": (2 + 8) * 4}
+
+
 # -- acceptance 3: the page trace replays --------------------------------------------------------------------
 
 RE_A = re.compile(r"mm_page_alloc: page=\S+ pfn=0x[0-9a-f]+ order=(\d+) ")

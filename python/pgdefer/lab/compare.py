@@ -10,22 +10,62 @@ the policy of the log's kernel, replays what the log shows happened in the on-de
   (4-level paging: 32 TiB / 512 GiB = 64 entries, + 1 because KASLR's vmalloc_base is PUD- but not
   PGD-aligned) = 65 pages, a rule, shown as such. The trace starts later (``trace_init``).
 * **late** (after them, as 6.12 prints it at the end of ``page_alloc_init_late``): X = free pages after the
-  passes, with the traced allocations and frees up to that line replayed. What was allocated before tracing
-  began (SLUB and ftrace bootstrap, ...) is not in the log: that part of the gap is printed as **unplaced**.
+  passes, with the traced allocations and frees up to that line replayed, minus what ``start_kernel``
+  allocated before ``trace_init`` as far as the log states it (:func:`ftrace_pages`, :func:`ring_buffer_pages`).
+  The rest (SLUB's boot caches, ...; the pages on the per-CPU lists, which ``nr_free_pages()`` does not
+  count) is printed as **unplaced**, with the per-CPU lists' content at the /proc dump and the vmstat drift
+  bound beside it (:func:`_pcp_facts`).
 
 Y (physpages) and the reserved figure (physpages - totalram) are compared as printed. Per-node deferred
 lines: pages where printed (compared), times emulated (reported, not compared). Per zone: present, spanned
-(must match) and managed (after boot, compared and explained) against ``/proc/zoneinfo``.
+(must match) and managed after boot against ``/proc/zoneinfo``: the model's managed after the run, and on an
+untraced log the ``Freeing ... memory`` lines counted in the zone of what they free (docs/model.md §12).
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 from .errors import LabError
 
 #: x86_64 4-level paging: VMALLOC_SIZE_TB (32 TiB) / PGDIR_SIZE (512 GiB) + 1 (KASLR start not PGD-aligned).
 PREALLOCATE_VMALLOC_PAGES = 32 * 1024 // 512 + 1
+#: struct buffer_data_page's header (u64 time_stamp + local_t commit): a ring-buffer sub-buffer holds
+#: PAGE_SIZE - 16 bytes of events (kernel/trace/ring_buffer.c BUF_PAGE_HDR_SIZE).
+BUF_PAGE_HDR_SIZE = 16
+
+_RE_FTRACE = re.compile(r"ftrace: allocated (\d+) pages with (\d+) groups")
+_RE_BUF_SIZE = re.compile(r"(?:^|\s)trace_buf_size=(\d+)([kKmMgG]?)(?=\s|$)")
+
+
+def ftrace_pages(text: str) -> int | None:
+    """The pages ``ftrace_init`` took from the buddy allocator for its records, as the kernel printed them
+    ("ftrace: allocated N pages with M groups": N = the sum of ``1 << order`` over the groups
+    ``ftrace_allocate_records`` got, net of any it gave back), or None when the log has no such line."""
+    m = _RE_FTRACE.search(text)
+    return int(m.group(1)) if m else None
+
+
+def ring_buffer_pages(cmdline: str, page_size: int = 4096) -> int:
+    """Pages ``early_trace_init`` -> ``tracer_alloc_buffers`` allocates for the boot CPU (the only online CPU
+    then; with CONFIG_HOTPLUG_CPU the other CPUs' buffers are allocated as they come up, after trace_init,
+    so those are in the trace):
+
+    * the global buffer of ``trace_buf_size`` bytes when ``trace_event=`` is on the command line (it sets
+      ring_buffer_expanded), else of 1 byte: ``nr_pages = max(2, DIV_ROUND_UP(size, PAGE_SIZE - 16))``
+      sub-buffer pages plus the reader page;
+    * the snapshot (max) buffer of CONFIG_TRACER_MAX_TRACE (Debian: y), 1 byte unless a snapshot is asked
+      for at boot: 2 pages plus its reader page.
+    """
+    size = 1
+    if re.search(r"(?:^|\s)trace_event=", cmdline):
+        size = 1441792  # the kernel's TRACE_BUF_SIZE_DEFAULT
+        for m in _RE_BUF_SIZE.finditer(cmdline):
+            size = int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]
+    nr = max(2, -(-size // (page_size - BUF_PAGE_HDR_SIZE)))
+    max_nr = 2
+    return (nr + 1) + (max_nr + 1)
 
 
 def _policy_for(topo):
@@ -98,6 +138,20 @@ def compare_log(path, policy: str | None = None) -> dict:
     if not late:
         x_pred = _free(m)
         total_pred, totalram = topo.present_pages, m.stats["totalram_pages"]
+    if late:
+        # 6.12: between memblock_free_all and trace_init (so in no trace), start_kernel runs ftrace_init and
+        # early_trace_init; what they took is stated by the log (ftrace) or follows from its command line
+        pre = []
+        nft = ftrace_pages(text)
+        if nft:
+            pre.append(("ftrace_init: 'ftrace: allocated N pages'", nft, "log"))
+        if boot.command_line is not None:
+            pre.append(("early_trace_init: the boot CPU's ring buffers", ring_buffer_pages(boot.command_line),
+                        "rule"))
+        for label, pages, how in pre:
+            for _ in range(pages):
+                m.alloc_pages(0)
+            components.append((label, -pages, how))
     r1 = trace.replay(m, phases=("window",))
     state = r1["state"]
     m.page_alloc_init_late()
@@ -111,7 +165,7 @@ def compare_log(path, policy: str | None = None) -> dict:
         if not trace.events:
             # no trace: the "Freeing ... memory: NK" lines (free_init_pages -> free_reserved_area) before the
             # line still say how many reserved pages went to the buddy allocator; counted, not placed
-            freed_kib = _freed_before(text, mem_no)
+            freed_kib = sum(kib for no, _, kib in _freeing_lines(text) if no < mem_no)
             if freed_kib:
                 pages = freed_kib // k
                 x_pred += pages
@@ -142,8 +196,15 @@ def compare_log(path, policy: str | None = None) -> dict:
         "unplaced_kib": real.available_kib - x_pred_kib,
         "trace": {**trace.counts(), "replayed": replay} if trace.events else None,
         "deferred": _deferred_rows(m, boot, trace),
-        "zones": _zone_rows(m, lab),
     }
+    # without a trace the free_reserved_area() calls after the window are not replayed; the log's "Freeing
+    # ... memory: NK" lines still say how much each gave to managed_pages, and where: the initrd at its
+    # RAMDISK line, the rest (init sections, SMP alternatives, bss_decrypted, image gaps) in the kernel image
+    adjust, unzoned = ({}, []) if trace.events else _untraced_reserved_frees(text, boot, lab, m, k)
+    out["zones"] = _zone_rows(m, lab, adjust)
+    out["managed_counted_pages"] = {f"{n} {z}": v for (n, z), v in sorted(adjust.items())}
+    out["managed_unzoned"] = unzoned
+    out["pcp"] = _pcp_facts(lab, k)
     out["unplaced_explained"] = _explain(out, late, bool(trace.events))
     # the policy's own fact (gens): where this generation prints the line; the log's order is what is compared
     ml = getattr(m, "memory_line", None)
@@ -151,16 +212,61 @@ def compare_log(path, policy: str | None = None) -> dict:
     return out
 
 
-def _freed_before(text: str, line_no: int) -> int:
-    """KiB of the 'Freeing <what> memory: NK' lines (free_init_pages) before line ``line_no``."""
-    import re
+_RE_FREEING = re.compile(r"\] Freeing ([\w ()/]+?) memory: (\d+)K\s*$")
 
-    total = 0
-    for line in text.splitlines()[:line_no - 1]:
-        mt = re.search(r"\] Freeing [\w ]+ memory: (\d+)K\s*$", line)
+
+def _freeing_lines(text: str) -> list:
+    """[(line number, what, KiB)] of the 'Freeing <what> memory: NK' lines (free_reserved_area callers)."""
+    out = []
+    for no, line in enumerate(text.splitlines(), 1):
+        mt = _RE_FREEING.search(line)
         if mt:
-            total += int(mt.group(1))
-    return total
+            out.append((no, mt.group(1), int(mt.group(2))))
+    return out
+
+
+def _zone_of(m, pfn):
+    for z in m.zones():
+        if z.start_pfn <= pfn < z.end_pfn and z.present:
+            return (z.node, z.name)
+    return None
+
+
+def _untraced_reserved_frees(text, boot, lab, m, k):
+    """({(node, zone): pages}, [lines it could not place in a zone]) of the 'Freeing' lines of an untraced
+    log, each in the zone of the memory it frees (see compare_log)."""
+    image = lab.kernel_image()
+    adjust, unzoned = {}, []
+    for no, what, kib in _freeing_lines(text):
+        # the initrd is where its RAMDISK line says; everything else these lines free is in the kernel image
+        span = boot.ramdisk if what == "initrd" else image
+        where = span[0] if span else None
+        key = _zone_of(m, where // (k * 1024)) if where is not None else None
+        if key is None:
+            unzoned.append(f"line {no}: Freeing {what} memory: {kib}K")
+            continue
+        adjust[key] = adjust.get(key, 0) + kib // k
+    return adjust, unzoned
+
+
+def _pcp_facts(lab, k) -> dict | None:
+    """From /proc/zoneinfo (end of boot): the pages then on the per-CPU lists (nr_free_pages() does not count
+    them) and the bound on vmstat drift: per populated zone, each CPU's NR_FREE_PAGES differential is at most
+    its 'vm stats threshold' before it is folded into the global counter nr_free_pages() reads."""
+    text = lab.proc.get("/proc/zoneinfo")
+    if not text:
+        return None
+    count = bound = 0
+    managed = 0
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("managed "):
+            managed = int(s.split()[1])
+        elif s.startswith("count:"):
+            count += int(s.split()[1])
+        elif s.startswith("vm stats threshold:") and managed:
+            bound += int(s.split()[-1])
+    return {"pcp_pages_at_dump": count, "vmstat_drift_bound_kib": bound * k}
 
 
 def _free(m) -> int:
@@ -177,15 +283,16 @@ def _deferred_rows(m, boot, trace):
     return rows
 
 
-def _zone_rows(m, lab):
+def _zone_rows(m, lab, adjust=None):
     real = {(z.node, z.zone): z for z in lab.zoneinfo()}
+    adjust = adjust or {}
     rows = []
     for z in m.zones():
         r = real.get((z.node, z.name))
         rows.append({"node": z.node, "zone": z.name,
                      "present": (r.present if r else None, z.present),
                      "spanned": (r.spanned if r else None, z.spanned),
-                     "managed": (r.managed if r else None, z.managed)})
+                     "managed": (r.managed if r else None, z.managed + adjust.get((z.node, z.name), 0))})
     for (n, zname), r in sorted(real.items()):
         if not any(row["node"] == n and row["zone"] == zname for row in rows) and (r.present or r.spanned):
             rows.append({"node": n, "zone": zname, "present": (r.present, 0), "spanned": (r.spanned, 0),
@@ -197,12 +304,15 @@ def _explain(out, late, traced) -> str:
     gap = out["unplaced_kib"]
     if gap == 0:
         return "none: the predicted Memory: available figure equals the kernel's"
+    pcp = ("pages on the per-CPU lists, which nr_free_pages() does not count and the model does not have yet "
+           "(issue 10)")
     if late and not traced:
         return ("the window's allocations (slab, page tables, per-cpu, ...) between memblock_free_all and the end "
-                "of page_alloc_init_late: this boot has no page trace to replay them")
+                f"of page_alloc_init_late: this boot has no page trace to replay them; and {pcp}")
     if late:
-        return ("allocations made before tracing began (start_kernel before trace_init: SLUB/kmem_cache bootstrap, "
-                "ftrace pages, ...), which the trace cannot show, net of frees of pages the trace never allocated")
+        return ("what start_kernel allocated before trace_init and the log does not state (SLUB's boot caches, "
+                "sched_init, workqueue and RCU init, the ring buffer's page descriptors), net of frees of pages the "
+                f"trace never allocated; and {pcp}")
     return "early allocations between memblock_free_all and the Memory: line that the model does not know"
 
 
@@ -218,6 +328,10 @@ def format_compare(c: dict) -> str:
     lines.append("  prediction of available, in pages: " + "; ".join(
         f"{label} {pages:+d} ({how})" for label, pages, how in c["components_pages"]))
     lines.append(f"  unplaced: {c['unplaced_kib']}K ({c['unplaced_explained']})")
+    if c["unplaced_kib"] and c.get("pcp"):
+        p = c["pcp"]
+        lines.append(f"  (at the /proc dump the per-CPU lists held {p['pcp_pages_at_dump']} pages; vmstat drift in "
+                     f"nr_free_pages() is at most {p['vmstat_drift_bound_kib']}K either way)")
     t = c["trace"]
     if t:
         r = t["replayed"]
@@ -236,8 +350,12 @@ def format_compare(c: dict) -> str:
             return f"{v[0]}/{v[1]}" + ("" if v[0] == v[1] else " *")
         lines.append(f"  {str(z['node']) + ' ' + z['zone']:<14}{pair(z['present']):>20}{pair(z['spanned']):>20}"
                      f"{pair(z['managed']):>20}")
-    lines.append("  (* differs; managed after boot also counts what was freed or allocated after the window: "
-                 "init memory, the initrd, ...)")
+    if c.get("managed_counted_pages"):
+        lines.append("  (managed: the model's, plus the log's 'Freeing ... memory' lines counted in their zone: "
+                     + ", ".join(f"{k} +{v}" for k, v in c["managed_counted_pages"].items()) + ")")
+    for u in c.get("managed_unzoned") or ():
+        lines.append(f"  (managed: not placed in a zone: {u})")
+    lines.append("  (* differs)")
     return "\n".join(lines)
 
 
