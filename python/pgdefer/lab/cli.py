@@ -6,6 +6,7 @@ Registered into the main parser by ``add_parser(subparsers, fmt)``, listed in :d
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -87,13 +88,18 @@ def host_check(layout):
 
 def prepare(args, progress):
     """(kernel path, manifest extras, initrd path) for a boot: kernel and busybox fetched, initramfs built."""
+    return prepare_boot(args.kernel, args.busybox, progress)
+
+
+def prepare_boot(kernel_spec: str, busybox_path, progress):
+    """:func:`prepare` for a kernel spec (a file or a Debian package) and an optional busybox path."""
     from . import fetch
     from .initramfs import build_initramfs
     from .qemu import find_qemu
 
     find_qemu()
-    kernel, pkg, ver = resolve_kernel(args.kernel, progress)
-    busybox = Path(args.busybox) if args.busybox else fetch.busybox_from_package(progress)
+    kernel, pkg, ver = resolve_kernel(kernel_spec, progress)
+    busybox = Path(busybox_path) if busybox_path else fetch.busybox_from_package(progress)
     if not busybox.is_file():
         raise LabError(f"--busybox {busybox}: no such file")
     initrd = build_initramfs(busybox, fetch.cache_dir())
@@ -133,6 +139,35 @@ def cmd_lab_compare(args) -> int:
         if args.policy not in POLICIES:
             raise LabError(f"unknown policy {args.policy!r} (choose from {', '.join(POLICIES)})")
     return cmd_compare_log(args.log, json_out=args.json, policy=args.policy)
+
+
+def cmd_lab_corpus(args) -> int:
+    from . import corpus
+
+    if args.example:
+        print(corpus.KERNEL_LAB, end="")
+        return 0
+    if not args.file:
+        raise LabError("lab corpus: give a corpus FILE (pgdefer lab corpus --example prints the kernel lab's)")
+    boots = corpus.read_corpus(args.file)
+    if args.only:
+        names = {b.name for b in boots}
+        missing = [n for n in args.only if n not in names]
+        if missing:
+            raise LabError(f"--only {', '.join(missing)}: no such boot in {args.file} (it has "
+                           f"{', '.join(sorted(names))})")
+        boots = [b for b in boots if b.name in args.only]
+    if args.dry_run:
+        for b in boots:
+            log = Path(args.out) / f"{b.name}.log"
+            print(f"{b.name}: kernel {b.kernel}, timeout {b.timeout:g} s")
+            print("  " + shlex.join(b.layout.qemu_args("KERNEL", "INITRD", log, b.accel)))
+        return 0
+    rows = corpus.run_corpus(boots, args.out, resume=args.resume, compare=args.compare,
+                             host_check=not args.no_host_check, progress=_progress(args.quiet))
+    print(corpus.format_rows(rows))
+    print(f"index: {Path(args.out) / 'corpus.json'}")
+    return 1 if any(r["status"] == "failed" for r in rows) else 0
 
 
 def cmd_lab_fetch(args) -> int:
@@ -215,6 +250,36 @@ def add_parser(sub, fmt=argparse.RawDescriptionHelpFormatter) -> None:
                    help="model policy (default: from the log's kernel version, as boot --policy auto)")
     c.add_argument("--json", action="store_true", help="print JSON")
     c.set_defaults(func=cmd_lab_compare)
+    k = lsub.add_parser("corpus", help="boot every layout of a corpus file and record the logs (a reference set)",
+                        description="Boot every [[boot]] of a TOML corpus file (nodes, trace, crashkernel/mem/"
+                                    "memmap/movablecore/append, kernel path or Debian package, timeout) with "
+                                    "pgdefer lab boot, writing DIR/NAME.log and DIR/NAME.manifest.json for each "
+                                    "and an index DIR/corpus.json (rewritten after every boot). A failed boot is "
+                                    "recorded with its error and the rest still run; exit status 1 if any "
+                                    "failed.",
+                        epilog="examples:\n"
+                               "  pgdefer lab corpus --example > kernel-lab.toml   the boots of ../shared/kernel-lab\n"
+                               "  pgdefer lab corpus kernel-lab.toml -o mylab --compare\n"
+                               "  pgdefer lab corpus mine.toml -o mylab --resume      keep the boots already recorded\n"
+                               "  pgdefer lab corpus mine.toml -o mylab --dry-run     print the QEMU command lines\n"
+                               "\nTo hold your own kernel build against the model, set kernel = \"/path/to/linux/"
+                               "arch/x86/boot/bzImage\"\n(a path is relative to the corpus file) in the file or "
+                               "per boot; see docs/lab.md.", formatter_class=fmt)
+    k.add_argument("file", nargs="?", metavar="FILE", help="the corpus file (TOML)")
+    k.add_argument("--out", "-o", default="corpus", metavar="DIR",
+                   help="where the logs, manifests and corpus.json go (default: %(default)s)")
+    k.add_argument("--only", action="append", metavar="NAME", help="boot only this entry (repeatable)")
+    k.add_argument("--resume", action="store_true",
+                   help="keep boots whose log in DIR is already complete (the lab's end marker) and has a manifest")
+    k.add_argument("--compare", action="store_true",
+                   help="compare each log with the model (lab compare) and put the Memory: figures in the index")
+    k.add_argument("--dry-run", action="store_true", help="print each boot's QEMU command line and boot nothing")
+    k.add_argument("--example", action="store_true",
+                   help="print the corpus file of the project's kernel lab (../shared/kernel-lab) and exit")
+    k.add_argument("--no-host-check", action="store_true",
+                   help="do not refuse guests larger than this host's available memory")
+    k.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+    k.set_defaults(func=cmd_lab_corpus)
     f = lsub.add_parser("fetch", help="fetch a Debian kernel package (and busybox-static) into the cache",
                         description="Resolve a Debian kernel package (a metapackage such as linux-image-amd64 "
                                     "through apt-cache depends), apt-get download it and dpkg-deb -x it into "
