@@ -52,6 +52,10 @@ def test_init_script_dumps_every_proc_file_between_markers_and_powers_off():
     assert '"=== pgdefer-lab: $f"' in INIT_SCRIPT
     assert "=== pgdefer-lab: end" in INIT_SCRIPT
     assert INIT_SCRIPT.rstrip().endswith("poweroff -f")
+    # /proc/vmstat is read while the trace still prints (its pgalloc counters then cover the traced
+    # allocations) and dumped after the others, under its own marker
+    read, stop = INIT_SCRIPT.index("cat /proc/vmstat >"), INIT_SCRIPT.index("tracepoint_printk")
+    assert read < stop < INIT_SCRIPT.index("=== pgdefer-lab: /proc/vmstat") < INIT_SCRIPT.index("=== pgdefer-lab: end")
 
 
 def test_newc_trailer_and_alignment():

@@ -1,10 +1,12 @@
 """The lab's initramfs: Debian's static busybox and an ``/init`` that dumps ``/proc`` and powers off.
 
 Written as a newc ("070701") cpio archive by :func:`write_newc` — no ``cpio`` binary needed and no device
-node to create on the host (``/dev/console`` is an archive entry). ``/init`` mounts proc and sysfs, stops the
-tracepoints printing to the console (``/proc/sys/kernel/tracepoint_printk``; the dumps would otherwise be
-interleaved with trace lines), prints each file between ``=== pgdefer-lab: <file>`` marker lines and
-``=== pgdefer-lab: end``, then ``poweroff -f``.
+node to create on the host (``/dev/console`` is an archive entry). ``/init`` mounts proc and sysfs, takes a
+copy of ``/proc/vmstat`` while the trace still prints (its ``pgalloc_*`` counters against the trace say what
+the trace never showed), stops the tracepoints printing to the console
+(``/proc/sys/kernel/tracepoint_printk``; the dumps would otherwise be interleaved with trace lines), prints
+each of :data:`PROC_FILES` and then that copy between ``=== pgdefer-lab: <file>`` marker lines, prints
+``=== pgdefer-lab: end`` and runs ``poweroff -f``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from pathlib import Path
 
 #: The /proc files the initramfs dumps, in order.
 PROC_FILES = ("/proc/zoneinfo", "/proc/buddyinfo", "/proc/pagetypeinfo", "/proc/iomem", "/proc/meminfo")
+#: Also dumped (after PROC_FILES), but read just before /init stops the trace printing: its pgalloc_* and
+#: pgfree counters then cover the same allocations as the trace plus those it never showed.
+VMSTAT = "/proc/vmstat"
 MARKER = "=== pgdefer-lab: "
 
 INIT_SCRIPT = """#!/bin/busybox sh
@@ -21,11 +26,14 @@ INIT_SCRIPT = """#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox cat /proc/vmstat > /vmstat
 echo 0 > /proc/sys/kernel/tracepoint_printk 2>/dev/null
 for f in {files}; do
   echo "{marker}$f"
   /bin/busybox cat "$f"
 done
+echo "{marker}/proc/vmstat"
+/bin/busybox cat /vmstat
 echo "{marker}end"
 /bin/busybox sync
 /bin/busybox poweroff -f
