@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def test_real_boot_records_a_complete_log_and_manifest(kernel, real_boot):
 
     lab = parse_lab_log(log)
     assert lab.complete and lab.has_memblock_debug
+    assert re.search(r"^pgalloc_normal \d+$", lab.proc["/proc/vmstat"], re.M)   # the snapshot /init took
     boot = parse_dmesg(log)
     zones = lab.zoneinfo()
     # The Memory: line's total is get_num_physpages() = the present pages of all zones (4 KiB pages)
@@ -84,8 +86,6 @@ def test_real_boot_records_a_complete_log_and_manifest(kernel, real_boot):
 def test_real_boot_imports_and_compares(real_boot, capsys):
     """``pgdefer lab compare`` on the log just recorded. The expected figures are the kernel's: its
     Memory: line and its /proc/zoneinfo, read here without the importer."""
-    import re
-
     from pgdefer.testing import run_cli
 
     log = real_boot
@@ -112,11 +112,13 @@ def test_real_boot_imports_and_compares(real_boot, capsys):
         # printed at the end of page_alloc_init_late (6.12): the window's allocations are not in an
         # untraced log, so the report carries the difference as unplaced
         assert c["unplaced_kib"] == avail - mem["available_kib"]["predicted"]
-    real = {(int(n), z): (int(p), int(s)) for n, z, s, p in re.findall(
-        r"^Node (\d+), zone\s+(\w+)\n(?:.*\n)*?\s+spanned\s+(\d+)\n\s+present\s+(\d+)$", text, re.M)}
+    real = {(int(n), z): (int(p), int(s), int(m)) for n, z, s, p, m in re.findall(
+        r"^Node (\d+), zone\s+(\w+)\n(?:.*\n)*?\s+spanned\s+(\d+)\n\s+present\s+(\d+)\n\s+managed\s+(\d+)$",
+        text, re.M)}
     assert real
     for z in c["zones"]:
-        assert (z["present"][1], z["spanned"][1]) == real[(z["node"], z["zone"])]
+        # managed after boot: memblock_free_all + the passes + the 'Freeing ... memory' frees (docs/model.md §12)
+        assert (z["present"][1], z["spanned"][1], z["managed"][1]) == real[(z["node"], z["zone"])]
 
 
 def test_a_hanging_boot_times_out_and_leaves_no_qemu(kernel, tmp_path):
