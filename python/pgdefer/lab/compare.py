@@ -47,6 +47,38 @@ def ftrace_pages(text: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+_RE_HASH = re.compile(r"\] (.+?) hash table entries: \d+ \(order: \d+, (\d+) bytes, "
+                      r"(linear|vmalloc hugepage|vmalloc)\)")
+
+
+def untraced_hash_tables(text: str, traced: bool, page_size: int = 4096) -> list:
+    """[(table, pages)] of the hash tables ``alloc_large_system_hash`` printed after ``kmem_cache_init`` (the
+    "SLUB:" line: memblock_free_all is behind) and before the Memory: line whose pages no trace line shows.
+
+    With a page trace: the plain ``vmalloc`` ones (NUMA hashdist: ``__vmalloc`` gets order-0 pages from the
+    bulk allocator, ``alloc_pages_bulk``, which has no ``mm_page_alloc`` tracepoint; a ``vmalloc hugepage``
+    table is order-9 allocations, which are traced). Without one: every such table (``linear`` =
+    ``alloc_pages_exact``, whose unused tail goes back, so PAGE_ALIGN(size) pages; a huge vmalloc area is
+    rounded up to 2 MiB)."""
+    lines = text.splitlines()
+    start = next((i for i, x in enumerate(lines) if "SLUB: HWalign=" in x), None)
+    end = next((i for i, x in enumerate(lines) if "Memory: " in x and "K available" in x), len(lines))
+    if start is None:
+        return []
+    out = []
+    for line in lines[start:end]:
+        m = _RE_HASH.search(line)
+        if not m:
+            continue
+        size, how = int(m.group(2)), m.group(3)
+        if traced and how != "vmalloc":
+            continue
+        if how == "vmalloc hugepage":
+            size = -(-size // (2 << 20)) * (2 << 20)
+        out.append((f"{m.group(1)} ({how})", -(-size // page_size)))
+    return out
+
+
 def ring_buffer_pages(cmdline: str, page_size: int = 4096) -> int:
     """Pages ``early_trace_init`` -> ``tracer_alloc_buffers`` allocates for the boot CPU (the only online CPU
     then; with CONFIG_HOTPLUG_CPU the other CPUs' buffers are allocated as they come up, after trace_init,
@@ -138,16 +170,8 @@ def compare_log(path, policy: str | None = None) -> dict:
     if not late:
         x_pred = _free(m)
         total_pred, totalram = topo.present_pages, m.stats["totalram_pages"]
-    if late:
-        # 6.12: between memblock_free_all and trace_init (so in no trace), start_kernel runs ftrace_init and
-        # early_trace_init; what they took is stated by the log (ftrace) or follows from its command line
-        pre = []
-        nft = ftrace_pages(text)
-        if nft:
-            pre.append(("ftrace_init: 'ftrace: allocated N pages'", nft, "log"))
-        if boot.command_line is not None:
-            pre.append(("early_trace_init: the boot CPU's ring buffers", ring_buffer_pages(boot.command_line),
-                        "rule"))
+    if late:  # 6.12: what the log says the window allocated outside the trace (6.1 prints X before it)
+        pre = _untraced_window(text, boot, trace, g.page_size)
         for label, pages, how in pre:
             for _ in range(pages):
                 m.alloc_pages(0)
@@ -205,6 +229,7 @@ def compare_log(path, policy: str | None = None) -> dict:
     out["managed_counted_pages"] = {f"{n} {z}": v for (n, z), v in sorted(adjust.items())}
     out["managed_unzoned"] = unzoned
     out["pcp"] = _pcp_facts(lab, k)
+    out["untraced_alloc_pages_by_dump"] = _untraced_by_dump(lab, trace)
     out["unplaced_explained"] = _explain(out, late, bool(trace.events))
     # the policy's own fact (gens): where this generation prints the line; the log's order is what is compared
     ml = getattr(m, "memory_line", None)
@@ -249,6 +274,23 @@ def _untraced_reserved_frees(text, boot, lab, m, k):
     return adjust, unzoned
 
 
+def _untraced_window(text, boot, trace, page_size) -> list:
+    """[(label, pages, how)] of what the log states was allocated in the window but is in no trace line (a
+    late Memory: line only): start_kernel's allocations between memblock_free_all and trace_init (ftrace_init's
+    records as its line prints them, early_trace_init's ring buffers from the command line) and the hash
+    tables no trace line shows (:func:`untraced_hash_tables`)."""
+    pre = []
+    nft = ftrace_pages(text)
+    if nft:
+        pre.append(("ftrace_init: 'ftrace: allocated N pages'", nft, "log"))
+    if boot.command_line is not None:
+        pre.append(("early_trace_init: the boot CPU's ring buffers", ring_buffer_pages(boot.command_line, page_size),
+                    "rule"))
+    for table, pages in untraced_hash_tables(text, bool(trace.events), page_size):
+        pre.append((f"hash table {table}, not in the trace", pages, "log"))
+    return pre
+
+
 def _pcp_facts(lab, k) -> dict | None:
     """From /proc/zoneinfo (end of boot): the pages then on the per-CPU lists (nr_free_pages() does not count
     them) and the bound on vmstat drift: per populated zone, each CPU's NR_FREE_PAGES differential is at most
@@ -267,6 +309,18 @@ def _pcp_facts(lab, k) -> dict | None:
         elif s.startswith("vm stats threshold:") and managed:
             bound += int(s.split()[-1])
     return {"pcp_pages_at_dump": count, "vmstat_drift_bound_kib": bound * k}
+
+
+def _untraced_by_dump(lab, trace) -> int | None:
+    """Pages the kernel allocated by the time /init read /proc/vmstat (just before it stopped the trace
+    printing) that no trace line shows: Σ pgalloc_* (every page handed out since boot, bulk allocations
+    included) minus the traced allocations' pages. An upper bound on the window's untraced allocations;
+    None for logs without the vmstat dump (made before it was added) or without a trace."""
+    text = lab.proc.get("/proc/vmstat")
+    if not text or not trace.events:
+        return None
+    total = sum(int(v) for v in re.findall(r"^pgalloc_\w+ (\d+)$", text, re.M))
+    return total - trace.counts()["alloc_pages"]
 
 
 def _free(m) -> int:
@@ -312,7 +366,8 @@ def _explain(out, late, traced) -> str:
     if late:
         return ("what start_kernel allocated before trace_init and the log does not state (SLUB's boot caches, "
                 "sched_init, workqueue and RCU init, the ring buffer's page descriptors), net of frees of pages the "
-                f"trace never allocated; and {pcp}")
+                "trace never allocated; vmalloc areas the log does not print (kernel thread stacks: their order-0 "
+                f"pages come from the bulk allocator, which has no tracepoint); and {pcp}")
     return "early allocations between memblock_free_all and the Memory: line that the model does not know"
 
 
@@ -332,6 +387,9 @@ def format_compare(c: dict) -> str:
         p = c["pcp"]
         lines.append(f"  (at the /proc dump the per-CPU lists held {p['pcp_pages_at_dump']} pages; vmstat drift in "
                      f"nr_free_pages() is at most {p['vmstat_drift_bound_kib']}K either way)")
+    if c.get("untraced_alloc_pages_by_dump") is not None:
+        lines.append(f"  by the /proc dump the kernel had allocated {c['untraced_alloc_pages_by_dump']} pages that no "
+                     "trace line shows (/proc/vmstat pgalloc_* minus the trace; bulk and pre-trace allocations)")
     t = c["trace"]
     if t:
         r = t["replayed"]
