@@ -83,6 +83,7 @@ impl Machine {
                 );
             }
         }
+        self.check_ledger(&mut bad);
         if done && uninit_count > 0 {
             push(
                 &mut bad,
@@ -208,6 +209,50 @@ impl Machine {
                 format!(
                     "B-I4: {name} managed {} != free {free} + allocated {alloc}",
                     area.managed
+                ),
+            );
+        }
+    }
+}
+
+impl Machine {
+    /// The allocation ledger against the page array: every live allocation is an ALLOCATED block with
+    /// its order, and every ALLOCATED page belongs to one (else it is lost: nobody can free it).
+    fn check_ledger(&self, bad: &mut Vec<String>) {
+        let pa = &self.pages;
+        let mut owned = vec![false; pa.len()];
+        for (pfn, order) in self.ledger.live() {
+            let Some(i) = pa.idx(pfn) else {
+                push(bad, format!("ledger: allocation at pfn {pfn:#x} has no struct page"));
+                continue;
+            };
+            let n = 1usize << order;
+            let whole = i + n <= pa.len()
+                && pa.head_order(i) == Some(order)
+                && (i..i + n).all(|j| pa.state(j) == PageState::Allocated);
+            if !whole {
+                push(
+                    bad,
+                    format!(
+                        "ledger: the order-{order} allocation at pfn {pfn:#x} is not an allocated block \
+                         (pfn {pfn:#x} is {:?}, head order {:?})",
+                        pa.state(i),
+                        pa.head_order(i)
+                    ),
+                );
+                continue;
+            }
+            owned[i..i + n].iter_mut().for_each(|o| *o = true);
+        }
+        let mut lost = (0..pa.len()).filter(|&j| pa.state(j) == PageState::Allocated && !owned[j]);
+        if let Some(first) = lost.next() {
+            push(
+                bad,
+                format!(
+                    "ledger: {} ALLOCATED page(s) belong to no live allocation a caller received (lost \
+                     pages; the first is pfn {:#x})",
+                    1 + lost.count(),
+                    pa.pfn(first)
                 ),
             );
         }

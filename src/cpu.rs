@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::sync::{AtomicBool, AtomicU32, Mutex, Ordering, SpinGuard, SpinLock};
 use crate::topology::ZoneType;
+use crate::waits::WaitGraph;
 
 /// An allocation to run in hard-interrupt context on a CPU, and where its result goes.
 pub struct IrqWork {
@@ -103,9 +104,13 @@ pub struct NamedLock {
     pub name: String,
     pub lock: SpinLock,
     site: Mutex<&'static str>,
-    /// The host thread holding it (0: none): a thread that would wait for itself deadlocks.
-    holder: StdAtomicU64,
+    /// The host thread holding it (0: none): a thread that would wait for itself deadlocks; shared
+    /// with the wait-for graph, which follows it from a spinning thread to the holder.
+    holder: Arc<StdAtomicU64>,
 }
+
+/// Spins between two looks for a cycle in the wait-for graph (a look takes the graph's mutex).
+const SPINS_PER_CYCLE_CHECK: u32 = 64;
 
 /// Why a lock could not be taken: this CPU already holds it (an interrupt that needs the lock its
 /// own CPU holds with interrupts enabled), or another CPU simulated by the same host thread holds it
@@ -119,12 +124,25 @@ pub struct Deadlock {
     pub held_at: &'static str,
     pub wanted_at: &'static str,
     pub in_irq: bool,
+    /// A cycle of host threads waiting for each other (the wait-for graph), one step each.
+    pub cycle: Option<Vec<String>>,
 }
 
 impl Deadlock {
     /// lockdep's report, in its words.
     pub fn report(&self) -> String {
-        if self.holder == self.cpu {
+        if let Some(cycle) = &self.cycle {
+            format!(
+                "DEADLOCK: CPU {} takes {} at {} while CPU {} holds it since {}, and the host threads wait \
+                 for each other in a cycle: {} (a point callback waiting for a thread that waits for it)",
+                self.cpu,
+                self.lock,
+                self.wanted_at,
+                self.holder,
+                self.held_at,
+                cycle.join("; ")
+            )
+        } else if self.holder == self.cpu {
             format!(
                 "WARNING: inconsistent lock state: {{IN-HARDIRQ-W}} -> {{HARDIRQ-ON-W}} usage. CPU {} {} \
                  {} at {}, already holding it since {} with interrupts enabled. *** DEADLOCK ***",
@@ -181,19 +199,21 @@ impl NamedLock {
             name,
             lock: SpinLock::default(),
             site: Mutex::new(""),
-            holder: StdAtomicU64::new(0),
+            holder: Arc::new(StdAtomicU64::new(0)),
         }
     }
 
     /// `spin_lock_irqsave` (or plain `spin_lock`) on `cpu`. Spins while another CPU holds it,
     /// calling `on_spin` (interrupt delivery) while interrupts are on. Refuses, with a lockdep report,
-    /// to take a lock this CPU already holds.
+    /// to take a lock this CPU (or this host thread) already holds, and gives up, with the cycle, when
+    /// `waits` shows the holder waiting (through other threads) for this one.
     pub fn acquire<'a>(
         &'a self,
         cpu_id: u32,
         cpu: &'a Cpu,
         irqsave: bool,
         site: &'static str,
+        waits: &WaitGraph,
         mut on_spin: impl FnMut(),
     ) -> Result<LockGuard<'a>, Deadlock> {
         if let Some(holder) = self.lock.owner() {
@@ -207,6 +227,7 @@ impl NamedLock {
                     held_at: *self.site.lock().unwrap(),
                     wanted_at: site,
                     in_irq: cpu.in_irq(),
+                    cycle: None,
                 });
             }
         }
@@ -214,7 +235,43 @@ impl NamedLock {
             cpu.irqs_off.fetch_add(1, Ordering::Relaxed);
         }
         cpu.preempt.fetch_add(1, Ordering::Relaxed);
-        let guard = self.lock.lock_with(cpu_id, &mut on_spin);
+        let (mut spins, mut seen, mut cycle) = (0u32, false, None);
+        let got = self.lock.lock_with(cpu_id, &mut || {
+            on_spin();
+            spins = spins.wrapping_add(1);
+            if spins == 1 {
+                waits.wait_lock(&self.name, &self.holder);
+            }
+            if spins % SPINS_PER_CYCLE_CHECK == 0 {
+                // A cycle seen twice in a row, one check apart, is not a hand-over in flight.
+                match waits.cycle() {
+                    Some(c) if seen => {
+                        cycle = Some(c);
+                        return false;
+                    }
+                    c => seen = c.is_some(),
+                }
+            }
+            true
+        });
+        if spins > 0 {
+            waits.done_waiting();
+        }
+        let Some(guard) = got else {
+            cpu.preempt.fetch_sub(1, Ordering::Relaxed);
+            if irqsave {
+                cpu.irqs_off.fetch_sub(1, Ordering::Relaxed);
+            }
+            return Err(Deadlock {
+                lock: self.name.clone(),
+                cpu: cpu_id,
+                holder: self.lock.owner().unwrap_or(cpu_id),
+                held_at: *self.site.lock().unwrap(),
+                wanted_at: site,
+                in_irq: cpu.in_irq(),
+                cycle,
+            });
+        };
         self.holder
             .store(thread_token(), std::sync::atomic::Ordering::Relaxed);
         *self.site.lock().unwrap() = site;

@@ -842,10 +842,13 @@ impl Machine {
             self.unlock(guard, BOOT_CPU);
         }
         let results: Vec<Result<u64>> = if threads && self.nodes.len() > 1 {
+            let joining = self.waits.joining(); // this thread waits for the pass threads
             std::thread::scope(|s| {
                 let handles: Vec<_> = (0..self.nodes.len())
                     .map(|ni| {
+                        let parent = joining.parent();
                         s.spawn(move || {
+                            let _child = crate::waits::Child::enter(&parent);
                             // Every pgdatinit thread but one uses up a host thread of the budget
                             // padata's helpers share (if any is left).
                             let held = if ni > 0 { self.workers.reserve(1) } else { 0 };
@@ -958,6 +961,7 @@ impl Machine {
     /// Boot phases change one at a time; a phase change asked for from inside another (a point callback
     /// calling boot() or page_alloc_init_late()) is an error, not a wait for itself.
     fn begin_transition(&self, what: &str) -> Result<crate::sync::MutexGuard<'_, ()>> {
+        self.refuse_from_callback(what)?;
         self.transition.try_lock().map_err(|_| {
             Error::Phase(format!(
                 "{what} called while another boot phase is running (from a point callback?)"

@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod geometry;
 pub mod hostmem;
+pub mod ledger;
 pub mod machine;
 pub mod memblock;
 pub mod padata;
@@ -25,6 +26,7 @@ pub mod policy;
 pub mod protocol;
 pub mod sync;
 pub mod topology;
+pub mod waits;
 pub mod workload;
 
 #[cfg(feature = "python")]

@@ -217,6 +217,12 @@ pub struct Machine {
     pub faults: Faults,
     pub(crate) hooks: Mutex<Vec<PointHook>>,
     pub(crate) has_hooks: AtomicBool,
+    /// CPUs stopped at a point while their callbacks run: (host thread, cpu, point).
+    pub(crate) stopped: Mutex<Vec<(u64, u32, &'static str)>>,
+    /// Who waits for whom among the host threads (cross-thread deadlock detection).
+    pub(crate) waits: crate::waits::WaitGraph,
+    /// The blocks handed to callers and not yet freed.
+    pub ledger: crate::ledger::Ledger,
     /// free_initmem() ran: the __init grow code is gone.
     pub initmem_freed: AtomicBool,
     pub(crate) reserved_free: Mutex<()>,
@@ -369,6 +375,9 @@ impl Machine {
             faults: cfg.faults,
             hooks: Mutex::new(Vec::new()),
             has_hooks: AtomicBool::new(false),
+            stopped: Mutex::new(Vec::new()),
+            waits: crate::waits::WaitGraph::default(),
+            ledger: crate::ledger::Ledger::default(),
             initmem_freed: AtomicBool::new(false),
             reserved_free: Mutex::new(()),
             key: StaticKey::new(cfg.policy.grows()),

@@ -244,10 +244,17 @@ where
     if host == 1 {
         shared.helper(0, thread_fn);
     } else {
+        // Helpers serve the caller's operation (a point callback on one reports to it); the caller
+        // works beside them rather than waiting, so no join edge.
+        let parent = crate::waits::Parent::root_only();
         std::thread::scope(|s| {
             let shared = &shared;
             for t in 1..host as u32 {
-                s.spawn(move || shared.helper(t, thread_fn));
+                let parent = parent.clone();
+                s.spawn(move || {
+                    let _child = crate::waits::Child::enter(&parent);
+                    shared.helper(t, thread_fn)
+                });
             }
             // The caller runs the helper loop too ("use the current thread").
             shared.helper(0, thread_fn);

@@ -78,7 +78,12 @@ impl Machine {
                 continue 'zones;
             }
             loop {
-                let got = area.lock().rmqueue(&self.pages, order);
+                let got = {
+                    let mut a = area.lock();
+                    let got = a.rmqueue(&self.pages, order);
+                    // Under the zone lock, so a racing free and reallocation are recorded in order.
+                    got.inspect(|&i| self.ledger.received(self.pages.pfn(i), order))
+                };
                 if let Some(i) = got {
                     self.stats.allocs.fetch_add(1, Ordering::Relaxed);
                     self.stats
@@ -188,6 +193,7 @@ impl Machine {
             }
             Some(_) => {}
         }
+        self.ledger.returned(pfn);
         let r = area.free(&self.pages, i, order, ListEnd::Head);
         drop(area);
         self.report_uninit_buddy(r);

@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
-use crate::cpu::{CpuGuard, Deadlock, IrqWork, LockGuard, NamedLock};
+use crate::cpu::{thread_token, CpuGuard, Deadlock, IrqWork, LockGuard, NamedLock};
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::machine::Machine;
 use crate::sync::{Mutex, Ordering};
 use crate::topology::ZoneType;
+use crate::waits::root_thread;
 
 /// A callback run when the model reaches a named point (controlled interleavings).
 pub type PointFn = Arc<dyn Fn(&Machine, &PointInfo) + Send + Sync>;
@@ -85,7 +86,7 @@ impl Machine {
         site: &'static str,
     ) -> Result<LockGuard<'a>> {
         let c = &self.cpus[cpu as usize];
-        lock.acquire(cpu, c, irqsave, site, || self.irq_point(cpu))
+        lock.acquire(cpu, c, irqsave, site, &self.waits, || self.irq_point(cpu))
             .map_err(|d: Deadlock| {
                 self.log(
                     cpu,
@@ -186,8 +187,56 @@ impl Machine {
             fs
         };
         let info = PointInfo { name, node, cpu };
+        let _stopped = Stopped::new(self, cpu, name);
         for f in matching {
             f(self, &info);
+        }
+    }
+
+    /// Phase changes (boot, page_alloc_init_late) are refused from a point callback, on its thread or on
+    /// a thread the stopped operation started, and while a CPU stopped at a point holds a lock: the
+    /// change would wait for code that cannot go on until the callback returns.
+    pub(crate) fn refuse_from_callback(&self, what: &str) -> Result<()> {
+        let (me, root) = (thread_token(), root_thread());
+        let stopped = self.stopped.lock().unwrap();
+        if let Some(&(_, cpu, at)) = stopped.iter().find(|s| s.0 == me || s.0 == root) {
+            return Err(Error::Phase(format!(
+                "{what} called from a point callback (CPU {cpu} is stopped at {at:?}): a boot phase cannot \
+                 change while an operation is stopped at a point; call it after the operation returns"
+            )));
+        }
+        if let Some(&(_, cpu, at)) = stopped
+            .iter()
+            .find(|s| self.cpus[s.1 as usize].in_atomic())
+        {
+            return Err(Error::Phase(format!(
+                "{what} while CPU {cpu} is stopped at {at:?} holding a spinlock (in a point callback): the \
+                 phase would wait for that lock forever"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A CPU stopped at a point for the life of the value (its callbacks are running).
+struct Stopped<'a> {
+    m: &'a Machine,
+    entry: (u64, u32, &'static str),
+}
+
+impl<'a> Stopped<'a> {
+    fn new(m: &'a Machine, cpu: u32, at: &'static str) -> Self {
+        let entry = (thread_token(), cpu, at);
+        m.stopped.lock().unwrap().push(entry);
+        Stopped { m, entry }
+    }
+}
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        let mut s = self.m.stopped.lock().unwrap();
+        if let Some(k) = s.iter().rposition(|e| *e == self.entry) {
+            s.swap_remove(k);
         }
     }
 }

@@ -44,21 +44,25 @@ impl Default for SpinLock {
 impl SpinLock {
     /// Acquire for `cpu`, spinning (and yielding the host thread) while another CPU holds it.
     pub fn lock(&self, cpu: u32) -> SpinGuard<'_> {
-        self.lock_with(cpu, &mut || {})
+        self.lock_with(cpu, &mut || true)
+            .expect("a spin that never gives up gets the lock")
     }
 
-    /// As `lock`, calling `on_spin` between attempts (a spinning CPU with interrupts on takes them).
-    pub fn lock_with(&self, cpu: u32, on_spin: &mut dyn FnMut()) -> SpinGuard<'_> {
+    /// As `lock`, calling `on_spin` between attempts (a spinning CPU with interrupts on takes them);
+    /// when `on_spin` returns false the wait is given up (None: a detected deadlock).
+    pub fn lock_with(&self, cpu: u32, on_spin: &mut dyn FnMut() -> bool) -> Option<SpinGuard<'_>> {
         loop {
             if self
                 .owner
                 .compare_exchange_weak(UNLOCKED, cpu, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
-                return SpinGuard { lock: self };
+                return Some(SpinGuard { lock: self });
             }
             while self.owner.load(Ordering::Relaxed) != UNLOCKED {
-                on_spin();
+                if !on_spin() {
+                    return None;
+                }
                 spin_wait();
             }
         }

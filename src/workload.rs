@@ -106,10 +106,13 @@ impl Machine {
         }
         let attempted = AtomicU64::new(0);
         let t = Instant::now();
+        let joining = self.waits.joining(); // this thread waits for the streams and the late init
         let (results, late) = std::thread::scope(|sc| {
             let late = late_init_after.map(|n| {
                 let attempted = &attempted;
+                let parent = joining.parent();
                 sc.spawn(move || {
+                    let _child = crate::waits::Child::enter(&parent);
                     while attempted.load(Ordering::Relaxed) < n {
                         std::thread::yield_now();
                     }
@@ -120,7 +123,11 @@ impl Machine {
                 .iter()
                 .map(|s| {
                     let attempted = &attempted;
-                    sc.spawn(move || self.run_stream(s, seed, attempted))
+                    let parent = joining.parent();
+                    sc.spawn(move || {
+                        let _child = crate::waits::Child::enter(&parent);
+                        self.run_stream(s, seed, attempted)
+                    })
                 })
                 .collect();
             let results: Vec<StreamResult> = handles

@@ -475,3 +475,90 @@ fn v6_4_max_order_frees_reach_the_same_buddy_state() {
         assert!(m.check().is_empty(), "{p:?}: {:?}", m.check());
     }
 }
+
+/// The allocation ledger (issue 15): check() holds every ALLOCATED page against the blocks handed
+/// to callers. One order-2 allocation = 4 pages; dropping it from the ledger while it stays ALLOCATED
+/// is exactly a caller losing it; a ledger entry of the wrong order is not an allocated block.
+#[test]
+fn check_reports_an_allocated_page_that_no_caller_holds() {
+    let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap();
+    let m = machine(vec![region(0, MIB, 0)], vec![], Policy::V4_17, g);
+    m.boot().unwrap();
+    let pfn = m.alloc_pages(2, None, None, 0).unwrap();
+    assert_eq!(m.ledger.live(), vec![(pfn, 2)]);
+    assert!(m.check().is_empty(), "{:?}", m.check());
+    assert_eq!(m.ledger.returned(pfn), Some(2)); // the caller loses the block
+    let bad = m.check();
+    assert!(
+        bad.iter()
+            .any(|b| b.contains("4 ALLOCATED page(s) belong to no live allocation")
+                && b.contains(&format!("pfn {pfn:#x}"))),
+        "{bad:?}"
+    );
+    m.ledger.received(pfn, 1);
+    let bad = m.check();
+    assert!(
+        bad.iter()
+            .any(|b| b.contains(&format!("order-1 allocation at pfn {pfn:#x} is not an allocated block"))),
+        "{bad:?}"
+    );
+    m.ledger.returned(pfn);
+    m.ledger.received(pfn, 2);
+    m.free_pages(pfn, 2, 0).unwrap();
+    assert!(m.ledger.live().is_empty());
+    assert!(m.check().is_empty(), "{:?}", m.check());
+}
+
+/// Cross-thread deadlock detection (issue 15): a grow:locked callback (CPU 0 holds the node lock)
+/// runs a workload whose stream (CPU 1, a thread the machine starts and this one joins) must grow the
+/// same node. The stream would spin forever on a lock its joiner holds: the wait-for graph gives
+/// its allocation up with a lockdep report, and everything else completes.
+#[test]
+fn a_stream_spinning_on_the_lock_of_the_thread_joining_it_is_a_deadlock_not_a_hang() {
+    use pgdefer::workload::Stream;
+    use std::sync::{Arc, Mutex};
+    let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap();
+    let mut cfg = MachineConfig::new(
+        g,
+        vec![region(0, 2 * MIB, 0)],
+        vec![],
+        ZoneLimits::default(),
+        Policy::V4_17,
+    );
+    cfg.cpus = 2;
+    let m = Machine::new(cfg).unwrap();
+    m.boot().unwrap();
+    for _ in 0..64 {
+        m.alloc_pages(0, None, None, 0).unwrap(); // the early section: the next allocation grows
+    }
+    let failures = Arc::new(Mutex::new(None));
+    let seen = failures.clone();
+    m.at_point(
+        "grow:locked",
+        None,
+        true,
+        Arc::new(move |m: &Machine, _| {
+            let stream = Stream {
+                cpu: 1,
+                count: 1,
+                orders: vec![0],
+                node: None,
+                zone: None,
+                free_percent: 0,
+            };
+            let r = m.run_workload(&[stream], 1, None).unwrap();
+            *seen.lock().unwrap() = Some(r.streams[0].failures);
+        }),
+    )
+    .unwrap();
+    let pfn = m.alloc_pages(0, None, None, 0).unwrap();
+    assert!((64..128).contains(&pfn), "the caller's own grow went on");
+    assert_eq!(*failures.lock().unwrap(), Some(1));
+    let deadlocks: Vec<_> = m
+        .events()
+        .into_iter()
+        .filter(|e| matches!(&e.event, Event::Lockdep { cpu: 1, .. }))
+        .collect();
+    assert_eq!(deadlocks.len(), 1);
+    assert!(m.check().is_empty(), "{:?}", m.check());
+}
