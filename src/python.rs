@@ -4,6 +4,7 @@
 #![allow(clippy::needless_pass_by_value)]
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ndarray::ArrayView1;
@@ -12,6 +13,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyList, PyTuple};
 
+use crate::cpu::thread_token;
 use crate::error::Error;
 use crate::events::{Value, EVENT_KINDS};
 use crate::geometry::Geometry;
@@ -19,6 +21,7 @@ use crate::machine::{Faults, Machine, MachineConfig, PointInfo};
 use crate::memblock::Region;
 use crate::policy::{FactValue, Policy};
 use crate::topology::{Layout, ZoneLimits, ZoneType};
+use crate::waits::root_thread;
 use crate::workload::Stream;
 
 /// Raise the matching class of `pgdefer.errors`.
@@ -200,25 +203,78 @@ fn policy_facts(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 /// A workload stream from Python: (cpu, count, orders, node, zone, free_percent).
 type StreamTuple = (u32, u64, Vec<u32>, Option<u32>, Option<String>, u32);
 
+/// Per host thread, one slot per operation running on it (nested: a callback's own calls), innermost
+/// last: the first exception a point callback raised for that operation.
+type CallbackErrors = Arc<Mutex<HashMap<u64, Vec<Option<PyErr>>>>>;
+
 #[pyclass(frozen, name = "Machine", module = "pgdefer._core")]
 struct PyMachine {
     inner: Machine,
-    /// The first exception raised by a point callback, re-raised when the operation returns.
-    callback_error: Arc<Mutex<Option<PyErr>>>,
+    /// Exceptions of point callbacks, owned by the operation that reached the point.
+    callback_errors: CallbackErrors,
 }
 
 impl PyMachine {
-    /// `run`, then re-raise an exception that a point callback raised meanwhile.
+    /// `run` as an operation of the calling thread: (its result, the exception a point callback raised
+    /// for it). A callback belongs to the innermost operation on the thread that reached the point, or,
+    /// on a thread the machine started (a pass, padata helper or stream), to the operation that started it.
+    fn op_parts<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce() -> Result<T, Error> + Send,
+    ) -> (PyResult<T>, Option<PyErr>) {
+        let me = thread_token();
+        self.callback_errors
+            .lock()
+            .unwrap()
+            .entry(me)
+            .or_default()
+            .push(None);
+        let r = run(py, f);
+        let mut all = self.callback_errors.lock().unwrap();
+        let slots = all.get_mut(&me).expect("this operation's slot");
+        let err = slots.pop().flatten();
+        if slots.is_empty() {
+            all.remove(&me);
+        }
+        (r, err)
+    }
+
+    /// `op_parts` for an operation whose effect stands when a callback raised: the operation completes,
+    /// then the callback's exception is raised.
     fn op<T: Send>(
         &self,
         py: Python<'_>,
         f: impl FnOnce() -> Result<T, Error> + Send,
     ) -> PyResult<T> {
-        let r = run(py, f);
-        if let Some(e) = self.callback_error.lock().unwrap().take() {
-            return Err(e);
+        match self.op_parts(py, f) {
+            (_, Some(e)) => Err(e),
+            (r, None) => r,
         }
-        r
+    }
+}
+
+/// Give a point callback's exception to the operation it belongs to (see `op_parts`); with none (a
+/// callback reached outside any operation), report it as unraisable rather than drop it.
+fn keep_callback_error(py: Python<'_>, errors: &CallbackErrors, e: PyErr) {
+    let unowned = {
+        let mut all = errors.lock().unwrap();
+        let me = thread_token();
+        let owner = if all.get(&me).is_some_and(|v| !v.is_empty()) {
+            me
+        } else {
+            root_thread()
+        };
+        match all.get_mut(&owner).and_then(|v| v.last_mut()) {
+            Some(slot) => {
+                slot.get_or_insert(e);
+                None
+            }
+            None => Some(e),
+        }
+    };
+    if let Some(e) = unowned {
+        e.write_unraisable(py, None);
     }
 }
 
@@ -321,7 +377,7 @@ impl PyMachine {
         })?;
         Ok(PyMachine {
             inner,
-            callback_error: Arc::new(Mutex::new(None)),
+            callback_errors: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -351,7 +407,26 @@ impl PyMachine {
         cpu: u32,
     ) -> PyResult<u64> {
         let zt = zone_type(py, zone)?;
-        self.op(py, || self.inner.alloc_pages(order, node, zt, cpu))
+        match self.op_parts(py, || self.inner.alloc_pages(order, node, zt, cpu)) {
+            (r, None) => r,
+            // A callback raised: roll the allocation back, so that the failing call hands out nothing
+            // and no page is lost; if the machine refuses the free, the pfn travels with the exception.
+            (Ok(pfn), Some(e)) => {
+                if let Err(why) = run(py, || self.inner.free_pages(pfn, order, cpu)) {
+                    let v = e.value(py);
+                    v.setattr("pfn", pfn)?;
+                    v.call_method1(
+                        "add_note",
+                        (format!(
+                            "pgdefer: alloc_pages(order={order}) got pfn {pfn:#x} (the exception's .pfn) and \
+                             could not roll it back: {why}"
+                        ),),
+                    )?;
+                }
+                Err(e)
+            }
+            (Err(_), Some(e)) => Err(e),
+        }
     }
 
     #[pyo3(signature = (pfn, order, cpu=0))]
@@ -479,6 +554,11 @@ impl PyMachine {
         Ok(d)
     }
 
+    /// The allocation ledger: every block handed to a caller and not freed, as (pfn, order) by pfn.
+    fn allocations(&self) -> Vec<(u64, u32)> {
+        self.inner.ledger.live()
+    }
+
     fn violations(&self) -> Vec<String> {
         self.inner.violations()
     }
@@ -526,11 +606,11 @@ impl PyMachine {
         node: Option<u32>,
         once: bool,
     ) -> PyResult<()> {
-        let slot = self.callback_error.clone();
+        let errors = self.callback_errors.clone();
         let f = Arc::new(move |_m: &Machine, info: &PointInfo| {
             Python::attach(|py| {
                 if let Err(e) = callback.call1(py, (info.name, info.node, info.cpu)) {
-                    slot.lock().unwrap().get_or_insert(e);
+                    keep_callback_error(py, &errors, e);
                 }
             })
         });

@@ -345,16 +345,25 @@ class Machine:
     def at(self, point: str, callback, node: int | None = None, once: bool = True) -> None:
         """Stop at a named point and run ``callback(point, node, cpu)`` there, on the thread that reached
         it; the callback may issue operations (on other CPUs). Points: ``pgdefer.POINTS``.
-        An exception in the callback is re-raised by the operation that reached the point (whose own
-        result, e.g. an allocated pfn, is then lost). Calling boot() or page_alloc_init_late() from a
-        callback is a PhaseError; making another CPU wait for a lock this thread holds is reported as
-        DeadlockDetected."""
+        An exception in the callback belongs to the operation that reached the point (on a per-node pass
+        thread: to page_alloc_init_late), on its own thread, and is raised when that operation returns:
+        ``alloc_pages`` first frees the block it got (nothing is handed out, no page is lost); any other
+        operation completes and then raises. Calling boot() or page_alloc_init_late() from a callback,
+        or while a CPU stopped at a point holds a lock, is a PhaseError; a wait that can never end (a CPU
+        waiting for a lock this thread holds, or a cycle of host threads waiting for each other) is
+        DeadlockDetected, never a hang."""
         if not callable(callback):
             raise TypeError("callback must be callable")
         self._core.at(point, callback, self._node(node), bool(once))
 
     def clear_points(self) -> None:
         self._core.clear_points()
+
+    def allocations(self) -> list[tuple[int, int]]:
+        """The allocation ledger: every block alloc_pages handed to a caller (a call, an interrupt's
+        handle, a workload stream) and that was not freed, as ``(pfn, order)`` sorted by pfn. check()
+        reports an ALLOCATED page outside it as lost."""
+        return self._core.allocations()
 
     def cpu_states(self) -> list:
         """Per CPU: dicts with irqs_disabled, in_atomic, pending_irqs."""
