@@ -562,3 +562,71 @@ fn a_stream_spinning_on_the_lock_of_the_thread_joining_it_is_a_deadlock_not_a_ha
     assert_eq!(deadlocks.len(), 1);
     assert!(m.check().is_empty(), "{:?}", m.check());
 }
+
+/// Nodes that meet inside a MAX_ORDER block (issue 15 finding 7). Geometry: 64-page sections,
+/// MAX_ORDER 4 (16-page blocks), pageblock order 3. Node 0 = pfns [0, 0x44), node 1 = [0x44, 0x200),
+/// all DMA: the block [0x40, 0x50) holds node 0's 0x40-0x43 and node 1's 0x44-0x4f.
+/// `memblock_free_all` cuts each node's free range into naturally aligned chunks: node 0 gives four
+/// order-4 blocks [0, 0x40) and the order-2 block 0x40; node 1 the order-2 block 0x44, the order-3
+/// block 0x48 and order-4 blocks from 0x50 to 0x200 (27). A free never merges with a buddy of
+/// another node (`page_is_buddy` compares the zone id, which includes the node), so these stay as cut.
+fn cross_node_block(policy: Policy) -> Machine {
+    let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap();
+    machine(
+        vec![region(0, 0x44 * 4096, 0), region(0x44 * 4096, 0x200 * 4096, 1)],
+        vec![],
+        policy,
+        g,
+    )
+}
+
+fn lists(m: &Machine, nid: u32) -> Vec<Vec<u64>> {
+    let ni = m.node_index(nid).unwrap();
+    let zi = m.zone_index(ni, ZoneType::Dma).unwrap();
+    (0..=4).map(|o| m.free_list(ni, zi, o).unwrap()).collect()
+}
+
+#[test]
+fn a_free_never_merges_with_a_buddy_of_another_node() {
+    let m = cross_node_block(Policy::Eager);
+    m.boot().unwrap();
+    let (n0, n1) = (lists(&m, 0), lists(&m, 1));
+    assert_eq!(n0[2], vec![0x40]);
+    assert_eq!(n0[4].len(), 4);
+    assert_eq!((n1[2].clone(), n1[3].clone(), n1[4].len()), (vec![0x44], vec![0x48], 27));
+    assert!(m.check().is_empty(), "{:?}", m.check());
+    // Take node 1's order-2 block and give it back: its buddy 0x40 is free, order 2, same zone, but
+    // node 0's, so it must stay where it was.
+    let pfn = m.alloc_pages(2, Some(1), Some(ZoneType::Dma), 0).unwrap();
+    assert_eq!(pfn, 0x44);
+    m.free_pages(pfn, 2, 0).unwrap();
+    assert_eq!(lists(&m, 0)[2], vec![0x40]);
+    assert_eq!(lists(&m, 1)[2], vec![0x44]);
+    assert!(m.check().is_empty(), "{:?}", m.check());
+}
+
+/// v4.17 on the same map: node 0 (68 pages) defers from pfn 0x40 (the first section-aligned pfn whose
+/// count, 65, exceeds min(PAGES_PER_SECTION, spanned) = 64); node 1's early pages start at 0x44.
+/// Freeing node 1's 0x44 (order 2) and 0x48 (order 3) meets the uninitialised buddy 0x40 of node 0:
+/// the kernel hazard, recorded as B-I2 twice; the pageblock [0x40, 0x48) has no migratetype yet while
+/// 0x44-0x47 are free (B-I3). After late init node 0's pass set it and freed 0x40 without merging.
+#[test]
+fn nodes_meeting_inside_a_block_expose_the_uninitialised_buddy_hazard_and_nothing_else() {
+    let m = cross_node_block(Policy::V4_17);
+    m.boot().unwrap();
+    assert_eq!(m.first_deferred_pfn(0).unwrap(), Some(0x40));
+    let b_i2 = vec![
+        "B-I2: freeing pfn 0x44 order 2 found its buddy pfn 0x40 uninitialised; not merged".to_string(),
+        "B-I2: freeing pfn 0x48 order 3 found its buddy pfn 0x40 uninitialised; not merged".to_string(),
+    ];
+    assert_eq!(m.violations(), b_i2);
+    let problems = m.check();
+    let b_i3: Vec<&String> = problems.iter().filter(|p| p.starts_with("B-I3")).collect();
+    assert_eq!(b_i3.len(), 4, "{problems:?}");
+    assert_eq!(problems.len(), 6, "{problems:?}");
+    m.page_alloc_init_late(true).unwrap();
+    assert_eq!(m.check(), b_i2);
+    assert_eq!(lists(&m, 0)[2], vec![0x40]);
+    assert_eq!(lists(&m, 1)[2], vec![0x44]);
+    assert_eq!(lists(&m, 1)[3], vec![0x48]);
+}

@@ -13,8 +13,9 @@ use pgdefer::{
 const PAGE: u64 = 4096;
 
 /// A random machine: 1-3 nodes (ids not from 0, sometimes descending or interleaved), 64-page
-/// sections, holes, unaligned edges, reserved ranges, zones DMA/DMA32/Normal.
-fn topology(rng: &mut Rng) -> (Vec<Region>, Vec<Region>, ZoneLimits, Geometry) {
+/// sections, holes, unaligned edges, reserved ranges, zones DMA/DMA32/Normal. With `mixed`, the next
+/// node's memory may start inside the MAX_ORDER block (and pageblock) where the previous one ended.
+fn topology(rng: &mut Rng, mixed: bool) -> (Vec<Region>, Vec<Region>, ZoneLimits, Geometry) {
     let g = Geometry::new(PAGE, 64 * PAGE, 3, 4 + rng.below(3) as u32).unwrap();
     let section = 64 * PAGE;
     let block = PAGE << g.max_order;
@@ -37,7 +38,11 @@ fn topology(rng: &mut Rng) -> (Vec<Region>, Vec<Region>, ZoneLimits, Geometry) {
         // an unaligned end sometimes (PFN_DOWN drops the partial page)
         let end = start + len - if rng.below(4) == 0 { 100 } else { 0 };
         memory.push(Region { start, end, nid });
-        cur = end.next_multiple_of(block) + rng.below(3) * section;
+        cur = if mixed && rng.below(2) == 0 {
+            end.next_multiple_of(PAGE) + rng.below(5) * PAGE // touching, or a few pages above
+        } else {
+            end.next_multiple_of(block) + rng.below(3) * section
+        };
     }
     let top = cur;
     let mut reserved = Vec::new();
@@ -72,7 +77,16 @@ fn runs() -> u64 {
 
 #[test]
 fn threads_racing_late_init_keep_every_invariant() {
-    stress(0x5eed_1234, &[Policy::V4_17, Policy::PostingV2], false);
+    stress(0x5eed_1234, &[Policy::V4_17, Policy::PostingV2], false, false);
+}
+
+/// Nodes that meet inside MAX_ORDER blocks and pageblocks (issue 15 finding 7): the kernel hazard
+/// shows as B-I2 (a free met the other node's uninitialised buddy) and B-I3 (free pages in a pageblock
+/// whose head, another node's deferred pfn, has no migratetype yet); everything else must hold, in
+/// particular no block ever merges with a buddy of another node.
+#[test]
+fn threads_racing_late_init_on_nodes_sharing_blocks_keep_every_other_invariant() {
+    stress(0xb10c_5eed, &[Policy::V4_17, Policy::PostingV2, Policy::V5_8, Policy::V6_4], false, true);
 }
 
 /// padata (5.8+): every node has 2-6 CPUs, so its pass splits each job among several workers, and the
@@ -86,14 +100,15 @@ fn padata_workers_racing_allocators_keep_every_invariant() {
         .filter(|p| p.padata_jobs() != PadataJobs::None)
         .collect();
     assert!(padata.contains(&Policy::V5_8));
-    stress(0x9ada_7a00, &padata, true);
+    stress(0x9ada_7a00, &padata, true, false);
 }
 
-fn stress(seed: u64, policies: &[Policy], padata: bool) {
+fn stress(seed: u64, policies: &[Policy], padata: bool, mixed: bool) {
     let mut rng = Rng::new(seed);
     let mut helpers_seen = 0;
-    for run in 0..runs() {
-        let (memory, reserved, limits, g) = topology(&mut rng);
+    let (mut hazards, mut runs_mixed) = (0, 0);
+    for run in 0..runs() / if mixed { 3 } else { 1 } {
+        let (memory, reserved, limits, g) = topology(&mut rng, mixed);
         let policy = policies[run as usize % policies.len()];
         let mut cfg = MachineConfig::new(g, memory.clone(), reserved.clone(), limits, policy);
         cfg.cpus = 9; // CPU 0 runs page_alloc_init_late; the 8 allocators use 1..=8
@@ -131,7 +146,17 @@ fn stress(seed: u64, policies: &[Policy], padata: bool) {
         };
         let r = m.run_workload(&streams, run, Some(late_after)).unwrap();
         assert_eq!(r.late_init, Some(Ok(())), "run {run}");
-        let problems = m.check();
+        let mut problems = m.check();
+        if mixed {
+            let shared = memory.windows(2).any(|w| {
+                w[0].nid != w[1].nid
+                    && (w[0].end / PAGE).saturating_sub(1) >> g.max_order == (w[1].start / PAGE) >> g.max_order
+            });
+            runs_mixed += u64::from(shared);
+            let n = problems.len();
+            problems.retain(|p| !(shared && (p.starts_with("B-I2:") || p.starts_with("B-I3:"))));
+            hazards += u64::from(problems.len() < n);
+        }
         assert!(
             problems.is_empty(),
             "run {run} ({policy:?}, {memory:x?}, reserved {reserved:x?}): {problems:?}"
@@ -147,6 +172,12 @@ fn stress(seed: u64, policies: &[Policy], padata: bool) {
         if padata {
             helpers_seen += check_chunks(&m, run);
         }
+    }
+    if mixed {
+        // About half the node boundaries fall inside a block; a v4.17-style deferral then hits the
+        // hazard in a good share of those runs. None would mean the maps are not mixed after all.
+        eprintln!("mixed-node stress: {runs_mixed} runs with a shared block, {hazards} hit the hazard");
+        assert!(runs_mixed > 0 && hazards > 0);
     }
     if padata {
         eprintln!(

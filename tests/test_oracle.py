@@ -346,6 +346,7 @@ def _has_zone(m, n, z):
         return False
 
 
+@pytest.mark.filterwarnings("ignore::pgdefer.CrossNodeBlockWarning")  # such maps are the point here
 @hset(60)
 @given(data=st.data())
 def test_mixed_node_blocks_only_expose_kernel_hazards(data):

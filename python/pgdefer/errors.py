@@ -83,10 +83,12 @@ __all__ = [
 
 
 class DeadlockDetected(PgdeferError, RuntimeError):
-    """An interrupt on a CPU needed a spinlock that same CPU holds with interrupts enabled.
+    """A wait that could never end: an interrupt on a CPU needed a spinlock that same CPU holds with
+    interrupts enabled, or host threads wait for each other in a cycle (a point callback waiting for a
+    thread that spins on a lock the callback's CPU holds).
 
-    The model reports it (a lockdep-style event naming the lock, the CPU and both acquisition points)
-    instead of spinning forever."""
+    The model reports it (a lockdep-style event naming the lock, the CPU and both acquisition points,
+    and the cycle) instead of spinning forever."""
 
 
 class UninitialisedAccess(PgdeferError, RuntimeError):
@@ -94,3 +96,11 @@ class UninitialisedAccess(PgdeferError, RuntimeError):
 
 
 __all__ += ["DeadlockDetected", "UninitialisedAccess"]
+
+
+class CrossNodeBlockWarning(UserWarning):
+    """A memory map whose nodes meet inside a MAX_ORDER block or pageblock (docs/model.md, "Nodes that share a
+    block"): accepted, since kernels boot such machines, but a hazard; ``Topology(..., strict=True)`` refuses it."""
+
+
+__all__ += ["CrossNodeBlockWarning"]

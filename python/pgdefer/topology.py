@@ -7,12 +7,13 @@ for multi-terabyte machines. Builders that read files, boot logs or this host li
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 from . import _core
 from ._intervals import clip, intersect, length, merge
 from .config import ZONE_NAMES, Geometry, format_size, parse_size
-from .errors import TopologyError
+from .errors import CrossNodeBlockWarning, TopologyError
 
 _LIMITED_ZONES = ZONE_NAMES[:-1]  # zones that end at a zone_limits address; Movable lies above Normal's
 
@@ -84,9 +85,13 @@ class Topology:
     merged, as ``memblock_add`` does. Reserved ranges may overlap each other and may cover no memory at all:
     such bytes are accepted and ignored, as memblock does. ``zone_limits`` gives the end address of DMA, DMA32
     and (optionally) Normal; with a Normal limit, memory above it is ZONE_MOVABLE.
+
+    Two nodes whose memory meets inside one MAX_ORDER block (or pageblock) are a kernel hazard (docs/model.md,
+    "Nodes that share a block"): a ``CrossNodeBlockWarning`` names the nodes and pfns; with ``strict=True``
+    such a map is a ``TopologyError``.
     """
 
-    def __init__(self, memory, reserved=(), zone_limits=None, geometry=None, name=None, notes=()):
+    def __init__(self, memory, reserved=(), zone_limits=None, geometry=None, name=None, notes=(), strict=False):
         self.geometry = geometry if geometry is not None else Geometry()
         if not isinstance(self.geometry, Geometry):
             raise TopologyError(f"geometry must be a pgdefer.Geometry, got {self.geometry!r}")
@@ -116,6 +121,43 @@ class Topology:
         top = max(r.end for r in self.memory)
         if top > 1 << MAX_PHYSMEM_BITS:
             raise TopologyError(f"memory ends at {top:#x}, beyond the {MAX_PHYSMEM_BITS}-bit physical address space")
+        shared = self.cross_node_blocks()
+        if shared:
+            more = f" (and {len(shared) - 1} more such block(s))" if len(shared) > 1 else ""
+            msg = (f"{shared[0]}{more}: the buddy allocator of one node then meets the other node's struct pages "
+                   "as buddies, uninitialised while deferred (see docs/model.md, 'Nodes that share a block')")
+            if strict:
+                raise TopologyError(msg)
+            warnings.warn(msg, CrossNodeBlockWarning, stacklevel=2)
+
+    def cross_node_blocks(self) -> list[str]:
+        """One sentence per MAX_ORDER block that holds memory pfns of two nodes, naming the nodes, where each
+        one's memory in it starts and ends, and whether they also share a pageblock. Linear in the regions:
+        only the first and last block of a region can hold another node's pfns."""
+        g = self.geometry
+        edges: dict[int, dict[int, list[int]]] = {}  # block -> node -> [first pfn, last pfn] in the block
+        for s, e, nid in self.memory_pfn_ranges():
+            for blk in {s >> g.max_order, (e - 1) >> g.max_order}:
+                lo, hi = max(s, blk << g.max_order), min(e, (blk + 1) << g.max_order) - 1
+                span = edges.setdefault(blk, {}).setdefault(nid, [lo, hi])
+                span[0], span[1] = min(span[0], lo), max(span[1], hi)
+        out = []
+        for blk in sorted(edges):
+            nodes = edges[blk]
+            if len(nodes) < 2:
+                continue
+            by_pfn = sorted(nodes.items(), key=lambda x: x[1])
+            parts = [f"node {n} pfns [{lo:#x}, {hi + 1:#x})" for n, (lo, hi) in by_pfn]
+            pageblocks = {}
+            for n, (lo, hi) in nodes.items():
+                for pb in range(lo >> g.pageblock_order, (hi >> g.pageblock_order) + 1):
+                    pageblocks.setdefault(pb, set()).add(n)
+            pb_shared = [pb for pb, ns in pageblocks.items() if len(ns) > 1]
+            pb_text = (f", and the pageblock at pfn {min(pb_shared) << g.pageblock_order:#x}" if pb_shared else "")
+            start = blk << g.max_order
+            out.append(f"nodes {', '.join(str(n) for n in sorted(nodes))} share the MAX_ORDER block "
+                       f"[{start:#x}, {start + (1 << g.max_order):#x}){pb_text}: {' and '.join(parts)}")
+        return out
 
     def _normalise_zone_limits(self, zone_limits):
         given = dict(DEFAULT_ZONE_LIMITS if zone_limits is None else zone_limits)
