@@ -170,6 +170,23 @@ def test_late_memory_line_subtracts_what_the_log_states(name):
         assert got["hash table Inode-cache (vmalloc), not in the trace"] == -512    # 2097152 bytes
 
 
+def test_a_kernel_without_ftrace_gets_neither_ftrace_nor_ring_buffer_pages(tmp_path):
+    """Without the ftrace line (a kernel built without the function tracer) nothing is taken off for ftrace
+    or the tracing ring buffer: X predicted is higher by exactly those two components of the real log."""
+    from pgdefer.lab.compare import compare_log
+
+    src = log_path("lab07-612-1node-6g-mem")
+    p = tmp_path / "noftrace.log"
+    p.write_text("".join(x for x in src.read_text(errors="replace").splitlines(True) if "ftrace: " not in x))
+    c = compare_log(p)
+    labels = [label for label, _, _ in c["components_pages"]]
+    assert not any(x.startswith(("ftrace_init", "early_trace_init")) for x in labels)
+    full = compared("lab07-612-1node-6g-mem")
+    taken = -sum(n for label, n, _ in full["components_pages"] if label.startswith(("ftrace_init", "early_trace")))
+    assert taken == 180 + 6   # 'ftrace: allocated 180 pages', the unexpanded buffers' 2 + 1 and 2 + 1
+    assert c["memory"]["available_kib"]["predicted"] - full["memory"]["available_kib"]["predicted"] == taken * 4
+
+
 # -- acceptance 2: managed pages -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(LOGS))
