@@ -65,7 +65,7 @@ def test_dry_run_prints_the_readmes_qemu_command(tmp_path, capsys):
     ("[[boot]]\nname = 'a'\nnodes = ['lots']\n", "the size must be like 1024"),
     ("[[boot]]\nname = 'a'\nnodes = ['1G:0']\n", "at least one CPU"),
     ("[[boot]]\nname = 'a'\nnodes = ['1G']\ntimeout = -1\n", "'timeout' must be a positive"),
-    ("[[boot]]\nname = 'a'\nnodes = ['1G']\ntrace = 'yes'\n", "'trace' must be true or false"),
+    ("[[boot]]\nname = 'a'\nnodes = ['1G']\ntrace = 'yes'\n", "'trace' and 'trace_pcp' must be true or false"),
     ("kernels = 'x'\n[[boot]]\nname = 'a'\nnodes = ['1G']\n", "unknown top-level key(s) kernels"),
     ("name = \n", "not a valid TOML corpus file"),
     ("kernel = 'x'\n", "no [[boot]] entries"),

@@ -187,6 +187,46 @@ def test_a_kernel_without_ftrace_gets_neither_ftrace_nor_ring_buffer_pages(tmp_p
     assert c["memory"]["available_kib"]["predicted"] - full["memory"]["available_kib"]["predicted"] == taken * 4
 
 
+def _with_lines_before_memory(name, extra, tmp_path, tag):
+    """The recorded log with ``extra`` lines inserted just before its Memory: line (a test input, in tmp)."""
+    lines = log_path(name).read_text(errors="replace").splitlines(True)
+    i = next(i for i, x in enumerate(lines) if "Memory: " in x and "K available" in x)
+    p = tmp_path / f"{tag}.log"
+    p.write_text("".join(lines[:i] + extra + lines[i:]))
+    return p
+
+
+def test_buddy_flux_accounts_per_cpu_moves_on_a_late_line(tmp_path):
+    """--trace-pcp logs: every page rmqueue_bulk moves to a per-CPU list leaves nr_free_pages(), every page
+    free_pcppages_bulk drains comes back. One more order-3 refill must lower the predicted X by 8 pages
+    (32K), one more order-1 drain raise it by 2 pages (8K); with the flux present the hash tables are not
+    taken off separately (their bulk pages are in the refills)."""
+    from pgdefer.lab.compare import compare_log
+
+    refill = "[    1.6] mm_page_alloc_zone_locked: page=(____ptrval____) pfn=0x5000 order=3 migratetype=0 percpu_refill=1\n"
+    drain = "[    1.6] mm_page_pcpu_drain: page=(____ptrval____) pfn=0x6000 order=1 migratetype=0\n"
+    name = "lab03-612-2node-2g2g"
+    a = compare_log(_with_lines_before_memory(name, [refill], tmp_path, "a"))
+    b = compare_log(_with_lines_before_memory(name, [refill, refill], tmp_path, "b"))
+    c = compare_log(_with_lines_before_memory(name, [refill, refill, drain], tmp_path, "c"))
+    x = [r["memory"]["available_kib"]["predicted"] for r in (a, b, c)]
+    assert x[0] - x[1] == 8 * 4 and x[2] - x[1] == 2 * 4
+    assert a["buddy_flux"] == {"refill_pages": 8, "direct_pages": 0, "drain_pages": 0}
+    assert not any(label.startswith("hash table") for label, _, _ in a["components_pages"])
+    assert any(label.startswith("hash table") for label, _, _ in compared(name)["components_pages"])
+    assert compared(name)["buddy_flux"] is None
+
+
+def test_trace_pcp_layout_adds_the_two_events_to_one_trace_event_list():
+    from pgdefer.lab.qemu import LabNode, Layout
+
+    cmd = Layout((LabNode(1024, 1),), trace_pcp=True).kernel_cmdline()
+    assert cmd.count("trace_event=") == 1 and "trace_buf_size=1M" in cmd and "tp_printk" in cmd
+    events = cmd.split("trace_event=")[1].split()[0].split(",")
+    assert events == ["kmem:mm_page_alloc", "kmem:mm_page_free", "kmem:mm_page_alloc_zone_locked",
+                      "kmem:mm_page_pcpu_drain"]
+
+
 # -- acceptance 2: managed pages -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(LOGS))

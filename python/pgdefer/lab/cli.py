@@ -69,9 +69,10 @@ def layout_from_args(args):
         from ..cli import load_topology
 
         topo = load_topology(args.topology)
-        return layout_from_topology(topo, args.cpus_per_node, cmdline=tuple(extra), trace=args.trace)
+        return layout_from_topology(topo, args.cpus_per_node, cmdline=tuple(extra), trace=args.trace,
+                                    trace_pcp=args.trace_pcp)
     nodes = tuple(parse_node(s) for s in (args.node or ["1G:1"]))
-    return Layout(nodes, tuple(extra), args.trace, name=Path(args.out).stem)
+    return Layout(nodes, tuple(extra), args.trace, name=Path(args.out).stem, trace_pcp=args.trace_pcp)
 
 
 def host_check(layout):
@@ -193,6 +194,10 @@ def _add_layout_args(p):
     p.add_argument("--memmap", action="append", metavar="SPEC", help="add memmap=SPEC (repeatable)")
     p.add_argument("--movablecore", metavar="SIZE", help="add movablecore=SIZE")
     p.add_argument("--append", action="append", metavar="ARGS", help="more kernel command line (repeatable)")
+    p.add_argument("--trace-pcp", action="store_true",
+                   help="the trace, and also every move between the buddy and the per-CPU lists "
+                        "(kmem:mm_page_alloc_zone_locked, kmem:mm_page_pcpu_drain): what nr_free_pages() counts, "
+                        "so lab compare can account a late Memory: line's per-CPU pages from the log")
     p.add_argument("--trace", action="store_true",
                    help="enable the kmem:mm_page_alloc/mm_page_free tracepoints (tp_printk): the early "
                         "allocations of the boot, in order, in the log")

@@ -79,6 +79,33 @@ def untraced_hash_tables(text: str, traced: bool, page_size: int = 4096) -> list
     return out
 
 
+_RE_ZONE_LOCKED = re.compile(r"mm_page_alloc_zone_locked: page=\S+ pfn=0x[0-9a-fA-F]+ order=(\d+) "
+                             r"migratetype=-?\d+ percpu_refill=(\d)")
+_RE_PCPU_DRAIN = re.compile(r"mm_page_pcpu_drain: page=\S+ pfn=0x[0-9a-fA-F]+ order=(\d+)")
+
+
+def buddy_flux(text: str, before_line: int) -> dict | None:
+    """Pages that left the buddy lists (``mm_page_alloc_zone_locked``: rmqueue_bulk refills of the per-CPU
+    lists, percpu_refill=1, and direct takes, 0) and came back from the per-CPU lists
+    (``mm_page_pcpu_drain``: free_pcppages_bulk) before line ``before_line``; None when the log has no
+    such events (a boot without ``--trace-pcp``)."""
+    refill = direct = drain = 0
+    seen = False
+    for line in text.splitlines()[:before_line - 1]:
+        if "mm_page_alloc_zone_locked:" in line:
+            for m in _RE_ZONE_LOCKED.finditer(line):
+                seen = True
+                if m.group(2) == "1":
+                    refill += 1 << int(m.group(1))
+                else:
+                    direct += 1 << int(m.group(1))
+        if "mm_page_pcpu_drain:" in line:
+            for m in _RE_PCPU_DRAIN.finditer(line):
+                seen = True
+                drain += 1 << int(m.group(1))
+    return {"refill_pages": refill, "direct_pages": direct, "drain_pages": drain} if seen else None
+
+
 def ring_buffer_pages(cmdline: str, page_size: int = 4096) -> int:
     """Pages ``early_trace_init`` -> ``tracer_alloc_buffers`` allocates for the boot CPU (the only online CPU
     then; with CONFIG_HOTPLUG_CPU the other CPUs' buffers are allocated as they come up, after trace_init,
@@ -171,12 +198,13 @@ def compare_log(path, policy: str | None = None) -> dict:
         m.alloc_pages(0)
     components.append(("mem_init: preallocate_vmalloc_pages", -PREALLOCATE_VMALLOC_PAGES, "rule"))
     replay = {}
-    state = None
+    state = flux = None
     if not late:
         x_pred = _free(m)
         total_pred, totalram = topo.present_pages, m.stats["totalram_pages"]
     if late:  # 6.12: what the log says the window allocated outside the trace (6.1 prints X before it)
-        pre = _untraced_window(text, boot, trace, g.page_size)
+        flux = buddy_flux(text, mem_no) if trace.events else None
+        pre = _untraced_window(text, boot, trace, g.page_size, flux)
         for label, pages, how in pre:
             for _ in range(pages):
                 m.alloc_pages(0)
@@ -187,6 +215,16 @@ def compare_log(path, policy: str | None = None) -> dict:
     r2 = trace.replay(m, phases=("passes",), state=state)
     if late:
         x_pred = _free(m)
+        if flux:
+            # nr_free_pages() counts the buddy lists only: the kernel's took (refills and direct takes) what
+            # the traced allocations and bulk allocations used plus what still sits on the per-CPU lists, and
+            # got back the drains; the model took the traced allocations and got back every traced free
+            took = flux["refill_pages"] + flux["direct_pages"] - (r1["alloc_pages"] + r2["alloc_pages"])
+            back = flux["drain_pages"] - (r1["pcp_free_pages"] + r2["pcp_free_pages"])
+            x_pred -= took - back
+            label = ("buddy/per-CPU moves beyond the traced allocs and frees "
+                     "(zone_locked - allocs - pcpu_drain + to-pcp frees)")
+            components.append((label, -(took - back), "trace"))
         # free_reserved_area() raises totalram_pages (adjust_managed_page_count); the core's counter is the
         # memblock_free_all figure only, so the replayed frees of reserved pages are added here
         totalram = m.stats["totalram_pages"] + r1["reserved_free_pages"] + r2["reserved_free_pages"]
@@ -206,7 +244,7 @@ def compare_log(path, policy: str | None = None) -> dict:
             components.append(("traced window allocations minus frees (replayed)", -net, "trace"))
     r3 = trace.replay(m, phases=("late",), state=state)
     for key in ("allocs", "alloc_pages", "frees", "free_pages", "reserved_frees", "reserved_free_pages",
-                "deferred_frees", "deferred_free_pages", "untraced_frees", "untraced_free_pages"):
+                "deferred_frees", "deferred_free_pages", "untraced_frees", "untraced_free_pages", "pcp_free_pages"):
         replay[key] = r1[key] + r2[key] + r3[key]
     real = boot.memory
     x_pred_kib, y_pred_kib = x_pred * k, total_pred * k
@@ -235,6 +273,7 @@ def compare_log(path, policy: str | None = None) -> dict:
     out["managed_unzoned"] = unzoned
     out["pcp"] = _pcp_facts(lab, k)
     out["untraced_alloc_pages_by_dump"] = _untraced_by_dump(lab, trace)
+    out["buddy_flux"] = flux if late else None
     out["unplaced_explained"] = _explain(out, late, bool(trace.events))
     # the policy's own fact (gens): where this generation prints the line; the log's order is what is compared
     ml = getattr(m, "memory_line", None)
@@ -279,7 +318,7 @@ def _untraced_reserved_frees(text, boot, lab, m, k):
     return adjust, unzoned
 
 
-def _untraced_window(text, boot, trace, page_size) -> list:
+def _untraced_window(text, boot, trace, page_size, flux=None) -> list:
     """[(label, pages, how)] of what the log states was allocated in the window but is in no trace line (a
     late Memory: line only): start_kernel's allocations between memblock_free_all and trace_init (ftrace_init's
     records as its line prints them, early_trace_init's ring buffers from the command line) and the hash
@@ -291,8 +330,9 @@ def _untraced_window(text, boot, trace, page_size) -> list:
     if nft is not None and boot.command_line is not None:   # a kernel with ftrace has the tracing ring buffer
         pre.append(("early_trace_init: the boot CPU's ring buffers", ring_buffer_pages(boot.command_line, page_size),
                     "rule"))
-    for table, pages in untraced_hash_tables(text, bool(trace.events), page_size):
-        pre.append((f"hash table {table}, not in the trace", pages, "log"))
+    if not flux:   # with the buddy flux the bulk allocator's pages are in its refills
+        for table, pages in untraced_hash_tables(text, bool(trace.events), page_size):
+            pre.append((f"hash table {table}, not in the trace", pages, "log"))
     return pre
 
 
@@ -368,6 +408,11 @@ def _explain(out, late, traced) -> str:
     if late and not traced:
         return ("the window's allocations (slab, page tables, per-cpu, ...) between memblock_free_all and the end "
                 f"of page_alloc_init_late: this boot has no page trace to replay them; and {pcp}")
+    if late and out.get("buddy_flux"):
+        return ("what start_kernel allocated before trace_init and the log does not state (SLUB's boot caches, "
+                "sched_init, workqueue and RCU init, the ring buffer's page descriptors), net of frees of pages the "
+                "trace never allocated; and vmstat drift (the per-CPU lists and the bulk allocator are accounted "
+                "from the zone_locked and pcpu_drain events)")
     if late:
         return ("what start_kernel allocated before trace_init and the log does not state (SLUB's boot caches, "
                 "sched_init, workqueue and RCU init, the ring buffer's page descriptors), net of frees of pages the "

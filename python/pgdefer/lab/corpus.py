@@ -8,7 +8,7 @@ A corpus file (TOML) lists the boots; top-level keys are defaults for every ``[[
     [[boot]]
     name = "two-node-crash"             # the log is DIR/two-node-crash.log, beside it its .manifest.json
     nodes = ["2G:1", "2G:0"]            # SIZE[:CPUS] per NUMA node, as lab boot --node (0 = CPU-less)
-    trace = true                        # the kmem page-allocation trace
+    trace = true                        # the kmem page-allocation trace (trace_pcp = true: also pcp moves)
     crashkernel = "128M"                # also: mem, movablecore (strings), memmap (list), append (string)
     kernel = "/src/linux/arch/x86/boot/bzImage"   # per boot, overrides the default
 
@@ -87,7 +87,7 @@ nodes = ["4096M:2", "6144M:2"]
 """
 
 _DEFAULT_KEYS = {"kernel", "timeout", "accel"}
-_BOOT_KEYS = {"name", "nodes", "trace", "crashkernel", "mem", "memmap", "movablecore", "append", "kernel",
+_BOOT_KEYS = {"name", "nodes", "trace", "trace_pcp", "crashkernel", "mem", "memmap", "movablecore", "append", "kernel",
               "timeout", "accel"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -146,11 +146,12 @@ def _boot(b, tag: str, doc: dict, base) -> CorpusBoot:
     nodes = b.get("nodes")
     if not isinstance(nodes, list) or not nodes or not all(isinstance(n, str) for n in nodes):
         raise LabError(f"{tag}: 'nodes' must be a list of SIZE[:CPUS] strings, e.g. [\"2G:1\", \"2G:0\"]")
-    trace = b.get("trace", False)
-    if not isinstance(trace, bool):
-        raise LabError(f"{tag}: 'trace' must be true or false")
+    trace, trace_pcp = b.get("trace", False), b.get("trace_pcp", False)
+    if not isinstance(trace, bool) or not isinstance(trace_pcp, bool):
+        raise LabError(f"{tag}: 'trace' and 'trace_pcp' must be true or false")
     try:
-        layout = Layout(tuple(parse_node(n) for n in nodes), _cmdline(b, tag), trace, name=name)
+        layout = Layout(tuple(parse_node(n) for n in nodes), _cmdline(b, tag), trace, name=name,
+                        trace_pcp=trace_pcp)
     except LabError as e:
         raise LabError(f"{tag}: {e}") from None
     kernel = b.get("kernel", doc.get("kernel", "linux-image-amd64"))

@@ -24,6 +24,11 @@ from .initramfs import MARKER
 
 QEMU = "qemu-system-x86_64"
 TRACE_CMDLINE = "trace_event=kmem:mm_page_alloc,kmem:mm_page_free tp_printk trace_buf_size=1M"
+#: --trace-pcp: also every move between the buddy lists and the per-CPU lists (rmqueue_bulk refills and
+#: direct takes: mm_page_alloc_zone_locked; free_pcppages_bulk: mm_page_pcpu_drain), which nr_free_pages() sees
+#: and mm_page_alloc/free do not.
+TRACE_PCP_CMDLINE = ("trace_event=kmem:mm_page_alloc,kmem:mm_page_free,kmem:mm_page_alloc_zone_locked,"
+                     "kmem:mm_page_pcpu_drain tp_printk trace_buf_size=1M")
 BASE_CMDLINE = "console=ttyS0 panic=-1 memblock=debug"
 #: QEMU's own overhead beyond guest RAM, for the host-memory check (TCG translation cache and friends).
 QEMU_OVERHEAD_MIB = 512
@@ -45,6 +50,7 @@ class Layout:
     cmdline: tuple = ()
     trace: bool = False
     name: str = "lab"
+    trace_pcp: bool = False     # the trace also has the per-CPU list refills and drains (implies trace)
     notes: tuple = field(default=(), compare=False)
 
     def __post_init__(self):
@@ -86,7 +92,8 @@ class Layout:
         return " ".join(f"{n.mib}:{c}" if c else f"{n.mib}:-" for n, c in zip(self.nodes, self.cpu_lists()))
 
     def cmdline_extra(self) -> str:
-        return " ".join([*self.cmdline, *( [TRACE_CMDLINE] if self.trace else [])])
+        trace = [TRACE_PCP_CMDLINE] if self.trace_pcp else [TRACE_CMDLINE] if self.trace else []
+        return " ".join([*self.cmdline, *trace])
 
     def kernel_cmdline(self) -> str:
         return f"{BASE_CMDLINE} {self.cmdline_extra()}".rstrip()
@@ -235,7 +242,8 @@ def run_boot(layout: Layout, kernel: Path, initrd: Path, out_log: Path, timeout:
         "kernel": kernel.name, "smp": layout.cpus, "nodes_mib_cpus": layout.nodes_mib_cpus(),
         "total_mib": layout.total_mib, "cmdline_extra": layout.cmdline_extra(),
         "qemu": f"{QEMU} {'.'.join(qemu_version(qemu).split('.')[:2])} -accel {accel}",
-        "qemu_version": qemu_version(qemu), "kernel_path": str(kernel), "trace": layout.trace,
+        "qemu_version": qemu_version(qemu), "kernel_path": str(kernel), "trace": layout.trace or layout.trace_pcp,
+        "trace_pcp": layout.trace_pcp,
         "layout": layout.name, "argv": argv, "boot_seconds": round(elapsed, 1),
     }
     manifest.update(manifest_extra or {})

@@ -34,6 +34,9 @@ from .sections import read_text
 RE_EVENT = re.compile(r"mm_page_(alloc|free): page=\S+ pfn=(0x[0-9a-fA-F]+) order=(\d+)"
                       r"(?: migratetype=(-?\d+) gfp_flags=(\S+))?")
 RE_TOKEN = re.compile(r"mm_page_(?:alloc|free):")
+#: free_unref_page puts a free of at most this order on the per-CPU lists (pcp_allowed_order); the deferred
+#: init's __free_pages_core goes straight to the buddy lists.
+PAGE_ALLOC_COSTLY_ORDER = 3
 MIGRATETYPES = {0: "Unmovable", 1: "Movable", 2: "Reclaimable", 3: "HighAtomic", 4: "CMA", 5: "Isolate"}
 
 
@@ -143,13 +146,13 @@ class TraceWorkload(Workload):
         """Replay the events of ``phases`` on ``machine`` (see the module docstring). ``state`` carries the
         kernel-pfn -> model-block map between calls (pass the returned dict's ``state``). Returns counts:
         allocs, alloc_pages, frees (of traced blocks), reserved_frees (free_reserved_area), untraced_frees,
-        and their pages."""
+        and their pages; pcp_free_pages: the pages of those frees the kernel puts on a per-CPU list."""
         st = state if state is not None else {"blocks": {}}
         blocks = st["blocks"]
         topo = machine.topology
         out = {k: 0 for k in ("allocs", "alloc_pages", "frees", "free_pages", "reserved_frees",
                               "reserved_free_pages", "deferred_frees", "deferred_free_pages", "untraced_frees",
-                              "untraced_free_pages")}
+                              "untraced_free_pages", "pcp_free_pages")}
         for ev, ph in zip(self.events, self.phase_of):
             if ph not in phases:
                 continue
@@ -170,6 +173,8 @@ class TraceWorkload(Workload):
                 del blocks[ev.pfn]
                 out["frees"] += 1
                 out["free_pages"] += ev.pages
+                if ev.order <= PAGE_ALLOC_COSTLY_ORDER:
+                    out["pcp_free_pages"] += ev.pages
                 continue
             try:  # a memblock-reserved page (init memory, SMP alternatives, initrd): free_reserved_area
                 freed = machine.free_reserved_area(ev.pfn, ev.pfn + ev.pages)
@@ -180,12 +185,15 @@ class TraceWorkload(Workload):
                 out["reserved_free_pages"] += ev.pages
             elif _deferred_at_boot(machine, st, ev.pfn):
                 # the kernel's own deferred_init_memmap / deferred_grow_zone freeing struct pages it has just
-                # initialised: the model's pass and grow do that themselves
+                # initialised: the model's pass and grow do that themselves (straight to the buddy lists)
                 out["deferred_frees"] += 1
                 out["deferred_free_pages"] += ev.pages
+                continue
             else:
                 out["untraced_frees"] += 1
                 out["untraced_free_pages"] += ev.pages
+            if ev.order <= PAGE_ALLOC_COSTLY_ORDER:   # free_unref_page: onto the freeing CPU's list
+                out["pcp_free_pages"] += ev.pages
         out["state"] = st
         return out
 
