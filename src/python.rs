@@ -5,6 +5,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ndarray::ArrayView1;
@@ -212,9 +213,29 @@ struct PyMachine {
     inner: Machine,
     /// Exceptions of point callbacks, owned by the operation that reached the point.
     callback_errors: CallbackErrors,
+    /// Bumped when an operation that may change the page array starts and when it ends, so that
+    /// Python can cache decoded page views (`page_version`).
+    version: AtomicU64,
+    /// Operations in flight (a view read meanwhile is not cached).
+    in_flight: AtomicU64,
 }
 
 impl PyMachine {
+    /// `run` for a call that may change the page array: `page_version` moves before and after it and
+    /// reads None meanwhile.
+    fn run_changing<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce() -> Result<T, Error> + Send,
+    ) -> PyResult<T> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.version.fetch_add(1, Ordering::SeqCst);
+        let r = run(py, f);
+        self.version.fetch_add(1, Ordering::SeqCst);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+
     /// `run` as an operation of the calling thread: (its result, the exception a point callback raised
     /// for it). A callback belongs to the innermost operation on the thread that reached the point, or,
     /// on a thread the machine started (a pass, padata helper or stream), to the operation that started it.
@@ -230,7 +251,7 @@ impl PyMachine {
             .entry(me)
             .or_default()
             .push(None);
-        let r = run(py, f);
+        let r = self.run_changing(py, f);
         let mut all = self.callback_errors.lock().unwrap();
         let slots = all.get_mut(&me).expect("this operation's slot");
         let err = slots.pop().flatten();
@@ -378,6 +399,8 @@ impl PyMachine {
         Ok(PyMachine {
             inner,
             callback_errors: Arc::new(Mutex::new(HashMap::new())),
+            version: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
         })
     }
 
@@ -412,7 +435,7 @@ impl PyMachine {
             // A callback raised: roll the allocation back, so that the failing call hands out nothing
             // and no page is lost; if the machine refuses the free, the pfn travels with the exception.
             (Ok(pfn), Some(e)) => {
-                if let Err(why) = run(py, || self.inner.free_pages(pfn, order, cpu)) {
+                if let Err(why) = self.run_changing(py, || self.inner.free_pages(pfn, order, cpu)) {
                     let v = e.value(py);
                     v.setattr("pfn", pfn)?;
                     v.call_method1(
@@ -738,6 +761,44 @@ impl PyMachine {
         });
         d.set_item("late_init", late)?;
         Ok(d)
+    }
+
+    /// A number that changes whenever an operation may have changed the page array; None while one
+    /// is running (then nothing read from the array may be cached).
+    #[getter]
+    fn page_version(&self) -> Option<u64> {
+        let v = self.version.load(Ordering::SeqCst);
+        (self.in_flight.load(Ordering::SeqCst) == 0).then_some(v)
+    }
+
+    /// Pages in each state (`PAGE_STATES`) and initialised by each boot path (`INIT_BY`) among the
+    /// packed indices `[start, end)`: one pass over the array, no copy (`PageView.counts()`).
+    fn page_counts(
+        &self,
+        py: Python<'_>,
+        start: usize,
+        end: usize,
+    ) -> PyResult<(Vec<u64>, Vec<u64>)> {
+        let pa = &self.inner.pages;
+        if start > end || end > pa.len() {
+            return Err(to_py(
+                py,
+                Error::InvalidArgument(format!(
+                    "page_counts({start}, {end}): needs start <= end <= {} (the struct pages)",
+                    pa.len()
+                )),
+            ));
+        }
+        run(py, || {
+            let mut states = vec![0u64; crate::page::STATE_NAMES.len()];
+            let mut by = vec![0u64; crate::page::INIT_BY_NAMES.len()];
+            let last = by.len() - 1;
+            for i in start..end {
+                states[pa.state(i) as usize] += 1;
+                by[usize::from(pa.init_by[i].load(Ordering::Relaxed)).min(last)] += 1;
+            }
+            Ok((states, by))
+        })
     }
 
     /// (start_pfn, end_pfn, base index) of each run of present sections.

@@ -138,9 +138,8 @@ def test_page_views_are_read_only_and_decoded():
     m.boot()
     with pytest.raises(ValueError):
         m.pages.flags[0] = 1
-    st = m.pages.state
-    assert st[m.pages.index(0)] == 3 and st[m.pages.index(200)] == 0  # pfn 0 free head; 200 deferred
-    assert m.pages.order[m.pages.index(0)] == 4 and m.pages.order[m.pages.index(1)] == 255
+    assert m.pages[0].state == 3 and m.pages[200].state == 0  # pfn 0 free head; 200 deferred
+    assert m.pages[0].order == 4 and m.pages[1].order is None
     assert len(m.pages.pfn) == len(m.pages) == 256
     assert "free" in repr(m.pages) and "v4.17" in repr(m)
 

@@ -192,7 +192,6 @@ def test_hand_derived_one_job_per_zone_rework_2025():
     assert node1[-1] == (1, 0x3F00, 0x4000, 0)
     assert [c[3] for c in node1] == [k % 3 for k in range(13)]
     assert all(node1[k][2] == node1[k + 1][1] for k in range(12))
-    reserved = m.pages.index(0x2800)
-    assert (m.pages.state[reserved:reserved + 20] == list(_core.PAGE_STATES).index("reserved")).all()
+    assert (m.pages.window(0x2800, 0x2800 + 20).state == list(_core.PAGE_STATES).index("reserved")).all()
     m.check()
     assert (m.pages.init_count == 1).all()

@@ -103,7 +103,7 @@ def allocated_runs(machine, max_chunk: int = 1 << 23) -> list:
     from .machine import ALLOCATED as ST_ALLOCATED
 
     p = machine.pages
-    flags = p.flags
+    flags = np.asarray(p.flags)  # positional: base + offset, as the chunks say
     runs = []
     for s, e, base in p.chunks:
         for a in range(0, e - s, max_chunk):

@@ -104,3 +104,12 @@ class CrossNodeBlockWarning(UserWarning):
 
 
 __all__ += ["CrossNodeBlockWarning"]
+
+
+class NoStructPage(PgdeferError, IndexError):
+    """A pfn with no struct page where one was asked for by pfn (``m.pages[pfn]``): its section is not present
+    (``!pfn_valid``), or it lies outside the page window; also an integer index into a packed page array,
+    where a pfn is not an index."""
+
+
+__all__ += ["NoStructPage"]

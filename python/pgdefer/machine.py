@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any, overload
 
 import numpy as np
 
 from . import _core
 from .config import ZONE_NAMES
-from .errors import InvalidArgument, OrderError, UnknownNode, UnknownZone
+from .errors import InvalidArgument, NoStructPage, OrderError, PgdeferError, UnknownNode, UnknownZone
 from .topology import Topology
 
 # Everything below is the core's (pgdefer._core), never re-typed here.
@@ -45,78 +47,283 @@ class ZoneInfo:
     deferred: bool
 
 
-class PageView:
-    """Read-only numpy views of the struct-page array (one entry per pfn of every present section).
+def _migratetype(code: int) -> str | None:
+    """The name of a pageblock_mt byte (0: memmap_init has not set it yet)."""
+    return None if code == 0 else "MOVABLE"
 
-    ``flags``, ``node``, ``order_raw``, ``init_by`` are zero-copy views of the core's memory; ``state``,
-    ``zone``, ``init_count`` and ``order`` are decoded from them (numpy, vectorised), ``pfn`` is computed.
-    ``init_by`` says which boot path initialised each page (``pgdefer.machine.INIT_BY`` names the codes).
+
+class PageIndex(int):
+    """A position in the packed page arrays (``PageView.index(pfn)``), not a pfn: adding or subtracting an int
+    keeps it a position, so ``a[i:i + n]`` works where ``a[pfn]`` is refused."""
+
+    def __add__(self, other: int) -> int:
+        return PageIndex(int(self) + other) if type(other) is int else int(self) + other
+
+    __radd__ = __add__
+
+    def __sub__(self, other: int) -> int:
+        return PageIndex(int(self) - other) if type(other) is int else int(self) - other
+
+
+def _positional(key: object) -> bool:
+    """Whether ``key`` cannot be a pfn mistaken for a position: PageIndex, slices of them, masks, arrays."""
+    if isinstance(key, PageIndex):
+        return True
+    if isinstance(key, slice):
+        return all(k is None or isinstance(k, PageIndex) for k in (key.start, key.stop))
+    return isinstance(key, bool) or not isinstance(key, (int, np.integer))
+
+
+class PackedArray(np.ndarray):
+    """A read-only per-page array of a :class:`PageView`: one entry per struct page, packed over the present
+    sections in pfn order (entry ``i`` is the page of pfn ``view.pfn[i]``), so a pfn is *not* an index.
+
+    Indexing it with an int or an int slice is refused (:class:`pgdefer.errors.NoStructPage` names the way by
+    pfn: ``m.pages[pfn]``, ``m.pages.window(start, end)``); positions from ``view.index(pfn)`` (a
+    :class:`PageIndex`) and everything vectorised work (``(a == 1).all()``, boolean masks, ``np.bincount``,
+    ``a[np.flatnonzero(...)]``) and give plain arrays. ``np.asarray(a)`` is the plain positional array.
     """
 
-    def __init__(self, core):
+    def __getitem__(self, key: Any) -> Any:
+        if not _positional(key):
+            raise NoStructPage(
+                f"page arrays are packed over present sections, so [{key!r}] is not a pfn: use m.pages[pfn] "
+                f"(a Page), m.pages.window(start_pfn, end_pfn) or a boolean mask with .pfn")
+        return np.ndarray.__getitem__(self.view(np.ndarray), key)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.view(np.ndarray))
+
+    def __array_wrap__(self, arr: Any, context: Any = None, return_scalar: bool = False) -> Any:
+        arr = arr.view(np.ndarray)
+        return arr[()] if return_scalar else arr
+
+
+def _packed(a: np.ndarray) -> PackedArray:
+    a = a.view(PackedArray)
+    a.flags.writeable = False
+    return a
+
+
+@dataclass(frozen=True)
+class Page:
+    """One struct page, read by pfn (``m.pages[pfn]``). ``zone``/``node`` are None while it is UNINIT (the
+    descriptor is garbage then); ``order`` is the block order of a buddy head, None elsewhere;
+    ``migratetype`` is its pageblock's (None until memmap_init sets it)."""
+
+    pfn: int
+    state: PageState
+    zone: Zone | None
+    node: int | None
+    order: int | None
+    init_count: int
+    init_by: InitBy
+    migratetype: str | None
+
+    def __repr__(self) -> str:
+        where = "" if self.zone is None else f" {self.zone.name.capitalize()} node {self.node}"
+        order = "" if self.order is None else f" order {self.order}"
+        mt = "" if self.migratetype is None else f" {self.migratetype}"
+        return (f"<Page {self.pfn:#x} {self.state.name.lower()}{where}{order} init_count {self.init_count}"
+                f" by {self.init_by.name.lower()}{mt}>")
+
+
+class PageView:
+    """The struct pages of pfns ``[start_pfn, end_pfn)`` (``m.pages``: all of them; ``m.pages.window(s, e)``
+    or ``m.pages[s:e]``: a window, cheap on huge machines since only its part of the arrays is read).
+
+    By pfn: ``view[pfn]`` is a :class:`Page` (names, not codes), ``pfn in view`` says whether it has a struct
+    page, and a pfn without one (its section is not present: ``!pfn_valid``) or outside the window raises
+    :class:`pgdefer.errors.NoStructPage`.
+
+    As arrays (:class:`PackedArray`, read-only, one entry per struct page in pfn order, ``pfn`` the pfn of
+    each): ``flags``, ``node``, ``order_raw``, ``init_by`` are zero-copy views of the core's memory (they
+    follow the machine live); ``state``, ``zone``, ``init_count``, ``order``, ``migratetype`` and ``pfn`` are
+    decoded on first use and cached until the machine next changes. ``init_by`` names the boot path that
+    initialised each page (``InitBy``); ``runs`` lists the present pfn ranges.
+    """
+
+    def __init__(self, core: Any, pageblock_order: int, start_pfn: int | None = None, end_pfn: int | None = None,
+                 _raw: dict | None = None) -> None:
         self._core = core
-        self.flags = self._ro(core.raw_view("flags"))
-        self.node = self._ro(core.raw_view("node"))
-        self.order_raw = self._ro(core.raw_view("order1"))
-        self.init_by = self._ro(core.raw_view("init_by"))
-        self.chunks = tuple(core.memmap_chunks())
+        self._pageblock_order = pageblock_order
+        all_chunks = tuple(core.memmap_chunks())
+        lo = 0 if start_pfn is None else start_pfn
+        hi = (all_chunks[-1][1] if all_chunks else 0) if end_pfn is None else end_pfn
+        self.start_pfn, self.end_pfn = lo, hi
+        # The present runs clipped to the window, with their index into the packed arrays.
+        self.chunks = tuple((max(s, lo), min(e, hi), base + max(s, lo) - s)
+                            for s, e, base in all_chunks if s < hi and e > lo)
+        if _raw is None:
+            _raw = {k: core.raw_view(k) for k in ("flags", "node", "order1", "init_by", "pageblock_mt")}
+        self._raw = _raw
+        self._i0 = self.chunks[0][2] if self.chunks else 0
+        self._i1 = self.chunks[-1][2] + self.chunks[-1][1] - self.chunks[-1][0] if self.chunks else 0
+        self.flags = _packed(_raw["flags"][self._i0:self._i1])
+        self.node = _packed(_raw["node"][self._i0:self._i1])
+        self.order_raw = _packed(_raw["order1"][self._i0:self._i1])
+        self.init_by = _packed(_raw["init_by"][self._i0:self._i1])
+        self._cache = {}
+        self._pfn = None
 
-    @staticmethod
-    def _ro(a):
-        a.flags.writeable = False
-        return a
+    # -- by pfn ------------------------------------------------------------------------------------
 
-    def __len__(self):
-        return len(self.flags)
+    def _index(self, pfn: int) -> int | None:
+        for s, e, i in self.chunks:
+            if s <= pfn < e:
+                return i + pfn - s
+        return None
 
-    def _field(self, name):
-        shift, mask = _FLAGS[name]
-        return (self.flags >> shift) & mask
+    def index(self, pfn: int) -> PageIndex:
+        """Position of ``pfn`` in ``np.asarray(view.<field>)`` (NoStructPage if it has no struct page here)."""
+        pfn = _pfn(pfn)
+        i = self._index(pfn)
+        if i is None:
+            raise NoStructPage(self._missing(pfn))
+        return PageIndex(i - self._i0)
+
+    def _missing(self, pfn: int) -> str:
+        if not self.start_pfn <= pfn < self.end_pfn:
+            return f"pfn {pfn:#x} is outside this view [{self.start_pfn:#x}, {self.end_pfn:#x})"
+        runs = ", ".join(f"[{s:#x}, {e:#x})" for s, e in self.runs[:8]) + (" ..." if len(self.runs) > 8 else "")
+        return f"pfn {pfn:#x} has no struct page (its section is not present); present pfns: {runs or 'none'}"
+
+    def __contains__(self, pfn: object) -> bool:
+        return isinstance(pfn, (int, np.integer)) and not isinstance(pfn, bool) and self._index(int(pfn)) is not None
+
+    @overload
+    def __getitem__(self, key: int) -> Page: ...
+    @overload
+    def __getitem__(self, key: slice) -> PageView: ...
+
+    def __getitem__(self, key: int | slice) -> Page | PageView:
+        if isinstance(key, slice):
+            if key.step not in (None, 1):
+                raise InvalidArgument(f"a page window has no step, got {key!r}")
+            return self.window(self.start_pfn if key.start is None else key.start,
+                               self.end_pfn if key.stop is None else key.stop)
+        pfn = _pfn(key)
+        i = self._index(pfn)
+        if i is None:
+            raise NoStructPage(self._missing(pfn))
+        return self._page(pfn, i)
+
+    def _page(self, pfn: int, i: int) -> Page:
+        r = self._raw
+        f = int(r["flags"][i])
+        field = {k: (f >> shift) & mask for k, (shift, mask) in _FLAGS.items()}
+        state = PageState(field["state"])
+        live = state is not PageState.UNINIT
+        order = (int(r["order1"][i]) - _core.ORDER_BIAS) & 0xFF
+        return Page(pfn=pfn, state=state, zone=Zone(field["zone"]) if live else None,
+                    node=int(r["node"][i]) if live else None, order=None if order == NO_ORDER else order,
+                    init_count=field["init_count"], init_by=InitBy(int(r["init_by"][i])),
+                    # packed indices are section aligned, so index >> pageblock_order is the pageblock's slot
+                    migratetype=_migratetype(int(r["pageblock_mt"][i >> self._pageblock_order])))
+
+    def window(self, start_pfn: int, end_pfn: int) -> PageView:
+        """The struct pages of pfns ``[start_pfn, end_pfn)`` (clipped to this view): only that part of the arrays
+        is read or decoded, so a window of a 24 TB machine costs what the window holds."""
+        start_pfn, end_pfn = _pfn(start_pfn, "start_pfn"), _pfn(end_pfn, "end_pfn")
+        if not 0 <= start_pfn <= end_pfn:
+            raise InvalidArgument(f"window({start_pfn:#x}, {end_pfn:#x}): needs 0 <= start_pfn <= end_pfn")
+        lo = min(max(start_pfn, self.start_pfn), self.end_pfn)
+        return PageView(self._core, self._pageblock_order, lo, max(min(end_pfn, self.end_pfn), lo), self._raw)
 
     @property
-    def state(self) -> np.ndarray:
+    def runs(self) -> list[tuple[int, int]]:
+        """The present pfn ranges ``[(start, end), ...]`` of this view (the memmap's sections)."""
+        return [(s, e) for s, e, _ in self.chunks]
+
+    def __len__(self) -> int:
+        return self._i1 - self._i0
+
+    def __iter__(self) -> Iterator[Page]:
+        """Every :class:`Page` of the view, in pfn order (meant for windows: one Python object per page)."""
+        for s, e, i in self.chunks:
+            for k in range(e - s):
+                yield self._page(s + k, i + k)
+
+    # -- decoded arrays, cached until the machine changes ------------------------------------------
+
+    def _cached(self, name: str, compute: Callable[[], Any]) -> Any:
+        version = self._core.page_version
+        hit = self._cache.get(name)
+        if hit is not None and version is not None and hit[0] == version:
+            return hit[1]
+        value = compute()
+        if version is not None and self._core.page_version == version:
+            self._cache[name] = (version, value)
+        return value
+
+    def _field(self, name: str) -> PackedArray:
+        shift, mask = _FLAGS[name]
+        return self._cached(name, lambda: _packed((np.asarray(self.flags) >> shift) & mask))
+
+    @property
+    def state(self) -> PackedArray:
         """PageState values."""
         return self._field("state")
 
     @property
-    def zone(self) -> np.ndarray:
-        """Zone indices."""
+    def zone(self) -> PackedArray:
+        """Zone indices (meaningless for UNINIT pages, whose descriptors are garbage)."""
         return self._field("zone")
 
     @property
-    def init_count(self) -> np.ndarray:
+    def init_count(self) -> PackedArray:
         """How many times each page was initialised (saturating; more than 1 is a double init, I1)."""
         return self._field("init_count")
 
     @property
-    def order(self) -> np.ndarray:
+    def order(self) -> PackedArray:
         """Block order of buddy heads (free or allocated), NO_ORDER elsewhere."""
-        return self.order_raw - np.uint8(_core.ORDER_BIAS)  # uint8 wraps: 0 ("not a head") -> NO_ORDER
+        # uint8 wraps: 0 ("not a head") -> NO_ORDER
+        return self._cached("order", lambda: _packed(np.asarray(self.order_raw) - np.uint8(_core.ORDER_BIAS)))
 
     @property
-    def pfn(self) -> np.ndarray:
-        return np.concatenate([np.arange(s, e, dtype=np.uint64) for s, e, _ in self.chunks])
+    def migratetype(self) -> PackedArray:
+        """Each page's pageblock_mt byte (0: not set yet; ``Page.migratetype`` names it)."""
+        shift = self._pageblock_order
 
-    def index(self, pfn: int) -> int:
-        """Position of ``pfn`` in the arrays (IndexError if its section has no memmap)."""
-        for s, e, base in self.chunks:
-            if s <= pfn < e:
-                return base + pfn - s
-        raise IndexError(f"pfn {pfn:#x} has no struct page (its section is not present)")
+        def run(mt, i, n):  # pages [i, i + n) of the packed arrays; pageblocks need not be whole
+            first, last = i >> shift, (i + n - 1) >> shift
+            off = i - (first << shift)
+            return np.repeat(mt[first:last + 1], 1 << shift)[off:off + n]
 
-    def counts(self) -> dict:
+        def compute():
+            mt = np.asarray(self._raw["pageblock_mt"])
+            return _packed(np.concatenate([run(mt, i, e - s) for s, e, i in self.chunks] or [np.zeros(0, np.uint8)]))
+
+        return self._cached("migratetype", compute)
+
+    @property
+    def pfn(self) -> PackedArray:
+        """The pfn of each entry (the layout never changes: computed once)."""
+        if self._pfn is None:
+            pfn, step = np.empty(len(self), dtype=np.uint64), 1 << 22  # filled in pieces: no second copy
+            for s, e, i in self.chunks:
+                for a in range(s, e, step):
+                    b = min(a + step, e)
+                    pfn[i - self._i0 + a - s:i - self._i0 + b - s] = np.arange(a, b, dtype=np.uint64)
+            self._pfn = _packed(pfn)
+        return self._pfn
+
+    def _counts(self) -> tuple[list[int], list[int]]:
+        return self._cached("counts", lambda: self._core.page_counts(self._i0, self._i1))  # one pass, in the core
+
+    def counts(self) -> dict[str, int]:
         """Number of pages in each state."""
-        c = np.bincount(self.state, minlength=len(STATE_NAMES))
-        return {name: int(c[i]) for i, name in enumerate(STATE_NAMES)}
+        return dict(zip(STATE_NAMES, self._counts()[0]))
 
-    def init_counts(self) -> dict:
+    def init_counts(self) -> dict[str, int]:
         """Number of pages initialised by each boot path (and "none" for those not yet initialised)."""
-        c = np.bincount(self.init_by, minlength=len(INIT_BY))
-        return {name: int(c[i]) for i, name in enumerate(INIT_BY)}
+        return dict(zip(INIT_BY, self._counts()[1]))
 
-    def __repr__(self):
-        c = self.counts()
-        return f"<PageView {len(self)} pages: " + ", ".join(f"{k} {v}" for k, v in c.items()) + ">"
+    def __repr__(self) -> str:
+        c = ", ".join(f"{k} {v}" for k, v in self.counts().items() if v)
+        return (f"<PageView pfns [{self.start_pfn:#x}, {self.end_pfn:#x}): {len(self)} struct pages in "
+                f"{len(self.chunks)} run(s){': ' + c if c else ''}>")
 
 
 def _int(value, what):
@@ -125,6 +332,16 @@ def _int(value, what):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{what} must be an int, got {value!r}")
     return int(value)
+
+
+def _pfn(value: object, what: str = "pfn") -> int:
+    """An int pfn for the page views; a wrong type is a pgdefer error too (InvalidArgument)."""
+    try:
+        return _int(value, what)
+    except TypeError as e:
+        if isinstance(e, PgdeferError):
+            raise
+        raise InvalidArgument(str(e)) from None
 
 
 def _layout_args(topology: Topology) -> tuple:
@@ -461,24 +678,24 @@ class Machine:
     @property
     def pages(self) -> PageView:
         if self._pages is None:
-            self._pages = PageView(self._core)
+            self._pages = PageView(self._core, self.geometry.pageblock_order)
         return self._pages
 
     def page_arrays(self) -> dict:
-        """Decoded copies of the page array, keyed as the oracle's page_arrays()."""
+        """Decoded copies of the page array (plain numpy arrays, one entry per struct page, with its pfn), keyed as
+        the oracle's page_arrays()."""
         p = self.pages
-        return {"pfn": p.pfn, "state": p.state, "zone": p.zone, "node": p.node.copy(),
-                "init_count": p.init_count, "order": p.order, "init_by": p.init_by.copy()}
+        return {k: np.array(getattr(p, k)) for k in ("pfn", "state", "zone", "node", "init_count", "order", "init_by")}
 
     def pageblock_migratetypes(self) -> dict:
-        """{pageblock index (pfn >> pageblock_order): "MOVABLE"} for every pageblock whose type is set."""
+        """{pageblock index (pfn >> pageblock_order): migratetype name} for every pageblock whose type is set."""
         mt = self._core.raw_view("pageblock_mt")
         shift = self.geometry.pageblock_order
         out = {}
         for s, e, base in self.pages.chunks:
             first = base >> shift
             for k in np.nonzero(mt[first:first + ((e - s) >> shift)])[0]:
-                out[(s >> shift) + int(k)] = "MOVABLE"
+                out[(s >> shift) + int(k)] = _migratetype(int(mt[first + k]))
         return out
 
     @property
