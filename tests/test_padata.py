@@ -105,9 +105,11 @@ def test_node_workers_and_helper_cpus():
     assert m.node_workers() == {0: {"cpus": 4, "max_threads": 4, "helper_cpus": [4, 5, 6]},
                                 1: {"cpus": 0, "max_threads": 1, "helper_cpus": []}}
     m.boot()
-    m.alloc_pages(0, cpu=6)  # a helper CPU is a CPU like the others
+    with pytest.raises(ValueError, match="cpu 6 is a padata helper CPU: allocations run on the workload CPUs 0..1"):
+        m.alloc_pages(0, cpu=6)
+    m.raise_irq(6, 0)  # an interrupt may arrive on any CPU, a helper's too
     with pytest.raises(ValueError, match="padata helpers"):
-        m.alloc_pages(0, cpu=7)
+        m.raise_irq(7, 0)
 
 
 @pytest.mark.parametrize("kwargs, match", [

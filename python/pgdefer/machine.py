@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
@@ -403,6 +404,13 @@ class Machine:
     >>> m.boot()                       # free_area_init .. memblock_free_all: the window opens
     >>> pfn = m.alloc_pages(order=0)   # may grow the deferred zone on demand
     >>> m.page_alloc_init_late()       # per-node passes on threads, then the static key goes off
+
+    Host threads: the allocator calls (alloc_pages, free_pages, deferred_grow_zone, free_reserved_area,
+    read_page) run on a simulated workload CPU, ``cpu=0..cpus-1``. Without ``cpu=`` a call runs on CPU 0,
+    and only the host thread that created the machine may do that: any other thread (a ``threading.Thread``, a
+    point callback on a pass thread) gets InvalidArgument until it says ``cpu=``, so that two threads never
+    race for CPU 0. Give each thread its own CPU (``Machine(t, cpus=N)``); CPU 0 also runs boot() and
+    page_alloc_init_late().
     """
 
     #: The deliberate bugs ``faults=`` accepts.
@@ -468,6 +476,9 @@ class Machine:
         self._nodes = [n["node"] for n in self._core.nodes()]
         self._node_set = frozenset(self._nodes)
         self._cpu_slots = self._core.nr_cpu_slots
+        self._nr_cpus = self._core.nr_cpus
+        # cpu=None means CPU 0 on this thread only (Machine._cpu).
+        self._owner_thread, self._owner_name = threading.get_ident(), threading.current_thread().name
         self._max_order = topology.geometry.max_order
 
     # -- boot phases -------------------------------------------------------------------------
@@ -507,9 +518,32 @@ class Machine:
         return node
 
     def _cpu(self, cpu):
+        """The workload CPU (0..cpus-1) an allocator call runs on. ``cpu=None`` is CPU 0 on the host thread that
+        created the machine; any other host thread must say which CPU it is (never a race for CPU 0)."""
+        if cpu is None:
+            if threading.get_ident() == self._owner_thread:
+                return 0
+            own = ("this Machine has only CPU 0: create it with Machine(..., cpus=N) and give each thread a CPU "
+                   "1..N-1 of its own" if self._nr_cpus == 1 else
+                   f"give each thread a workload CPU of its own, 1..{self._nr_cpus - 1}")
+            raise InvalidArgument(
+                f"host thread {threading.current_thread().name!r} needs cpu=: without it a call runs on CPU 0, "
+                f"which belongs to the thread that created this Machine ({self._owner_name!r}); {own}")
+        cpu = _int(cpu, "cpu")
+        if not 0 <= cpu < self._nr_cpus:
+            nr, helpers = self._nr_cpus, self._nr_cpus + len(self._nodes)
+            what = ("does not exist" if not 0 <= cpu < self._cpu_slots else
+                    "is a per-node pass CPU (pgdatinit)" if cpu < helpers else "is a padata helper CPU")
+            raise InvalidArgument(
+                f"cpu {cpu} {what}: allocations run on the workload CPUs 0..{nr - 1} of Machine(cpus={nr})"
+                f"{'' if cpu < 0 else f'; Machine(..., cpus={cpu + 1}) has CPU {cpu}'}")
+        return cpu
+
+    def _any_cpu(self, cpu):
+        """Any simulated CPU, pass and helper CPUs included (an interrupt may arrive on any of them)."""
         cpu = _int(cpu, "cpu")
         if not 0 <= cpu < self._cpu_slots:  # the core's check_cpu, with its message (a test pins them equal)
-            nr = self._core.nr_cpus
+            nr = self._nr_cpus
             helpers = nr + len(self._nodes)
             raise InvalidArgument(f"cpu {cpu} does not exist: CPUs 0..{nr} run workloads, {nr}..{helpers} the per-node"
                                   f" passes, {helpers}..{self._cpu_slots} their padata helpers")
@@ -521,20 +555,21 @@ class Machine:
             raise UnknownZone(f"unknown zone {zone!r}: expected one of {', '.join(ZONE_NAMES)}")
         return zone
 
-    def alloc_pages(self, order: int = 0, node: int | None = None, zone: str | None = None, cpu: int = 0) -> int:
+    def alloc_pages(self, order: int = 0, node: int | None = None, zone: str | None = None,
+                    cpu: int | None = None) -> int:
         """Allocate a 2^order block; returns its first pfn. ``zone`` is the highest zone allowed
         (None = Normal, as GFP_KERNEL); ``node`` the preferred node (None = the lowest id).
         Raises OutOfMemory when no zone of the zonelist can satisfy it, even after growing."""
         return self._core.alloc_pages(self._order(order), self._node(node), self._zone(zone), self._cpu(cpu))
 
-    def free_pages(self, pfn: int, order: int = 0, cpu: int = 0) -> None:
+    def free_pages(self, pfn: int, order: int = 0, cpu: int | None = None) -> None:
         """Free a block returned by alloc_pages (BadFree if ``pfn`` is not such a block of ``order``)."""
         pfn = _int(pfn, "pfn")
         if pfn < 0:
             raise ValueError(f"pfn must be >= 0, got {pfn}")
         self._core.free_pages(pfn, self._order(order), self._cpu(cpu))
 
-    def deferred_grow_zone(self, node: int, zone: str, order: int = 0, cpu: int = 0) -> bool:
+    def deferred_grow_zone(self, node: int, zone: str, order: int = 0, cpu: int | None = None) -> bool:
         """Call the policy's deferred_grow_zone directly (the allocator hooks call it on failure)."""
         zone = self._zone(zone)
         if zone is None:
@@ -553,11 +588,11 @@ class Machine:
         interrupt point with interrupts enabled (between operations, while spinning on a lock, between
         sections inside grow when the lock left interrupts on, or when a lock taken irqsave is released).
         Returns a handle: ``.done``, ``.result()`` (the pfn, or the allocation's error)."""
-        return self._core.raise_irq(self._cpu(cpu), self._order(order), self._node(node), self._zone(zone))
+        return self._core.raise_irq(self._any_cpu(cpu), self._order(order), self._node(node), self._zone(zone))
 
     def deliver_irqs(self, cpu: int) -> None:
         """Deliver what is pending on ``cpu`` now, as an idle CPU with interrupts on would."""
-        self._core.deliver_irqs(self._cpu(cpu))
+        self._core.deliver_irqs(self._any_cpu(cpu))
 
     def at(self, point: str, callback, node: int | None = None, once: bool = True) -> None:
         """Stop at a named point and run ``callback(point, node, cpu)`` there, on the thread that reached
@@ -595,12 +630,12 @@ class Machine:
         """free_initmem(): the __init text, deferred_grow_zone included, is gone afterwards."""
         self._core.free_initmem()
 
-    def free_reserved_area(self, start_pfn: int, end_pfn: int, cpu: int = 0) -> int:
+    def free_reserved_area(self, start_pfn: int, end_pfn: int, cpu: int | None = None) -> int:
         """free_reserved_area()/memblock_free_late() of reserved pfns [start, end). Rejected while a
         page in the same MAX_ORDER blocks is still deferred (B20). Returns pages freed."""
         return self._core.free_reserved_area(_int(start_pfn, "start_pfn"), _int(end_pfn, "end_pfn"), self._cpu(cpu))
 
-    def read_page(self, pfn: int, cpu: int = 0) -> tuple:
+    def read_page(self, pfn: int, cpu: int | None = None) -> tuple:
         """(state, zone, node) of a struct page, as early code reading it would;
         UninitialisedAccess (and a recorded I6 violation) if it was never initialised."""
         return self._core.read_page(_int(pfn, "pfn"), self._cpu(cpu))
