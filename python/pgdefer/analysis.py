@@ -6,7 +6,9 @@
 * :func:`region_pages` - the pages of each kind in one node's regions, and how many grows there were;
 * :func:`allocated_runs` - the runs of allocated pages, read from the page array;
 * :func:`boot_schedule` - the boot laid out in **modelled** time (cost model, spec section 9.3);
-* :func:`grow_calls` and :func:`working_passes` - the grow and per-node pass events that did some work.
+* :func:`grow_calls` and :func:`working_passes` - the grow and per-node pass events that did some work;
+* :func:`event_rows` - every event with its modelled time beside its host time (``Machine.events_frame``,
+  ``pgdefer boot --events``).
 
 No matplotlib here: :mod:`pgdefer.plot` draws what these functions return.
 """
@@ -170,3 +172,45 @@ def boot_schedule(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1
     return {"boot_cpu": boot_cpu, "mem_init_at": mem_init_at, "grows": grows, "window_end": window_end,
             "passes": passes, "key_off": key_off, "end": end, "pass_threads": pass_threads,
             "cost_model": cost.label(mech.generation)}
+
+
+#: The event columns every row has, before the kind's own fields (``_core.EVENT_KINDS``).
+EVENT_COLUMNS = ("seq", "kind", "cpu", "t_ns", "t_model_ms", "model_ms")
+
+
+def event_rows(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1) -> list:
+    """Every event of ``machine`` as a flat dict, in order, with both kinds of time.
+
+    ``t_ns`` is host time since the machine was created; ``t_model_ms`` the modelled time (ms, cost model) at
+    which the event is logged and ``model_ms`` the modelled duration of the work it reports, both from
+    :func:`boot_schedule`: early_init and grow at the end of their step on the boot CPU, memblock_free_all
+    when the window opens, deferred_init at the end of its node's pass, key_disable when the key goes off; a
+    padata_chunk at its node's pass start (chunks are not timed one by one) and a warning or lockdep report at
+    the modelled time of the event before it (no duration). Fields a kind lacks are None."""
+    from ._core import EVENT_KINDS
+
+    sch = boot_schedule(machine, cost, pass_threads)
+    early, grows = iter(sch["boot_cpu"]), iter(sch["grows"])
+    passes = {p["node"]: p for p in sch["passes"]}
+    fields = [f for kind in EVENT_KINDS.values() for f in kind]
+    fields = [f for i, f in enumerate(fields) if f not in fields[:i] and f not in EVENT_COLUMNS]
+    rows, now = [], 0.0
+    for seq, e in enumerate(machine.events):
+        kind, dur = e["kind"], None
+        if kind in ("early_init", "grow"):
+            step = next(early if kind == "early_init" else grows)
+            now, dur = step["start"] + step["ms"], step["ms"]
+        elif kind == "memblock_free_all":
+            now, dur = sch["mem_init_at"], 0.0
+        elif kind == "deferred_init" and e["node"] in passes:
+            p = passes[e["node"]]
+            now, dur = p["start"] + p["ms"], p["ms"]
+        elif kind == "key_disable" and sch["key_off"] is not None:
+            now, dur = sch["key_off"], 0.0
+        elif kind == "padata_chunk" and e["node"] in passes:
+            now = passes[e["node"]]["start"]
+        row = {"seq": seq, "kind": kind, "cpu": e.get("cpu"), "t_ns": e.get("t_ns"), "t_model_ms": now,
+               "model_ms": dur}
+        row.update({f: e.get(f) for f in fields})
+        rows.append(row)
+    return rows

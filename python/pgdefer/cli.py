@@ -315,6 +315,44 @@ def _check_plot_target(path):
         raise CliError(f"--plot {path}: directory {parent} does not exist")
 
 
+def _check_events_target(path):
+    """``--events FILE``: .csv (no extra needed) or .parquet (pandas + pyarrow), in an existing directory."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.suffix.lower() not in (".csv", ".parquet"):
+        raise CliError(f"--events {path}: the file name must end in .csv or .parquet")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise CliError(f"--events {path}: directory {parent} does not exist")
+    if p.suffix.lower() == ".parquet":
+        try:
+            import pandas  # noqa: F401
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise CliError(f"--events {path}: parquet needs pandas and pyarrow: pip install 'pgdefer[sweep]'"
+                           " (or write a .csv)") from None
+
+
+def _write_events(m, path, cost, threads, progress):
+    """``--events``: every event with host and modelled time (analysis.event_rows), one row each."""
+    if path is None:
+        return
+    progress.step(f"writing {path}")
+    if Path(path).suffix.lower() == ".parquet":
+        m.events_frame(cost, pass_threads=threads).to_parquet(path, index=False)
+        return
+    import csv
+
+    from .analysis import event_rows
+
+    rows = event_rows(m, cost, threads)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["seq", "kind"])
+        w.writeheader()
+        w.writerows(rows)
+
+
 # --------------------------------------------------------------------------------------------------
 # running a machine
 # --------------------------------------------------------------------------------------------------
@@ -361,6 +399,7 @@ def cmd_boot(args) -> int:
     )
 
     _check_plot_target(args.plot)
+    _check_events_target(args.events)
     with Progress(not args.quiet) as progress:
         progress.step("loading topology")
         topo = load_topology(args.topology)
@@ -387,6 +426,7 @@ def cmd_boot(args) -> int:
             from .plot import save_boot_figure
 
             save_boot_figure(m, args.plot, cost, pass_threads=threads)
+        _write_events(m, args.events, cost, threads, progress)
     if args.json:
         out = summary(m, cost, pass_threads=threads)
         out["policy_requested"] = args.policy
@@ -402,6 +442,7 @@ def cmd_boot(args) -> int:
         out["lab"] = lab_cmp
         if args.plot:
             out["plot"] = str(args.plot)
+        out["events"] = args.events
         print(json.dumps(out, indent=2, default=str))
     else:
         text = dmesg_report(m, cost, workload_results=results, pass_threads=threads, kernel_version=version)
@@ -422,8 +463,8 @@ def cmd_boot(args) -> int:
         if lab_cmp is not None:
             print("\nkernel lab (exact reserved map, page trace replayed, Memory: line where the kernel printed it):")
             print(format_compare(lab_cmp))
-        if args.plot:
-            print(f"\nwrote {args.plot}")
+        for path in filter(None, (args.plot, args.events)):
+            print(f"\nwrote {path}")
     return 1 if (problems or m.violations) else 0
 
 
@@ -736,6 +777,9 @@ def _add_boot(sub, fmt):
     b.add_argument("--plot", metavar="FILE.png",
                    help="also write a picture of the boot: memory map per node and timeline (.png, .svg or .pdf; "
                         "needs matplotlib: pip install 'pgdefer[plot]')")
+    b.add_argument("--events", metavar="FILE.csv|FILE.parquet",
+                   help="also write every event, one row each, with host time (t_ns) and modelled time "
+                        "(t_model_ms, model_ms) (.parquet needs pandas and pyarrow: pip install 'pgdefer[sweep]')")
     b.set_defaults(func=cmd_boot)
 
 

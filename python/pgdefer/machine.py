@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -14,6 +14,9 @@ from . import _core
 from .config import ZONE_NAMES
 from .errors import InvalidArgument, NoStructPage, OrderError, PgdeferError, UnknownNode, UnknownZone
 from .topology import Topology
+
+if TYPE_CHECKING:
+    from .costmodel import CostModel
 
 # Everything below is the core's (pgdefer._core), never re-typed here.
 # Page states (spec §1.5), as in Machine.pages.state.
@@ -30,6 +33,18 @@ STATE_NAMES = tuple(_core.PAGE_STATES)
 INIT_BY = tuple(_core.INIT_BY)
 NO_ORDER = _core.NO_ORDER  # order of a page that is not the head of a buddy block
 _FLAGS = _core.PAGE_FLAGS  # field -> (shift, mask) in the flags byte
+
+
+#: Event fields that hold pfns (printed in hex by Event's repr).
+EVENT_PFN_FIELDS = frozenset({"first_deferred_pfn", "start", "end"})
+
+
+class Event(dict):
+    """One event: a plain dict (``e["kind"]``, ...) whose repr prints pfns in hex."""
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{k!r}: {v:#x}" if k in EVENT_PFN_FIELDS and isinstance(v, int) else f"{k!r}: {v!r}"
+                               for k, v in self.items()) + "}"
 
 
 @dataclass(frozen=True)
@@ -734,10 +749,36 @@ class Machine:
         return out
 
     @property
-    def events(self) -> list:
-        """Event dicts in order (early_init, memblock_free_all, grow, deferred_init, key_disable);
-        ``t_ns`` is host time since the machine was created, ``cpu`` the simulated CPU."""
-        return self._core.events()
+    def events(self) -> list[Event]:
+        """Event dicts in order (early_init, memblock_free_all, grow, deferred_init, key_disable, ...; the
+        fields of each kind: ``_core.EVENT_KINDS``); ``t_ns`` is host time since the machine was created,
+        ``cpu`` the simulated CPU. Modelled times: :meth:`events_frame` or ``analysis.event_rows``."""
+        return [Event(e) for e in self._core.events()]
+
+    def events_frame(self, cost: CostModel | None = None, pass_threads: int = 1) -> Any:
+        """The events as a pandas DataFrame, one row each in order: ``seq``, ``kind``, ``cpu``, host time
+        ``t_ns``, modelled time ``t_model_ms`` (when the event is logged) and ``model_ms`` (the modelled
+        duration of its work), then every kind's fields (missing ones are NA). ``cost``: the cost model of the
+        modelled times (default: the generic one). Needs pandas (``pip install 'pgdefer[sweep]'``)."""
+        from .analysis import EVENT_COLUMNS, event_rows
+        from .costmodel import DEFAULT_COST, CostModel  # noqa: F811 - at run time, lazily
+
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("events_frame() needs pandas: pip install 'pgdefer[sweep]'") from None
+        if cost is not None and not isinstance(cost, CostModel):
+            raise InvalidArgument(f"cost must be a pgdefer.costmodel.CostModel, got {cost!r}")
+        threads = _int(pass_threads, "pass_threads")
+        if not 1 <= threads <= _core.MAX_CPUS:
+            raise InvalidArgument(f"pass_threads must be in 1..{_core.MAX_CPUS}, got {threads}")
+        rows = event_rows(self, cost or DEFAULT_COST, threads)
+        df = pd.DataFrame(rows, columns=list(rows[0]) if rows else list(EVENT_COLUMNS))
+        for col in df.columns:  # ints with gaps stay ints (nullable), not floats
+            if col not in ("t_model_ms", "model_ms") and pd.api.types.is_numeric_dtype(df[col]) \
+                    and not pd.api.types.is_bool_dtype(df[col]):
+                df[col] = df[col].astype("Int64")
+        return df
 
     @property
     def stats(self) -> dict:
