@@ -6,7 +6,26 @@
 * :func:`operations` - a plain-data list of operations for a given topology;
 * :func:`replay` - run such a list on any machine with the pgdefer machine API (the Rust ``pgdefer.Machine`` or
   ``pgdefer.oracle.OracleMachine``) and return one outcome per operation, so two machines can be compared;
-* :func:`snapshot` - the observable state of a machine as plain data (for equality checks).
+* :func:`snapshot` - the observable state of a machine as plain data (for equality checks);
+* :func:`normalised` - a snapshot without what legitimately differs between the Rust core and the oracle (host
+  time, simulated CPUs, the core's concurrency diagnostics, the order in which per-node pass threads log).
+
+Comparing the core with the oracle on one machine (``tests/test_events_snapshot.py`` runs this very example)::
+
+    from pgdefer import Machine
+    from pgdefer.oracle import OracleMachine
+    from pgdefer.testing import normalised, snapshot
+
+    def test_core_matches_oracle(topology, policy="v4.17"):
+        core, oracle = Machine(topology, policy=policy), OracleMachine(topology, policy=policy)
+        for m in (core, oracle):
+            m.boot()
+            m.alloc_pages(order=0)
+            m.page_alloc_init_late()
+        assert normalised(snapshot(core)) == normalised(snapshot(oracle))
+
+For the padata generations (5.8+) call ``page_alloc_init_late(threads=False)`` on the core: with threads, which
+simulated worker takes which chunk depends on the host's scheduling.
 
 ``hypothesis`` is only needed by the strategies; importing this module without it still gives :func:`replay`
 and :func:`snapshot`.
@@ -15,7 +34,7 @@ and :func:`snapshot`.
 from __future__ import annotations
 
 from .config import ZONE_NAMES, Geometry
-from .errors import PgdeferError
+from .errors import InvalidArgument, PgdeferError
 from .topology import Topology
 
 try:
@@ -23,8 +42,8 @@ try:
 except ImportError:  # pragma: no cover - hypothesis is a test dependency
     st = None
 
-__all__ = ["small_geometries", "topologies", "operations", "replay", "snapshot", "has_mixed_node_blocks",
-           "policies", "node_cpus"]
+__all__ = ["small_geometries", "topologies", "operations", "replay", "snapshot", "normalised",
+           "has_mixed_node_blocks", "policies", "node_cpus", "TIMING_KEYS", "DIAGNOSTICS"]
 
 
 def _need_hypothesis():
@@ -330,6 +349,35 @@ def snapshot(machine) -> dict:
         "events": events,
         "violations": list(machine.violations),
     }
+
+
+#: Event fields only the Rust core has: host time and the simulated CPU that logged the event.
+TIMING_KEYS = frozenset({"host_ns", "t_ns", "cpu"})
+#: Event kinds from the core's CPU model (lockdep, sleeping-in-atomic warnings), which the single-threaded oracle
+#: does not have; tests/test_concurrency.py pins them.
+DIAGNOSTICS = frozenset({"warning", "lockdep"})
+_PASS_EVENTS = ("padata_chunk", "deferred_init")
+
+
+def normalised(snap: dict) -> dict:
+    """``snap`` (from :func:`snapshot`) with events comparable between the core and the oracle: without
+    TIMING_KEYS fields and DIAGNOSTICS events, and each run of per-node pass events (padata_chunk,
+    deferred_init: one thread per node logs them, so nodes interleave at random) in node order, a node's chunks
+    by start, its deferred_init last. Everything else is left as it is."""
+    if not isinstance(snap, dict) or not isinstance(snap.get("events"), list):
+        raise InvalidArgument("normalised() takes a snapshot(machine) dict (with its 'events' list)")
+    events = [{k: v for k, v in e.items() if k not in TIMING_KEYS} for e in snap["events"]
+              if e["kind"] not in DIAGNOSTICS]
+    out, run = [], []
+    for e in events + [None]:
+        if e is not None and e["kind"] in _PASS_EVENTS:
+            run.append(e)
+            continue
+        out += sorted(run, key=lambda x: (x["node"], _PASS_EVENTS.index(x["kind"]), x.get("start", 0)))
+        run = []
+        if e is not None:
+            out.append(e)
+    return dict(snap, events=out)
 
 
 def run_cli(argv, capsys):
