@@ -86,3 +86,11 @@ def test_boot_events_refuses_bad_targets_before_booting(tmp_path, capsys, name, 
     code, out, err = run_cli(["boot", "--topology", _topology_file(tmp_path), "--events", str(tmp_path / name)],
                              capsys)
     assert code != 0 and match in err and "early_init" not in out
+
+
+def test_zone_and_deferral_reprs_print_pfns_in_hex(booted):
+    z = booted.zone(0, "Normal")
+    assert "start_pfn=0x100000, end_pfn=0x140000" in repr(z) and "managed=" in repr(z)  # counts stay decimal
+    d = pgdefer.machine.deferral(booted.topology, "v4.17")  # deferred: [0x108000, 5 GiB = 0x140000) = 0x38000 pfns
+    assert repr(d) == "[NodeDeferral(node=0, first_deferred_pfn=0x108000, deferred_pages=229376)]"
+    assert d[0].first_deferred_pfn == 0x108000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, overload
 
@@ -47,9 +47,18 @@ class Event(dict):
                                for k, v in self.items()) + "}"
 
 
-@dataclass(frozen=True)
+def _repr_hex_pfns(self: Any) -> str:
+    """A dataclass repr with its pfn fields (``*_pfn``) in hex, as the kernel prints them."""
+    shown = (f"{f.name}={getattr(self, f.name):#x}" if f.name.endswith("pfn") and isinstance(getattr(self, f.name), int)
+             else f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+    return f"{type(self).__name__}({', '.join(shown)})"
+
+
+@dataclass(frozen=True, repr=False)
 class ZoneInfo:
     """One zone of one node: span, counters and free blocks per order (``nr_free[order]``)."""
+
+    __repr__ = _repr_hex_pfns
 
     node: int
     name: str
@@ -370,9 +379,11 @@ def _layout_args(topology: Topology) -> tuple:
             (zl.get("DMA"), zl.get("DMA32"), zl.get("Normal")))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class NodeDeferral:
     """What memmap_init leaves to deferred init on one node."""
+
+    __repr__ = _repr_hex_pfns
 
     node: int
     first_deferred_pfn: int | None  # None: nothing deferred (ULONG_MAX)
