@@ -948,6 +948,7 @@ impl Machine {
     /// `free_initmem()`: after late init, the `__init` text (deferred_grow_zone) is freed. Any later
     /// call of it is an error.
     pub fn free_initmem(&self) -> Result<()> {
+        self.refuse_from_callback("free_initmem()")?; // it would free the grow code a CPU is stopped in
         if self.phase() != Phase::Done {
             return Err(Error::Phase(format!(
                 "free_initmem() before page_alloc_init_late() finished (the machine is {})",

@@ -193,7 +193,7 @@ impl Machine {
         }
     }
 
-    /// Phase changes (boot, page_alloc_init_late) are refused from a point callback, on its thread or on
+    /// Phase changes (boot, page_alloc_init_late, free_initmem) are refused from a point callback, on its thread or on
     /// a thread the stopped operation started, and while a CPU stopped at a point holds a lock: the
     /// change would wait for code that cannot go on until the callback returns.
     pub(crate) fn refuse_from_callback(&self, what: &str) -> Result<()> {

@@ -96,6 +96,23 @@ mod tests {
         );
     }
 
+    /// Nothing deferred from the node's end on: first_deferred_pfn can sit exactly at the node end
+    /// (grow initialised the node's last section), and then there is nothing left to grow below the
+    /// node end, whether the lock re-checks it or trusts the snapshot.
+    #[test]
+    fn fdp_at_the_node_end_is_empty() {
+        for p in [Policy::V4_17, Policy::PostingV2, Policy::V5_7] {
+            assert_eq!(
+                grow_step(p, false, true, Some(256), Some(256), 0, 256),
+                GrowStep::Empty
+            );
+            assert_eq!(
+                grow_step(p, false, true, Some(255), Some(255), 0, 256),
+                GrowStep::Grow { first: 255 }
+            );
+        }
+    }
+
     /// 5.2+: retry only once; 5.7 ignores the key; a claimed node (snapshot = current = ULONG_MAX)
     /// grows nothing and returns False, a caller whose snapshot predates the claim gets True.
     #[test]

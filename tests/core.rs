@@ -630,3 +630,90 @@ fn nodes_meeting_inside_a_block_expose_the_uninitialised_buddy_hazard_and_nothin
     assert_eq!(lists(&m, 1)[2], vec![0x44]);
     assert_eq!(lists(&m, 1)[3], vec![0x48]);
 }
+
+/// `__free_one_page` at the level of one free area (issue 15, mutation testing): a free block merges
+/// only with a FREE buddy that heads a block of the same order in the same zone and node, and the
+/// pre-5.10 tail rule looks for the same kind of order-(k+1) buddy. One 64-page section, MAX_ORDER 4;
+/// the pages are given zones and nodes by hand, as no topology would (zone limits are MAX_ORDER aligned).
+mod free_one_page {
+    use pgdefer::buddy::{FreeArea, ListEnd};
+    use pgdefer::page::{InitBy, PageArray};
+    use pgdefer::{Geometry, ZoneType};
+
+    fn pages(runs: &[(usize, usize, ZoneType, u16)]) -> PageArray {
+        let pa = PageArray::new(Geometry::new(4096, 256 << 10, 3, 4).unwrap(), &[(0, 1)]);
+        for &(i, n, zone, nid) in runs {
+            pa.init_range(i, n, zone, nid, InitBy::Early);
+        }
+        pa
+    }
+
+    /// [0, 4) and [4, 8) are free order-2 blocks; they may merge into the order-3 block 0 only if
+    /// they are in one zone and one node.
+    #[test]
+    fn no_merge_across_zones_or_nodes() {
+        use ZoneType::{Dma, Normal};
+        for (runs, merges) in [
+            (vec![(0, 64, Normal, 0)], true),
+            (vec![(0, 4, Dma, 0), (4, 60, Normal, 0)], false),
+            (vec![(0, 4, Normal, 0), (4, 60, Normal, 1)], false),
+        ] {
+            let pa = pages(&runs);
+            let mut fa = FreeArea::new(4);
+            fa.free(&pa, 0, 2, ListEnd::Head).unwrap();
+            fa.free(&pa, 4, 2, ListEnd::Head).unwrap();
+            let want = if merges { vec![0, 0, 0, 1, 0] } else { vec![0, 0, 2, 0, 0] };
+            assert_eq!(fa.nr_free, want, "{runs:?}");
+            assert_eq!(fa.free_pages, 8);
+        }
+    }
+
+    /// Freeing [0, 2) at order 1: its buddy 2 is FREE but heads an order-0 block (3 is still in use):
+    /// not a buddy of order 1, no merge.
+    #[test]
+    fn no_merge_with_a_free_buddy_of_another_order() {
+        let pa = pages(&[(0, 64, ZoneType::Normal, 0)]);
+        let mut fa = FreeArea::new(4);
+        fa.free(&pa, 2, 0, ListEnd::Head).unwrap();
+        fa.free(&pa, 0, 1, ListEnd::Head).unwrap();
+        assert_eq!(fa.nr_free, vec![1, 1, 0, 0, 0]);
+        assert_eq!((fa.list(&pa, 0), fa.list(&pa, 1)), (vec![2], vec![0]));
+    }
+
+    /// Pre-5.10 placement: [0, 2) freed at order 1 goes to the tail only if the order-2 buddy of
+    /// [0, 4), block 4, is a free order-2 head of the same zone and node; else to the head. [16, 18)
+    /// (nothing free around it) is freed first, so "tail" reads [16, 0] and "head" [0, 16].
+    #[test]
+    fn merge_likely_looks_for_a_buddy_of_the_same_zone_and_node() {
+        use ZoneType::{Dma, Normal};
+        for (runs, tail) in [
+            (vec![(0, 64, Normal, 0)], true),
+            (vec![(0, 4, Dma, 0), (4, 60, Normal, 0)], false),
+            (vec![(0, 4, Normal, 0), (4, 60, Normal, 1)], false),
+        ] {
+            let pa = pages(&runs);
+            let mut fa = FreeArea::new(4);
+            fa.free(&pa, 4, 2, ListEnd::MergeLikely).unwrap();
+            fa.free(&pa, 16, 1, ListEnd::MergeLikely).unwrap();
+            fa.free(&pa, 0, 1, ListEnd::MergeLikely).unwrap();
+            let want = if tail { vec![16, 0] } else { vec![0, 16] };
+            assert_eq!(fa.list(&pa, 1), want, "{runs:?}");
+        }
+    }
+
+    /// The zero-watermark check: 4 free pages as four order-0 blocks do not satisfy an order-2
+    /// request (no block of order >= 2), one order-2 block does; an empty area satisfies nothing.
+    #[test]
+    fn watermark_needs_a_block_of_the_order() {
+        let pa = pages(&[(0, 64, ZoneType::Normal, 0)]);
+        let mut fa = FreeArea::new(4);
+        assert!(!fa.watermark_ok(0));
+        for i in [0, 2, 4, 6] {
+            fa.free(&pa, i, 0, ListEnd::Head).unwrap(); // buddies 1, 3, 5, 7 are in use: no merge
+        }
+        assert_eq!(fa.free_pages, 4);
+        assert!(fa.watermark_ok(0) && !fa.watermark_ok(2));
+        fa.free(&pa, 8, 2, ListEnd::Head).unwrap();
+        assert!(fa.watermark_ok(2) && !fa.watermark_ok(3));
+    }
+}

@@ -634,3 +634,16 @@ def test_a_pass_threads_callback_error_goes_to_page_alloc_init_late():
     assert m.phase == "late_init_done"  # the operation completed, then raised
     assert m.alloc_pages(0) >= 0  # and no later operation inherits the error
     m.check()
+
+
+def test_free_initmem_from_a_grow_callback_is_refused():
+    """free_initmem() from a callback would free the __init grow code the stopped CPU is running."""
+    m = dma_only()
+    m.boot()
+    m.page_alloc_init_late()
+    m.at("grow:snapshot", lambda *a: m.free_initmem())
+    with pytest.raises(pgdefer.PhaseError, match=r"free_initmem\(\) called from a point callback"):
+        m.deferred_grow_zone(0, "DMA")
+    m.free_initmem()  # fine afterwards
+    with pytest.raises(pgdefer.PhaseError, match="__init"):
+        m.deferred_grow_zone(0, "DMA")
