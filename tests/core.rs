@@ -54,6 +54,21 @@ fn acceptance_case_v4_17() {
     );
     m.boot().unwrap();
     assert_eq!(m.first_deferred_pfn(0).unwrap(), Some(0x108000));
+    // memblock_free_all's line: memory [0x100, 0x140000) = 1310464 pages, 8192 of them reserved; the
+    // free rest, 1302272, is released but for [0x108000, 0x140000) = 229376 deferred: 1072896.
+    let freed: Vec<(u64, u64, u64)> = m
+        .events()
+        .iter()
+        .filter_map(|e| match e.event {
+            Event::MemblockFreeAll {
+                released,
+                reserved,
+                deferred,
+            } => Some((released, reserved, deferred)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(freed, vec![(1072896, 8192, 229376)]);
     assert_eq!(free_pages(&m, ZoneType::Dma), 3840);
     assert_eq!(free_pages(&m, ZoneType::Dma32), 1036288);
     assert_eq!(free_pages(&m, ZoneType::Normal), 32768);
@@ -699,6 +714,20 @@ mod free_one_page {
             let want = if tail { vec![16, 0] } else { vec![0, 16] };
             assert_eq!(fa.list(&pa, 1), want, "{runs:?}");
         }
+    }
+
+    /// The tail rule only looks below MAX_ORDER - 1 (`ListEnd::MergeLikely`: tail only if k < max_order - 1):
+    /// an order-3 block (max_order 4) goes to the head even though the order-4 block next to it, 16,
+    /// is a free order-4 head. 40 (order 3, nothing free near it) is freed first, so "head" reads [0, 40].
+    #[test]
+    fn merge_likely_never_looks_past_max_order() {
+        let pa = pages(&[(0, 64, ZoneType::Normal, 0)]);
+        let mut fa = FreeArea::new(4);
+        fa.free(&pa, 16, 4, ListEnd::MergeLikely).unwrap();
+        fa.free(&pa, 40, 3, ListEnd::MergeLikely).unwrap();
+        fa.free(&pa, 0, 3, ListEnd::MergeLikely).unwrap(); // buddy 8 is in use: no merge
+        assert_eq!(fa.list(&pa, 3), vec![0, 40]);
+        assert_eq!(fa.list(&pa, 4), vec![16]);
     }
 
     /// The zero-watermark check: 4 free pages as four order-0 blocks do not satisfy an order-2
