@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _core
 from .config import ZONE_NAMES
-from .errors import InvalidArgument, NoStructPage, OrderError, PgdeferError, UnknownNode, UnknownZone
+from .errors import InvalidArgument, InvalidType, NoStructPage, OrderError, PgdeferError, UnknownNode, UnknownZone
 from .topology import Topology
 
 if TYPE_CHECKING:
@@ -355,7 +355,7 @@ def _int(value, what):
     if type(value) is int:  # the common case, first
         return value
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what} must be an int, got {value!r}")
+        raise InvalidType(f"{what} must be an int, got {value!r}")
     return int(value)
 
 
@@ -369,13 +369,38 @@ def _pfn(value: object, what: str = "pfn") -> int:
         raise InvalidArgument(str(e)) from None
 
 
+U64_MAX = 2**64 - 1
+
+
+def _u64(value, what):
+    """An int the core takes as u64 (a pfn, a count): checked here, so that a negative or >64-bit value is an
+    InvalidArgument naming it, not the binding's OverflowError."""
+    value = _int(value, what)
+    if not 0 <= value <= U64_MAX:
+        raise InvalidArgument(f"{what} must be in 0..2^64-1, got {value}")
+    return value
+
+
+def _str(value, what):
+    if not isinstance(value, str):
+        raise InvalidType(f"{what} must be a str, got {value!r}")
+    return value
+
+
+def _topology(value):
+    if not isinstance(value, Topology):
+        raise InvalidType(f"topology must be a pgdefer.Topology, got {type(value).__name__}")
+    return value
+
+
 def _layout_args(topology: Topology) -> tuple:
     """The topology as the core's Machine and deferral take it."""
     g = topology.geometry
     zl = topology.zone_limits
     return (g.page_size, g.section_size, g.pageblock_order, g.max_order,
             [(r.start, r.end, r.node) for r in topology.memory],
-            [(r.start, r.end) for r in topology.reserved],
+            # a reserved end may be 2^64 (an inclusive end of ~0 made half-open); no memory lies that high
+            [(r.start, min(r.end, U64_MAX)) for r in topology.reserved],
             (zl.get("DMA"), zl.get("DMA32"), zl.get("Normal")))
 
 
@@ -394,12 +419,23 @@ def deferral(topology: Topology, policy: str) -> list:
     """Per node, where ``policy``'s defer rule cuts (first_deferred_pfn) and how many struct pages memmap_init
     leaves uninitialised, computed by the core from the layout alone: no page array is allocated, so this
     answers for machines too large to build."""
-    if not isinstance(topology, Topology):
-        raise TypeError(f"topology must be a pgdefer.Topology, got {type(topology).__name__}")
-    return [NodeDeferral(*n) for n in _core.deferral(*_layout_args(topology), policy)]
+    _topology(topology)
+    return [NodeDeferral(*n) for n in _core.deferral(*_layout_args(topology), _str(policy, "policy"))]
 
 
 FAULTS = ("trust_snapshot", "keep_key", "bytes_as_pages", "retry_forever")
+_STREAM_KEYS = frozenset({"cpu", "count", "orders", "node", "zone", "free_percent"})
+
+
+def _faults(faults) -> tuple:
+    if isinstance(faults, str):
+        faults = (faults,)
+    if not hasattr(faults, "__iter__"):
+        raise InvalidType(f"faults must be a sequence of fault names ({', '.join(FAULTS)}), got {faults!r}")
+    faults = tuple(faults)
+    if not all(isinstance(f, str) for f in faults):
+        raise InvalidType(f"faults must be a sequence of fault names ({', '.join(FAULTS)}), got {faults!r}")
+    return faults
 #: Faults that exist only in one generation's code.
 FAULT_POLICIES = {"bytes_as_pages": ("v4.13",), "retry_forever": ("v5.2",)}
 
@@ -411,7 +447,7 @@ def _node_cpus(topology, node_cpus) -> dict:
     if not hasattr(node_cpus, "items"):
         raise InvalidArgument(f"node_cpus must map node ids to CPU counts, got {node_cpus!r}")
     out = {}
-    for nid, cpus in node_cpus.items():
+    for nid, cpus in list(node_cpus.items()):
         nid, cpus = _int(nid, "node_cpus node"), _int(cpus, "node_cpus CPUs")
         # Validated here because Python ints may be negative; the messages are the core's own (a test pins them).
         if nid not in topology.nodes:
@@ -459,13 +495,12 @@ class Machine:
         worker k >= 1 of a node runs on a simulated helper CPU of its own (``node_workers()``).
         ``host_threads``: how many host threads the per-node passes may use at once (default: this
         host's CPUs); simulated padata workers beyond that share host threads."""
-        if not isinstance(topology, Topology):
-            raise TypeError(f"topology must be a pgdefer.Topology, got {type(topology).__name__}")
+        _topology(topology)
         # The policy name is the core's to check (InvalidArgument). Faults are Python's alone. The counts and node
         # ids below are checked here because Python ints may be negative or huge; the core checks them too, with
         # the same class and messages (tests/test_core_facts.py pins them equal).
-        if not isinstance(policy, str):
-            raise TypeError(f"policy must be a str, got {policy!r}")
+        _str(policy, "policy")
+        faults = _faults(faults)
         unknown = set(faults) - set(FAULTS)
         if unknown:
             raise InvalidArgument(f"unknown fault(s) {sorted(unknown)}: expected {', '.join(FAULTS)}")
@@ -477,8 +512,10 @@ class Machine:
         if not 1 <= cpus <= _core.MAX_CPUS:
             raise InvalidArgument(f"cpus must be in 1..{_core.MAX_CPUS}, got {cpus}")
         if fail_pass is not None:
-            fail_pass = (_int(fail_pass[0], "fail_pass node"), _int(fail_pass[1], "fail_pass pages"))
-            if fail_pass[0] not in topology.nodes or fail_pass[1] < 0:
+            if not isinstance(fail_pass, (tuple, list)) or len(fail_pass) != 2:
+                raise InvalidArgument(f"fail_pass={fail_pass!r}: needs a pair (node, after_pages)")
+            fail_pass = (_int(fail_pass[0], "fail_pass node"), _u64(fail_pass[1], "fail_pass pages"))
+            if fail_pass[0] not in topology.nodes:
                 raise InvalidArgument(f"fail_pass={fail_pass!r}: needs (a node with memory, pages >= 0)")
         if panic_pass is not None:
             panic_pass = _int(panic_pass, "panic_pass")
@@ -535,8 +572,10 @@ class Machine:
             raise OrderError(f"order {order} is outside 0..MAX_PAGE_ORDER ({self.geometry.max_order})")
         return order
 
-    def _node(self, node):
+    def _node(self, node, required=False):
         if node is None:
+            if required:
+                raise InvalidType("node must be an int (a node id), got None")
             return None
         node = _int(node, "node")
         if node not in self._node_set:
@@ -576,8 +615,10 @@ class Machine:
         return cpu
 
     @staticmethod
-    def _zone(zone):
-        if zone is not None and zone not in ZONE_NAMES:
+    def _zone(zone, required=False):
+        if zone is None and required:
+            raise UnknownZone(f"a zone name is needed: one of {', '.join(ZONE_NAMES)}")
+        if zone is not None and (not isinstance(zone, str) or zone not in ZONE_NAMES):
             raise UnknownZone(f"unknown zone {zone!r}: expected one of {', '.join(ZONE_NAMES)}")
         return zone
 
@@ -590,17 +631,13 @@ class Machine:
 
     def free_pages(self, pfn: int, order: int = 0, cpu: int | None = None) -> None:
         """Free a block returned by alloc_pages (BadFree if ``pfn`` is not such a block of ``order``)."""
-        pfn = _int(pfn, "pfn")
-        if pfn < 0:
-            raise ValueError(f"pfn must be >= 0, got {pfn}")
-        self._core.free_pages(pfn, self._order(order), self._cpu(cpu))
+        self._core.free_pages(_u64(pfn, "pfn"), self._order(order), self._cpu(cpu))
 
     def deferred_grow_zone(self, node: int, zone: str, order: int = 0, cpu: int | None = None) -> bool:
         """Call the policy's deferred_grow_zone directly (the allocator hooks call it on failure)."""
-        zone = self._zone(zone)
-        if zone is None:
-            raise UnknownZone("deferred_grow_zone() needs a zone name")
-        return self._core.deferred_grow_zone(self._node(node), zone, self._order(order), self._cpu(cpu))
+        zone = self._zone(zone, required=True)
+        return self._core.deferred_grow_zone(self._node(node, required=True), zone, self._order(order),
+                                             self._cpu(cpu))
 
     # -- concurrency: CPUs, interrupts, named points --------------------------------------------
 
@@ -631,8 +668,8 @@ class Machine:
         waiting for a lock this thread holds, or a cycle of host threads waiting for each other) is
         DeadlockDetected, never a hang."""
         if not callable(callback):
-            raise TypeError("callback must be callable")
-        self._core.at(point, callback, self._node(node), bool(once))
+            raise InvalidType(f"callback must be callable, got {callback!r}")
+        self._core.at(_str(point, "point"), callback, self._node(node), bool(once))
 
     def clear_points(self) -> None:
         self._core.clear_points()
@@ -659,12 +696,12 @@ class Machine:
     def free_reserved_area(self, start_pfn: int, end_pfn: int, cpu: int | None = None) -> int:
         """free_reserved_area()/memblock_free_late() of reserved pfns [start, end). Rejected while a
         page in the same MAX_ORDER blocks is still deferred (B20). Returns pages freed."""
-        return self._core.free_reserved_area(_int(start_pfn, "start_pfn"), _int(end_pfn, "end_pfn"), self._cpu(cpu))
+        return self._core.free_reserved_area(_u64(start_pfn, "start_pfn"), _u64(end_pfn, "end_pfn"), self._cpu(cpu))
 
     def read_page(self, pfn: int, cpu: int | None = None) -> tuple:
         """(state, zone, node) of a struct page, as early code reading it would;
         UninitialisedAccess (and a recorded I6 violation) if it was never initialised."""
-        return self._core.read_page(_int(pfn, "pfn"), self._cpu(cpu))
+        return self._core.read_page(_u64(pfn, "pfn"), self._cpu(cpu))
 
     def run_workload(self, streams, seed: int = 0, late_init_after: int | None = None) -> dict:
         """Run allocation streams on real threads, one per simulated CPU, in Rust.
@@ -676,12 +713,28 @@ class Machine:
         racing late init (CPU 0 runs it).
         Returns totals (allocs, failures, frees, host_ns), per-stream tuples and late_init ("ok" or the
         error text)."""
+        if isinstance(streams, (str, bytes, dict)) or not hasattr(streams, "__iter__"):
+            raise InvalidType(f"streams must be a list of dicts, got {streams!r}")
         parsed = []
-        for s in streams:
-            orders = [self._order(o) for o in s.get("orders", [0])]
-            parsed.append((self._cpu(s["cpu"]), _int(s.get("count", 0), "count"), orders, self._node(s.get("node")),
-                           self._zone(s.get("zone")), _int(s.get("free_percent", 0), "free_percent")))
-        return self._core.run_workload(parsed, _int(seed, "seed") & (2**64 - 1), late_init_after)
+        for i, s in enumerate(streams):
+            if not isinstance(s, dict):
+                raise InvalidType(f"stream {i} must be a dict with cpu, count, orders, ..., got {s!r}")
+            unknown = sorted(map(str, set(s) - _STREAM_KEYS))
+            if unknown or "cpu" not in s:
+                raise InvalidArgument(f"stream {i}: " + (f"unknown key(s) {unknown}; " if unknown else "no 'cpu'; ")
+                                      + f"keys: {', '.join(sorted(_STREAM_KEYS))} (cpu is required)")
+            orders = s.get("orders", [0])
+            if isinstance(orders, (str, bytes)) or not hasattr(orders, "__iter__"):
+                raise InvalidType(f"stream {i}: orders must be a list of orders, got {orders!r}")
+            orders = [self._order(o) for o in orders]
+            free_percent = _int(s.get("free_percent", 0), "free_percent")
+            if not 0 <= free_percent <= 100:
+                raise InvalidArgument(f"stream {i}: free_percent must be in 0..100, got {free_percent}")
+            parsed.append((self._cpu(s["cpu"]), _u64(s.get("count", 0), "count"), orders, self._node(s.get("node")),
+                           self._zone(s.get("zone")), free_percent))
+        if late_init_after is not None:
+            late_init_after = _u64(late_init_after, "late_init_after")
+        return self._core.run_workload(parsed, _int(seed, "seed") & U64_MAX, late_init_after)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -716,7 +769,7 @@ class Machine:
 
     def first_deferred_pfn(self, node: int):
         """The node's first_deferred_pfn, or None when nothing is deferred (ULONG_MAX)."""
-        return self._core.first_deferred_pfn(self._node(node))
+        return self._core.first_deferred_pfn(self._node(node, required=True))
 
     @property
     def deferred_pages_enabled(self) -> bool:
@@ -724,7 +777,7 @@ class Machine:
         return self._core.deferred_pages_enabled
 
     def zone(self, node: int, name: str) -> ZoneInfo:
-        d = self._core.zone(self._node(node), self._zone(name))
+        d = self._core.zone(self._node(node, required=True), self._zone(name, required=True))
         d["nr_free"] = tuple(d["nr_free"])
         return ZoneInfo(**d)
 
@@ -734,7 +787,8 @@ class Machine:
 
     def free_list(self, node: int, zone: str, order: int) -> list:
         """Block-head pfns on the zone's free list of ``order``, head first."""
-        return self._core.free_list(self._node(node), self._zone(zone), self._order(order))
+        return self._core.free_list(self._node(node, required=True), self._zone(zone, required=True),
+                                    self._order(order))
 
     @property
     def pages(self) -> PageView:
