@@ -2,7 +2,8 @@
 
 Every user error (missing file, not a boot log, unknown preset, bad TOML, unknown policy, ...) ends the
 command with one line ``pgdefer: error: ...`` on stderr and exit status 2; an invariant violation found by the
-model ends ``boot``/``compare`` with status 1.
+model ends ``boot``/``compare`` with status 1; anything else (a bug) one line ``pgdefer: internal error: ...``
+and status 3 (``PGDEFER_DEBUG=1`` shows its traceback).
 """
 
 from __future__ import annotations
@@ -873,6 +874,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("pgdefer: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - a bug, not a user error: still one line, never a traceback
+        if os.environ.get("PGDEFER_DEBUG"):
+            raise
+        msg = " ".join(str(e).split())[:300] or "no message"
+        print(f"pgdefer: internal error: {type(e).__name__}: {msg} (a bug in pgdefer; PGDEFER_DEBUG=1 shows "
+              "the traceback)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 from . import _core
-from .errors import GeometryError
+from .errors import GeometryError, InvalidArgument, InvalidType
 
 _SUFFIX = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
 _SIZE_RE = re.compile(r"^\s*(0[xX][0-9a-fA-F]+|\d+(?:\.\d+)?)\s*([KMGTPE]?)(?:i?B)?\s*$", re.IGNORECASE)
+#: Longest size string read: 2^64 is 20 decimal digits; anything much longer is not a size (and int() of
+#: thousands of digits is slow and refused by Python's int_max_str_digits).
+_SIZE_MAX_CHARS = 64
 
 ZONE_NAMES = tuple(_core.ZONES)  # zone names in index order, the core's
 
@@ -17,27 +21,33 @@ ZONE_NAMES = tuple(_core.ZONES)  # zone names in index order, the core's
 def parse_size(value, what="size") -> int:
     """Parse a byte size: an int, or a kernel-style string ("4G", "512M", "0x1000", "16MiB", "1.5T").
 
-    Suffixes are binary (K = 1024), as in the kernel's ``memparse``.
+    Suffixes are binary (K = 1024), as in the kernel's ``memparse``. Decimal fractions are exact
+    ("9007199254740993.0" is 9007199254740993 bytes, not a float's neighbour). Errors are
+    :class:`~pgdefer.errors.InvalidArgument` (a ``ValueError``; :class:`~pgdefer.errors.InvalidType` for a
+    value that is not an int or str).
     """
     if isinstance(value, bool):
-        raise ValueError(f"{what}: expected a size, got {value!r}")
+        raise InvalidType(f"{what}: expected a size, got {value!r}")
     if isinstance(value, int):
         if value < 0:
-            raise ValueError(f"{what}: negative size {value}")
+            raise InvalidArgument(f"{what}: negative size {value}")
         return value
     if not isinstance(value, str):
-        raise ValueError(f"{what}: expected an int or a size string like '4G', got {value!r}")
+        raise InvalidType(f"{what}: expected an int or a size string like '4G', got {value!r}")
+    if len(value) > _SIZE_MAX_CHARS:
+        raise InvalidArgument(f"{what}: a size string of {len(value)} characters (at most {_SIZE_MAX_CHARS}):"
+                              f" {value[:20]!r}...")
     m = _SIZE_RE.match(value)
     if not m:
-        raise ValueError(f"{what}: cannot parse size {value!r} (expected e.g. 4096, '4K', '128M', '0x1000')")
+        raise InvalidArgument(f"{what}: cannot parse size {value!r} (expected e.g. 4096, '4K', '128M', '0x1000')")
     num, suffix = m.group(1), m.group(2).upper()
     shift = _SUFFIX[suffix]
     if num.lower().startswith("0x"):
         return int(num, 16) << shift
     if "." in num:
-        whole = float(num) * (1 << shift)
-        if whole != int(whole):
-            raise ValueError(f"{what}: {value!r} is not a whole number of bytes")
+        whole = Fraction(num) * (1 << shift)  # exact: a float would round beyond 2^53
+        if whole.denominator != 1:
+            raise InvalidArgument(f"{what}: {value!r} is not a whole number of bytes")
         return int(whole)
     return int(num) << shift
 
@@ -91,6 +101,9 @@ class Geometry:
             raise GeometryError(f"page_size must be a power of two >= 512, got {ps}")
         if not _is_pow2(ss) or ss <= ps:
             raise GeometryError(f"section_size must be a power of two larger than page_size ({ps}), got {ss}")
+        if ss > 1 << _core.MAX_PHYSMEM_BITS:
+            raise GeometryError(f"section_size {format_size(ss)} is larger than the {_core.MAX_PHYSMEM_BITS}-bit "
+                                "physical address space")
         pps = ss // ps
         if not (1 << pageblock_order) <= (1 << max_order) <= pps:
             raise GeometryError(

@@ -22,7 +22,13 @@ class TopologyError(PgdeferError, ValueError):
 
 class InvalidArgument(PgdeferError, ValueError):
     """Misuse of an argument: a CPU, policy, named point or fault that does not exist, a count out of range
-    (cpus, host_threads, node_cpus, fail_pass, panic_pass). Not a property of the memory map."""
+    (cpus, host_threads, node_cpus, fail_pass, panic_pass, a pfn or count beyond 64 bits). Not a property of
+    the memory map."""
+
+
+class InvalidType(InvalidArgument, TypeError):
+    """An argument of the wrong type (a str where an int belongs, None for a topology, a callback that is not
+    callable). Also a ``TypeError``, so code written against the builtin keeps working."""
 
 
 class OrderError(PgdeferError, ValueError):
@@ -76,7 +82,7 @@ class DmesgError(PgdeferError, ValueError):
 
 
 __all__ = [
-    "PgdeferError", "GeometryError", "TopologyError", "InvalidArgument", "OrderError", "UnknownNode", "UnknownZone",
+    "PgdeferError", "GeometryError", "TopologyError", "InvalidArgument", "InvalidType", "OrderError", "UnknownNode", "UnknownZone",
     "BadFree", "PhaseError", "OutOfMemory", "InvariantViolation", "WorkerFailed",
     "HostMemoryError", "DmesgError",
 ]

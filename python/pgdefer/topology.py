@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from . import _core
 from ._intervals import clip, intersect, length, merge
 from .config import ZONE_NAMES, Geometry, format_size, parse_size
-from .errors import CrossNodeBlockWarning, TopologyError
+from .errors import CrossNodeBlockWarning, InvalidType, TopologyError
 
 _LIMITED_ZONES = ZONE_NAMES[:-1]  # zones that end at a zone_limits address; Movable lies above Normal's
 
 MAX_NUMNODES = _core.MAX_NUMNODES
 MAX_PHYSMEM_BITS = _core.MAX_PHYSMEM_BITS  # x86-64 with 5-level paging, arm64 with 52-bit PA
+#: Largest address a range may end at: memblock's phys_addr_t is 64 bits (an inclusive end of ~0 made
+#: half-open is 2^64). Memory must also end below 2^MAX_PHYSMEM_BITS (checked by Topology).
+ADDRESS_LIMIT = 1 << 64
 
 
 @dataclass(frozen=True, order=True)
@@ -38,6 +41,8 @@ class Region:
             raise TopologyError(f"region [{s:#x}, {e:#x}): node must be an int in 0..{MAX_NUMNODES - 1}, got {node!r}")
         if e <= s:
             raise TopologyError(f"region [{s:#x}, {e:#x}) is empty or reversed: its end must be above its start")
+        if e > ADDRESS_LIMIT:
+            raise TopologyError(f"region [{s:#x}, {e:#x}) ends beyond the 64-bit address space")
         object.__setattr__(self, "start", s)
         object.__setattr__(self, "end", e)
         object.__setattr__(self, "node", node)
@@ -72,10 +77,21 @@ def _as_region(r, what):
     if isinstance(r, Region):
         return r
     if isinstance(r, dict):
+        missing = [k for k in ("start", "end") if k not in r]
+        if missing:
+            raise TopologyError(f"{what}: region {r!r} has no {' or '.join(missing)}")
         return Region(r["start"], r["end"], r.get("node", 0))
     if isinstance(r, (tuple, list)) and len(r) in (2, 3):
         return Region(*r)
     raise TopologyError(f"{what}: expected a Region, a (start, end[, node]) tuple or a dict, got {r!r}")
+
+
+def _ranges(value, what):
+    """``memory`` / ``reserved`` must be an iterable of ranges (not None, an int or a single string)."""
+    if isinstance(value, (str, bytes, dict, Region)) or not hasattr(value, "__iter__"):
+        raise InvalidType(f"{what} must be a list of regions ((start, end[, node]) tuples, dicts or Regions), "
+                          f"got {value!r}")
+    return value
 
 
 class Topology:
@@ -95,7 +111,7 @@ class Topology:
         self.geometry = geometry if geometry is not None else Geometry()
         if not isinstance(self.geometry, Geometry):
             raise TopologyError(f"geometry must be a pgdefer.Geometry, got {self.geometry!r}")
-        mem = sorted((_as_region(r, "memory") for r in memory), key=lambda r: (r.start, r.end))
+        mem = sorted((_as_region(r, "memory") for r in _ranges(memory, "memory")), key=lambda r: (r.start, r.end))
         if not mem:
             raise TopologyError("a topology needs at least one memory region")
         for a, b in zip(mem, mem[1:]):
@@ -110,7 +126,7 @@ class Topology:
             else:
                 merged.append(r)
         self.memory: tuple[Region, ...] = tuple(merged)
-        res = [_as_region(r, "reserved") for r in reserved]  # validated one by one, then merged as memblock does
+        res = [_as_region(r, "reserved") for r in _ranges(reserved, "reserved")]  # validated one by one, then merged as memblock does
         self.reserved: tuple[Region, ...] = tuple(Region(s, e) for s, e in merge((r.start, r.end) for r in res))
         self.zone_limits = self._normalise_zone_limits(zone_limits)
         self.name = name
@@ -160,6 +176,8 @@ class Topology:
         return out
 
     def _normalise_zone_limits(self, zone_limits):
+        if zone_limits is not None and not hasattr(zone_limits, "items"):
+            raise InvalidType(f"zone_limits must map zone names to end addresses, got {zone_limits!r}")
         given = dict(DEFAULT_ZONE_LIMITS if zone_limits is None else zone_limits)
         unknown = set(given) - set(_LIMITED_ZONES)
         if unknown:
@@ -176,6 +194,9 @@ class Topology:
                 lim = parse_size(given[name], f"zone limit {name}")
             except ValueError as e:
                 raise TopologyError(str(e)) from None
+            if lim > 1 << MAX_PHYSMEM_BITS:
+                raise TopologyError(f"zone limit {name} = {lim:#x} is beyond the {MAX_PHYSMEM_BITS}-bit physical "
+                                    "address space")
             if lim < prev:
                 raise TopologyError(
                     f"zone limits out of order: {name} ends at {lim:#x}, below {prev_name} which ends at {prev:#x}")

@@ -234,7 +234,7 @@ class DmesgBoot:
 # kernel versions and policies
 # ------------------------------------------------------------------------------------------------------
 
-_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
+_VERSION_RE = re.compile(r"^v?(\d{1,6})\.(\d{1,6})(?:\.(\d{1,6}))?")
 
 
 def parse_version(version) -> tuple:
@@ -375,12 +375,39 @@ _BOOT_MARKERS = ("version", "e820_entry", "e820_entry_old", "zone_hdr", "early_h
                  "initmem", "srat")
 
 
+#: Largest nr_cpu_ids an x86_64 kernel can print (CONFIG_NR_CPUS_RANGE_END with MAXSMP, arch/x86/Kconfig).
+X86_64_NR_CPUS_MAX = 8192
+
+
+class _BadFigure(Exception):
+    """A number in a log line that no kernel prints (beyond 64 bits, more CPUs than NR_CPUS): the parser
+    turns it into a DmesgError naming the line, before any work depends on it."""
+
+
 def _hex(s: str) -> int:
-    return int(s, 16)
+    v = int(s, 16)
+    if v >> 64:
+        raise _BadFigure(f"{s} does not fit in 64 bits")
+    return v
+
+
+def _dec(s: str) -> int:
+    if len(s) > 20:  # 2^64 has 20 digits
+        raise _BadFigure(f"{s[:24]}... ({len(s)} digits) does not fit in 64 bits")
+    v = int(s)
+    if v >> 64:
+        raise _BadFigure(f"{s} does not fit in 64 bits")
+    return v
 
 
 def _num(s: str) -> int:
-    return int(s, 16) if s.lower().startswith("0x") else int(s)
+    return _hex(s) if s.lower().startswith("0x") else _dec(s)
+
+
+def _cpus(n: int, what: str) -> int:
+    if n > X86_64_NR_CPUS_MAX:
+        raise _BadFigure(f"{what} {n} is more than an x86_64 kernel can have (NR_CPUS <= {X86_64_NR_CPUS_MAX})")
+    return n
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -427,7 +454,7 @@ def parse_dmesg(text_or_path) -> DmesgBoot:
         if any(P["early_hdr"].match(m.strip()) or P["early_hdr_old"].match(m.strip()) for m, _ in msgs[lo:hi]):
             chosen = (lo, hi)
             break
-    boot = DmesgParser(chosen[1] - chosen[0]).parse(msgs[chosen[0]:chosen[1]])
+    boot = DmesgParser(chosen[1] - chosen[0], name, chosen[0] + 1).parse(msgs[chosen[0]:chosen[1]])
     boot.path = path
     boot.boots_in_file = len(boots)
     if not _looks_like_boot(boot, msgs[chosen[0]:chosen[1]]):
@@ -453,8 +480,9 @@ class DmesgParser:
     earlier line (the 5.4-era per-zone lines, the old ``NODE_DATA [mem]`` line): that state lives here.
     """
 
-    def __init__(self, lines: int = 0):
+    def __init__(self, lines: int = 0, name: str = "<boot log>", first_line: int = 1):
         self.boot = DmesgBoot(lines=lines)
+        self.name, self.first_line = name, first_line
         self.section = None          # "zones", "movable", "early", "early_pfn", "e820_bios", "e820_user", "e820_ext"
         self.movable_is_pfn = False
         self.totalpages_node = None  # node of the last "On node N totalpages" (for the 5.4-era per-zone lines)
@@ -469,8 +497,11 @@ class DmesgParser:
 
     def parse(self, msgs) -> DmesgBoot:
         """Feed every ``(message, timestamp)`` of one boot and return the finished :class:`DmesgBoot`."""
-        for raw, ts in msgs:
-            self.feed(raw.strip(), ts)
+        for i, (raw, ts) in enumerate(msgs):
+            try:
+                self.feed(raw.strip(), ts)
+            except _BadFigure as e:
+                raise DmesgError(f"{self.name}:{self.first_line + i}: {e}: {raw.strip()[:160]!r}") from None
         return self.finish()
 
     def feed(self, s: str, ts=None) -> bool:
@@ -496,7 +527,7 @@ class DmesgParser:
         elif m := P["dmi"].match(s):
             b.dmi = b.dmi or m.group(1)
         elif m := P["zonelists"].match(s):
-            b.zonelist_total_pages = int(m.group(1))
+            b.zonelist_total_pages = _dec(m.group(1))
         else:
             return False
         return True
@@ -543,19 +574,19 @@ class DmesgParser:
         """SRAT, NUMA merges, a faked node, ``NODE_DATA`` and ``Initmem setup node``."""
         b = self.boot
         if m := P["srat"].search(s):
-            b.srat.append((int(m.group(1)), int(m.group(2)), _hex(m.group(3)), _hex(m.group(4)) + 1,
+            b.srat.append((_dec(m.group(1)), _dec(m.group(2)), _hex(m.group(3)), _hex(m.group(4)) + 1,
                            "hotplug" in m.group(5)))
         elif m := P["numa_merge"].match(s):
             parts = [(_hex(a), _hex(c) + 1) for a, c in re.findall(_MEM, m.group(2))]
-            b.numa_merges.append((int(m.group(1)), parts, (_hex(m.group(3)), _hex(m.group(4)) + 1)))
+            b.numa_merges.append((_dec(m.group(1)), parts, (_hex(m.group(3)), _hex(m.group(4)) + 1)))
         elif m := P["fake_node"].match(s):
             b.numa_fake_node = (_hex(m.group(1)), _hex(m.group(2)) + 1)
         elif m := P["node_data"].match(s):
-            b.node_data[int(m.group(1))] = (_hex(m.group(2)), _hex(m.group(3)) + 1)
+            b.node_data[_dec(m.group(1))] = (_hex(m.group(2)), _hex(m.group(3)) + 1)
         elif (m := P["node_data_old"].match(s)) and self.initmem_node is not None:
             b.node_data[self.initmem_node] = (_hex(m.group(1)), _hex(m.group(2)) + 1)
         elif m := P["initmem"].match(s) or P["initmem_old"].match(s):
-            self.initmem_node = int(m.group(1))
+            self.initmem_node = _dec(m.group(1))
             inclusive = m.re is P["initmem"]  # the [mem a-b] form ends inclusively
             b.initmem[self.initmem_node] = (_hex(m.group(2)), _hex(m.group(3)) + (1 if inclusive else 0))
             self.section = None
@@ -575,16 +606,16 @@ class DmesgParser:
                 return True
         if section == "movable" and (m := P["movable_node"].match(s)):
             v = _num(m.group(2))
-            b.movable_zone_start_pfn[int(m.group(1))] = v if self.movable_is_pfn else v // 4096
+            b.movable_zone_start_pfn[_dec(m.group(1))] = v if self.movable_is_pfn else v // 4096
             return True
         if m := P["movable_one"].match(s):
-            b.movable_zone_start_pfn[int(m.group(1))] = _num(m.group(2))
+            b.movable_zone_start_pfn[_dec(m.group(1))] = _num(m.group(2))
             return True
         if section == "early" and (m := P["early_line"].match(s)):
-            b.early_node_ranges.append(MemRange(int(m.group(1)), _hex(m.group(2)), _hex(m.group(3)) + 1))
+            b.early_node_ranges.append(MemRange(_dec(m.group(1)), _hex(m.group(2)), _hex(m.group(3)) + 1))
             return True
         if section == "early_pfn" and (m := P["early_line_pfn"].match(s)):
-            b.early_node_ranges.append(MemRange(int(m.group(1)), _hex(m.group(2)) * 4096, _hex(m.group(3)) * 4096))
+            b.early_node_ranges.append(MemRange(_dec(m.group(1)), _hex(m.group(2)) * 4096, _hex(m.group(3)) * 4096))
             return True
         return False
 
@@ -601,18 +632,18 @@ class DmesgParser:
         """``On node N totalpages``, the per-zone lines under it, and the holes in all their wordings."""
         b = self.boot
         if m := P["totalpages"].match(s):
-            self.totalpages_node = int(m.group(1))
-            b.node_totalpages[self.totalpages_node] = int(m.group(2))
+            self.totalpages_node = _dec(m.group(1))
+            b.node_totalpages[self.totalpages_node] = _dec(m.group(2))
         elif m := P["hole_node_zone"].match(s):
-            b.holes.append(Hole(int(m.group(3)), int(m.group(1)), m.group(2), s))
+            b.holes.append(Hole(_dec(m.group(3)), _dec(m.group(1)), m.group(2), s))
         elif m := P["hole_zone"].match(s):
-            b.holes.append(Hole(int(m.group(2)), self.totalpages_node, m.group(1), s))
+            b.holes.append(Hole(_dec(m.group(2)), self.totalpages_node, m.group(1), s))
         elif m := P["hole_zeroed"].match(s) or P["hole_reserved"].match(s):
-            b.holes.append(Hole(int(m.group(1)), None, None, s))
+            b.holes.append(Hole(_dec(m.group(1)), None, None, s))
         else:
             for key, attr in self._ZONE_FIGURES:
                 if m := P[key].match(s):
-                    setattr(self._zone_report(m.group(1)), attr, int(m.group(2)))
+                    setattr(self._zone_report(m.group(1)), attr, _dec(m.group(2)))
                     return True
             return False
         return True
@@ -625,8 +656,8 @@ class DmesgParser:
         parts = {}
         for piece in (m.group(3) or "").split(","):
             if pm := re.match(r"\s*(\d+)K (.+?)\s*$", piece):
-                parts[pm.group(2)] = int(pm.group(1))
-        self.boot.memory = MemoryLine(int(m.group(1)), int(m.group(2)), parts)
+                parts[pm.group(2)] = _dec(pm.group(1))
+        self.boot.memory = MemoryLine(_dec(m.group(1)), _dec(m.group(2)), parts)
         self.seen_memory_line = True
         return True
 
@@ -634,9 +665,9 @@ class DmesgParser:
         """The per-node deferred struct page init lines (4.x ``node N initialised, P pages in Mms``, kswapd's,
         and 5.x+ ``node N deferred pages initialised in Mms``)."""
         if m := P["deferred_new"].match(s):
-            self.boot.deferred_init.append(DeferredInit(int(m.group(1)), int(m.group(2)), None, ts, s))
+            self.boot.deferred_init.append(DeferredInit(_dec(m.group(1)), _dec(m.group(2)), None, ts, s))
         elif m := P["deferred_old"].match(s) or P["deferred_kswapd"].match(s):
-            self.boot.deferred_init.append(DeferredInit(int(m.group(1)), int(m.group(3)), int(m.group(2)), ts, s))
+            self.boot.deferred_init.append(DeferredInit(_dec(m.group(1)), _dec(m.group(3)), _dec(m.group(2)), ts, s))
         else:
             return False
         return True
@@ -647,25 +678,25 @@ class DmesgParser:
         if m := P["crash_new"].match(s):
             b.crashkernel.append((_hex(m.group(1)), _hex(m.group(2))))
         elif m := P["crash_old"].match(s):
-            size, at = int(m.group(1)) * MiB, int(m.group(2)) * MiB
+            size, at = _dec(m.group(1)) * MiB, _dec(m.group(2)) * MiB
             b.crashkernel.append((at, at + size))
         elif m := P["ramdisk"].match(s):
             b.ramdisk = (_hex(m.group(1)), _hex(m.group(2)) + 1)
         elif m := P["ramdisk_old"].match(s):
             b.ramdisk = (_hex(m.group(1)), _hex(m.group(2)))
         elif m := P["swiotlb_new"].match(s) or P["swiotlb_old"].match(s):
-            start, last, mb = _hex(m.group(1)), _hex(m.group(2)), int(m.group(3))
+            start, last, mb = _hex(m.group(1)), _hex(m.group(2)), _dec(m.group(3))
             # 4.x and 5.x+ both print the exclusive end here (io_tlb_end / mem->end), unlike most [mem] prints
             b.swiotlb = (start, last if last - start == mb * MiB else last + 1)
             b.swiotlb_initialised = True
         elif m := P["swiotlb_size"].match(s):
-            b.swiotlb_size = int(m.group(1)) * MiB
+            b.swiotlb_size = _dec(m.group(1)) * MiB
             b.swiotlb_initialised = True
         elif P["swiotlb_area"].match(s):
             b.swiotlb_initialised = True
         elif m := P["cma"].match(s):
             start = _hex(m.group(2))
-            b.cma.append((start, start + int(m.group(1)) * MiB))
+            b.cma.append((start, start + _dec(m.group(1)) * MiB))
         else:
             return False
         return True
@@ -674,21 +705,22 @@ class DmesgParser:
         """The per-cpu first chunk (``percpu: Embedded ...``, ``pcpu-alloc:`` groups) and the CPU counts."""
         b = self.boot
         if m := P["percpu"].match(s):
-            b.percpu = {"pages_per_cpu": int(m.group(1)), "unit": int(m.group(6)),
+            b.percpu = {"pages_per_cpu": _dec(m.group(1)), "unit": _dec(m.group(6)),
                         "base_virt": _hex(m.group(2)) if m.group(2) else None, "allocator": "embed"}
         elif m := P["percpu_page"].match(s):
-            b.percpu = {"pages_per_cpu": int(m.group(1)), "unit": 4096 * int(m.group(1)),
+            b.percpu = {"pages_per_cpu": _dec(m.group(1)), "unit": 4096 * _dec(m.group(1)),
                         "base_virt": None, "allocator": "page"}
         elif m := P["pcpu_alloc_hdr"].match(s):
-            self.pcpu_atom = int(m.group(2))
+            self.pcpu_atom = _dec(m.group(2))
         elif m := P["pcpu_alloc_grp"].match(s):
             for gm in re.finditer(r"\[(\d+)\]((?:\s+[\d-]+)*)", m.group(1)):
                 cpus = [t for t in gm.group(2).split() if t.isdigit()]
-                self.pcpu_groups[int(gm.group(1))] = self.pcpu_groups.get(int(gm.group(1)), 0) + len(cpus)
+                self.pcpu_groups[_dec(gm.group(1))] = self.pcpu_groups.get(_dec(gm.group(1)), 0) + len(cpus)
+            _cpus(sum(self.pcpu_groups.values()), "pcpu-alloc: lines list")
         elif m := P["setup_percpu"].match(s):
-            b.nr_cpu_ids, b.nr_node_ids = int(m.group(1)), int(m.group(2))
+            b.nr_cpu_ids, b.nr_node_ids = _cpus(_dec(m.group(1)), "nr_cpu_ids"), _dec(m.group(2))
         elif m := P["allowing"].search(s):
-            b.possible_cpus = int(m.group(1)) + int(m.group(2))
+            b.possible_cpus = _cpus(_dec(m.group(1)) + _dec(m.group(2)), "possible CPUs")
         else:
             return False
         return True
@@ -699,16 +731,16 @@ class DmesgParser:
         b = self.boot
         if m := P["hash"].match(s):
             if not self.seen_memory_line and "vmalloc" not in (m.group(4) or ""):
-                b.early_hash_tables.append((m.group(1), int(m.group(3))))
+                b.early_hash_tables.append((m.group(1), _dec(m.group(3))))
         elif m := P["log_buf"].match(s):
-            b.log_buf_bytes = int(m.group(1))
+            b.log_buf_bytes = _dec(m.group(1))
         elif m := P["kfence"].match(s):
-            b.kfence_bytes = int(m.group(1))
+            b.kfence_bytes = _dec(m.group(1))
         elif m := P["brk"].match(s):
             b.brk.append((_hex(m.group(1)), _hex(m.group(2)) + 1))
         elif m := P["trampoline"].match(s):
             start = _hex(m.group(1))
-            b.trampoline = (start, start + int(m.group(2)))
+            b.trampoline = (start, start + _dec(m.group(2)))
         elif m := P["mptable"].match(s):
             b.fixed_reservations.append(("MP table", _hex(m.group(1)), _hex(m.group(2)) + 1, s))
         elif m := P["esrt"].match(s):
@@ -1019,7 +1051,8 @@ def _place_swiotlb(boot: DmesgBoot, placer: MemblockPlacer, g: Geometry, notes: 
     size = boot.swiotlb_size
     how = "size from the 'bounce buffer size' line"
     if size is None:
-        opt = [o for o in boot.cmdline_option("swiotlb") if o and o.split(",")[0].isdigit()]
+        opt = [o for o in boot.cmdline_option("swiotlb") if o and o.split(",")[0].isdecimal()
+               and len(o.split(",")[0]) <= 20]
         if opt:
             size = int(opt[-1].split(",")[0]) * SWIOTLB_SLAB
             how = "size from swiotlb= on the command line"

@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 try:  # Python 3.11+
@@ -126,19 +127,24 @@ _TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
 def _parse_text(text: str, fmt: str, path: Path):
-    if fmt == ".toml":
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            msg = str(e)
-            m = _TOML_LINE.search(msg)
-            where = f"{path}:{m.group(1)}" if m else f"{path}"
-            msg = _TOML_LINE.sub("", msg).strip()
-            raise TopologyError(f"{where}: invalid TOML: {msg}") from None
+    kind = "TOML" if fmt == ".toml" else "JSON"
     try:
+        if fmt == ".toml":
+            return tomllib.loads(text)
         return json.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        msg = str(e)
+        m = _TOML_LINE.search(msg)
+        where = f"{path}:{m.group(1)}" if m else f"{path}"
+        msg = _TOML_LINE.sub("", msg).strip()
+        raise TopologyError(f"{where}: invalid TOML: {msg}") from None
     except json.JSONDecodeError as e:
         raise TopologyError(f"{path}:{e.lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+    except RecursionError:  # both parsers recurse per nesting level; a topology file nests 3 levels deep
+        raise TopologyError(f"{path}: invalid {kind}: arrays or tables nested too deeply "
+                            f"(more than Python's recursion limit of {sys.getrecursionlimit()})") from None
+    except ValueError as e:  # an integer literal of thousands of digits (int_max_str_digits)
+        raise TopologyError(f"{path}: invalid {kind}: {' '.join(str(e).split(';')[0].split())}") from None
 
 
 def load(path) -> Topology:
