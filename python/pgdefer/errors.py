@@ -82,7 +82,8 @@ class DmesgError(PgdeferError, ValueError):
 
 
 __all__ = [
-    "PgdeferError", "GeometryError", "TopologyError", "InvalidArgument", "InvalidType", "OrderError", "UnknownNode", "UnknownZone",
+    "PgdeferError", "GeometryError", "TopologyError", "InvalidArgument", "InvalidType", "OrderError", "UnknownNode",
+    "UnknownZone",
     "BadFree", "PhaseError", "OutOfMemory", "InvariantViolation", "WorkerFailed",
     "HostMemoryError", "DmesgError",
 ]

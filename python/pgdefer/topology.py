@@ -126,7 +126,8 @@ class Topology:
             else:
                 merged.append(r)
         self.memory: tuple[Region, ...] = tuple(merged)
-        res = [_as_region(r, "reserved") for r in _ranges(reserved, "reserved")]  # validated one by one, then merged as memblock does
+        # validated one by one, then merged as memblock does
+        res = [_as_region(r, "reserved") for r in _ranges(reserved, "reserved")]
         self.reserved: tuple[Region, ...] = tuple(Region(s, e) for s, e in merge((r.start, r.end) for r in res))
         self.zone_limits = self._normalise_zone_limits(zone_limits)
         self.name = name
