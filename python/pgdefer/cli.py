@@ -570,6 +570,11 @@ def topology_data(topo, spec) -> dict:
     zones_by_node = {}
     for z in topo.zones():
         zones_by_node.setdefault(z.node, []).append(z)
+    present_by_node, bytes_by_node = {}, {}  # one pass over the regions, not one per node
+    for a, b, n in topo.memory_pfn_ranges():
+        present_by_node[n] = present_by_node.get(n, 0) + b - a
+    for r in topo.memory:
+        bytes_by_node[r.node] = bytes_by_node.get(r.node, 0) + r.size
     for nid in topo.nodes:
         s, e = topo.node_span(nid)
         zs = zones_by_node.get(nid, [])
@@ -577,8 +582,8 @@ def topology_data(topo, spec) -> dict:
         dz = populated[-1].name if populated else None
         nodes.append({
             "node": nid, "start_pfn": s, "end_pfn": e, "spanned_pages": e - s,
-            "present_pages": sum(b - a for a, b, _ in topo.memory_pfn_ranges(nid)),
-            "memory_bytes": sum(r.size for r in topo.memory if r.node == nid),
+            "present_pages": present_by_node.get(nid, 0),
+            "memory_bytes": bytes_by_node.get(nid, 0),
             "deferred_zone": dz,
             "zones": [{"name": z.name, "start_pfn": z.start_pfn, "end_pfn": z.end_pfn, "spanned_pages": z.spanned,
                        "present_pages": z.present, "deferred_zone": z.name == dz} for z in zs],

@@ -228,24 +228,33 @@ class Topology:
         out["Movable"] = (prev, None)
         return out
 
+    def _pfn_ranges_by_node(self) -> dict:
+        """{None: every (start_pfn, end_pfn, node), node: that node's}, computed once per memory map and
+        geometry, so per-node questions cost the node's regions, not all of them (no nodes x regions loops)."""
+        key = (self.memory, self.geometry)
+        cache = self.__dict__.get("_pfn_cache")
+        if cache is None or cache[0] is not key[0] or cache[1] is not key[1]:
+            g = self.geometry
+            ranges = [(g.pfn_up(r.start), g.pfn_down(r.end), r.node) for r in self.memory]
+            by_node: dict = {None: [r for r in ranges if r[0] < r[1]]}
+            for r in by_node[None]:
+                by_node.setdefault(r[2], []).append(r)
+            cache = (self.memory, self.geometry, by_node)
+            self.__dict__["_pfn_cache"] = cache
+        return cache[2]
+
     def memory_pfn_ranges(self, node=None) -> list[tuple[int, int, int]]:
         """(start_pfn, end_pfn, node) of each memory region with at least one whole page."""
-        g = self.geometry
-        out = []
-        for r in self.memory:
-            s, e = g.pfn_up(r.start), g.pfn_down(r.end)
-            if s < e and (node is None or r.node == node):
-                out.append((s, e, r.node))
-        return out
+        return list(self._pfn_ranges_by_node().get(node, ()))
 
     @property
     def nodes(self) -> list[int]:
         """Ids of the nodes that have memory (N_MEMORY), ascending."""
-        return sorted({n for _, _, n in self.memory_pfn_ranges()})
+        return sorted(n for n in self._pfn_ranges_by_node() if n is not None)
 
     def node_span(self, node: int) -> tuple[int, int]:
         """(node_start_pfn, node_end_pfn)."""
-        rs = self.memory_pfn_ranges(node)
+        rs = self._pfn_ranges_by_node().get(node) if node is not None else None
         if not rs:
             raise TopologyError(f"node {node} has no memory")
         return rs[0][0], max(e for _, e, _ in rs)
@@ -284,10 +293,13 @@ class Topology:
     def memmap_pages(self) -> int:
         """Pages that have a struct page: every pfn of every present sparsemem section."""
         pps = self.geometry.pages_per_section
-        sections = set()
+        count, last = 0, -1  # ranges ascend and do not overlap: count each section once, in one pass
         for s, e, _ in self.memory_pfn_ranges():
-            sections.update(range(s // pps, (e - 1) // pps + 1))
-        return len(sections) * pps
+            first, end = max(s // pps, last + 1), (e - 1) // pps
+            if first <= end:
+                count += end - first + 1
+                last = end
+        return count * pps
 
     # -- plain data --------------------------------------------------------------------------
 

@@ -371,6 +371,26 @@ P = {
     "zonelists": re.compile(r"^Built \d+ zonelists.*Total pages: (\d+)"),
 }
 
+#: A literal that every line some family takes contains (at least one of them): a line with none of them
+#: cannot change the parse, so it is skipped without trying ~50 patterns on it. Kept beside P; the fuzz test
+#: checks that parsing with and without this filter gives the same DmesgBoot.
+_KEYWORDS = re.compile("|".join(map(re.escape, (
+    "Linux version", "ommand line", "DMI: ", "Built ", "physical RAM map", "BIOS-e820", "user", "setup_data",
+    "e820: ", "SRAT: ", "NUMA: ", "Faking a node", "NODE_DATA", "Initmem setup", "Zone ", "DMA", "Normal",
+    "HighMem", "Movable", "Device", "Node ", "node", "Early memory", "early_node_map", " -> ", "On node",
+    "zone: ", "unavailable", "Memory: ", "initialised", "crashkernel", "RAMDISK: ", "software IO TLB",
+    "cma: ", "percpu: ", "PERCPU: ", "pcpu-alloc: ", "setup_percpu: ", "Allowing ", "hash table entries",
+    "log_buf_len", "kfence: ", "BRK [", "Base memory trampoline", "MP-table", "esrt: ", "ACPI: Reserving",
+    "memblock_",
+))))
+
+#: Lines read from one log: one boot prints a few thousand; a kern.log of a hundred boots a few 100 000.
+#: Checked before parsing, so that no log makes the parser run for minutes.
+MAX_LOG_LINES = 200_000
+#: The kernel prints at most LOG_LINE_MAX (1024 - 32) bytes per record; with a syslog prefix a line is
+#: shorter than this. Longer lines are cut here (no pattern reads beyond it).
+MAX_LINE_CHARS = 2048
+
 _BOOT_MARKERS = ("version", "e820_entry", "e820_entry_old", "zone_hdr", "early_hdr", "early_hdr_old", "memory",
                  "initmem", "srat")
 
@@ -417,16 +437,23 @@ def _cpus(n: int, what: str) -> int:
 def _read(text_or_path):
     """(text, path or None). A Path, or a str without a newline, is a file name; other str/bytes are text."""
     if isinstance(text_or_path, bytes):
-        return text_or_path.decode("utf-8", errors="replace"), None
-    if isinstance(text_or_path, os.PathLike) or (isinstance(text_or_path, str) and "\n" not in text_or_path):
+        text, path = text_or_path.decode("utf-8", errors="replace"), None
+    elif isinstance(text_or_path, os.PathLike) or (isinstance(text_or_path, str) and "\n" not in text_or_path):
         path = Path(os.fspath(text_or_path))
         raw = read_user_file(path, "boot log file", DmesgError)
         if b"\x00" in raw[:4096]:
             raise DmesgError(f"{path}: not a Linux boot log (binary file)")
-        return raw.decode("utf-8", errors="replace"), str(path)
-    if isinstance(text_or_path, str):
-        return text_or_path, None
-    raise DmesgError(f"parse_dmesg() takes the text of a boot log or a path, got {type(text_or_path).__name__}")
+        text, path = raw.decode("utf-8", errors="replace"), str(path)
+    elif isinstance(text_or_path, str):
+        text, path = text_or_path, None
+    else:
+        raise DmesgError(
+            f"parse_dmesg() takes the text of a boot log or a path, got {type(text_or_path).__name__}")
+    lines = text.count("\n")
+    if lines > MAX_LOG_LINES:
+        raise DmesgError(f"{path or '<boot log>'}: {lines} lines; pgdefer reads at most {MAX_LOG_LINES} (one boot "
+                         "prints a few thousand: keep the boot you want, e.g. journalctl -k -b)")
+    return text, path
 
 
 def _split_boots(msgs):
@@ -447,7 +474,7 @@ def parse_dmesg(text_or_path) -> DmesgBoot:
     """
     text, path = _read(text_or_path)
     name = path or "<boot log>"
-    msgs = [clean_line(line) for line in text.splitlines()]
+    msgs = [clean_line(line[:MAX_LINE_CHARS]) for line in text.splitlines()]
     boots = _split_boots(msgs)
     chosen = boots[-1]
     for lo, hi in reversed(boots):
@@ -467,7 +494,7 @@ def parse_dmesg(text_or_path) -> DmesgBoot:
 def _looks_like_boot(boot, msgs) -> bool:
     if boot.kernel_version or boot.e820 or boot.zone_ranges or boot.early_node_ranges or boot.memory:
         return True
-    return any(P[k].search(m.strip()) for m, _ in msgs for k in _BOOT_MARKERS)
+    return any(P[k].search(m.strip()) for m, _ in msgs if _KEYWORDS.search(m) for k in _BOOT_MARKERS)
 
 
 class DmesgParser:
@@ -495,9 +522,12 @@ class DmesgParser:
                           self.node_summaries, self.memory_line, self.deferred_init, self.placed_reservations,
                           self.percpu_and_cpus, self.early_allocations, self.memblock_debug)
 
-    def parse(self, msgs) -> DmesgBoot:
-        """Feed every ``(message, timestamp)`` of one boot and return the finished :class:`DmesgBoot`."""
+    def parse(self, msgs, prefilter: bool = True) -> DmesgBoot:
+        """Feed every ``(message, timestamp)`` of one boot and return the finished :class:`DmesgBoot`
+        (``prefilter``: skip lines without any of the families' keywords, which no family would take)."""
         for i, (raw, ts) in enumerate(msgs):
+            if prefilter and not _KEYWORDS.search(raw):
+                continue
             try:
                 self.feed(raw.strip(), ts)
             except _BadFigure as e:

@@ -171,13 +171,13 @@ def node_memmap_sections(memory_pfn_ranges, pages_per_section) -> dict:
     A section is present if it holds a memory pfn; a section shared by two nodes is counted once, for the
     node of its lowest memory pfn (sparse_init allocates each section's memmap once, on that node).
     """
-    owner = {}
-    for s, e, n in sorted(memory_pfn_ranges):
-        for sec in range(s // pages_per_section, (e - 1) // pages_per_section + 1):
-            owner.setdefault(sec, n)
     out: dict[int, int] = {}
-    for n in owner.values():
-        out[n] = out.get(n, 0) + 1
+    last = -1  # the highest section counted so far; ranges ascend and do not overlap (one pass, no per-section walk)
+    for s, e, n in sorted(memory_pfn_ranges):
+        first, end = max(s // pages_per_section, last + 1), (e - 1) // pages_per_section
+        if first <= end:
+            out[n] = out.get(n, 0) + end - first + 1
+            last = end
     return dict(sorted(out.items()))
 
 
