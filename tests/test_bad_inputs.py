@@ -453,3 +453,29 @@ def test_an_edited_huge_node_range_answers_from_its_size_not_a_section_walk():
     from pgdefer.sources.x86 import node_memmap_sections
 
     assert node_memmap_sections(t.memory_pfn_ranges(), t.geometry.pages_per_section) == {0: 2**25}
+
+
+def test_a_log_with_too_many_memory_map_lines_is_refused():
+    from pgdefer.sources.dmesg import MAX_KEYWORD_LINES
+
+    line = "  node   0: [mem 0x0000000000001000-0x000000003fffffff] Normal\n"  # keywords, but no family takes it
+    with pytest.raises(DmesgError, match=f"more than {MAX_KEYWORD_LINES} lines"):
+        parse_dmesg(LOG + line * MAX_KEYWORD_LINES)
+
+
+def test_too_many_regions_are_refused_before_they_are_built():
+    from pgdefer.topology import MAX_REGIONS
+
+    with pytest.raises(TopologyError, match=f"{MAX_REGIONS + 1} memory regions"):
+        Topology([(i << 20, (i << 20) + 4096) for i in range(MAX_REGIONS + 1)])
+    with pytest.raises(TopologyError, match=f"{MAX_REGIONS + 1} reserved regions"):
+        Topology([(0, 1 << 30)], reserved=[(i << 12, (i << 12) + 1) for i in range(MAX_REGIONS + 1)])
+
+
+def test_a_topology_file_beyond_its_limit_is_refused(tmp_path):
+    from pgdefer.sources.files import MAX_FILE_BYTES
+
+    p = tmp_path / "machine.toml"
+    p.write_text("# " + "x" * MAX_FILE_BYTES + "\n")
+    with pytest.raises(TopologyError, match=f"at most {MAX_FILE_BYTES} bytes"):
+        Topology.from_file(p)

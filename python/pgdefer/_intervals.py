@@ -43,7 +43,11 @@ def subtract(intervals: Iterable[Interval], cuts: Iterable[Interval]) -> list[In
     Each interval looks only at the cuts that reach into it (bisect on the merged cuts): O((n + m) log m),
     not n * m, so thousands of regions against thousands of reservations stay fast."""
     cuts = merge(cuts)
-    ends = [b for _, b in cuts]
+    return subtract_merged(intervals, cuts, [b for _, b in cuts])
+
+
+def subtract_merged(intervals: Iterable[Interval], cuts: list, ends: list) -> list[Interval]:
+    """:func:`subtract` with ``cuts`` already merged (:class:`MergedSet` keeps them so) and ``ends`` their ends."""
     out = []
     for s, e in intervals:
         cur = s
@@ -72,6 +76,31 @@ def intersect(intervals: Iterable[Interval], other: Iterable[Interval]) -> list[
         else:
             j += 1
     return merge(out)
+
+
+class MergedSet:
+    """A set of points kept as merged intervals, with O(log n) lookups per insertion (bisect; the list
+    splice is one C call): for allocators that reserve and query in turn (memblock's top-down placement)
+    without re-merging everything after each reservation."""
+
+    def __init__(self):
+        self.cuts: list[Interval] = []
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def add(self, s: int, e: int) -> None:
+        if e <= s:
+            return
+        i = bisect_left(self.ends, s)     # the first interval that ends at or after s (touching merges)
+        j = bisect_right(self.starts, e)  # past the last interval that starts at or before e
+        if i < j:
+            s, e = min(s, self.starts[i]), max(e, self.ends[j - 1])
+        self.cuts[i:j] = [(s, e)]
+        self.starts[i:j] = [s]
+        self.ends[i:j] = [e]
+
+    def subtract_from(self, intervals: Iterable[Interval]) -> list[Interval]:
+        return subtract_merged(intervals, self.cuts, self.ends)
 
 
 def split_at(intervals: Iterable[Interval], points: Iterable[int]) -> list[Interval]:

@@ -22,6 +22,9 @@ MAX_PHYSMEM_BITS = _core.MAX_PHYSMEM_BITS  # x86-64 with 5-level paging, arm64 w
 #: Largest address a range may end at: memblock's phys_addr_t is 64 bits (an inclusive end of ~0 made
 #: half-open is 2^64). Memory must also end below 2^MAX_PHYSMEM_BITS (checked by Topology).
 ADDRESS_LIMIT = 1 << 64
+#: Most memory (or reserved) ranges a Topology takes. Real machines have tens to hundreds (memblock starts
+#: with INIT_MEMBLOCK_REGIONS = 128); the bound keeps every builder and report within seconds.
+MAX_REGIONS = 10_000
 
 
 @dataclass(frozen=True, order=True)
@@ -91,6 +94,9 @@ def _ranges(value, what):
     if isinstance(value, (str, bytes, dict, Region)) or not hasattr(value, "__iter__"):
         raise InvalidType(f"{what} must be a list of regions ((start, end[, node]) tuples, dicts or Regions), "
                           f"got {value!r}")
+    value = list(value)
+    if len(value) > MAX_REGIONS:
+        raise TopologyError(f"{len(value)} {what} regions; a topology takes at most {MAX_REGIONS}")
     return value
 
 

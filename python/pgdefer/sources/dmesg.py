@@ -387,6 +387,9 @@ _KEYWORDS = re.compile("|".join(map(re.escape, (
 #: Lines read from one log: one boot prints a few thousand; a kern.log of a hundred boots a few 100 000.
 #: Checked before parsing, so that no log makes the parser run for minutes.
 MAX_LOG_LINES = 200_000
+#: Lines of one boot that carry a family keyword (the real logs have at most ~650): each costs up to ~50
+#: pattern tries, so beyond this many the log is refused rather than parsed for minutes.
+MAX_KEYWORD_LINES = 20_000
 #: The kernel prints at most LOG_LINE_MAX (1024 - 32) bytes per record; with a syslog prefix a line is
 #: shorter than this. Longer lines are cut here (no pattern reads beyond it).
 MAX_LINE_CHARS = 2048
@@ -525,9 +528,14 @@ class DmesgParser:
     def parse(self, msgs, prefilter: bool = True) -> DmesgBoot:
         """Feed every ``(message, timestamp)`` of one boot and return the finished :class:`DmesgBoot`
         (``prefilter``: skip lines without any of the families' keywords, which no family would take)."""
+        taken = 0
         for i, (raw, ts) in enumerate(msgs):
             if prefilter and not _KEYWORDS.search(raw):
                 continue
+            taken += 1
+            if taken > MAX_KEYWORD_LINES:
+                raise DmesgError(f"{self.name}: more than {MAX_KEYWORD_LINES} lines of one boot look like memory-map "
+                                 f"lines (line {self.first_line + i}); a real boot prints a few hundred")
             try:
                 self.feed(raw.strip(), ts)
             except _BadFigure as e:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._intervals import subtract
+from .._intervals import MergedSet
 from ..config import Geometry, parse_size
 
 __all__ = ["KiB", "MiB", "GiB", "STRUCT_PAGE_SIZE", "X86_64_PHYSICAL_START", "X86_64_MAX_DMA_ADDRESS",
@@ -133,20 +133,23 @@ class MemblockPlacer:
             else:
                 merged.append((s, e, n))
         self.memory = merged
+        self._by_node: dict = {None: [(s, e) for s, e, _ in merged]}  # per node, once (no nodes x regions)
+        for s, e, n in merged:
+            self._by_node.setdefault(n, []).append((s, e))
         self.reservations: list[Reservation] = []
-        self._res: list[tuple[int, int]] = []
+        self._res = MergedSet()  # memblock.reserved, merged as it grows: each find costs log(reservations)
 
     def reserve(self, label, start, end, how, detail=""):
         if end <= start:
             return None
         r = Reservation(label, int(start), int(end), how, detail)
         self.reservations.append(r)
-        self._res.append((r.start, r.end))
+        self._res.add(r.start, r.end)
         return r
 
     def free_ranges(self, node=None):
         """Free byte ranges (memory minus reserved), ascending."""
-        return subtract([(s, e) for s, e, n in self.memory if node is None or n == node], self._res)
+        return self._res.subtract_from(self._by_node.get(node, ()))
 
     def find(self, size, align=4096, node=None, lo=0, hi=None):
         for s, e in reversed(self.free_ranges(node)):
