@@ -11,26 +11,19 @@ Two kinds of tests:
 from __future__ import annotations
 
 import json
-import os
 import re
-from pathlib import Path
 
 import pytest
 
 import pgdefer
 from pgdefer import DmesgError, Topology
 from pgdefer.dmesg import DmesgBoot, clean_line, crashkernel_request, kernel_policy, movable_normal_limit, parse_dmesg
+from shared_data import BOOTLOGS, files, need
 
 MiB, GiB = 1 << 20, 1 << 30
 
 
-def _bootlogs_dir() -> Path:
-    env = os.environ.get("PGDEFER_BOOTLOGS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "bootlogs"
-
-
-BOOTLOGS = _bootlogs_dir()
-FACTS = sorted(BOOTLOGS.glob("*.facts.json")) if BOOTLOGS.is_dir() else []
+FACTS = files(BOOTLOGS, "*.facts.json")  # a missing directory fails each test that needs it (never a skip)
 
 
 def _h(s: str) -> int:
@@ -54,6 +47,7 @@ def _merge_touching(ranges):
 
 @pytest.fixture(scope="module", params=FACTS, ids=[f.name.replace(".facts.json", "") for f in FACTS])
 def real(request):
+    need(request.param)
     facts = json.loads(request.param.read_text())
     log = request.param.parent / facts["log_file"]
     topo = Topology.from_dmesg(log)
@@ -61,9 +55,8 @@ def real(request):
 
 
 def test_bootlogs_present():
-    if not BOOTLOGS.is_dir():
-        pytest.skip(f"no boot log directory at {BOOTLOGS} (set PGDEFER_BOOTLOGS)")
-    assert FACTS, f"{BOOTLOGS} holds no *.facts.json"
+    need(BOOTLOGS, *FACTS)
+    assert len(FACTS) == 4, f"{BOOTLOGS} should hold the 4 hand-checked *.facts.json"
 
 
 def test_real_nodes_and_ranges(real):
@@ -487,7 +480,12 @@ def test_synthetic_6x_movable_node():
     res = {r.label: r for r in b.reservations}
     assert (res["first 1 MiB"].start, res["first 1 MiB"].end) == (0, 1 * MiB)
     assert res["swiotlb"].size == 64 * MiB and res["swiotlb"].end <= 4 * GiB
-    assert b.unplaced_reserved_kib >= 0
+    # placed, by hand (memory pages only): NODE_DATA 2 x 172K; kernel image 20480+4096+8192+4096+4096 = 40960K;
+    # the first 1 MiB holds memory only in [4K, 0xa0000) = 636K; memmaps 2 MiB per present 128 MiB section:
+    # node 0 has 16 ([0, 2G)) + 32 ([4G, 8G)) = 48 -> 98304K, node 1 64 ([8G, 16G)) -> 131072K; swiotlb 65536K.
+    # 344 + 40960 + 636 + 98304 + 131072 + 65536 = 336852K of the Memory: line's 500000K: 163148K unplaced.
+    assert b.placed_reserved_kib == 336852
+    assert b.unplaced_reserved_kib == 500000 - 336852
 
 
 def test_memory_line_total_mismatch_is_flagged():
@@ -608,8 +606,16 @@ def test_other_reservation_wordings():
     assert res["swiotlb"] == (0xBBFDB000, 0xBFFDB000)          # printed end is exclusive: 0x4000000 = 64 MiB
     assert res["cma"] == (0xB8000000, 0xB8000000 + 64 * MiB)
     assert b.memory.cma_reserved_kib == 65536
-    # the CMA area is memblock-reserved at boot but reported separately from "reserved"
-    assert b.placed_reserved_kib + b.unplaced_reserved_kib == 300000 + 65536
+    # the CMA area is memblock-reserved at boot but reported separately from "reserved": the target is
+    # 300000K reserved + 65536K cma-reserved = 365536K. Placed, by hand, counting only memory pages (node 0 is
+    # [4K, 0x9f000) + [1M, 2G) + [4G, 10G), node 1 [10G, 18G)): crashkernel [848M, 1104M) 262144K; NODE_DATA
+    # 2 x 172K; kernel image code+rwdata+rodata+init+bss = 8192+1024+2048+1024+1024 = 13312K at 16M; low
+    # 64K minus the unbacked first page = 60K; memmaps 64 sections x 2 MiB = 131072K per node (node 0: 16
+    # sections below 2G + 48 in [4G, 10G); node 1: 64). The swiotlb [0xbbfdb000, 0xbffdb000) and the CMA area
+    # [0xb8000000, 0xbc000000) lie in the hole [2G, 4G): no memory page. 262144 + 344 + 13312 + 60 + 2 x 131072
+    # = 538004K; unplaced = 365536 - 538004 = -172468K (this made-up log over-reserves: reported, not hidden).
+    assert b.placed_reserved_kib == 538004
+    assert b.unplaced_reserved_kib == -172468
     # the new swiotlb wording
     b2 = parse_dmesg("[    0.5] software IO TLB: mapped [mem 0x00000000bbfe0000-0x00000000bffe0000] (64MB)\n"
                      "[    0.0] Linux version 6.1.0\n")
@@ -646,8 +652,7 @@ def test_percpu_groups_on_nodes():
 
 def test_crashkernel_from_command_line_matches_the_kernel():
     log = BOOTLOGS / "supermicro-h13dsg-epyc9004-2node-1536g.log"
-    if not log.exists():
-        pytest.skip("h13dsg log not available")
+    need(log)
     text = log.read_text()
     assert "crashkernel reserved: 0x0000000055000000 - 0x0000000075000000 (512 MB)" in text
     hidden = "\n".join(ln for ln in text.splitlines() if "crashkernel reserved" not in ln)

@@ -3,12 +3,12 @@ one case per generation showing what it changed, and the 5.7 claim racing an all
 number is derived in a comment from the spec's loops (spec §2.3, §3.2, §5.7, §5.8), not from a run."""
 
 import threading
-from pathlib import Path
 
 import pytest
 
 import pgdefer
 from pgdefer import Geometry, Machine, Region, Topology
+from shared_data import BOOTLOGS, KERNEL_LAB, need
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 PPS = 32768  # PAGES_PER_SECTION of the default geometry (128 MiB of 4 KiB pages)
@@ -305,8 +305,7 @@ def test_v5_8_counts_memory_pfns_only():
 
 # -- auto: every real log maps to the generation its kernel is (issue 8 acceptance 5) -----------------
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
-REAL_LOGS = sorted((SHARED / "bootlogs").glob("*.log")) + sorted((SHARED / "kernel-lab").glob("*.log"))
+REAL_LOGS = [p for p in sorted(BOOTLOGS.glob("*.log")) + sorted(KERNEL_LAB.glob("*.log"))]
 # What each kernel really is, read from its log by hand: the release line and whether it deferred.
 #  supermicro-h13dsg: 5.14.0-570 (RHEL 9.6), prints "node N deferred pages initialised": upstream base
 #    5.14 = padata (5.8+) with FPI_TO_TAIL (5.10), before the 6.4 MAX_ORDER frees -> v5.10.
@@ -324,8 +323,8 @@ def expected_auto(log):
     return {"61": "v5.10", "612": "v6.11"}[log.stem.split("-")[1]]
 
 
-@pytest.mark.skipif(not REAL_LOGS, reason="../shared logs not present")
 def test_auto_picks_each_real_kernels_generation():
+    need(BOOTLOGS, KERNEL_LAB)  # a missing ../shared fails here, it never skips
     from pgdefer.cli import load_topology, resolve_policy
 
     assert len(REAL_LOGS) == 12
