@@ -730,6 +730,24 @@ mod free_one_page {
         assert_eq!(fa.list(&pa, 4), vec![16]);
     }
 
+    /// The order-(k+1) buddy the tail rule looks at is the buddy of the order-(k+1) block holding the
+    /// freed one, whichever half that is, and must head a free block of order k+1. Freeing [4, 6)
+    /// (buddy 6 in use): its order-2 block [4, 8) has the buddy 0. Freeing [2, 4) (buddy 0 in use): [0, 4)
+    /// has the buddy 4. Freeing [0, 2) next to a free order-0 block at 4: not an order-2 head: head.
+    /// [16, 18) is freed first each time (to the head, nothing free near it), so "tail" is [16, x].
+    #[test]
+    fn merge_likely_finds_the_buddy_of_the_parent_block() {
+        for (first, first_order, freed, tail) in [(0, 2, 4, true), (4, 2, 2, true), (4, 0, 0, false)] {
+            let pa = pages(&[(0, 64, ZoneType::Normal, 0)]);
+            let mut fa = FreeArea::new(4);
+            fa.free(&pa, first, first_order, ListEnd::MergeLikely).unwrap();
+            fa.free(&pa, 16, 1, ListEnd::MergeLikely).unwrap();
+            fa.free(&pa, freed, 1, ListEnd::MergeLikely).unwrap();
+            let want = if tail { vec![16, freed] } else { vec![freed, 16] };
+            assert_eq!(fa.list(&pa, 1), want, "freed {freed} after {first}/{first_order}");
+        }
+    }
+
     /// The zero-watermark check: 4 free pages as four order-0 blocks do not satisfy an order-2
     /// request (no block of order >= 2), one order-2 block does; an empty area satisfies nothing.
     #[test]
