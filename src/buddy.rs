@@ -1,9 +1,11 @@
 //! The buddy allocator of one zone: free areas per order, split on allocation, merge on free.
 //!
 //! Free lists are intrusive doubly linked lists through the page array's `next`/`prev` links. The
-//! caller holds the zone lock (`Mutex<FreeArea>`). Merging reads the buddy's descriptor, which is why a
+//! caller holds the zone lock (`Mutex<FreeArea>`). There is one list per order and migratetype
+//! (`migratetype`); allocation and fallback follow `__rmqueue` of the machine's generation. Merging reads the buddy's descriptor, which is why a
 //! buddy that is still UNINIT is a bug (B-I2): it is reported, never merged.
 
+use crate::migratetype::{can_steal_fallback, Fallback, MigrateType, NR_MIGRATETYPES};
 use crate::page::{PageArray, PageState, NIL};
 use crate::topology::ZoneType;
 
@@ -22,13 +24,17 @@ pub enum ListEnd {
 /// `zone->free_area[]` plus the zone's page counters.
 #[derive(Debug)]
 pub struct FreeArea {
-    head: Vec<u32>,
-    tail: Vec<u32>,
+    /// List heads and tails by `[order][migratetype]`.
+    head: Vec<[u32; NR_MIGRATETYPES]>,
+    tail: Vec<[u32; NR_MIGRATETYPES]>,
+    /// `free_area[order].nr_free`: blocks of every migratetype.
     pub nr_free: Vec<u64>,
     /// NR_FREE_PAGES
     pub free_pages: u64,
     /// managed_pages: pages ever released into this zone by `__free_pages_core`.
     pub managed: u64,
+    pageblock_order: u32,
+    fallback: Fallback,
 }
 
 /// A merge that was refused because the buddy was never initialised.
@@ -39,15 +45,24 @@ pub struct UninitBuddy {
     pub buddy: usize,
 }
 
+/// What `steal_suitable_fallback` left: the caller's block (6.10+), or free lists on which
+/// `__rmqueue_smallest` now succeeds.
+enum Stolen {
+    Page(usize),
+    Retry,
+}
+
 impl FreeArea {
-    pub fn new(max_order: u32) -> FreeArea {
+    pub fn new(max_order: u32, pageblock_order: u32, fallback: Fallback) -> FreeArea {
         let n = max_order as usize + 1;
         FreeArea {
-            head: vec![NIL; n],
-            tail: vec![NIL; n],
+            head: vec![[NIL; NR_MIGRATETYPES]; n],
+            tail: vec![[NIL; NR_MIGRATETYPES]; n],
             nr_free: vec![0; n],
             free_pages: 0,
             managed: 0,
+            pageblock_order,
+            fallback,
         }
     }
 
@@ -55,58 +70,77 @@ impl FreeArea {
         self.nr_free.len() as u32 - 1
     }
 
-    fn link(&mut self, pa: &PageArray, i: usize, order: u32, end: ListEnd) {
-        let o = order as usize;
+    fn link(&mut self, pa: &PageArray, i: usize, order: u32, mt: MigrateType, end: ListEnd) {
+        let (o, m) = (order as usize, mt as usize);
         let i32 = i as u32;
-        match (end, self.head[o]) {
+        match (end, self.head[o][m]) {
             (_, NIL) => {
-                pa.next[i].store(NIL, std::sync::atomic::Ordering::Relaxed);
-                pa.prev[i].store(NIL, std::sync::atomic::Ordering::Relaxed);
-                self.head[o] = i32;
-                self.tail[o] = i32;
+                set(&pa.next[i], NIL);
+                set(&pa.prev[i], NIL);
+                self.head[o][m] = i32;
+                self.tail[o][m] = i32;
             }
             (ListEnd::Head | ListEnd::MergeLikely, h) => {
                 set(&pa.next[i], h);
                 set(&pa.prev[i], NIL);
                 set(&pa.prev[h as usize], i32);
-                self.head[o] = i32;
+                self.head[o][m] = i32;
             }
             (ListEnd::Tail, _) => {
-                let t = self.tail[o];
+                let t = self.tail[o][m];
                 set(&pa.prev[i], t);
                 set(&pa.next[i], NIL);
                 set(&pa.next[t as usize], i32);
-                self.tail[o] = i32;
+                self.tail[o][m] = i32;
             }
         }
         self.nr_free[o] += 1;
     }
 
+    /// `list_del`: the links say where the block sits; a list end is found among the heads/tails.
     fn unlink(&mut self, pa: &PageArray, i: usize, order: u32) {
         let o = order as usize;
-        let (n, p) = (get(&pa.next[i]), get(&pa.prev[i]));
-        if p == NIL {
-            self.head[o] = n;
+        let me = i as u32;
+        let (next, prev) = (get(&pa.next[i]), get(&pa.prev[i]));
+        if prev == NIL {
+            let h = self.head[o].iter_mut().find(|h| **h == me);
+            *h.expect("a block without a predecessor heads a list") = next;
         } else {
-            set(&pa.next[p as usize], n);
+            set(&pa.next[prev as usize], next);
         }
-        if n == NIL {
-            self.tail[o] = p;
+        if next == NIL {
+            let t = self.tail[o].iter_mut().find(|t| **t == me);
+            *t.expect("a block without a successor ends a list") = prev;
         } else {
-            set(&pa.prev[n as usize], p);
+            set(&pa.prev[next as usize], prev);
         }
         self.nr_free[o] -= 1;
     }
 
-    /// Block heads on the list of `order`, head first.
-    pub fn list(&self, pa: &PageArray, order: u32) -> Vec<usize> {
-        let mut out = Vec::with_capacity(self.nr_free[order as usize] as usize);
-        let mut cur = self.head[order as usize];
+    /// Block heads on the list of `(order, mt)`, head first.
+    pub fn list_mt(&self, pa: &PageArray, order: u32, mt: MigrateType) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut cur = self.head[order as usize][mt as usize];
         while cur != NIL && out.len() as u64 <= self.nr_free[order as usize] {
             out.push(cur as usize);
             cur = get(&pa.next[cur as usize]);
         }
         out
+    }
+
+    /// Block heads of every migratetype's list of `order`: UNMOVABLE's first, each head first.
+    pub fn list(&self, pa: &PageArray, order: u32) -> Vec<usize> {
+        MigrateType::ALL
+            .into_iter()
+            .flat_map(|mt| self.list_mt(pa, order, mt))
+            .collect()
+    }
+
+    /// `/proc/pagetypeinfo`'s row of one migratetype: free blocks per order.
+    pub fn nr_free_mt(&self, pa: &PageArray, mt: MigrateType) -> Vec<u64> {
+        (0..=self.max_order())
+            .map(|o| self.list_mt(pa, o, mt).len() as u64)
+            .collect()
     }
 
     /// `zone_watermark_ok` with all marks zero (the on-demand window): enough free pages and a block of
@@ -115,27 +149,218 @@ impl FreeArea {
         self.free_pages >= 1 << order && self.nr_free[order as usize..].iter().any(|&n| n > 0)
     }
 
-    /// `__rmqueue_smallest` + `expand`: take the head block of the smallest sufficient order, split it,
-    /// mark the `2^order` pages ALLOCATED. Returns the head's dense index.
-    pub fn rmqueue(&mut self, pa: &PageArray, order: u32) -> Option<usize> {
-        let mut j = (order..=self.max_order()).find(|&j| self.nr_free[j as usize] > 0)?;
-        let i = self.head[j as usize] as usize;
-        self.unlink(pa, i, j);
-        while j > order {
-            j -= 1;
-            let half = i + (1 << j);
-            pa.set_head_order(half, Some(j));
-            self.link(pa, half, j, ListEnd::Head);
-        }
+    /// `__rmqueue`: `__rmqueue_smallest` of `mt`, else `__rmqueue_fallback` (with `ALLOC_NOFRAGMENT`:
+    /// only blocks of at least a pageblock), then the smallest again; marks the `2^order` pages
+    /// ALLOCATED. Returns the head's dense index.
+    pub fn rmqueue(
+        &mut self,
+        pa: &PageArray,
+        order: u32,
+        mt: MigrateType,
+        nofragment: bool,
+    ) -> Option<usize> {
+        let i = loop {
+            if let Some(i) = self.rmqueue_smallest(pa, order, mt) {
+                break i;
+            }
+            match self.rmqueue_fallback(pa, order, mt, nofragment)? {
+                Stolen::Page(i) => break i,
+                Stolen::Retry => {}
+            }
+        };
         pa.set_state_range(i, 1 << order, PageState::Allocated);
         pa.set_head_order(i, Some(order));
         self.free_pages -= 1 << order;
         Some(i)
     }
 
+    /// `__rmqueue_smallest`: the head block of the smallest sufficient order on `mt`'s lists.
+    fn rmqueue_smallest(&mut self, pa: &PageArray, order: u32, mt: MigrateType) -> Option<usize> {
+        let j = (order..=self.max_order()).find(|&j| self.head[j as usize][mt as usize] != NIL)?;
+        let i = self.head[j as usize][mt as usize] as usize;
+        self.unlink(pa, i, j);
+        self.expand(pa, i, order, j, mt);
+        Some(i)
+    }
+
+    /// `expand`: split `(i, high)` down to `low`, the upper halves to the heads of `mt`'s lists.
+    fn expand(&mut self, pa: &PageArray, i: usize, low: u32, high: u32, mt: MigrateType) {
+        let mut j = high;
+        while j > low {
+            j -= 1;
+            let half = i + (1 << j);
+            pa.set_head_order(half, Some(j));
+            self.link(pa, half, j, mt, ListEnd::Head);
+        }
+    }
+
+    /// `find_suitable_fallback(area, order, start, false, &can_steal)`: the first type of
+    /// `fallbacks[start]` with a free block of `order`, and whether the pageblock may be taken too.
+    fn find_suitable_fallback(
+        &self,
+        order: u32,
+        start: MigrateType,
+    ) -> Option<(MigrateType, bool)> {
+        if self.nr_free[order as usize] == 0 {
+            return None;
+        }
+        let f = start
+            .fallbacks()
+            .iter()
+            .copied()
+            .find(|&f| self.head[order as usize][f as usize] != NIL)?;
+        Some((f, can_steal_fallback(order, start, self.pageblock_order)))
+    }
+
+    /// `__rmqueue_fallback`: the largest order (down to `pageblock_order` under ALLOC_NOFRAGMENT) with
+    /// a suitable fallback; a MOVABLE request that could not take the pageblock takes the smallest
+    /// such block instead. Then `steal_suitable_fallback` on the head of that list.
+    fn rmqueue_fallback(
+        &mut self,
+        pa: &PageArray,
+        order: u32,
+        start: MigrateType,
+        nofragment: bool,
+    ) -> Option<Stolen> {
+        let pbo = self.pageblock_order;
+        let min_order = if nofragment && order < pbo {
+            pbo
+        } else {
+            order
+        };
+        let max = self.max_order();
+        let largest = (min_order..=max).rev().find_map(|c| {
+            self.find_suitable_fallback(c, start)
+                .map(|(f, s)| (c, f, s))
+        })?;
+        let (cur, f, whole) = match largest {
+            (c, _, false) if start == MigrateType::Movable && c > order => {
+                (order..=max).find_map(|c| {
+                    self.find_suitable_fallback(c, start)
+                        .map(|(f, s)| (c, f, s))
+                })?
+            }
+            pick => pick,
+        };
+        let i = self.head[cur as usize][f as usize] as usize;
+        Some(self.steal_suitable_fallback(pa, i, cur, order, start, whole))
+    }
+
+    /// `steal_suitable_fallback` (see `Fallback` for the three generations). No page of the boot window
+    /// is on an LRU list, so `movable_pages` is 0: an UNMOVABLE or RECLAIMABLE request claims a MOVABLE
+    /// pageblock always, a MOVABLE one only if at least half of the pageblock is free.
+    fn steal_suitable_fallback(
+        &mut self,
+        pa: &PageArray,
+        i: usize,
+        cur: u32,
+        order: u32,
+        start: MigrateType,
+        whole_block: bool,
+    ) -> Stolen {
+        let pbo = self.pageblock_order;
+        let old = pa.pageblock_migratetype(i);
+        let claims = |free: u64| {
+            let alike = if start != MigrateType::Movable && old == MigrateType::Movable {
+                (1u64 << pbo) - free
+            } else {
+                0
+            };
+            free + alike >= 1 << pbo.saturating_sub(1)
+        };
+        let end = match self.fallback {
+            Fallback::MoveHead => ListEnd::Head,
+            Fallback::MoveTail | Fallback::Claim => ListEnd::Tail,
+        };
+        if self.fallback == Fallback::Claim {
+            if old != MigrateType::HighAtomic && cur >= pbo {
+                self.unlink(pa, i, cur);
+                pa.set_pageblock_range(i, cur, start);
+                self.expand(pa, i, order, cur, start);
+                return Stolen::Page(i);
+            }
+            if old != MigrateType::HighAtomic && whole_block {
+                let free = self.pageblock_free_pages(pa, i);
+                if claims(free) {
+                    self.move_freepages_block(pa, i, start, end);
+                    pa.set_pageblock_range(i, pbo, start);
+                    return Stolen::Retry;
+                }
+            }
+            // page_del_and_expand: the remainders stay with the pageblock's own type
+            self.unlink(pa, i, cur);
+            self.expand(pa, i, order, cur, old);
+            return Stolen::Page(i);
+        }
+        if old != MigrateType::HighAtomic {
+            if cur >= pbo {
+                pa.set_pageblock_range(i, cur, start);
+            } else if whole_block {
+                let free = self.move_freepages_block(pa, i, start, end);
+                if claims(free) {
+                    pa.set_pageblock_range(i, pbo, start);
+                }
+                return Stolen::Retry;
+            }
+        }
+        // single_page: only this block changes lists
+        self.unlink(pa, i, cur);
+        self.link(pa, i, cur, start, end);
+        Stolen::Retry
+    }
+
+    /// The free blocks of this zone whose heads lie in `i`'s pageblock, ascending.
+    fn pageblock_free_blocks(&self, pa: &PageArray, i: usize) -> Vec<(usize, u32)> {
+        let pbn = 1usize << self.pageblock_order;
+        let start = i & !(pbn - 1);
+        let (nid, zone) = (pa.node_of(i), pa.flags(i).zone());
+        let mut out = Vec::new();
+        let mut j = start;
+        while j < start + pbn {
+            let f = pa.flags(j);
+            match pa.head_order(j) {
+                Some(k)
+                    if f.state() == PageState::Free && f.zone() == zone && pa.node_of(j) == nid =>
+                {
+                    out.push((j, k));
+                    j += 1 << k;
+                }
+                _ => j += 1,
+            }
+        }
+        out
+    }
+
+    fn pageblock_free_pages(&self, pa: &PageArray, i: usize) -> u64 {
+        self.pageblock_free_blocks(pa, i)
+            .iter()
+            .map(|&(_, k)| 1u64 << k)
+            .sum()
+    }
+
+    /// `move_freepages_block`: every free block of `i`'s pageblock to `mt`'s lists, in ascending pfn
+    /// order, each to `end`. Returns the pages moved.
+    fn move_freepages_block(
+        &mut self,
+        pa: &PageArray,
+        i: usize,
+        mt: MigrateType,
+        end: ListEnd,
+    ) -> u64 {
+        let mut moved = 0;
+        for (j, k) in self.pageblock_free_blocks(pa, i) {
+            self.unlink(pa, j, k);
+            self.link(pa, j, k, mt, end);
+            moved += 1u64 << k;
+        }
+        moved
+    }
+
     /// `__free_one_page`: mark `[i, i + 2^order)` FREE, merge with free buddies of the same node and
-    /// zone up to MAX_PAGE_ORDER, link the result at `end`. Dense indices are section-aligned and a
-    /// block never crosses a section, so the buddy of index `i` is `i ^ 2^k`.
+    /// zone up to MAX_PAGE_ORDER, link the result at `end` of the list of its pageblock's migratetype
+    /// (`get_pfnblock_migratetype`). Dense indices are section-aligned and a block never crosses a
+    /// section, so the buddy of index `i` is `i ^ 2^k`. From 6.10 (`Fallback::Claim`) a HIGHATOMIC block
+    /// merges only with its own type, and a buddy of another type takes the freed block's type.
     pub fn free(
         &mut self,
         pa: &PageArray,
@@ -144,6 +369,8 @@ impl FreeArea {
         end: ListEnd,
     ) -> Result<(), UninitBuddy> {
         let (nid, zone): (u16, ZoneType) = (pa.node_of(i), pa.flags(i).zone());
+        let mt = pa.pageblock_migratetype(i);
+        let hygiene = self.fallback == Fallback::Claim;
         pa.set_state_range(i, 1 << order, PageState::Free);
         pa.set_head_order(i, None);
         self.free_pages += 1 << order;
@@ -166,6 +393,13 @@ impl FreeArea {
                 || pa.node_of(b) != nid
             {
                 break;
+            }
+            let bmt = pa.pageblock_migratetype(b);
+            if hygiene && bmt != mt {
+                if bmt == MigrateType::HighAtomic || mt == MigrateType::HighAtomic {
+                    break;
+                }
+                pa.set_pageblock_mt(b, mt);
             }
             self.unlink(pa, b, k);
             pa.set_head_order(b, None);
@@ -190,7 +424,7 @@ impl FreeArea {
             ListEnd::MergeLikely => ListEnd::Head,
             e => e,
         };
-        self.link(pa, i, k, end);
+        self.link(pa, i, k, mt, end);
         refused
     }
 }
@@ -208,12 +442,18 @@ fn set(a: &std::sync::atomic::AtomicU32, v: u32) {
 mod tests {
     use super::*;
     use crate::geometry::Geometry;
+    use MigrateType::{Movable, Unmovable};
 
-    fn setup() -> (PageArray, FreeArea) {
-        let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap(); // 64-page sections, max order 4
+    /// 64-page sections, pageblock order 3, max order 4; every page initialised (pageblocks MOVABLE).
+    fn setup_with(fallback: Fallback) -> (PageArray, FreeArea) {
+        let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap();
         let pa = PageArray::new(g, &[(0, 1)]);
         pa.init_range(0, 64, ZoneType::Normal, 0, crate::page::InitBy::Early);
-        (pa, FreeArea::new(4))
+        (pa, FreeArea::new(4, 3, fallback))
+    }
+
+    fn setup() -> (PageArray, FreeArea) {
+        setup_with(Fallback::MoveTail)
     }
 
     #[test]
@@ -224,6 +464,7 @@ mod tests {
         }
         assert_eq!(fa.nr_free, vec![0, 0, 0, 0, 2]);
         assert_eq!(fa.list(&pa, 4), vec![0, 16]);
+        assert_eq!(fa.list_mt(&pa, 4, Movable), vec![0, 16]);
         assert_eq!(fa.free_pages, 32);
     }
 
@@ -231,7 +472,7 @@ mod tests {
     fn split_and_lifo() {
         let (pa, mut fa) = setup();
         fa.free(&pa, 0, 4, ListEnd::Tail).unwrap();
-        let a = fa.rmqueue(&pa, 0).unwrap();
+        let a = fa.rmqueue(&pa, 0, Movable, false).unwrap();
         assert_eq!(a, 0);
         // expand() leaves 8/o3, 4/o2, 2/o1, 1/o0
         assert_eq!(
@@ -246,6 +487,73 @@ mod tests {
         assert_eq!(pa.state(0), PageState::Allocated);
         fa.free(&pa, 0, 0, ListEnd::Head).unwrap();
         assert_eq!(fa.nr_free, vec![0, 0, 0, 0, 1], "everything merges back");
+    }
+
+    /// An UNMOVABLE request with only MOVABLE blocks free: `__rmqueue_fallback` looks from the largest
+    /// order down, finds the order-4 block at 16 (the smallest-first rule would give pfn 0), converts
+    /// both its pageblocks (2 and 3) to UNMOVABLE, and the retried `__rmqueue_smallest` splits it:
+    /// 16 is handed out, 17/o0, 18/o1, 20/o2, 24/o3 go to the UNMOVABLE lists.
+    #[test]
+    fn unmovable_steals_the_largest_movable_block() {
+        for fb in [Fallback::MoveHead, Fallback::MoveTail, Fallback::Claim] {
+            let (pa, mut fa) = setup_with(fb);
+            fa.free(&pa, 0, 1, ListEnd::Tail).unwrap();
+            fa.free(&pa, 4, 2, ListEnd::Tail).unwrap();
+            fa.free(&pa, 16, 4, ListEnd::Tail).unwrap();
+            assert_eq!(fa.rmqueue(&pa, 0, Unmovable, false), Some(16), "{fb:?}");
+            assert_eq!(
+                (0..4)
+                    .map(|o| fa.list_mt(&pa, o, Unmovable))
+                    .collect::<Vec<_>>(),
+                vec![vec![17], vec![18], vec![20], vec![24]],
+                "{fb:?}"
+            );
+            assert_eq!(pa.pageblock_migratetype(16), Unmovable);
+            assert_eq!(pa.pageblock_migratetype(24), Unmovable);
+            assert_eq!(pa.pageblock_migratetype(0), Movable, "{fb:?}");
+            assert_eq!(fa.list_mt(&pa, 1, Movable), vec![0]);
+        }
+    }
+
+    /// Below a pageblock: the order-2 block at 4 is the largest fallback; an UNMOVABLE request may take
+    /// the whole pageblock, whose free pages (0-1 and 4-7: 6) plus its non-free ones (2, counted as
+    /// alike) reach half of it (4): pageblock 0 becomes UNMOVABLE with both blocks, and the smallest
+    /// UNMOVABLE block (0/o1) is split: pfn 0. Under ALLOC_NOFRAGMENT only blocks of order >= 3 may be
+    /// stolen: there are none, and the request fails (the caller's hook 2 would grow the zone).
+    #[test]
+    fn sub_pageblock_steal_claims_the_pageblock_and_nofragment_refuses() {
+        for fb in [Fallback::MoveHead, Fallback::MoveTail, Fallback::Claim] {
+            let (pa, mut fa) = setup_with(fb);
+            fa.free(&pa, 0, 1, ListEnd::Tail).unwrap();
+            fa.free(&pa, 4, 2, ListEnd::Tail).unwrap();
+            assert_eq!(fa.rmqueue(&pa, 0, Unmovable, true), None, "{fb:?}");
+            assert_eq!(fa.free_pages, 6);
+            assert_eq!(fa.rmqueue(&pa, 0, Unmovable, false), Some(0), "{fb:?}");
+            assert_eq!(pa.pageblock_migratetype(0), Unmovable);
+            assert_eq!(fa.list_mt(&pa, 0, Unmovable), vec![1]);
+            assert_eq!(fa.list_mt(&pa, 2, Unmovable), vec![4]);
+        }
+    }
+
+    /// A MOVABLE request falling back to a small UNMOVABLE block (order 1 >= pageblock_order / 2, so
+    /// the pageblock may be taken, but 2 free pages < 4 and no alike pages: not claimed). Before 6.10
+    /// the block moves to the MOVABLE list and is split there (1 stays MOVABLE); from 6.10 it is split
+    /// in place and 1 stays UNMOVABLE.
+    #[test]
+    fn unclaimed_steal_remainders_per_generation() {
+        for (fb, rest) in [
+            (Fallback::MoveTail, Movable),
+            (Fallback::MoveHead, Movable),
+            (Fallback::Claim, Unmovable),
+        ] {
+            let (pa, mut fa) = setup_with(fb);
+            pa.set_pageblock_mt(0, Unmovable);
+            fa.free(&pa, 0, 1, ListEnd::Tail).unwrap();
+            assert_eq!(fa.list_mt(&pa, 1, Unmovable), vec![0]);
+            assert_eq!(fa.rmqueue(&pa, 0, Movable, false), Some(0));
+            assert_eq!(fa.list_mt(&pa, 0, rest), vec![1], "{fb:?}");
+            assert_eq!(pa.pageblock_migratetype(0), Unmovable);
+        }
     }
 
     /// The pre-5.10 rule, max order 4 (so the tail is possible for k < 3): freeing 8..16 at order 3
@@ -277,7 +585,7 @@ mod tests {
         let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap();
         let pa = PageArray::new(g, &[(0, 1)]);
         pa.init_range(0, 1, ZoneType::Normal, 0, crate::page::InitBy::Early);
-        let mut fa = FreeArea::new(4);
+        let mut fa = FreeArea::new(4, 3, Fallback::MoveTail);
         assert_eq!(
             fa.free(&pa, 0, 0, ListEnd::Tail),
             Err(UninitBuddy {

@@ -1,7 +1,7 @@
 //! The invariant checker (spec §7: I1–I4, B-I1–B-I4). Call it on a quiescent machine.
 
 use crate::machine::{fmt_fdp, Machine, Phase};
-use crate::page::{PageState, MT_MOVABLE};
+use crate::page::{PageState, MT_UNSET};
 
 impl Machine {
     /// Every broken invariant, as one message each (empty = all hold). Also includes the violations
@@ -73,7 +73,7 @@ impl Machine {
                     format!("hole pfn {:#x} is {state:?}, not reserved", pa.pfn(i)),
                 );
             }
-            if state == PageState::Free && pa.pageblock_mt(i) != MT_MOVABLE {
+            if state == PageState::Free && pa.pageblock_mt(i) == MT_UNSET {
                 push(
                     &mut bad,
                     format!(

@@ -349,7 +349,11 @@ impl Machine {
                     .iter()
                     .map(|z| ZoneState {
                         span: *z,
-                        area: ZoneLock::new(FreeArea::new(cfg.geometry.max_order)),
+                        area: ZoneLock::new(FreeArea::new(
+                            cfg.geometry.max_order,
+                            cfg.geometry.pageblock_order,
+                            cfg.policy.fallback(),
+                        )),
                     })
                     .collect(),
                 deferred_zone: n

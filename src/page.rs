@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU8, Ordering::Relaxed};
 
 use crate::geometry::Geometry;
 use crate::hostmem::HostArray;
+use crate::migratetype::MigrateType;
 use crate::topology::ZoneType;
 
 /// Per-pfn state (spec §1.5).
@@ -114,9 +115,10 @@ pub const INIT_BY_NAMES: [&str; 6] = ["none", "early", "hole", "memblock_free_al
 /// Free-list link meaning "none".
 pub const NIL: u32 = u32::MAX;
 
-/// Migratetype of a pageblock (one free list is modelled; the value is still checked, B-I3).
+/// The `pageblock_mt` byte of a pageblock `memmap_init` has not typed (see `migratetype`).
 pub const MT_UNSET: u8 = 0;
-pub const MT_MOVABLE: u8 = 1;
+/// The byte of a MOVABLE pageblock (`MigrateType::Movable.encode()`).
+pub const MT_MOVABLE: u8 = MigrateType::Movable as u8 + 1;
 
 /// A run of consecutive present sections, mapped to dense indices `[base, base + end - start)`.
 #[derive(Debug, Clone, Copy)]
@@ -267,6 +269,26 @@ impl PageArray {
 
     pub fn pageblock_mt(&self, i: usize) -> u8 {
         self.pageblock_mt[i >> self.geometry.pageblock_order].load(Relaxed)
+    }
+
+    /// `get_pfnblock_migratetype` (an untyped pageblock reads UNMOVABLE, as in the kernel).
+    pub fn pageblock_migratetype(&self, i: usize) -> MigrateType {
+        MigrateType::decode(self.pageblock_mt(i))
+    }
+
+    /// `set_pageblock_migratetype` of `i`'s pageblock.
+    pub fn set_pageblock_mt(&self, i: usize, mt: MigrateType) {
+        self.pageblock_mt[i >> self.geometry.pageblock_order].store(mt.encode(), Relaxed);
+    }
+
+    /// `change_pageblock_range`: every pageblock of the order-`order` block at `i` (at least one).
+    pub fn set_pageblock_range(&self, i: usize, order: u32, mt: MigrateType) {
+        let pbo = self.geometry.pageblock_order;
+        let first = i >> pbo;
+        let n = 1usize << order.saturating_sub(pbo);
+        for b in &self.pageblock_mt[first..first + n] {
+            b.store(mt.encode(), Relaxed);
+        }
     }
 
     /// Set the state of `[i, i + n)`, keeping zone and init count.

@@ -6,6 +6,7 @@ use crate::buddy::{ListEnd, UninitBuddy};
 use crate::error::{Error, Result};
 use crate::events::{Event, Hook};
 use crate::machine::{Machine, NodeState};
+use crate::migratetype::MigrateType;
 use crate::page::{PageState, STATE_NAMES};
 use crate::policy::BootFree;
 use crate::sync::Ordering;
@@ -38,8 +39,8 @@ impl Machine {
         }
     }
 
-    /// `__alloc_pages` → `get_page_from_freelist` with the two grow hooks (spec §3.1), on `cpu`.
-    /// Interrupts pending on that CPU are delivered before and after.
+    /// `__alloc_pages` → `get_page_from_freelist` with the two grow hooks (spec §3.1), on `cpu`, for
+    /// an UNMOVABLE request (GFP_KERNEL). Interrupts pending on that CPU are delivered before and after.
     pub fn alloc_pages(
         &self,
         order: u32,
@@ -47,11 +48,39 @@ impl Machine {
         zone: Option<ZoneType>,
         cpu: u32,
     ) -> Result<u64> {
+        self.alloc_pages_mt(order, nid, zone, MigrateType::Unmovable, cpu)
+    }
+
+    /// `alloc_pages` for a request of migratetype `mt` (`gfp_migratetype` of its GFP flags).
+    pub fn alloc_pages_mt(
+        &self,
+        order: u32,
+        nid: Option<u32>,
+        zone: Option<ZoneType>,
+        mt: MigrateType,
+        cpu: u32,
+    ) -> Result<u64> {
         let _on = self.enter_cpu(cpu)?;
         self.irq_point(cpu);
-        let r = self.get_page_from_freelist(order, nid, zone, cpu);
+        let r = self.get_page_from_freelist(order, nid, zone, mt, cpu);
         self.irq_point(cpu);
         r
+    }
+
+    /// `alloc_flags_nofragment(preferred zone)` (5.0+): the preferred zone is Normal and, on a machine
+    /// of several nodes, its node has a populated DMA32.
+    fn nofragment_for(&self, preferred: Option<&(usize, usize)>) -> bool {
+        let Some(&(n, z)) = preferred else {
+            return false;
+        };
+        let node = &self.nodes[n];
+        self.policy.nofragment()
+            && node.zones[z].span.zt == ZoneType::Normal
+            && (self.nodes.len() == 1
+                || node
+                    .zones
+                    .iter()
+                    .any(|z| z.span.zt == ZoneType::Dma32 && z.span.present > 0))
     }
 
     pub(crate) fn get_page_from_freelist(
@@ -59,42 +88,65 @@ impl Machine {
         order: u32,
         nid: Option<u32>,
         zone: Option<ZoneType>,
+        mt: MigrateType,
         cpu: u32,
     ) -> Result<u64> {
         self.check_order(order)?;
         self.require_allocator("alloc_pages()")?;
+        if mt == MigrateType::HighAtomic {
+            return Err(Error::InvalidArgument(
+                "alloc_pages: no GFP mask asks for MIGRATE_HIGHATOMIC (use Unmovable, Movable or Reclaimable)"
+                    .into(),
+            ));
+        }
         let ni = match nid {
             Some(n) => self.node_index(n)?,
             None => 0,
         };
         let high = zone.unwrap_or(ZoneType::Normal);
-        'zones: for &(n, z) in &self.zonelists[ni][high as usize] {
-            let area = &self.nodes[n].zones[z].area;
-            // A separate statement, so the zone lock is dropped before growing takes it again.
-            let watermark_ok = area.lock().watermark_ok(order);
-            if !(watermark_ok
-                || self.key.enabled() && self.grow_hook(n, z, order, Hook::Watermark, cpu)?)
-            {
-                continue 'zones;
-            }
-            loop {
-                let got = {
-                    let mut a = area.lock();
-                    let got = a.rmqueue(&self.pages, order);
-                    // Under the zone lock, so a racing free and reallocation are recorded in order.
-                    got.inspect(|&i| self.ledger.received(self.pages.pfn(i), order))
-                };
-                if let Some(i) = got {
-                    self.stats.allocs.fetch_add(1, Ordering::Relaxed);
-                    self.stats
-                        .alloc_pages
-                        .fetch_add(1 << order, Ordering::Relaxed);
-                    return Ok(self.pages.pfn(i));
+        let zonelist = &self.zonelists[ni][high as usize];
+        let preferred = zonelist.first();
+        let mut nofragment = self.nofragment_for(preferred);
+        'retry: loop {
+            'zones: for &(n, z) in zonelist {
+                // Leaving the local node: locality matters more than fragmentation; start again
+                // without ALLOC_NOFRAGMENT.
+                if nofragment && self.nodes.len() > 1 && preferred.is_some_and(|p| p.0 != n) {
+                    nofragment = false;
+                    continue 'retry;
                 }
-                if !(self.key.enabled() && self.grow_hook(n, z, order, Hook::Rmqueue, cpu)?) {
+                let area = &self.nodes[n].zones[z].area;
+                // A separate statement, so the zone lock is dropped before growing takes it again.
+                let watermark_ok = area.lock().watermark_ok(order);
+                if !(watermark_ok
+                    || self.key.enabled() && self.grow_hook(n, z, order, Hook::Watermark, cpu)?)
+                {
                     continue 'zones;
                 }
+                loop {
+                    let got = {
+                        let mut a = area.lock();
+                        let got = a.rmqueue(&self.pages, order, mt, nofragment);
+                        // Under the zone lock, so a racing free and reallocation are recorded in order.
+                        got.inspect(|&i| self.ledger.received(self.pages.pfn(i), order))
+                    };
+                    if let Some(i) = got {
+                        self.stats.allocs.fetch_add(1, Ordering::Relaxed);
+                        self.stats
+                            .alloc_pages
+                            .fetch_add(1 << order, Ordering::Relaxed);
+                        return Ok(self.pages.pfn(i));
+                    }
+                    if !(self.key.enabled() && self.grow_hook(n, z, order, Hook::Rmqueue, cpu)?) {
+                        continue 'zones;
+                    }
+                }
             }
+            // Every zone refused to fragment: try again, allowing it.
+            if !nofragment {
+                break;
+            }
+            nofragment = false;
         }
         self.stats.alloc_failures.fetch_add(1, Ordering::Relaxed);
         let node_name = self.nodes[ni].span.nid;
@@ -207,14 +259,31 @@ impl Machine {
         (a.managed, a.free_pages, a.nr_free.clone())
     }
 
-    /// Block-head pfns on a free list, head first.
-    pub fn free_list(&self, ni: usize, zi: usize, order: u32) -> Result<Vec<u64>> {
+    /// Block-head pfns on the free list of `(order, mt)`, head first; `mt` None: every migratetype's
+    /// list of that order, UNMOVABLE's first.
+    pub fn free_list(
+        &self,
+        ni: usize,
+        zi: usize,
+        order: u32,
+        mt: Option<MigrateType>,
+    ) -> Result<Vec<u64>> {
         self.check_order(order)?;
         let a = self.nodes[ni].zones[zi].area.lock();
-        Ok(a.list(&self.pages, order)
+        let heads = match mt {
+            Some(mt) => a.list_mt(&self.pages, order, mt),
+            None => a.list(&self.pages, order),
+        };
+        Ok(heads.into_iter().map(|i| self.pages.pfn(i)).collect())
+    }
+
+    /// `/proc/pagetypeinfo` of one zone: free blocks per order, one row per migratetype.
+    pub fn pagetypeinfo(&self, ni: usize, zi: usize) -> Vec<(MigrateType, Vec<u64>)> {
+        let a = self.nodes[ni].zones[zi].area.lock();
+        MigrateType::ALL
             .into_iter()
-            .map(|i| self.pages.pfn(i))
-            .collect())
+            .map(|mt| (mt, a.nr_free_mt(&self.pages, mt)))
+            .collect()
     }
 }
 

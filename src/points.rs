@@ -113,7 +113,14 @@ impl Machine {
         let c = &self.cpus[cpu as usize];
         while let Some(w) = c.next_deliverable() {
             c.set_in_irq(true);
-            let r = self.get_page_from_freelist(w.order, w.node, w.zone, cpu);
+            // GFP_ATOMIC: an UNMOVABLE request
+            let r = self.get_page_from_freelist(
+                w.order,
+                w.node,
+                w.zone,
+                crate::migratetype::MigrateType::Unmovable,
+                cpu,
+            );
             c.set_in_irq(false);
             *w.result.lock().unwrap() = Some(r);
         }

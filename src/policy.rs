@@ -5,6 +5,7 @@
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
 use crate::memblock::Region;
+use crate::migratetype::Fallback;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Policy {
@@ -321,6 +322,8 @@ impl Policy {
             ("pass_jobs", Name(self.pass_jobs().name())),
             ("free_runs", Name(self.free_runs().name())),
             ("boot_free", Name(self.boot_free().name())),
+            ("fallback", Name(self.fallback().name())),
+            ("nofragment", Bool(self.nofragment())),
             ("mem_init_print", Name(self.mem_init_print().name())),
         ]
     }
@@ -462,6 +465,31 @@ impl Policy {
             _ if !HEAD_RULE_PRE_5_10 => BootFree::Tail,
             _ => BootFree::MergeLikely,
         }
+    }
+
+    /// How `__rmqueue_fallback` hands a stolen block over (docs/model.md §5.1): `list_move` to the
+    /// head before 5.10, `move_to_free_list` to the tail from 5.10, the 6.10 "freelist hygiene" rework
+    /// from 6.11.
+    pub fn fallback(self) -> Fallback {
+        match self {
+            Policy::V5_10 | Policy::V6_4 => Fallback::MoveTail,
+            Policy::V6_11 | Policy::Rework2025 => Fallback::Claim,
+            _ => Fallback::MoveHead,
+        }
+    }
+
+    /// Whether `alloc_flags_nofragment` exists (5.0+): a Normal-zone request whose node also has a
+    /// populated DMA32 falls back only to whole pageblocks until every zone has been tried.
+    pub fn nofragment(self) -> bool {
+        !matches!(
+            self,
+            Policy::Eager
+                | Policy::V4_2
+                | Policy::V4_6
+                | Policy::V4_13
+                | Policy::PostingV2
+                | Policy::V4_17
+        )
     }
 
     pub fn mem_init_print(self) -> MemInitPrint {

@@ -20,6 +20,7 @@ use crate::events::{Value, EVENT_KINDS};
 use crate::geometry::Geometry;
 use crate::machine::{Faults, Machine, MachineConfig, PointInfo};
 use crate::memblock::Region;
+use crate::migratetype::{MigrateType, MIGRATETYPE_NAMES};
 use crate::policy::{FactValue, Policy};
 use crate::topology::{Layout, ZoneLimits, ZoneType};
 use crate::waits::root_thread;
@@ -76,6 +77,19 @@ fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> + Send) -> 
             )))
         }
     }
+}
+
+/// A migratetype by name (`MIGRATETYPES`, case-insensitive); an unknown one is InvalidArgument.
+fn migrate_type(py: Python<'_>, name: Option<&str>) -> PyResult<Option<MigrateType>> {
+    name.map(|n| {
+        MigrateType::parse(n).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "unknown migratetype {n:?}: expected one of {MIGRATETYPE_NAMES:?}"
+            ))
+        })
+    })
+    .transpose()
+    .map_err(|e| to_py(py, e))
 }
 
 fn zone_type(py: Python<'_>, name: Option<&str>) -> PyResult<Option<ZoneType>> {
@@ -420,7 +434,7 @@ impl PyMachine {
         self.op(py, || self.inner.boot())
     }
 
-    #[pyo3(signature = (order, node=None, zone=None, cpu=0))]
+    #[pyo3(signature = (order, node=None, zone=None, cpu=0, migratetype=None))]
     fn alloc_pages(
         &self,
         py: Python<'_>,
@@ -428,9 +442,11 @@ impl PyMachine {
         node: Option<u32>,
         zone: Option<&str>,
         cpu: u32,
+        migratetype: Option<&str>,
     ) -> PyResult<u64> {
         let zt = zone_type(py, zone)?;
-        match self.op_parts(py, || self.inner.alloc_pages(order, node, zt, cpu)) {
+        let mt = migrate_type(py, migratetype)?.unwrap_or(MigrateType::Unmovable);
+        match self.op_parts(py, || self.inner.alloc_pages_mt(order, node, zt, mt, cpu)) {
             (r, None) => r,
             // A callback raised: roll the allocation back, so that the failing call hands out nothing
             // and no page is lost; if the machine refuses the free, the pfn travels with the exception.
@@ -537,14 +553,41 @@ impl PyMachine {
         Ok(d)
     }
 
-    fn free_list(&self, py: Python<'_>, node: u32, zone: &str, order: u32) -> PyResult<Vec<u64>> {
+    #[pyo3(signature = (node, zone, order, migratetype=None))]
+    fn free_list(
+        &self,
+        py: Python<'_>,
+        node: u32,
+        zone: &str,
+        order: u32,
+        migratetype: Option<&str>,
+    ) -> PyResult<Vec<u64>> {
         let zt = zone_type(py, Some(zone))?.unwrap();
+        let mt = migrate_type(py, migratetype)?;
         let m = &self.inner;
         let r = m
             .node_index(node)
             .and_then(|ni| Ok((ni, m.zone_index(ni, zt)?)))
-            .and_then(|(ni, zi)| m.free_list(ni, zi, order));
+            .and_then(|(ni, zi)| m.free_list(ni, zi, order, mt));
         r.map_err(|e| to_py(py, e))
+    }
+
+    /// `/proc/pagetypeinfo` of one zone: {migratetype name: free blocks per order}.
+    fn pagetypeinfo<'py>(
+        &self,
+        py: Python<'py>,
+        node: u32,
+        zone: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let zt = zone_type(py, Some(zone))?.unwrap();
+        let m = &self.inner;
+        let ni = m.node_index(node).map_err(|e| to_py(py, e))?;
+        let zi = m.zone_index(ni, zt).map_err(|e| to_py(py, e))?;
+        let d = PyDict::new(py);
+        for (mt, counts) in m.pagetypeinfo(ni, zi) {
+            d.set_item(mt.name(), counts)?;
+        }
+        Ok(d)
     }
 
     fn events<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
@@ -872,6 +915,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("INIT_BY", crate::page::INIT_BY_NAMES.to_vec())?;
     m.add("POLICIES", crate::policy::POLICY_NAMES.to_vec())?;
     m.add("POLICY_FACTS", policy_facts(m.py())?)?;
+    m.add("MIGRATETYPES", MIGRATETYPE_NAMES.to_vec())?;
     m.add(
         "EVENT_KINDS",
         PyDict::from_sequence(&PyList::new(m.py(), EVENT_KINDS)?.into_any())?,

@@ -1,5 +1,5 @@
 """Nodes that meet inside a MAX_ORDER block or pageblock (issue 15 finding 7): a kernel hazard the model
-exposes (docs/model.md §5.1). Topology says so (a warning, or a TopologyError with strict=True), and the
+exposes (docs/model.md §5.3). Topology says so (a warning, or a TopologyError with strict=True), and the
 Rust core matches the oracle on such maps with B-I2/B-I3 as the only problems."""
 
 import re

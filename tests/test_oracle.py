@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from pgdefer import (
     BadFree,
     Geometry,
+    InvalidArgument,
     InvariantViolation,
     OrderError,
     OutOfMemory,
@@ -285,7 +286,7 @@ def test_holes_take_the_node_above_else_below():
     holes = [0, 1, 6, 7, 8, 9, 14, 15]
     assert all(a["state"][p] == RESERVED and a["init_count"][p] == 1 for p in holes)
     assert m.nodes == [0, 1]
-    assert m.pageblock_migratetypes() == {pb: "MOVABLE" for pb in range(8)}
+    assert m.pageblock_migratetypes() == {pb: "Movable" for pb in range(8)}
     m.check()
 
 
@@ -405,10 +406,11 @@ def test_check_catches_any_state_or_count_corruption(data):
 
 def booted_tiny(policy="v4.17"):
     # fdp = 32; Normal free ranges [16, 20) and [21, 64); boot released 16 (order 2), 21 (order 0),
-    # 22 (order 1), 24 and 28 (order 2): Normal managed 15. The allocation takes the order-0 block 21.
+    # 22 (order 1), 24 and 28 (order 2): Normal managed 15, every block on the MOVABLE lists. A MOVABLE
+    # allocation needs no fallback and takes the smallest, the order-0 block 21.
     m = OracleMachine(tiny_topology(reserved=[(20 * PAGE, 21 * PAGE)]), policy)
     m.boot()
-    assert m.alloc_pages(0) == 21
+    assert m.alloc_pages(0, migratetype="Movable") == 21
     assert m.zone(0, "Normal").managed == 15 and m.zone(0, "Normal").free_pages == 14
     return m
 
@@ -429,10 +431,10 @@ def test_check_catches_targeted_corruptions():
     corrupt("flip a free page to UNINIT", lambda mm: mm._st.__setitem__(mm._i(17), UNINIT), "I2")
     corrupt("initialise a deferred page", lambda mm: mm._st.__setitem__(mm._i(40), INIT), "I2")
     corrupt("double init", lambda mm: mm._ic.__setitem__(mm._i(2), 2), "I1")
-    corrupt("unlink a free block", lambda mm: mm._zones[(0, 0)].free_area[2].popitem(last=False), "B-I1")
+    corrupt("unlink a free block", lambda mm: mm._zones[(0, 0)].lists[(2, 1)].popitem(last=False), "B-I1")
     corrupt("managed off by one", lambda mm: setattr(mm._zones[(0, 2)], "managed", 14), "B-I4")
     corrupt("free_pages off by one", lambda mm: setattr(mm._zones[(0, 2)], "free_pages", 13), "B-I4")
-    corrupt("migratetype lost", lambda mm: mm._mt.discard(12), "B-I3")
+    corrupt("migratetype lost", lambda mm: mm._mt.pop(12, None), "B-I3")
     corrupt("fdp decreased", lambda mm: mm._set_fdp(mm._nodes[0], 16), "I4")
     corrupt("fdp unaligned", lambda mm: mm._set_fdp(mm._nodes[0], 33), "I3")
     corrupt("order mark lost", lambda mm: mm._od.__setitem__(mm._i(0), NO_ORDER), "not inside any block")
@@ -475,7 +477,7 @@ def test_phase_errors():
 def test_bad_arguments_raise_typed_errors_and_change_nothing():
     m = OracleMachine(tiny_topology(reserved=[(20 * PAGE, 21 * PAGE)]), "v4.17")
     m.boot()
-    pfn = m.alloc_pages(1)                               # 22: the order-1 block (see booted_tiny)
+    pfn = m.alloc_pages(1, migratetype="Movable")        # 22: the order-1 block (see booted_tiny)
     assert pfn == 22
     before = snapshot(m)
     cases = [
@@ -483,6 +485,8 @@ def test_bad_arguments_raise_typed_errors_and_change_nothing():
         (lambda: m.alloc_pages(-1), OrderError, "-1"),
         (lambda: m.alloc_pages("0"), OrderError, "'0'"),
         (lambda: m.alloc_pages(0, node=5), UnknownNode, "5"),
+        (lambda: m.alloc_pages(0, migratetype="CMA"), InvalidArgument, "CMA"),
+        (lambda: m.alloc_pages(0, migratetype="HighAtomic"), InvalidArgument, "HIGHATOMIC"),
         (lambda: m.alloc_pages(0, zone="HighMem"), UnknownZone, "HighMem"),
         (lambda: m.free_pages(pfn, 3), OrderError, "3"),
         (lambda: m.free_pages(pfn, 0), BadFree, "order 1"),
@@ -655,7 +659,7 @@ def test_page_arrays_and_migratetypes_shape():
     assert (a["init_count"][:32] == 1).all() and (a["zone"][:16] == 0).all() and (a["zone"][16:32] == 2).all()
     assert set(a["state"][:32].tolist()) == {FREE}
     assert a["order"][:32].tolist() == ([2, 255, 255, 255] * 8)
-    assert m.pageblock_migratetypes() == {pb: "MOVABLE" for pb in range(16)}   # pageblocks of [0, 32)
+    assert m.pageblock_migratetypes() == {pb: "Movable" for pb in range(16)}   # pageblocks of [0, 32)
     m.alloc_pages(0)
     assert m.page_arrays()["state"][16] == ALLOCATED
 

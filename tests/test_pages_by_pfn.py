@@ -30,13 +30,13 @@ def test_a_pfn_past_the_hole_reads_its_own_page(booted):
     # MOVABLE pageblock.
     assert m.pages[0x100000] == pgdefer.machine.Page(
         pfn=0x100000, state=PageState.FREE, zone=Zone.NORMAL, node=0, order=10, init_count=1,
-        init_by=InitBy.EARLY, migratetype="MOVABLE")
+        init_by=InitBy.EARLY, migratetype="Movable")
     assert m.first_deferred_pfn(0) == 0x108000
     # Above first_deferred_pfn the page is deferred: its descriptor is garbage, so no zone/node is claimed.
     p = m.pages[0x120000]
     assert (p.state, p.zone, p.node, p.order, p.init_count, p.init_by, p.migratetype) == \
         (PageState.UNINIT, None, None, None, 0, InitBy.NONE, None)
-    assert repr(m.pages[0x100000]) == "<Page 0x100000 free Normal node 0 order 10 init_count 1 by early MOVABLE>"
+    assert repr(m.pages[0x100000]) == "<Page 0x100000 free Normal node 0 order 10 init_count 1 by early Movable>"
 
 
 def test_packed_arrays_refuse_a_pfn_and_pfns_without_a_struct_page_are_refused(booted):

@@ -59,7 +59,7 @@ def test_B6_every_pageblock_movable_and_no_free_page_leaked():
     mts = m.pageblock_migratetypes()
     st_ = m.pages.state
     for pb in {int(p) >> SMALL.pageblock_order for p in m.pages.pfn[st_ == 3]}:
-        assert mts.get(pb) == "MOVABLE", f"pageblock {pb}"
+        assert mts.get(pb) == "Movable", f"pageblock {pb}"
     m.check()
 
 

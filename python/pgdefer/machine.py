@@ -13,6 +13,8 @@ import numpy as np
 from . import _core
 from .config import ZONE_NAMES
 from .errors import InvalidArgument, InvalidType, NoStructPage, OrderError, PgdeferError, UnknownNode, UnknownZone
+from .gfp import MIGRATETYPES
+from .gfp import migratetype as _migratetype_arg
 from .topology import Topology
 
 if TYPE_CHECKING:
@@ -73,8 +75,8 @@ class ZoneInfo:
 
 
 def _migratetype(code: int) -> str | None:
-    """The name of a pageblock_mt byte (0: memmap_init has not set it yet)."""
-    return None if code == 0 else "MOVABLE"
+    """The name of a pageblock_mt byte (0: memmap_init has not set it yet; else the kernel's value + 1)."""
+    return None if code == 0 else MIGRATETYPES[code - 1]
 
 
 class PageIndex(int):
@@ -623,11 +625,14 @@ class Machine:
         return zone
 
     def alloc_pages(self, order: int = 0, node: int | None = None, zone: str | None = None,
-                    cpu: int | None = None) -> int:
+                    cpu: int | None = None, migratetype="Unmovable") -> int:
         """Allocate a 2^order block; returns its first pfn. ``zone`` is the highest zone allowed
-        (None = Normal, as GFP_KERNEL); ``node`` the preferred node (None = the lowest id).
+        (None = Normal, as GFP_KERNEL); ``node`` the preferred node (None = the lowest id); ``migratetype``
+        the free lists asked for (``gfp_migratetype``: Unmovable for GFP_KERNEL, Movable, Reclaimable; see
+        :mod:`pgdefer.gfp`), falling back to the others as ``__rmqueue_fallback`` does.
         Raises OutOfMemory when no zone of the zonelist can satisfy it, even after growing."""
-        return self._core.alloc_pages(self._order(order), self._node(node), self._zone(zone), self._cpu(cpu))
+        return self._core.alloc_pages(self._order(order), self._node(node), self._zone(zone), self._cpu(cpu),
+                                      _migratetype_arg(migratetype))
 
     def free_pages(self, pfn: int, order: int = 0, cpu: int | None = None) -> None:
         """Free a block returned by alloc_pages (BadFree if ``pfn`` is not such a block of ``order``)."""
@@ -785,10 +790,16 @@ class Machine:
         """Every zone of every node with spanned pages."""
         return [self.zone(n["node"], z.name) for n in self.node_info() for z in self.topology.zones(n["node"])]
 
-    def free_list(self, node: int, zone: str, order: int) -> list:
-        """Block-head pfns on the zone's free list of ``order``, head first."""
+    def free_list(self, node: int, zone: str, order: int, migratetype=None) -> list:
+        """Block-head pfns on the zone's free list of ``order`` and ``migratetype``, head first; without a
+        migratetype, every migratetype's list in :data:`pgdefer.gfp.MIGRATETYPES` order."""
+        mt = None if migratetype is None else _migratetype_arg(migratetype)
         return self._core.free_list(self._node(node, required=True), self._zone(zone, required=True),
-                                    self._order(order))
+                                    self._order(order), mt)
+
+    def pagetypeinfo(self, node: int, zone: str) -> dict:
+        """``/proc/pagetypeinfo`` of one zone: {migratetype: free blocks per order}."""
+        return dict(self._core.pagetypeinfo(self._node(node, required=True), self._zone(zone, required=True)))
 
     @property
     def pages(self) -> PageView:
@@ -803,7 +814,8 @@ class Machine:
         return {k: np.array(getattr(p, k)) for k in ("pfn", "state", "zone", "node", "init_count", "order", "init_by")}
 
     def pageblock_migratetypes(self) -> dict:
-        """{pageblock index (pfn >> pageblock_order): migratetype name} for every pageblock whose type is set."""
+        """{pageblock index (pfn >> pageblock_order): migratetype name} for every pageblock whose type is set
+        (the ``pageblock_mt`` byte is 0 for unset, else the kernel's value + 1)."""
         mt = self._core.raw_view("pageblock_mt")
         shift = self.geometry.pageblock_order
         out = {}

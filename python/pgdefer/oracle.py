@@ -12,8 +12,11 @@ Representation (all plain Python):
 * the page array: one entry per pfn of every present section, in ascending pfn order, stored column-wise in
   ``bytearray`` s (state, zone, init_count, order) and an ``array('H')`` (node); ``_i(pfn)`` maps a pfn to its
   index;
-* pageblock migratetypes: the set of pageblock indices that are MOVABLE;
-* free lists: per zone of a node, per order, an ``OrderedDict`` of block-head pfns (keys, in list order);
+* pageblock migratetypes: a dict pageblock index -> migratetype number (0 UNMOVABLE, 1 MOVABLE, 2 RECLAIMABLE,
+  3 HIGHATOMIC, the kernel's values); a pageblock not in it is unset (read as UNMOVABLE, like the kernel's zeroed
+  bitmap);
+* free lists: per zone of a node, per (order, migratetype), an ``OrderedDict`` of block-head pfns (keys, in list
+  order), and per zone a dict free-block head -> (order, migratetype) saying which list holds it;
 * ``first_deferred_pfn`` is kept as in the kernel (``ULONG_MAX`` = nothing deferred) and shown as ``None``.
 
 Range-based loops (slice assignment per section) are used where a per-pfn loop would be slow on machines of a
@@ -27,6 +30,7 @@ another in ascending order (:func:`padata_chunks` says which simulated worker ta
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import time
 from array import array
@@ -35,8 +39,8 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from .config import ZONE_NAMES
-from .errors import (BadFree, InvariantViolation, OrderError, OutOfMemory, PhaseError, UnknownNode,
-                     UnknownZone)
+from .errors import (BadFree, InvalidArgument, InvariantViolation, OrderError, OutOfMemory, PhaseError,
+                     UnknownNode, UnknownZone)
 from .topology import Topology
 
 __all__ = ["OracleMachine", "OracleZone", "Generation", "GENERATIONS", "POLICIES", "FAULTS", "POINTS",
@@ -60,6 +64,9 @@ class Generation:
     boot_to_tail: bool          # 5.10+ FPI_TO_TAIL; before: __free_one_page's head rule (§11.7)
     memory_line_late: bool      # mem_init_print_info() at the end of page_alloc_init_late (§11.9)
     faults: tuple = ()          # fault variants this generation accepts
+    fallback: str = "move_head"  # how a stolen block is handed over (§5.1): move_head (list_move, < 5.10),
+    #                              move_tail (move_to_free_list is list_move_tail, 5.10), claim (6.10 hygiene)
+    nofragment: bool = False    # alloc_flags_nofragment() exists (5.0+)
 
 
 def _gen(limit, holes, grow, pass_loop, free_runs="pageblock", tail=False, late=False, key_off=None,
@@ -93,6 +100,14 @@ GENERATIONS = {
     "rework-2025": _gen("section", False, "sections2025", "padata_zone", "max_order", claim=True, tail=True,
                         late=True),
 }
+# The allocator's facts (docs/model.md §5.1), per kernel release: ALLOC_NOFRAGMENT came with 5.0, list_move_tail in
+# move_to_free_list with 5.10, the "freelist migratetype hygiene" steal with 6.10.
+for _name, _g in list(GENERATIONS.items()):
+    _since = {"v5.10": "move_tail", "v6.4": "move_tail", "v6.11": "claim", "rework-2025": "claim"}
+    GENERATIONS[_name] = dataclasses.replace(
+        _g, fallback=_since.get(_name, "move_head"),
+        nofragment=_name not in ("eager", "v4.2", "v4.6", "v4.13", "posting-v2", "v4.17"))
+del _name, _g, _since
 POLICIES = tuple(GENERATIONS)
 ON_DEMAND_POLICIES = tuple(p for p, g in GENERATIONS.items() if g.grow != "none")
 FAULTS = tuple(sorted({f for g in GENERATIONS.values() for f in g.faults}))
@@ -136,6 +151,14 @@ INIT_COUNT_MAX = 3        # init_count saturates here
 ULONG_MAX = (1 << 64) - 1  # first_deferred_pfn sentinel: nothing deferred; also "no upper zone limit"
 
 DMA, DMA32, NORMAL, MOVABLE = 0, 1, 2, 3
+# enum migratetype (include/linux/mmzone.h); names as /proc/pagetypeinfo prints them
+MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_HIGHATOMIC = 0, 1, 2, 3
+MIGRATETYPE_NAMES = ("Unmovable", "Movable", "Reclaimable", "HighAtomic")
+# fallbacks[] of mm/page_alloc.c: where each type looks, in order, when its own lists are empty
+FALLBACKS = {MIGRATE_UNMOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE),
+             MIGRATE_MOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE),
+             MIGRATE_RECLAIMABLE: (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE),
+             MIGRATE_HIGHATOMIC: ()}
 
 # what kind of pfn a page-array entry is (fixed by the topology)
 _HOLE, _FREE_MEM, _RESERVED_MEM = 0, 1, 2
@@ -195,7 +218,9 @@ class _Zone:
         self.present = present
         self.managed = 0
         self.free_pages = 0
-        self.free_area = [OrderedDict() for _ in range(max_order + 1)]  # order -> {head pfn: None}, head first
+        # (order, migratetype) -> {head pfn: None}, head first
+        self.lists = {(k, mt): OrderedDict() for k in range(max_order + 1) for mt in range(len(MIGRATETYPE_NAMES))}
+        self.on_list = {}                                   # free block head -> (order, migratetype)
         self.nr_free = [0] * (max_order + 1)
 
     @property
@@ -407,7 +432,7 @@ class OracleMachine:
         self._ic = bytearray(n)                          # init_count
         self._by = bytearray(n)                          # which boot path initialised it (INIT_BY code)
         self._od = bytearray(b"\xff") * n                # order of a block head, NO_ORDER otherwise
-        self._mt = set()                                 # MOVABLE pageblock indices
+        self._mt = {}                                    # pageblock index -> migratetype (unset: absent)
         # fixed per-pfn facts of the topology: kind (hole / free / reserved) and the node the pfn belongs to
         # (its memory node, or for a hole the node chosen by the hole rule)
         self._kind = bytearray(n)
@@ -457,31 +482,49 @@ class OracleMachine:
             self._zn[i:i + n] = bytes([z]) * n
             self._nd[i:i + n] = array("H", [nid]) * n
             for head in range(_ceil_div(p, self._pbn) * self._pbn, q, self._pbn):
-                self._mt.add(head >> self._pbo)
+                self._mt[head >> self._pbo] = MIGRATE_MOVABLE
 
     def _set_state_range(self, a: int, b: int, state: int) -> None:
         for p, q, i, _ in self._pieces(a, b):
             self._st[i:i + q - p] = bytes([state]) * (q - p)
 
-    def _link(self, zone: _Zone, pfn: int, order: int, at_head: bool) -> None:
+    def _link(self, zone: _Zone, pfn: int, order: int, mt: int, at_head: bool) -> None:
         self._od[self._i(pfn)] = order
-        lst = zone.free_area[order]
+        lst = zone.lists[(order, mt)]
         lst[pfn] = None
         if at_head:
             lst.move_to_end(pfn, last=False)
+        zone.on_list[pfn] = (order, mt)
         zone.nr_free[order] += 1
 
-    def _unlink(self, zone: _Zone, pfn: int, order: int) -> None:
-        del zone.free_area[order][pfn]
+    def _unlink(self, zone: _Zone, pfn: int, order: int) -> int:
+        """Take a free block off whichever list holds it; returns that list's migratetype."""
+        k, mt = zone.on_list.pop(pfn)
+        assert k == order
+        del zone.lists[(order, mt)][pfn]
         zone.nr_free[order] -= 1
         self._od[self._i(pfn)] = NO_ORDER
+        return mt
+
+    def _pageblock_type(self, pfn: int) -> int:
+        """get_pfnblock_migratetype: an unset pageblock reads UNMOVABLE (the kernel's bitmap starts zeroed)."""
+        return self._mt.get(pfn >> self._pbo, MIGRATE_UNMOVABLE)
+
+    def _set_pageblock_types(self, pfn: int, order: int, mt: int) -> None:
+        """change_pageblock_range / set_pageblock_migratetype: every pageblock of the block (at least one)."""
+        first = pfn >> self._pbo
+        for pb in range(first, first + max(1, 1 << max(0, order - self._pbo))):
+            self._mt[pb] = mt
 
     def _free_block(self, zone: _Zone, pfn: int, order: int, placement: str) -> None:
         """Free of block (pfn, order) into zone (docs/model.md §5), merging with free buddies; the merged block
-        goes to the list's "head", "tail", or ("merge_likely", docs/model.md §11.7) to the tail iff the buddy of
-        its order-(k+1) parent is a free block of order k+1 (__free_one_page before 5.10)."""
+        goes to the list of the freed page's pageblock type, at its "head", "tail", or ("merge_likely",
+        docs/model.md §11.7) the tail iff the buddy of its order-(k+1) parent is a free block of order k+1.
+        With the 6.10 rules ("claim") a HIGHATOMIC block merges only with its own type, and a buddy of another
+        type is re-typed to the freed block's type."""
         n = 1 << order
         i = self._i(pfn)
+        mt = self._pageblock_type(pfn)
         self._st[i:i + n] = bytes([FREE]) * n
         self._od[i:i + n] = bytes([NO_ORDER]) * n
         zone.free_pages += n
@@ -494,13 +537,16 @@ class OracleMachine:
                     f"B-I2: freeing block {p:#x} order {k} (node {zone.node} zone {zone.name}): "
                     f"buddy {b:#x} is UNINIT")
                 break
-            if (self._st[ib] == FREE and self._od[ib] == k and self._nd[ib] == zone.node
+            if not (self._st[ib] == FREE and self._od[ib] == k and self._nd[ib] == zone.node
                     and self._zn[ib] == zone.idx):
-                self._unlink(zone, b, k)
-                p = min(p, b)
-                k += 1
-            else:
                 break
+            if self.generation.fallback == "claim" and self._pageblock_type(b) != mt:
+                if MIGRATE_HIGHATOMIC in (mt, self._pageblock_type(b)):
+                    break
+                self._mt[b >> self._pbo] = mt
+            self._unlink(zone, b, k)
+            p = min(p, b)
+            k += 1
         at_head = placement == "head"
         if placement == "merge_likely":
             at_head = True
@@ -510,7 +556,7 @@ class OracleMachine:
                 if (self._st[iq] == FREE and self._od[iq] == k + 1 and self._nd[iq] == zone.node
                         and self._zn[iq] == zone.idx):
                     at_head = False
-        self._link(zone, p, k, at_head=at_head)
+        self._link(zone, p, k, mt, at_head=at_head)
 
     def _release(self, nid: int, z: int, pfn: int, order: int) -> None:
         """__free_pages_core: managed += 2^order, then free to the tail (docs/model.md §5 "Release")."""
@@ -525,18 +571,117 @@ class OracleMachine:
         zone.managed += n
         self._free_block(zone, pfn, order, placement="tail" if self.generation.boot_to_tail else "merge_likely")
 
-    def _rmqueue(self, zone: _Zone, order: int) -> Optional[int]:
-        """docs/model.md §5 rmqueue: smallest sufficient order, take its head, split halves to the heads."""
-        for j in range(order, self._max_order + 1):
-            if zone.free_area[j]:
-                break
-        else:
+    # ---- __rmqueue (docs/model.md §5.1) -------------------------------------------------------------
+
+    def _split(self, zone: _Zone, pfn: int, low: int, high: int, mt: int) -> None:
+        """expand(): the upper halves of (pfn, high) down to order low go to the heads of mt's lists."""
+        while high > low:
+            high -= 1
+            self._link(zone, pfn + (1 << high), high, mt, at_head=True)
+
+    def _smallest(self, zone: _Zone, order: int, mt: int) -> Optional[int]:
+        """__rmqueue_smallest: the head of the first non-empty list of mt from order up, split down to order."""
+        for k in range(order, self._max_order + 1):
+            lst = zone.lists[(k, mt)]
+            if lst:
+                pfn = next(iter(lst))
+                self._unlink(zone, pfn, k)
+                self._split(zone, pfn, order, k, mt)
+                return pfn
+        return None
+
+    def _suitable_fallback(self, zone: _Zone, k: int, start: int):
+        """find_suitable_fallback: (fallback type, can_steal) for order k, or None."""
+        if zone.nr_free[k] == 0:
             return None
-        b = next(iter(zone.free_area[j]))
-        self._unlink(zone, b, j)
-        while j > order:
-            j -= 1
-            self._link(zone, b + (1 << j), j, at_head=True)
+        for f in FALLBACKS[start]:
+            if zone.lists[(k, f)]:
+                # can_steal_fallback(k, start)
+                can_steal = (k >= self._pbo // 2 or start in (MIGRATE_UNMOVABLE, MIGRATE_RECLAIMABLE))
+                return f, can_steal
+        return None
+
+    def _pageblock_free_blocks(self, zone: _Zone, pfn: int) -> list:
+        """The zone's free blocks whose heads lie in pfn's pageblock, ascending."""
+        start = pfn - pfn % self._pbn
+        return [(p, zone.on_list[p][0]) for p in range(start, start + self._pbn) if p in zone.on_list]
+
+    def _fallback(self, zone: _Zone, order: int, start: int, nofragment: bool):
+        """__rmqueue_fallback + steal_suitable_fallback of the generation. Returns None (nothing to steal),
+        True (lists changed: __rmqueue_smallest again) or the allocated block's pfn (6.10 rules)."""
+        style = self.generation.fallback
+        lowest = self._pbo if (nofragment and order < self._pbo) else order
+        found = None
+        for k in range(self._max_order, lowest - 1, -1):          # the largest block first
+            hit = self._suitable_fallback(zone, k, start)
+            if hit is not None:
+                found = (k,) + hit
+                break
+        if found is None:
+            return None
+        k, f, whole = found
+        if not whole and start == MIGRATE_MOVABLE and k > order:  # find_smallest
+            for k in range(order, self._max_order + 1):
+                hit = self._suitable_fallback(zone, k, start)
+                if hit is not None:
+                    found = (k,) + hit
+                    break
+            k, f, whole = found
+        pfn = next(iter(zone.lists[(k, f)]))
+        old = self._pageblock_type(pfn)
+        to_head = style == "move_head"
+
+        def claim_condition():
+            free = sum(1 << o for _, o in self._pageblock_free_blocks(zone, pfn))
+            # no page of the boot window is on an LRU list: movable_pages = 0; an UNMOVABLE/RECLAIMABLE request
+            # counts every non-free page of a MOVABLE pageblock as alike
+            alike = self._pbn - free if (start != MIGRATE_MOVABLE and old == MIGRATE_MOVABLE) else 0
+            return free + alike >= self._pbn // 2
+
+        def move_pageblock():
+            for p, o in self._pageblock_free_blocks(zone, pfn):
+                self._unlink(zone, p, o)
+                self._link(zone, p, o, start, at_head=to_head)
+
+        if style == "claim":
+            if old != MIGRATE_HIGHATOMIC and k >= self._pbo:
+                self._unlink(zone, pfn, k)
+                self._set_pageblock_types(pfn, k, start)
+                self._split(zone, pfn, order, k, start)
+                return pfn
+            if old != MIGRATE_HIGHATOMIC and whole and claim_condition():
+                move_pageblock()
+                self._set_pageblock_types(pfn, self._pbo, start)
+                return True
+            self._unlink(zone, pfn, k)                            # page_del_and_expand
+            self._split(zone, pfn, order, k, old)
+            return pfn
+        if old != MIGRATE_HIGHATOMIC:
+            if k >= self._pbo:
+                self._set_pageblock_types(pfn, k, start)
+            elif whole:
+                claim = claim_condition()
+                move_pageblock()
+                if claim:
+                    self._set_pageblock_types(pfn, self._pbo, start)
+                return True
+        self._unlink(zone, pfn, k)                                # single_page
+        self._link(zone, pfn, k, start, at_head=to_head)
+        return True
+
+    def _rmqueue(self, zone: _Zone, order: int, mt: int = MIGRATE_UNMOVABLE, nofragment: bool = False
+                 ) -> Optional[int]:
+        """__rmqueue: the smallest block of mt's own lists, else a fallback, then the smallest again."""
+        while True:
+            b = self._smallest(zone, order, mt)
+            if b is not None:
+                break
+            r = self._fallback(zone, order, mt, nofragment)
+            if r is None:
+                return None
+            if r is not True:
+                b = r
+                break
         n = 1 << order
         i = self._i(b)
         self._st[i:i + n] = bytes([ALLOCATED]) * n
@@ -545,7 +690,7 @@ class OracleMachine:
         return b
 
     def _watermark_ok(self, zone: _Zone, order: int) -> bool:
-        return zone.free_pages >= (1 << order) and any(zone.free_area[j] for j in range(order, self._max_order + 1))
+        return zone.free_pages >= (1 << order) and any(zone.nr_free[j] for j in range(order, self._max_order + 1))
 
     def _set_fdp(self, node: _Node, value: int) -> None:
         node.fdp = value
@@ -572,12 +717,12 @@ class OracleMachine:
         order = self._run_order()
         if n == 1 << order and pfn % n == 0:
             for head in range(pfn, pfn + n, self._pbn):  # every pageblock of the run MOVABLE
-                self._mt.add(head >> self._pbo)
+                self._mt[head >> self._pbo] = MIGRATE_MOVABLE
             self._release(nid, z, pfn, order)
             return
         for p in range(pfn, pfn + n):
             if p % self._pbn == 0:
-                self._mt.add(p >> self._pbo)
+                self._mt[p >> self._pbo] = MIGRATE_MOVABLE
             self._release(nid, z, p, 0)
 
     # ------------------------------------------------------------------------------------------------
@@ -926,23 +1071,61 @@ class OracleMachine:
                     out.append(zone)
         return out
 
-    def alloc_pages(self, order: int = 0, node: Optional[int] = None, zone: Optional[str] = None) -> int:
-        """Allocate a 2^order block; returns the pfn of its head. OutOfMemory if the zonelist has nothing."""
+    @staticmethod
+    def _check_migratetype(value) -> int:
+        """A migratetype by name (any case, with or without MIGRATE_) or number -> its number."""
+        if isinstance(value, str):
+            key = value.lower().removeprefix("migrate_")
+            for k, name in enumerate(MIGRATETYPE_NAMES):
+                if name.lower() == key:
+                    value = k
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(MIGRATETYPE_NAMES):
+            raise InvalidArgument(f"unknown migratetype {value!r}: expected one of {', '.join(MIGRATETYPE_NAMES)}")
+        return value
+
+    def _nofragment(self, preferred: Optional[_Zone]) -> bool:
+        """alloc_flags_nofragment(preferred zone) (5.0+): it is Normal, and on a machine of several nodes its node
+        has a populated DMA32."""
+        if not self.generation.nofragment or preferred is None or preferred.idx != NORMAL:
+            return False
+        dma32 = self._nodes[preferred.node].zones.get(DMA32)
+        return len(self._node_ids) == 1 or (dma32 is not None and dma32.populated)
+
+    def alloc_pages(self, order: int = 0, node: Optional[int] = None, zone: Optional[str] = None,
+                    migratetype="Unmovable") -> int:
+        """Allocate a 2^order block of ``migratetype`` (GFP_KERNEL: Unmovable); returns the pfn of its head.
+        OutOfMemory if the zonelist has nothing (get_page_from_freelist, docs/model.md §6 and §5.1)."""
         self._require_booted("alloc_pages")
         order = self._check_order(order)
+        mt = self._check_migratetype(migratetype)
+        if mt == MIGRATE_HIGHATOMIC:
+            raise InvalidArgument("no GFP mask asks for MIGRATE_HIGHATOMIC (use Unmovable, Movable or Reclaimable)")
         pref = self._node_ids[0] if node is None else self._check_node(node).id
         high = NORMAL if zone is None else self._check_zone_name(zone)
-        for z in self._zonelist(pref, high):
-            n = self._nodes[z.node]
-            if not self._watermark_ok(z, order):
-                if not self._hook_grow(n, z, order, "watermark"):
-                    continue
-            while True:                                   # try_this_zone
-                pfn = self._rmqueue(z, order)
-                if pfn is not None:
-                    return pfn
-                if not self._hook_grow(n, z, order, "rmqueue"):
+        zonelist = self._zonelist(pref, high)
+        preferred = zonelist[0] if zonelist else None
+        nofragment = self._nofragment(preferred)
+        while True:
+            restart = False
+            for z in zonelist:
+                if nofragment and len(self._node_ids) > 1 and z.node != preferred.node:
+                    nofragment, restart = False, True      # remote node: locality before fragmentation
                     break
+                n = self._nodes[z.node]
+                if not self._watermark_ok(z, order):
+                    if not self._hook_grow(n, z, order, "watermark"):
+                        continue
+                while True:                                   # try_this_zone
+                    pfn = self._rmqueue(z, order, mt, nofragment)
+                    if pfn is not None:
+                        return pfn
+                    if not self._hook_grow(n, z, order, "rmqueue"):
+                        break
+            if restart:
+                continue
+            if not nofragment:
+                break
+            nofragment = False                                # every zone refused to fragment: allow it
         raise OutOfMemory(
             f"alloc_pages(order={order}, node={node!r}, zone={zone!r}): no free block of order {order} in any zone"
             f" of the zonelist")
@@ -1121,11 +1304,20 @@ class OracleMachine:
         return OracleZone(node=z.node, name=z.name, start_pfn=z.start, end_pfn=z.end, spanned=z.end - z.start,
                           present=z.present, managed=z.managed, free_pages=z.free_pages, nr_free=list(z.nr_free))
 
-    def free_list(self, node: int, zone: str, order: int) -> List[int]:
-        """Block-head pfns of free_area[order] of the zone, head first."""
+    def free_list(self, node: int, zone: str, order: int, migratetype=None) -> List[int]:
+        """Block-head pfns of free_area[order].free_list[migratetype] of the zone, head first; without a
+        migratetype, every type's list in turn (Unmovable, Movable, Reclaimable, HighAtomic)."""
         order = self._check_order(order)
         z = self._node_zone(node, zone)
-        return list(z.free_area[order])
+        if migratetype is None:
+            return [p for mt in range(len(MIGRATETYPE_NAMES)) for p in z.lists[(order, mt)]]
+        return list(z.lists[(order, self._check_migratetype(migratetype))])
+
+    def pagetypeinfo(self, node: int, zone: str) -> dict:
+        """/proc/pagetypeinfo of one zone: {migratetype name: free blocks per order}."""
+        z = self._node_zone(node, zone)
+        return {name: [len(z.lists[(k, mt)]) for k in range(self._max_order + 1)]
+                for mt, name in enumerate(MIGRATETYPE_NAMES)}
 
     def page_arrays(self) -> dict:
         import numpy as np
@@ -1142,7 +1334,7 @@ class OracleMachine:
         }
 
     def pageblock_migratetypes(self) -> dict:
-        return {pb: "MOVABLE" for pb in sorted(self._mt)}
+        return {pb: MIGRATETYPE_NAMES[self._mt[pb]] for pb in sorted(self._mt)}
 
     def __repr__(self) -> str:
         faults = f" faults={sorted(self.faults)}" if self.faults else ""
@@ -1242,23 +1434,29 @@ class OracleMachine:
                             free_heads[p] = (nd[i], zn[i], o)
                 elif s in (FREE, ALLOCATED):
                     bad(f"pfn {p:#x}: {STATE_NAMES[s]} but not inside any block")
-                # pageblock migratetypes: MOVABLE iff the pageblock's first pfn was initialised (B-I3 and §3)
+                # pageblock migratetypes: set iff the pageblock's first pfn was initialised (B-I3 and §3)
                 if s == FREE and (p >> pbo) not in mt:
                     bad_pageblocks.add(p >> pbo)
                 if p % pbn == 0 and (s != UNINIT) != ((p >> pbo) in mt):
                     bad(f"pageblock {p >> pbo} (pfn {p:#x}, {STATE_NAMES[s]}): migratetype"
-                        f" {'MOVABLE' if (p >> pbo) in mt else 'UNSET'}")
+                        f" {MIGRATETYPE_NAMES[mt[p >> pbo]] if (p >> pbo) in mt else 'unset'}")
         for pb in sorted(bad_pageblocks):
-            bad(f"B-I3: pageblock {pb} (pfn {pb << pbo:#x}) holds FREE pages but is not MOVABLE")
+            bad(f"B-I3: pageblock {pb} (pfn {pb << pbo:#x}) holds FREE pages but has no migratetype")
 
         # free lists (B-I1) and counters (B-I4)
         listed = {}
         for (nid, z), zone in self._zones.items():
             total = 0
             for k in range(max_order + 1):
-                lst = zone.free_area[k]
+                lst = [p for t in range(len(MIGRATETYPE_NAMES)) for p in zone.lists[(k, t)]]
                 if zone.nr_free[k] != len(lst):
-                    bad(f"B-I4: node {nid} {zone.name} nr_free[{k}] = {zone.nr_free[k]} but the list has {len(lst)}")
+                    bad(f"B-I4: node {nid} {zone.name} nr_free[{k}] = {zone.nr_free[k]} but the lists have"
+                        f" {len(lst)}")
+                for t in range(len(MIGRATETYPE_NAMES)):
+                    for p in zone.lists[(k, t)]:
+                        if zone.on_list.get(p) != (k, t):
+                            bad(f"B-I1: node {nid} {zone.name} list ({k}, {MIGRATETYPE_NAMES[t]}) holds {p:#x},"
+                                f" recorded as {zone.on_list.get(p)}")
                 for p in lst:
                     if p in listed:
                         bad(f"B-I1: block {p:#x} is on two free lists")

@@ -233,7 +233,7 @@ def node_cpus(topology, max_cpus=6):
 def operations(topology, max_ops=30, invalid=True, min_ops=0):
     """Lists of operations for machines built from ``topology``:
 
-    * ``("alloc", order, node_or_None, zone_or_None)``
+    * ``("alloc", order, node_or_None, zone_or_None[, migratetype])`` (migratetype: Unmovable when left out)
     * ``("alloc_n", count, order, node_or_None, zone_or_None)`` - up to ``count`` allocations in a row (stops at
       the first error); drains zones so that grows happen
     * ``("free", i)`` - free the live allocation ``i % len(live)`` (skipped when there is none)
@@ -249,9 +249,11 @@ def operations(topology, max_ops=30, invalid=True, min_ops=0):
     orders = st.one_of(st.just(0), st.integers(0, max_order), st.integers(0, min(max_order, 2)))
     node_or_none = st.one_of(st.none(), st.sampled_from(nodes))
     zone_or_none = st.one_of(st.none(), st.sampled_from(ZONE_NAMES))
-    alloc = st.tuples(st.just("alloc"), orders, node_or_none, zone_or_none)
+    # GFP_KERNEL (UNMOVABLE) most often; page cache (MOVABLE) and slab caches (RECLAIMABLE) too
+    mts = st.sampled_from(["Unmovable", "Unmovable", "Movable", "Reclaimable"])
+    alloc = st.tuples(st.just("alloc"), orders, node_or_none, zone_or_none, mts)
     alloc_n = st.tuples(st.just("alloc_n"), st.integers(1, 4 * topology.geometry.pages_per_section), orders,
-                        node_or_none, zone_or_none)
+                        node_or_none, zone_or_none, mts)
     free = st.tuples(st.just("free"), st.integers(0, 1 << 16))
     grow = st.tuples(st.just("grow"), st.sampled_from(nodes), st.sampled_from(ZONE_NAMES), orders)
     late = st.just(("late_init",))
@@ -284,15 +286,16 @@ def replay(machine, ops, after_each=None):
         try:
             kind = op[0]
             if kind == "alloc":
-                _, order, node, zone = op
-                out = machine.alloc_pages(order, node=node, zone=zone)
+                _, order, node, zone, *mt = op
+                out = machine.alloc_pages(order, node=node, zone=zone, migratetype=(mt or ["Unmovable"])[0])
                 live.append((out, order))
             elif kind == "alloc_n":
-                _, count, order, node, zone = op
+                _, count, order, node, zone, *mt = op
                 out = []
                 for _ in range(count):
                     try:
-                        pfn = machine.alloc_pages(order, node=node, zone=zone)
+                        pfn = machine.alloc_pages(order, node=node, zone=zone,
+                                                  migratetype=(mt or ["Unmovable"])[0])
                     except PgdeferError as e:
                         out.append(type(e).__name__)
                         break
@@ -324,6 +327,8 @@ def replay(machine, ops, after_each=None):
 
 
 def snapshot(machine) -> dict:
+    from .gfp import MIGRATETYPES
+
     """Everything observable about a machine as plain, comparable data (events without ``host_ns``)."""
     arrays = {k: v.tolist() for k, v in machine.page_arrays().items()}
     zones = {}
@@ -336,7 +341,9 @@ def snapshot(machine) -> dict:
                 continue
             zones[(node, name)] = (z.start_pfn, z.end_pfn, z.spanned, z.present, z.managed, z.free_pages,
                                    list(z.nr_free))
-            free_lists[(node, name)] = [machine.free_list(node, name, k) for k in range(len(z.nr_free))]
+            # per order, one list per migratetype (Unmovable, Movable, Reclaimable, HighAtomic), head first
+            free_lists[(node, name)] = [[machine.free_list(node, name, k, mt) for mt in MIGRATETYPES]
+                                        for k in range(len(z.nr_free))]
     events = [{k: v for k, v in e.items() if k != "host_ns"} for e in machine.events]
     return {
         "phase": machine.phase,
