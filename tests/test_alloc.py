@@ -155,3 +155,25 @@ def test_bad_migratetypes_are_typed_errors():
             mm.free_list(0, "Normal", 0, "Isolate")
     assert migratetype("migrate_movable") == "Movable" and migratetype(2) == "Reclaimable"
     assert m.stats["allocs"] == 0
+
+
+def test_trace_replay_asks_for_the_kernels_migratetypes_and_counts_same_pfns():
+    """A three-line page trace replayed on machines() (v5.10): the UNMOVABLE GFP_KERNEL page is the head of the
+    stolen order-10 block, 0x100400 (as above: the kernel's pfn, counted); the GFP_HIGHUSER_MOVABLE page needs no
+    fallback, 0x100001 (counted); the next UNMOVABLE page comes from the stolen block's remainders, 0x100401,
+    where the trace says 0x100002 (not counted)."""
+    from pgdefer.lab.trace import TraceWorkload
+
+    log = "\n".join([
+        "[    0.1] mm_page_alloc: page=(____ptrval____) pfn=0x100400 order=0 migratetype=0 gfp_flags=GFP_KERNEL",
+        ("[    0.2] mm_page_alloc: page=(____ptrval____) pfn=0x100001 order=0 migratetype=1 "
+         "gfp_flags=GFP_HIGHUSER_MOVABLE|__GFP_COMP"),
+        "[    0.3] mm_page_alloc: page=(____ptrval____) pfn=0x100002 order=0 migratetype=0 gfp_flags=GFP_KERNEL",
+    ])
+    m = next(machines("v5.10"))
+    r = TraceWorkload.from_log(log).replay(m)
+    assert (r["allocs"], r["same_pfn"]) == (3, 2)
+    got = {k: v[0] for k, v in r["state"]["blocks"].items()}
+    assert got == {0x100400: 0x100400, 0x100001: 0x100001, 0x100002: 0x100401}
+    mts = m.pageblock_migratetypes()
+    assert (mts[0x100400 >> 9], mts[0x100001 >> 9]) == ("Unmovable", "Movable")

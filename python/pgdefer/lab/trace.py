@@ -15,7 +15,9 @@ free of a page the kernel's deferred init or grow freed (a pfn the model left un
 counted as ``deferred_frees`` (the model's own pass and grow do those), each free of a page that was
 memblock-reserved (``free_reserved_area``: init sections, SMP alternatives, the
 initrd) through ``free_reserved_area``. A free of a page the trace never allocated and the model does not
-hold reserved (allocated before tracing began) is counted as ``untraced_frees``, not invented.
+hold reserved (allocated before tracing began) is counted as ``untraced_frees``, not invented. Each allocation
+asks for the migratetype the kernel printed; ``same_pfn`` counts those for which the model, choosing on its own,
+handed out the kernel's pfn.
 
 A trace record cut by other console output is a :class:`~pgdefer.errors.DmesgError` naming the line; a
 complete record glued after other text (e.g. after a ``=== pgdefer-lab:`` marker) is recovered.
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 
 from ..config import ZONE_NAMES
 from ..errors import BadFree, DmesgError, OutOfMemory, PgdeferError
+from ..gfp import gfp_migratetype
 from ..workload import Workload
 from .sections import read_text
 
@@ -152,18 +155,20 @@ class TraceWorkload(Workload):
         topo = machine.topology
         out = {k: 0 for k in ("allocs", "alloc_pages", "frees", "free_pages", "reserved_frees",
                               "reserved_free_pages", "deferred_frees", "deferred_free_pages", "untraced_frees",
-                              "untraced_free_pages", "pcp_free_pages")}
+                              "untraced_free_pages", "pcp_free_pages", "same_pfn")}
         for ev, ph in zip(self.events, self.phase_of):
             if ph not in phases:
                 continue
             if ev.kind == "alloc":
                 node = _node_of(topo, ev.pfn)
                 try:
-                    got = machine.alloc_pages(ev.order, node=node, zone=_zone_for(st, machine, ev.zone))
+                    got = machine.alloc_pages(ev.order, node=node, zone=_zone_for(st, machine, ev.zone),
+                                              migratetype=_migratetype_of(ev))
                 except OutOfMemory as e:
                     raise OutOfMemory(f"trace line {ev.line}: the model could not replay an order-{ev.order} "
                                       f"allocation the kernel served at pfn {ev.pfn:#x}: {e}") from None
                 blocks[ev.pfn] = (got, ev.order)
+                out["same_pfn"] += got == ev.pfn
                 out["allocs"] += 1
                 out["alloc_pages"] += ev.pages
                 continue
@@ -196,6 +201,14 @@ class TraceWorkload(Workload):
                 out["pcp_free_pages"] += ev.pages
         out["state"] = st
         return out
+
+
+def _migratetype_of(ev) -> str:
+    """The migratetype the kernel printed for the allocation (gfp_migratetype of its flags if it printed none
+    the model has)."""
+    if ev.migratetype is not None and 0 <= ev.migratetype < 3:
+        return MIGRATETYPES[ev.migratetype]
+    return gfp_migratetype(ev.gfp or "")
 
 
 def _cut(raw: str, m) -> bool:

@@ -1,0 +1,101 @@
+"""Issue 10 acceptance 1 and 2: replay the traced allocations of every traced kernel-lab log and count the
+allocations for which the model, choosing on its own, hands out the same pfn as the real kernel; then compare the
+free pages per zone and migratetype after the whole trace with the log's /proc/pagetypeinfo.
+
+The machine is the log's (``pgdefer.lab.importer.lab_topology``, policy ``auto``); before the trace it takes the
+64 + 1 order-0 pages of x86_64's ``preallocate_vmalloc_pages`` (as ``pgdefer lab compare`` does). What the kernel
+allocated before its first trace line (SLUB bootstrap, ftrace's pages) is not modelled: the offset between the
+kernel's first traced pfn and the model's first pick says how much that is. No resynchronisation: every pfn is the
+model's own choice.
+
+    python benches/replay_match.py [LOG ...]      (default: every traced log in ../shared/kernel-lab)
+"""
+
+import collections
+import re
+import sys
+from pathlib import Path
+
+from pgdefer.lab.compare import PREALLOCATE_VMALLOC_PAGES, _policy_for
+from pgdefer.lab.importer import lab_topology
+from pgdefer.lab.sections import read_text
+from pgdefer.lab.trace import TraceWorkload
+from pgdefer.machine import Machine
+
+LAB = Path(__file__).resolve().parent.parent.parent / "shared" / "kernel-lab"
+RE_PTI = re.compile(r"Node\s+(\d+), zone\s+(\w+), type\s+(\w+)((?:\s+\d+)+)")
+
+
+def pagetypeinfo(text):
+    """{(node, zone, type): [free blocks per order]} of the log's last /proc/pagetypeinfo dump."""
+    out = {}
+    for nid, zone, mt, counts in RE_PTI.findall(text):
+        out[(int(nid), zone, mt)] = [int(c) for c in counts.split()]
+    return out
+
+
+def replay(path):
+    text, p = read_text(path)
+    trace = TraceWorkload.from_log(text, name=p)
+    if not trace.events:
+        return None
+    topo = lab_topology(text, name=p)
+    policy, _ = _policy_for(topo)
+    m = Machine(topo, policy=policy)
+    m.boot()
+    for _ in range(PREALLOCATE_VMALLOC_PAGES):
+        m.alloc_pages(0)
+    st = {"blocks": {}}
+    window = [(e, ph) for e, ph in zip(trace.events, trace.phase_of) if ph == "window"]
+    same = n = 0
+    misses = collections.Counter()
+    first = None
+    for ev, ph in window:
+        one = TraceWorkload([ev], [ph], p)
+        r = one.replay(m, phases=("window",), state=st)
+        if ev.kind == "alloc":
+            n += 1
+            same += r["same_pfn"]
+            if not r["same_pfn"]:
+                misses[(ev.order, ev.migratetype)] += 1
+                if first is None:
+                    first = (ev.line, ev.pfn, st["blocks"][ev.pfn][0], ev.order, ev.migratetype)
+    m.page_alloc_init_late()
+    rest = trace.replay(m, phases=("passes", "late"), state=st)
+    real = pagetypeinfo(text)
+    gap = collections.Counter()
+    for (nid, zone, mt), counts in real.items():
+        try:
+            model = m.pagetypeinfo(nid, zone)[mt]
+        except (LookupError, ValueError, KeyError):
+            continue
+        gap[(nid, zone, mt)] = (sum(c << k for k, c in enumerate(model)), sum(c << k for k, c in enumerate(counts)))
+    return dict(log=Path(p).name, policy=policy, window_allocs=n, same=same, misses=misses, first=first,
+                later_allocs=rest["allocs"], later_same=rest["same_pfn"], pagetypes=gap)
+
+
+def main(argv):
+    logs = argv or sorted(str(x) for x in LAB.glob("*.log"))
+    print("replay of the traced window allocations (the model's own pfn choice; no resync)")
+    for log in logs:
+        r = replay(log)
+        if r is None:
+            print(f"  {Path(log).name}: no page trace")
+            continue
+        rate = 100 * r["same"] / max(r["window_allocs"], 1)
+        print(f"  {r['log']:30s} {r['policy']:6s} window: {r['same']:4d}/{r['window_allocs']:4d} = {rate:5.1f} %"
+              f"   after the window: {r['later_same']}/{r['later_allocs']}")
+        if r["first"]:
+            line, k, got, order, mt = r["first"]
+            print(f"    first mismatch: log line {line}, order {order} mt {mt}: kernel {k:#x}, model {got:#x}"
+                  f" (offset {got - k:+d} pages)")
+        top = ", ".join(f"o{o}/mt{mt}: {c}" for (o, mt), c in r["misses"].most_common(4))
+        print(f"    mismatches by order/migratetype: {top}")
+        for (nid, zone, mt), (model, real) in sorted(r["pagetypes"].items()):
+            if model or real:
+                print(f"    end state node {nid} {zone:6s} {mt:11s} free pages model {model:7d}  /proc/pagetypeinfo"
+                      f" {real:7d}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
