@@ -668,6 +668,7 @@ fn nodes_meeting_inside_a_block_expose_the_uninitialised_buddy_hazard_and_nothin
 /// the pages are given zones and nodes by hand, as no topology would (zone limits are MAX_ORDER aligned).
 mod free_one_page {
     use pgdefer::buddy::{FreeArea, ListEnd};
+    use pgdefer::migratetype::Fallback;
     use pgdefer::page::{InitBy, PageArray};
     use pgdefer::{Geometry, ZoneType};
 
@@ -690,7 +691,7 @@ mod free_one_page {
             (vec![(0, 4, Normal, 0), (4, 60, Normal, 1)], false),
         ] {
             let pa = pages(&runs);
-            let mut fa = FreeArea::new(4);
+            let mut fa = FreeArea::new(4, 3, Fallback::MoveTail);
             fa.free(&pa, 0, 2, ListEnd::Head).unwrap();
             fa.free(&pa, 4, 2, ListEnd::Head).unwrap();
             let want = if merges { vec![0, 0, 0, 1, 0] } else { vec![0, 0, 2, 0, 0] };
@@ -704,7 +705,7 @@ mod free_one_page {
     #[test]
     fn no_merge_with_a_free_buddy_of_another_order() {
         let pa = pages(&[(0, 64, ZoneType::Normal, 0)]);
-        let mut fa = FreeArea::new(4);
+        let mut fa = FreeArea::new(4, 3, Fallback::MoveTail);
         fa.free(&pa, 2, 0, ListEnd::Head).unwrap();
         fa.free(&pa, 0, 1, ListEnd::Head).unwrap();
         assert_eq!(fa.nr_free, vec![1, 1, 0, 0, 0]);
@@ -723,7 +724,7 @@ mod free_one_page {
             (vec![(0, 4, Normal, 0), (4, 60, Normal, 1)], false),
         ] {
             let pa = pages(&runs);
-            let mut fa = FreeArea::new(4);
+            let mut fa = FreeArea::new(4, 3, Fallback::MoveTail);
             fa.free(&pa, 4, 2, ListEnd::MergeLikely).unwrap();
             fa.free(&pa, 16, 1, ListEnd::MergeLikely).unwrap();
             fa.free(&pa, 0, 1, ListEnd::MergeLikely).unwrap();
@@ -738,7 +739,7 @@ mod free_one_page {
     #[test]
     fn merge_likely_never_looks_past_max_order() {
         let pa = pages(&[(0, 64, ZoneType::Normal, 0)]);
-        let mut fa = FreeArea::new(4);
+        let mut fa = FreeArea::new(4, 3, Fallback::MoveTail);
         fa.free(&pa, 16, 4, ListEnd::MergeLikely).unwrap();
         fa.free(&pa, 40, 3, ListEnd::MergeLikely).unwrap();
         fa.free(&pa, 0, 3, ListEnd::MergeLikely).unwrap(); // buddy 8 is in use: no merge
@@ -755,7 +756,7 @@ mod free_one_page {
     fn merge_likely_finds_the_buddy_of_the_parent_block() {
         for (first, first_order, freed, tail) in [(0, 2, 4, true), (4, 2, 2, true), (4, 0, 0, false)] {
             let pa = pages(&[(0, 64, ZoneType::Normal, 0)]);
-            let mut fa = FreeArea::new(4);
+            let mut fa = FreeArea::new(4, 3, Fallback::MoveTail);
             fa.free(&pa, first, first_order, ListEnd::MergeLikely).unwrap();
             fa.free(&pa, 16, 1, ListEnd::MergeLikely).unwrap();
             fa.free(&pa, freed, 1, ListEnd::MergeLikely).unwrap();
@@ -769,7 +770,7 @@ mod free_one_page {
     #[test]
     fn watermark_needs_a_block_of_the_order() {
         let pa = pages(&[(0, 64, ZoneType::Normal, 0)]);
-        let mut fa = FreeArea::new(4);
+        let mut fa = FreeArea::new(4, 3, Fallback::MoveTail);
         assert!(!fa.watermark_ok(0));
         for i in [0, 2, 4, 6] {
             fa.free(&pa, i, 0, ListEnd::Head).unwrap(); // buddies 1, 3, 5, 7 are in use: no merge
