@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
-from enum import IntEnum
 from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 from . import _core
 from .config import ZONE_NAMES
+from .enums import InitBy, PageState, Zone  # noqa: F401 - re-exported: the enums' owner is pgdefer.enums
 from .errors import InvalidArgument, InvalidType, NoStructPage, OrderError, PgdeferError, UnknownNode, UnknownZone
 from .gfp import MIGRATETYPES
 from .gfp import migratetype as _migratetype_arg
@@ -20,15 +20,8 @@ from .topology import Topology
 if TYPE_CHECKING:
     from .costmodel import CostModel
 
-# Everything below is the core's (pgdefer._core), never re-typed here.
-# Page states (spec §1.5), as in Machine.pages.state.
-PageState = IntEnum("PageState", {name.upper(): i for i, name in enumerate(_core.PAGE_STATES)})
-# Which boot path initialised each struct page (Machine.pages.init_by): NONE (yet), EARLY (memmap_init),
-# HOLE (init_unavailable_range), MEMBLOCK_FREE_ALL (a reserved page above the cut), GROW
-# (deferred_grow_zone), PASS (the per-node pass).
-InitBy = IntEnum("InitBy", {name.upper(): i for i, name in enumerate(_core.INIT_BY)})
-# Zone indices, as in Machine.pages.zone.
-Zone = IntEnum("Zone", {name.upper(): i for i, name in enumerate(_core.ZONES)})
+# Everything below is the core's (pgdefer._core), never re-typed here. PageState (Machine.pages.state),
+# InitBy (Machine.pages.init_by) and Zone (Machine.pages.zone) are built from it in pgdefer.enums.
 # Older names of the same values, kept for users that imported them.
 UNINIT, INIT, RESERVED, FREE, ALLOCATED = PageState
 STATE_NAMES = tuple(_core.PAGE_STATES)

@@ -8,7 +8,9 @@ for multi-terabyte machines. Builders that read files, boot logs or this host li
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from . import _core
 from ._intervals import clip, intersect, length, merge
@@ -35,7 +37,7 @@ class Region:
     end: int
     node: int = 0
 
-    def __init__(self, start, end, node=0):
+    def __init__(self, start: int | str, end: int | str, node: int = 0) -> None:
         try:
             s, e = parse_size(start, "region start"), parse_size(end, "region end")
         except ValueError as err:
@@ -113,7 +115,10 @@ class Topology:
     such a map is a ``TopologyError``.
     """
 
-    def __init__(self, memory, reserved=(), zone_limits=None, geometry=None, name=None, notes=(), strict=False):
+    def __init__(self, memory: Iterable[Region | tuple[int | str, ...] | dict[str, Any]],
+                 reserved: Iterable[Region | tuple[int | str, ...] | dict[str, Any]] = (),
+                 zone_limits: dict[str, int | str | None] | None = None, geometry: Geometry | None = None,
+                 name: str | None = None, notes: Iterable[str] = (), strict: bool = False) -> None:
         self.geometry = geometry if geometry is not None else Geometry()
         if not isinstance(self.geometry, Geometry):
             raise TopologyError(f"geometry must be a pgdefer.Geometry, got {self.geometry!r}")
