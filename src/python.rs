@@ -222,6 +222,8 @@ type StreamTuple = (u32, u64, Vec<u32>, Option<u32>, Option<String>, u32);
 /// last: the first exception a point callback raised for that operation.
 type CallbackErrors = Arc<Mutex<HashMap<u64, Vec<Option<PyErr>>>>>;
 
+/// One simulated machine: the core behind `pgdefer.Machine`, which validates arguments before they
+/// reach it (use that front; the types are in `_core.pyi`).
 #[pyclass(frozen, name = "Machine", module = "pgdefer._core")]
 struct PyMachine {
     inner: Machine,
@@ -356,7 +358,8 @@ impl PyMachine {
     #[new]
     #[pyo3(signature = (page_size, section_size, pageblock_order, max_order, memory, reserved, zone_limits, policy,
                         cpus=1, grow_irqsave=true, trust_snapshot=false, keep_key=false, fail_pass=None, panic_pass=None,
-                        bytes_as_pages=false, retry_forever=false, node_cpus=Vec::new(), host_threads=None))]
+                        bytes_as_pages=false, retry_forever=false, node_cpus=Vec::new(), host_threads=None,
+                        host_check=true))]
     #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
     fn new(
         py: Python<'_>,
@@ -378,6 +381,7 @@ impl PyMachine {
         retry_forever: bool,
         node_cpus: Vec<(u32, u32)>,
         host_threads: Option<u32>,
+        host_check: bool,
     ) -> PyResult<Self> {
         let inner = run(py, || {
             let layout = LayoutArgs {
@@ -408,6 +412,7 @@ impl PyMachine {
                 },
                 node_cpus,
                 host_threads,
+                host_check,
             })
         })?;
         Ok(PyMachine {
@@ -907,6 +912,8 @@ fn padata_plan(size: u64, min_chunk: u64, max_threads: u32) -> PyResult<(u32, u6
     }
 }
 
+/// The Rust core of pgdefer (bindings in src/python.rs, types in `_core.pyi`): the machine, the policy
+/// table and the constants the Python layer builds on.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMachine>()?;

@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import threading
 import time
 from pathlib import Path
 
-from .config import human_size
+from .config import HOST_BYTES_PER_PAGE, human_size
 from .errors import PgdeferError
 
 DESCRIPTION = """\
@@ -29,7 +30,8 @@ per-node deferred-init lines are printed beside the predicted ones.
 """
 
 TOPOLOGY_HELP = ("machine: a preset name (see `pgdefer topology list`), a .toml/.json topology file, "
-                 "dmesg:PATH of a boot log, or host (this machine) (default: %(default)s)")
+                 "dmesg:PATH of a boot log (.gz read; dmesg:- reads stdin; dmesg:PATH#N the N-th boot of a file "
+                 "holding several), or host (this machine) (default: %(default)s)")
 
 STOP_PHASES = ("memblock_free_all", "workload", "page_alloc_init_late")
 
@@ -38,8 +40,9 @@ examples:
   pgdefer boot                                   the default machine, v4.17, default workload
   pgdefer boot -t dmesg:/var/log/dmesg.0         a real machine from its boot log, policy from its kernel
   pgdefer boot -t two-node.toml -p posting-v2 --plot boot.png
-  pgdefer boot -t dmesg:big.log --stop-after memblock_free_all
-                                                 only up to the Memory: line (fast on huge machines)
+  pgdefer boot -t dmesg:big.log --stop-after memblock_free_all --no-check
+                                                 only up to the Memory: line; fast on huge machines
+                                                 only with --no-check (the check walks every struct page)
   pgdefer boot --json | jq .mem_init             the Memory: line as data
 
 policies: eager (no deferral), v4.2 (2 GiB prefix, no growth), posting-v2 (Feb 2018
@@ -169,8 +172,12 @@ def load_topology(spec: str):
     if spec.startswith("dmesg:"):
         path = spec[len("dmesg:"):]
         if not path:
-            raise CliError("dmesg: needs the path of a boot log, e.g. dmesg:/var/log/dmesg")
-        return Topology.from_dmesg(path)
+            raise CliError("dmesg: needs the path of a boot log, e.g. dmesg:/var/log/dmesg (dmesg:- reads stdin)")
+        boot = None
+        m = re.fullmatch(r"(.+)#(-?\d+)", path)  # dmesg:kern.log#2: the second boot of a file holding several
+        if m and not Path(path).expanduser().exists():
+            path, boot = m.group(1), int(m.group(2))
+        return Topology.from_dmesg(path, boot=boot)
     p = Path(spec)
     if spec.lower().endswith((".toml", ".json")):
         return Topology.from_file(spec)
@@ -183,7 +190,8 @@ def load_topology(spec: str):
         looks_like_path = os.sep in spec or "." in spec
         raise CliError(f"unknown topology {spec!r}: " +
                        ("no such file; " if looks_like_path else "") +
-                       f"not a preset (presets: {', '.join(names)}), nor dmesg:LOG or host")
+                       f"not a preset (presets: {', '.join(names)}), nor dmesg:LOG or host"
+                       + _presets().suggestion(spec))
     return _presets().get(spec)
 
 
@@ -359,16 +367,18 @@ def _write_events(m, path, cost, threads, progress):
 # --------------------------------------------------------------------------------------------------
 
 def run_machine(topo, policy, workload="default", stop_after="page_alloc_init_late", threads=True,
-                check=True, progress=None):
+                check=True, progress=None, host_check=True):
     """Build, boot, replay the workload, run page_alloc_init_late; returns (machine, results, problems).
 
-    ``workload``: "default" (pgdefer.workload.default_workload), "none", or a list of workload Bursts."""
+    ``workload``: "default" (pgdefer.workload.default_workload), "none", or a list of workload Bursts.
+    ``host_check=False`` builds a machine whose page array exceeds this host's available memory (its arrays
+    are mapped lazily: a run that stops early touches only what it initialises)."""
     from .machine import Machine
     from .workload import default_workload, replay
 
     step = progress.step if progress else (lambda what: None)
     step(f"{policy}: building the memmap")
-    m = Machine(topo, policy=policy)
+    m = Machine(topo, policy=policy, **({} if host_check else {"host_check": False}))
     step(f"{policy}: boot (early init, memblock_free_all)")
     m.boot()
     results = None
@@ -384,7 +394,7 @@ def run_machine(topo, policy, workload="default", stop_after="page_alloc_init_la
             m.page_alloc_init_late(threads=threads)
     problems = None
     if check:
-        step(f"{policy}: checking invariants")
+        step(f"{policy}: checking invariants (walks all {len(m.pages):,} struct pages; --no-check skips it)")
         problems = m._core.check()
     return m, results, problems
 
@@ -413,7 +423,7 @@ def cmd_boot(args) -> int:
             host_memory_check(topo)
         m, results, problems = run_machine(topo, policy, args.workload, args.stop_after,
                                            threads=not args.no_threads, check=not args.no_check,
-                                           progress=progress)
+                                           progress=progress, host_check=not args.no_host_check)
         boot_log = _dmesg_source(topo)
         version = boot_log.version if boot_log is not None else None
         cmp = log_comparison(m, boot_log, cost, pass_threads=threads) if boot_log is not None else None
@@ -457,6 +467,8 @@ def cmd_boot(args) -> int:
         if problems is not None:
             print("  check(): " + ("all invariants hold" if not problems else
                                    f"{len(problems)} violation(s): " + "; ".join(problems[:5])))
+        elif args.no_check:
+            print("  check(): skipped (--no-check)")
         if cmp is not None:
             print("\n".join(format_log_comparison(cmp, "; ".join(x for x in (note, tnote) if x))))
         if pub is not None:
@@ -503,7 +515,7 @@ def cmd_compare(args) -> int:
             threads, _ = resolve_pass_threads(args.pass_threads, topo, policy)
             m, results, problems = run_machine(topo, policy, args.workload, "page_alloc_init_late",
                                                threads=not args.no_threads, check=not args.no_check,
-                                               progress=progress)
+                                               progress=progress, host_check=not args.no_host_check)
             row = compare_row(m, cost, workload_results=results, problems=problems, pass_threads=threads)
             row["pass_threads"] = threads
             row["workload"] = {k: {"ok": a, "failed": f} for k, (a, f) in (results or {}).items()}
@@ -538,11 +550,14 @@ def _preset_meta(name, topo) -> dict:
 
 def cmd_topology_list(args) -> int:
     rows = []
+    have = _presets().host_available_bytes()
     for name in preset_names():
         topo = _presets().get(name)
         meta = _preset_meta(name, topo)
+        need = _presets().host_bytes_needed(topo)
         rows.append({"name": name, "memory_bytes": topo.memory_bytes, "size": human_size(topo.memory_bytes),
                      "nodes": len(topo.nodes), "present_pages": topo.present_pages,
+                     "host_bytes_needed": need, "fits_host": None if have is None else need <= have,
                      **meta})
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -553,10 +568,15 @@ def cmd_topology_list(args) -> int:
     nw = max(len("preset"), *(len(r["name"]) for r in rows))
     print(f"{'preset':<{nw}}  {'memory':>10}  {'nodes':>5}  description")
     for r in rows:
-        print(f"{r['name']:<{nw}}  {r['size']:>10}  {r['nodes']:>5}  {r['description']}")
+        big = "" if r["fits_host"] is not False else \
+            f"  [needs {human_size(r['host_bytes_needed'])} of host memory, more than this host has]"
+        print(f"{r['name']:<{nw}}  {r['size']:>10}  {r['nodes']:>5}  {r['description']}{big}")
         if r["source"]:
             print(f"{'':<{nw}}  {'':>10}  {'':>5}  source: {r['source']}")
-    print("\nuse one with: pgdefer boot --topology NAME   (details: pgdefer topology show NAME)")
+    where = "MemAvailable unknown" if have is None else f"this host has {human_size(have)} available"
+    print(f"\nhost memory: each preset's page array needs {HOST_BYTES_PER_PAGE} B per struct page ({where}; "
+          "--no-host-check builds bigger ones, lazily mapped)")
+    print("use one with: pgdefer boot --topology NAME   (details: pgdefer topology show NAME)")
     return 0
 
 
@@ -756,9 +776,12 @@ def _add_machine_args(p, workload=True):
                         "(repeatable; docs/costmodel.md lists the keys)")
     p.add_argument("--no-threads", action="store_true",
                    help="run the per-node passes one after another on the host (modelled time is unaffected)")
-    p.add_argument("--no-check", action="store_true", help="skip the invariant check at the end")
+    p.add_argument("--no-check", action="store_true",
+                   help="skip the invariant check at the end (it walks every struct page: on a huge machine "
+                        "stopped early, most of the run time)")
     p.add_argument("--no-host-check", action="store_true",
-                   help="do not refuse machines whose page array would not fit this host's available memory")
+                   help="do not refuse machines whose page array would not fit this host's available memory "
+                        "(the arrays are mapped lazily: a run stopped early touches only what it initialises)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress indication on stderr")
 
 
@@ -778,7 +801,9 @@ def _add_boot(sub, fmt):
                         "version (v4.17 when the machine is not from a log) (default: %(default)s)")
     b.add_argument("--stop-after", choices=STOP_PHASES, default="page_alloc_init_late",
                    help="stop after this phase: memblock_free_all (the Memory: line), workload (the early "
-                        "allocations, window still open) or page_alloc_init_late (default: %(default)s)")
+                        "allocations, window still open) or page_alloc_init_late (default: %(default)s); the "
+                        "invariant check still runs at the end and walks every struct page, so a huge machine "
+                        "stopped early is fast only with --no-check")
     b.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     b.add_argument("--plot", metavar="FILE.png",
                    help="also write a picture of the boot: memory map per node and timeline (.png, .svg or .pdf; "

@@ -88,7 +88,8 @@ class Geometry:
     pageblock_order: int = 9
     max_order: int = 10
 
-    def __init__(self, page_size="4K", section_size="128M", pageblock_order=9, max_order=10):
+    def __init__(self, page_size: int | str = "4K", section_size: int | str = "128M", pageblock_order: int = 9,
+                 max_order: int = 10) -> None:
         try:
             ps = parse_size(page_size, "page_size")
             ss = parse_size(section_size, "section_size")
@@ -117,6 +118,7 @@ class Geometry:
 
     @property
     def page_shift(self) -> int:
+        """log2 of the page size (PAGE_SHIFT: 12 for 4 KiB pages)."""
         return self.page_size.bit_length() - 1
 
     @property
@@ -126,6 +128,7 @@ class Geometry:
 
     @property
     def pageblock_nr_pages(self) -> int:
+        """Pages per pageblock (pageblock_nr_pages = 1 << pageblock_order)."""
         return 1 << self.pageblock_order
 
     @property
@@ -142,6 +145,7 @@ class Geometry:
         return addr // self.page_size
 
     def to_dict(self) -> dict:
+        """The geometry as plain data (sizes as strings such as "4K"), as topology files write it."""
         return {"page_size": format_size(self.page_size), "section_size": format_size(self.section_size),
                 "pageblock_order": self.pageblock_order, "max_order": self.max_order}
 

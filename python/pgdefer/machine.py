@@ -474,7 +474,8 @@ class Machine:
     FAULTS = FAULTS
 
     def __init__(self, topology: Topology, policy: str = "v4.17", cpus: int = 1, grow_irqsave: bool = True,
-                 faults=(), fail_pass=None, panic_pass=None, node_cpus=None, host_threads=None):
+                 faults=(), fail_pass=None, panic_pass=None, node_cpus=None, host_threads=None,
+                 host_check: bool = True):
         """``cpus``: simulated CPUs that run allocations (0 is the boot CPU); each node's pgdatinit
         thread runs on a CPU of its own numbered after them. ``grow_irqsave=False`` takes the grow lock
         with plain spin_lock, as the first posting did. ``faults``: deliberate bugs to show the checks
@@ -489,7 +490,10 @@ class Machine:
         it has one, else none), which sets padata's ``max_threads = max(cpus, 1)`` in the 5.8+ passes;
         worker k >= 1 of a node runs on a simulated helper CPU of its own (``node_workers()``).
         ``host_threads``: how many host threads the per-node passes may use at once (default: this
-        host's CPUs); simulated padata workers beyond that share host threads."""
+        host's CPUs); simulated padata workers beyond that share host threads.
+        ``host_check=False`` builds a machine whose page array exceeds this host's MemAvailable (refused by
+        default with HostMemoryError): the arrays are mapped lazily, so a run that stops early (boot() only)
+        touches just what it initialises, while check() or the per-node passes touch every struct page."""
         _topology(topology)
         # The policy name is the core's to check (InvalidArgument). Faults are Python's alone. The counts and node
         # ids below are checked here because Python ints may be negative or huge; the core checks them too, with
@@ -527,7 +531,7 @@ class Machine:
             trust_snapshot="trust_snapshot" in faults,
             keep_key="keep_key" in faults, fail_pass=fail_pass, panic_pass=panic_pass,
             bytes_as_pages="bytes_as_pages" in faults, retry_forever="retry_forever" in faults,
-            node_cpus=sorted(node_cpus.items()), host_threads=host_threads,
+            node_cpus=sorted(node_cpus.items()), host_threads=host_threads, host_check=bool(host_check),
         )
         self._pages = None
         # Fixed for the machine's life: cached so that argument checks stay cheap on hot paths.
@@ -670,6 +674,7 @@ class Machine:
         self._core.at(_str(point, "point"), callback, self._node(node), bool(once))
 
     def clear_points(self) -> None:
+        """Remove every callback registered with ``at``."""
         self._core.clear_points()
 
     def allocations(self) -> list[tuple[int, int]]:
@@ -738,6 +743,7 @@ class Machine:
 
     @property
     def geometry(self):
+        """The topology's Geometry (page, section and pageblock sizes, MAX_PAGE_ORDER)."""
         return self.topology.geometry
 
     @property
@@ -749,6 +755,7 @@ class Machine:
 
     @property
     def policy(self) -> str:
+        """The policy (kernel generation) this machine models, e.g. "v4.17"."""
         return self._core.policy
 
     @property
@@ -775,6 +782,7 @@ class Machine:
         return self._core.deferred_pages_enabled
 
     def zone(self, node: int, name: str) -> ZoneInfo:
+        """Span and counters of zone ``name`` (one of ``pgdefer.ZONE_NAMES``) of ``node``."""
         d = self._core.zone(self._node(node, required=True), self._zone(name, required=True))
         d["nr_free"] = tuple(d["nr_free"])
         return ZoneInfo(**d)
@@ -796,6 +804,7 @@ class Machine:
 
     @property
     def pages(self) -> PageView:
+        """Read-only numpy views of the struct-page array (see PageView), made on first use."""
         if self._pages is None:
             self._pages = PageView(self._core, self.geometry.pageblock_order)
         return self._pages
@@ -852,6 +861,7 @@ class Machine:
 
     @property
     def stats(self) -> dict:
+        """Counters of the run so far (grows, pages initialised by each path, allocations, ...), by name."""
         return self._core.stats()
 
     @property

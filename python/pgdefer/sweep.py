@@ -32,11 +32,16 @@ import threading
 import time
 import types
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Union
 
 from .errors import PgdeferError
+
+#: One axis of a sweep: a list of values or one comma-separated string ("v4.2,v4.17").
+Axis = Union[str, Sequence[str]]
 
 __all__ = ["sweep", "Cell", "grid", "generated_topologies", "run_cell", "read", "write", "sweep_figure",
            "COLUMNS", "HOST_COLUMNS", "SweepError"]
@@ -133,6 +138,7 @@ class Cell:
 
     @property
     def key(self) -> str:
+        """The cell's identity in a sweep table ("topology|policy|threads|geometry|workload|class")."""
         return "|".join((self.topology, self.policy, self.pass_threads, self.geometry or "-", self.workload,
                          self.machine_class))
 
@@ -779,10 +785,11 @@ class _Run:
             self.save()
 
 
-def sweep(topologies=None, policies=("v4.17",), pass_threads=("1",), geometries=("",),
-          workloads=("default",), machine_classes=("auto",), *, cells=None, generate=0, seed=0, client=None,
-          scheduler=None, workers=None, out=None, resume=False, retry_failed=False, check=True, progress=True,
-          checkpoint_s=30.0):
+def sweep(topologies: Any = None, policies: Axis = ("v4.17",), pass_threads: Axis = ("1",), geometries: Axis = ("",),
+          workloads: Axis = ("default",), machine_classes: Axis = ("auto",), *, cells: Any = None, generate: int = 0,
+          seed: int = 0, client: Any = None, scheduler: str | None = None, workers: int | None = None,
+          out: str | os.PathLike[str] | None = None, resume: bool = False, retry_failed: bool = False,
+          check: bool = True, progress: bool = True, checkpoint_s: float = 30.0) -> Any:
     """Run a sweep and return its table (a pandas DataFrame, one row per cell, columns :data:`COLUMNS`).
 
     The cells are the product of the axes (lists or comma-separated strings; topologies default to the

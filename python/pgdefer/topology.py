@@ -7,6 +7,7 @@ for multi-terabyte machines. Builders that read files, boot logs or this host li
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ class Region:
 
     @property
     def size(self) -> int:
+        """Bytes in the region."""
         return self.end - self.start
 
     def __repr__(self) -> str:
@@ -72,6 +74,7 @@ class ZoneSpan:
 
     @property
     def end_pfn(self) -> int:
+        """First pfn after the zone's span."""
         return self.start_pfn + self.spanned
 
 
@@ -286,6 +289,7 @@ class Topology:
 
     @property
     def present_pages(self) -> int:
+        """Pages of memory (pfns inside memblock.memory), over all nodes."""
         return sum(e - s for s, e, _ in self.memory_pfn_ranges())
 
     @property
@@ -298,6 +302,7 @@ class Topology:
 
     @property
     def memory_bytes(self) -> int:
+        """Bytes of memblock.memory, over all nodes."""
         return sum(r.size for r in self.memory)
 
     @property
@@ -315,6 +320,7 @@ class Topology:
     # -- plain data --------------------------------------------------------------------------
 
     def to_dict(self) -> dict:
+        """The topology as plain data (the layout of topology files; :meth:`from_dict` reads it back)."""
         d = {
             "geometry": self.geometry.to_dict(),
             "zone_limits": {k: format_size(v) for k, v in self.zone_limits.items()},
@@ -329,6 +335,7 @@ class Topology:
 
     @classmethod
     def from_dict(cls, d: dict) -> Topology:
+        """Build a topology from :meth:`to_dict`'s plain data (TopologyError naming what is wrong)."""
         try:
             g = Geometry(**d.get("geometry", {}))
             return cls(memory=d["memory"], reserved=d.get("reserved", ()), zone_limits=d.get("zone_limits"),
@@ -365,10 +372,12 @@ class Topology:
         return save(self, path)
 
     @classmethod
-    def from_dmesg(cls, path) -> Topology:
-        """Build the memory map of a real machine from its boot log (see :mod:`pgdefer.sources.dmesg`)."""
+    def from_dmesg(cls, path: str | os.PathLike[str], boot: int | None = None) -> Topology:
+        """Build the memory map of a real machine from its boot log (see :mod:`pgdefer.sources.dmesg`): a path
+        (``~`` expanded, ``"-"`` for standard input, ``.gz`` read) or the log's text. ``boot=N`` picks the N-th
+        boot of a file holding several (1 = first, -1 = last); without it such a file is refused."""
         from .sources.dmesg import topology_from_dmesg
-        return topology_from_dmesg(path)
+        return topology_from_dmesg(path, boot=boot)
 
     @classmethod
     def from_host(cls) -> Topology:

@@ -29,8 +29,11 @@ ranges`` — raise :class:`pgdefer.errors.DmesgError` with one line naming the f
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
+import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,6 +79,7 @@ class E820Entry:
 
     @property
     def size(self) -> int:
+        """Bytes in the entry (its range is half-open)."""
         return self.end - self.start
 
 
@@ -130,10 +134,12 @@ class MemoryLine:
 
     @property
     def reserved_kib(self) -> int | None:
+        """The ``reserved`` figure of the Memory: line in KiB (None when the line has none)."""
         return self.parts.get("reserved")
 
     @property
     def cma_reserved_kib(self) -> int:
+        """The ``cma-reserved`` figure of the Memory: line in KiB (0 when absent)."""
         return self.parts.get("cma-reserved", 0)
 
     @property
@@ -155,6 +161,7 @@ class DmesgBoot:
     command_line: str | None = None
     dmi: str | None = None
     boots_in_file: int = 1
+    boot_in_file: int = 1                               # which of them (1-based) this is
     e820: list = field(default_factory=list)            # BIOS-provided map (BIOS-e820:)
     e820_user: list = field(default_factory=list)       # user-defined map (memmap=, mem=)
     e820_extended: list = field(default_factory=list)   # "reserve setup_data:" map
@@ -215,6 +222,7 @@ class DmesgBoot:
 
     @property
     def nodes(self) -> list:
+        """Ids of the nodes in ``Early memory node ranges``, ascending."""
         return sorted({r.node for r in self.early_node_ranges})
 
     def cmdline_option(self, name: str) -> list:
@@ -262,6 +270,7 @@ def kernel_policy(version) -> str:
 _LEVEL = re.compile(r"^<\d+>")
 _DMESG_X = re.compile(r"^[a-z]+\s*:\s*[a-z]+\s*: ")                      # dmesg -x: "kern  :info  : "
 _TS = re.compile(r"^\[\s*(\d+\.\d+)\]\s?")                               # [    0.000000]
+_CALLER = re.compile(r"^\[\s*[TC]\d+\]\s?")                                    # CONFIG_PRINTK_CALLER: [    T0]
 _TS_HUMAN = re.compile(r"^\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\]\s?")  # dmesg -T
 _SYSLOG = re.compile(
     r"^(?:(?:[A-Z][a-z]{2}\s+\d{1,2}(?:\s+\d{1,2}:\d\d:\d\d(?:\.\d+)?)?"      # Jan 01 [12:00:00]
@@ -281,7 +290,7 @@ def clean_line(line: str):
     m = _TS.match(s)
     if m:
         ts = float(m.group(1))
-        s = s[m.end():]
+        s = _CALLER.sub("", s[m.end():], count=1)
     else:
         s = _TS_HUMAN.sub("", s, count=1)
     m = _SYSLOG.match(s)
@@ -290,7 +299,7 @@ def clean_line(line: str):
         m = _TS.match(s)
         if m:
             ts = float(m.group(1))
-            s = s[m.end():]
+            s = _CALLER.sub("", s[m.end():], count=1)
     return s, ts
 
 
@@ -437,16 +446,25 @@ def _cpus(n: int, what: str) -> int:
 # parsing
 # ------------------------------------------------------------------------------------------------------
 
+STDIN = "-"  # the path that means "read the log from standard input" (``dmesg:-``)
+
+
 def _read(text_or_path):
-    """(text, path or None). A Path, or a str without a newline, is a file name; other str/bytes are text."""
+    """(text, path or None). A Path, or a str without a newline, is a file name (``~`` expanded; ``-`` is
+    standard input); other str/bytes are text. A gzip-compressed file (``.gz``, or any gzip data) is
+    decompressed."""
     if isinstance(text_or_path, bytes):
-        text, path = text_or_path.decode("utf-8", errors="replace"), None
+        text, path = _gunzip(text_or_path, "<boot log>").decode("utf-8", errors="replace"), None
+    elif text_or_path == STDIN:
+        path = "<stdin>"
+        raw = sys.stdin.buffer.read()
+        if not raw:
+            raise DmesgError(f"{path}: empty: expected a boot log on standard input (dmesg | pgdefer ... dmesg:-)")
+        text = _decode(raw, path)
     elif isinstance(text_or_path, os.PathLike) or (isinstance(text_or_path, str) and "\n" not in text_or_path):
-        path = Path(os.fspath(text_or_path))
-        raw = read_user_file(path, "boot log file", DmesgError)
-        if b"\x00" in raw[:4096]:
-            raise DmesgError(f"{path}: not a Linux boot log (binary file)")
-        text, path = raw.decode("utf-8", errors="replace"), str(path)
+        p = Path(os.fspath(text_or_path)).expanduser()
+        path = str(p)
+        text = _decode(read_user_file(p, "boot log file", DmesgError), path)
     elif isinstance(text_or_path, str):
         text, path = text_or_path, None
     else:
@@ -459,6 +477,24 @@ def _read(text_or_path):
     return text, path
 
 
+def _decode(raw: bytes, name: str) -> str:
+    """The text of a file's bytes (gunzipped if gzip data); binary data is a DmesgError."""
+    raw = _gunzip(raw, name)
+    if b"\x00" in raw[:4096]:
+        raise DmesgError(f"{name}: not a Linux boot log (binary file)")
+    return raw.decode("utf-8", errors="replace")
+
+
+def _gunzip(raw: bytes, name: str) -> bytes:
+    """``raw`` decompressed if it is gzip data (its magic bytes, whatever the file is called)."""
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DmesgError(f"{name}: a damaged or truncated gzip file ({e})") from None
+
+
 def _split_boots(msgs):
     """Indices where a new boot starts (each 'Linux version' line after the first)."""
     starts = [i for i, (m, _) in enumerate(msgs) if P["version"].match(m.strip())]
@@ -468,30 +504,69 @@ def _split_boots(msgs):
     return list(zip(bounds, bounds[1:]))
 
 
-def parse_dmesg(text_or_path) -> DmesgBoot:
-    """Parse a boot log (its text, or a path to it) into a :class:`DmesgBoot`.
+def parse_dmesg(text_or_path, boot: int | None = None) -> DmesgBoot:
+    """Parse a boot log (its text, or a path to it: ``~`` expanded, ``"-"`` for standard input, gzip
+    read) into a :class:`DmesgBoot`.
 
-    A log holding several boots (a concatenated ``kern.log``) yields the last boot that prints
-    ``Early memory node ranges`` (``boots_in_file`` says how many there were). Raises
-    :class:`~pgdefer.errors.DmesgError` for a missing file or a text that is not a Linux boot log.
+    A log holding several boots (a concatenated ``kern.log``: one ``Linux version`` line each) needs
+    ``boot=N``, the N-th boot of the file (1 = first, -1 = last), when more than one of them prints a
+    memory map; otherwise :class:`~pgdefer.errors.DmesgError` lists them and says how to choose (never a
+    silent pick). ``boots_in_file`` and ``boot_in_file`` say how many there were and which was read.
+    Raises :class:`~pgdefer.errors.DmesgError` for a missing file or a text that is not a Linux boot log.
     """
     text, path = _read(text_or_path)
+    return _parse_text(text, path, boot)[0]
+
+
+def _has_memory_map(msgs) -> bool:
+    return any(P["early_hdr"].match(m.strip()) or P["early_hdr_old"].match(m.strip()) for m, _ in msgs)
+
+
+def _choose_boot(msgs, boots, boot, name) -> int:
+    """Index in ``boots`` of the boot to read: ``boot`` (1-based, negative from the end) if given, else the
+    only one with a memory map; several with one is a DmesgError saying how to choose."""
+    n = len(boots)
+    if boot is not None:
+        if isinstance(boot, bool) or not isinstance(boot, int) or not (1 <= boot <= n or -n <= boot <= -1):
+            raise DmesgError(f"{name}: boot={boot!r}: the file holds {n} boot(s); choose 1..{n} (or -1 for the last)")
+        return boot - 1 if boot > 0 else n + boot
+    mapped = [k for k, (lo, hi) in enumerate(boots) if _has_memory_map(msgs[lo:hi])]
+    if len(mapped) <= 1:
+        return mapped[0] if mapped else n - 1
+    listing = "; ".join(f"{k + 1}: {_boot_title(msgs, boots[k])}" for k in range(n))
+    where = name if name != "<boot log>" else "PATH"
+    raise DmesgError(
+        f"{name}: the file holds {n} boots ({listing}); {len(mapped)} of them print a memory map, so choose one: "
+        f"--topology dmesg:{where}#N on the command line, boot=N in Python (Topology.from_dmesg(path, boot=N)); "
+        f"N from 1, -1 for the last")
+
+
+def _boot_title(msgs, bounds) -> str:
+    lo, hi = bounds
+    for i in range(lo, hi):
+        m = P["version"].match(msgs[i][0].strip())
+        if m:
+            return f"Linux {m.group(1)} at line {i + 1}"
+    return f"lines {lo + 1}-{hi}"
+
+
+def _parse_text(text: str, path, boot):
+    """(DmesgBoot, the text of the boot read) of one boot of a log's text."""
     name = path or "<boot log>"
-    msgs = [clean_line(line[:MAX_LINE_CHARS]) for line in text.splitlines()]
+    lines = text.splitlines()
+    msgs = [clean_line(line[:MAX_LINE_CHARS]) for line in lines]
     boots = _split_boots(msgs)
-    chosen = boots[-1]
-    for lo, hi in reversed(boots):
-        if any(P["early_hdr"].match(m.strip()) or P["early_hdr_old"].match(m.strip()) for m, _ in msgs[lo:hi]):
-            chosen = (lo, hi)
-            break
+    k = _choose_boot(msgs, boots, boot, name)
+    chosen = boots[k]
     boot = DmesgParser(chosen[1] - chosen[0], name, chosen[0] + 1).parse(msgs[chosen[0]:chosen[1]])
     boot.path = path
     boot.boots_in_file = len(boots)
+    boot.boot_in_file = k + 1
     if not _looks_like_boot(boot, msgs[chosen[0]:chosen[1]]):
         raise DmesgError(
             f"{name}: not a Linux boot log (no 'Linux version', e820 map, 'Zone ranges', "
             f"'Early memory node ranges' or 'Memory:' line)")
-    return boot
+    return boot, "\n".join(lines[chosen[0]:chosen[1]]) + "\n"
 
 
 def _looks_like_boot(boot, msgs) -> bool:
@@ -547,6 +622,7 @@ class DmesgParser:
         return bool(s) and any(family(s, ts) for family in self._families)
 
     def finish(self) -> DmesgBoot:
+        """Complete the boot after the last message (per-cpu atom size, derived figures) and return it."""
         b = self.boot
         if b.percpu is not None:
             b.percpu["atom"] = self.pcpu_atom
@@ -857,13 +933,15 @@ def zone_limits_from_log(zone_ranges: dict, memory_end: int, movable_normal: int
 # building the topology
 # ------------------------------------------------------------------------------------------------------
 
-def topology_from_dmesg(text_or_path, geometry: Geometry | None = None):
-    """``Topology.from_dmesg``: parse a boot log and build its topology (see the module docstring)."""
-    boot = parse_dmesg(text_or_path)
-    if boot.memblock_debug:  # memblock=debug (a kernel-lab log): the exact reserved map, see pgdefer.lab.importer
+def topology_from_dmesg(text_or_path, geometry: Geometry | None = None, boot: int | None = None):
+    """``Topology.from_dmesg``: parse a boot log and build its topology (see the module docstring and
+    :func:`parse_dmesg` for the paths it reads and ``boot``)."""
+    text, path = _read(text_or_path)  # read once: standard input cannot be read twice
+    parsed, boot_text = _parse_text(text, path, boot)
+    if parsed.memblock_debug:  # memblock=debug (a kernel-lab log): the exact reserved map, see pgdefer.lab.importer
         from ..lab.importer import lab_topology
-        return lab_topology(text_or_path, geometry)
-    return build_topology(boot, geometry)
+        return lab_topology(boot_text, geometry, name=path)
+    return build_topology(parsed, geometry)
 
 
 def _fmt_kib(nbytes):
@@ -887,7 +965,7 @@ def build_topology(boot: DmesgBoot, geometry: Geometry | None = None):
     notes.append(f"built from boot log {Path(boot.path).name if boot.path else '<text>'}"
                  + (f" (kernel {boot.kernel_version})" if boot.kernel_version else " (kernel version not printed)"))
     if boot.boots_in_file > 1:
-        notes.append(f"the file holds {boot.boots_in_file} boots; this is the last one with a memory map")
+        notes.append(f"the file holds {boot.boots_in_file} boots; this is boot {boot.boot_in_file}")
     notes.append("memory = 'Early memory node ranges' (inclusive ends made half-open)")
 
     memory = [(r.start, r.end, r.node) for r in boot.early_node_ranges]

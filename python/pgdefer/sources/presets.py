@@ -59,6 +59,7 @@ class Preset:
     published: dict = field(default_factory=dict)
 
     def topology(self):
+        """Build this preset's Topology."""
         return self.build(self)
 
     @property
@@ -290,9 +291,13 @@ def info(name: str) -> Preset:
     try:
         return PRESETS[name]
     except (KeyError, TypeError):
-        close = difflib.get_close_matches(str(name), PRESETS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UnknownPreset(f"unknown preset {name!r}{hint} Known presets: {', '.join(PRESETS)}") from None
+        raise UnknownPreset(f"unknown preset {name!r}{suggestion(name)} Known presets: {', '.join(PRESETS)}") from None
+
+
+def suggestion(name) -> str:
+    """``"; did you mean 'NAME'?"`` for the preset closest to a misspelt ``name`` (difflib), else ""."""
+    close = difflib.get_close_matches(str(name), PRESETS, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def get(name: str):
