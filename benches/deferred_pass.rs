@@ -1,117 +1,124 @@
-//! Deferred per-node pass: host ns per page for init + free into the buddy allocator, one node of
-//! 64 GiB, single thread, beside a reference loop that writes the same page-array bytes (a plain
-//! fill) in the same run, for the 4.17 two-pass walk (init everything, then free) and the 5.2+
-//! `deferred_init_maxorder` walk (init then free per MAX_ORDER block), policies interleaved run by
-//! run. Also one grow of an x86_64 section. Medians of several runs.
+//! Criterion benches of the core's hot paths on one booted node (benches/common): the per-node pass
+//! (init + free into the buddy allocator: the 4.17 two-pass walk and the 5.2+ `deferred_init_maxorder`
+//! walk), one `deferred_grow_zone` of a section, an order-0 and an order-9 allocation and free, and
+//! `check()` of every struct page, each group beside a reference measured in the same run: a plain fill
+//! of the bytes the pass writes per page (over the pages the pass initialises, a section, or the whole
+//! memmap), and for the allocations an uncontended lock and unlock.
 //!
-//! Run: `cargo bench --bench deferred_pass` (PGDEFER_BENCH_GIB to change the node size).
+//! Run: `cargo bench --bench deferred_pass` (PGDEFER_BENCH_GIB: node size, default 8). Figures of the
+//! latest run: docs/benchmarks.md.
 
-use std::time::Instant;
+mod common;
 
-use pgdefer::{Geometry, Hook, Machine, MachineConfig, Policy, Region, ZoneLimits, ZoneType};
+use std::time::{Duration, Instant};
 
-const GIB: u64 = 1 << 30;
+use common::{deferred_pages, env, machine, plain_fill};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use pgdefer::{Hook, Policy, ZoneType};
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-fn machine(gib: u64, policy: Policy) -> Machine {
-    // One node: low memory as on a PC, the rest above 4 GiB; the Normal zone is what gets deferred.
-    let memory = vec![
-        Region {
-            start: 0x1000,
-            end: 0x9f000,
-            nid: 0,
-        },
-        Region {
-            start: 0x100000,
-            end: 3 * GIB,
-            nid: 0,
-        },
-        Region {
-            start: 4 * GIB,
-            end: (gib + 1) * GIB,
-            nid: 0,
-        },
-    ];
-    let m = Machine::new(MachineConfig::new(
-        Geometry::default(),
-        memory,
-        vec![Region {
-            start: 16 << 20,
-            end: 48 << 20,
-            nid: 0,
-        }],
-        ZoneLimits::default(),
-        policy,
-    ))
-    .unwrap();
-    // Timed steps should measure the model, not the host mapping memory on first touch.
-    m.pages.prefault();
-    m.boot().unwrap();
-    m
-}
-
-fn main() {
-    let gib: u64 = std::env::var("PGDEFER_BENCH_GIB")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(64);
-    let runs = 5;
-    let policies = [Policy::V4_17, Policy::V5_2];
-    let (mut pass, mut fill, mut grow) = (vec![vec![]; 2], vec![], vec![vec![]; 2]);
-    let mut pages = 0;
-    for _ in 0..runs {
-        for (k, &policy) in policies.iter().enumerate() {
-            let m = machine(gib, policy);
-            if k == 0 {
-                // Reference: write the same bytes the pass writes per page (flags, node) with a plain
-                // fill. Both are filled once first so that, like the memmap, they are mapped.
-                let mut flags = vec![0u8; m.pages.len()];
-                let mut node = vec![0u16; m.pages.len()];
-                flags.fill(1);
-                node.fill(2);
-                std::hint::black_box((&flags, &node));
-                let t = Instant::now();
-                flags.fill(0x53);
-                node.fill(1);
-                std::hint::black_box((&flags, &node));
-                fill.push(t.elapsed().as_secs_f64() * 1e9 / m.pages.len() as f64);
-            }
-            let ni = 0;
-            let zi = m.zone_index(ni, ZoneType::Normal).unwrap();
-            let t = Instant::now();
-            assert!(m.deferred_grow_zone(ni, zi, 0, Hook::Explicit, 0).unwrap());
-            grow[k].push(t.elapsed().as_secs_f64() * 1e6);
-
-            let t = Instant::now();
-            pages = m.deferred_init_memmap(0, 0).unwrap();
-            pass[k].push(t.elapsed().as_secs_f64() * 1e9 / pages as f64);
-            assert!(m.check().is_empty());
-        }
-    }
-    let f = median(fill);
-    println!(
-        "deferred per-node pass, {gib} GiB node, ~{pages} pages, single thread, median of {runs}:"
-    );
-    println!("  reference plain fill          : {f:6.2} ns/page (flags + node bytes of every page)");
-    for (k, p) in policies.iter().enumerate() {
-        let ns = median(pass[k].clone());
-        println!(
-            "  {:<6} init + free into buddy : {ns:6.2} ns/page  ({:.1}x fill)",
-            p.name(),
-            ns / f
+fn pass(c: &mut Criterion) {
+    let gib = env("GIB", 8);
+    let pages = deferred_pages(gib, Policy::V4_17) as u64;
+    let mut g = c.benchmark_group(format!("pass_{gib}gib"));
+    g.sample_size(10).throughput(Throughput::Elements(pages));
+    g.bench_function("reference_plain_fill", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| plain_fill(pages as usize)).sum())
+    });
+    for policy in [Policy::V4_17, Policy::V5_2] {
+        g.bench_with_input(
+            BenchmarkId::new("deferred_init_memmap", policy.name()),
+            &policy,
+            |b, &p| {
+                // a fresh booted machine per pass, built outside the timed region
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let m = machine(gib, p, 1, 1);
+                        let t = Instant::now();
+                        std::hint::black_box(m.deferred_init_memmap(0, 0).unwrap());
+                        total += t.elapsed();
+                    }
+                    total
+                })
+            },
         );
     }
-    let (a, b) = (median(pass[0].clone()), median(pass[1].clone()));
-    println!("  v5.2 / v4.17                  : {:6.2}", b / a);
-    for (k, p) in policies.iter().enumerate() {
-        println!(
-            "one grow ({}, init + free): median {:.0} us",
-            p.name(),
-            median(grow[k].clone())
+    g.finish();
+}
+
+fn grow(c: &mut Criterion) {
+    let gib = env("GIB", 8);
+    let mut g = c.benchmark_group(format!("grow_{gib}gib"));
+    g.sample_size(20);
+    let g0 = pgdefer::Geometry::default();
+    let section = 1usize << (g0.section_shift - g0.page_shift); // PAGES_PER_SECTION
+    g.bench_function("reference_plain_fill_of_a_section", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| plain_fill(section)).sum())
+    });
+    for policy in [Policy::V4_17, Policy::V5_8] {
+        g.bench_with_input(
+            BenchmarkId::new("deferred_grow_zone_section", policy.name()),
+            &policy,
+            |b, &p| {
+                // each grow consumes a section: a new machine (untimed) once the node has none left
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    let mut m = machine(gib, p, 1, 1);
+                    let zi = m.zone_index(0, ZoneType::Normal).unwrap();
+                    for _ in 0..iters {
+                        let t = Instant::now();
+                        let grew = m.deferred_grow_zone(0, zi, 0, Hook::Explicit, 0).unwrap();
+                        total += t.elapsed();
+                        if !grew || m.first_deferred_pfn(0).unwrap().is_none() {
+                            m = machine(gib, p, 1, 1);
+                        }
+                    }
+                    total
+                })
+            },
         );
     }
+    g.finish();
 }
+
+fn alloc(c: &mut Criterion) {
+    let m = machine(env("GIB", 8), Policy::V4_17, 1, 1);
+    let mut g = c.benchmark_group("alloc");
+    // reference: the floor of any locked operation, an uncontended lock and unlock
+    let lock = parking_lot::Mutex::new(0u64);
+    g.bench_function("reference_mutex_lock_unlock", |b| {
+        b.iter(|| *std::hint::black_box(&lock).lock() += 1)
+    });
+    g.bench_function("alloc_free_order0_window_open", |b| {
+        b.iter(|| {
+            let pfn = m.alloc_pages(0, None, None, 0).unwrap();
+            m.free_pages(std::hint::black_box(pfn), 0, 0).unwrap();
+        })
+    });
+    g.bench_function("alloc_free_order9_window_open", |b| {
+        b.iter(|| {
+            let pfn = m.alloc_pages(9, None, None, 0).unwrap();
+            m.free_pages(std::hint::black_box(pfn), 9, 0).unwrap();
+        })
+    });
+    g.finish();
+}
+
+fn check(c: &mut Criterion) {
+    let gib = env("GIB", 8);
+    let m = machine(gib, Policy::V4_17, 1, 1);
+    m.page_alloc_init_late(false).unwrap();
+    let pages = m.pages.len() as u64;
+    let mut g = c.benchmark_group(format!("check_{gib}gib"));
+    g.sample_size(10).throughput(Throughput::Elements(pages));
+    g.bench_function("reference_plain_fill", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| plain_fill(pages as usize)).sum())
+    });
+    g.bench_function("check_after_late_init", |b| {
+        b.iter(|| assert!(std::hint::black_box(m.check()).is_empty()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, pass, grow, alloc, check);
+criterion_main!(benches);
