@@ -65,14 +65,19 @@ BAD = (
 
 @pytest.fixture(scope="module")
 def checkers(tmp_path_factory):
-    """stubtest and one ``mypy --strict`` run over the README's examples and BAD, side by side (each spends
+    """stubtest and one ``mypy --strict`` run over the examples of the README and of the tutorials
+    (docs/tutorials) and BAD, side by side (each spends
     ~10 s reading typeshed); the cache of each in a temporary directory, none left in the tree."""
     tmp = tmp_path_factory.mktemp("mypy")
-    blocks = python_blocks(ROOT / "README.md")
-    names = []
-    for i, code in enumerate(blocks):
-        names.append(f"readme_{i}.py")
-        (tmp / names[-1]).write_text(code)
+    blocks, names = [], []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs" / "tutorials").glob("*.md"))]:
+        page_blocks = python_blocks(page)
+        if page.name != "README.md" and page_blocks:  # a tutorial's blocks run in sequence: one file
+            page_blocks = ["".join(page_blocks)]
+        for i, code in enumerate(page_blocks):
+            names.append(f"{page.stem.replace('-', '_')}_{i}.py")
+            (tmp / names[-1]).write_text(code)
+        blocks += page_blocks
     (tmp / "bad.py").write_text(BAD)
     stub_dir = tmp_path_factory.mktemp("stubtest")
     procs = {"mypy": _start(["mypy", "--strict", "--config-file", str(_config(tmp)), *names, "bad.py"], tmp),
@@ -97,8 +102,9 @@ def _mypy_errors(checkers) -> dict[str, list[str]]:
     return errors
 
 
-def test_readme_examples_pass_mypy_strict(checkers):
+def test_readme_and_tutorial_examples_pass_mypy_strict(checkers):
     assert checkers["blocks"], "the README has python examples"
+    assert any(n.startswith("first_boot") for n in checkers["names"])
     errors = _mypy_errors(checkers)
     assert {f: e for f, e in errors.items() if f != "bad.py" and e} == {}
 
