@@ -327,9 +327,9 @@ def replay(machine, ops, after_each=None):
 
 
 def snapshot(machine) -> dict:
+    """Everything observable about a machine as plain, comparable data (events without ``host_ns``)."""
     from .gfp import MIGRATETYPES
 
-    """Everything observable about a machine as plain, comparable data (events without ``host_ns``)."""
     arrays = {k: v.tolist() for k, v in machine.page_arrays().items()}
     zones = {}
     free_lists = {}
