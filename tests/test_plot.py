@@ -10,20 +10,11 @@ import numpy as np
 import pytest
 
 from pgdefer import Machine, presets
-from pgdefer.cli import main
 from pgdefer.machine import ALLOCATED, UNINIT
+from pgdefer.testing import run_cli
 from pgdefer.workload import default_workload, replay
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _run(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +53,7 @@ def _check_png(path, min_w=800, min_h=400):
 
 def test_boot_plot_writes_a_png(tmp_path, capsys):
     out = tmp_path / "boot.png"
-    code, text, err = _run(["boot", "-q", "--plot", str(out)], capsys)
+    code, text, err = run_cli(["boot", "-q", "--plot", str(out)], capsys)
     assert code == 0, err
     assert f"wrote {out}" in text
     _check_png(out)
@@ -180,6 +171,6 @@ def test_missing_matplotlib_is_a_clear_error(monkeypatch, tmp_path, capsys):
     with pytest.raises(plot.PlotUnavailable, match=r"pip install 'pgdefer\[plot\]'"):
         plot.require_matplotlib()
     assert isinstance(plot.PlotUnavailable("x"), ImportError)
-    code, out, err = _run(["boot", "--plot", str(tmp_path / "x.png")], capsys)
+    code, out, err = run_cli(["boot", "--plot", str(tmp_path / "x.png")], capsys)
     assert code != 0 and out == ""                 # refused before simulating anything
     assert err.count("\n") == 1 and err.startswith("pgdefer: error: ") and "pgdefer[plot]" in err
