@@ -281,19 +281,27 @@ _SYSLOG = re.compile(
 def clean_line(line: str):
     """Strip CR, log-level, syslog/journald host prefixes and the timestamp.
 
-    Returns ``(message, timestamp)``; the message keeps its own leading indentation.
+    Returns ``(message, timestamp)``; the message keeps its own leading indentation. Each pattern is tried
+    only where its first character (or ``kernel:``) could match: a log of 200 000 lines is cleaned once per
+    line, and the guards make the common ``[    0.000000] ...`` line cost one pattern instead of six.
     """
-    s = line.rstrip("\r\n").replace("\r", "")
-    s = _LEVEL.sub("", s, count=1)
-    s = _DMESG_X.sub("", s, count=1)
+    s = line.rstrip("\r\n")
+    if "\r" in s:
+        s = s.replace("\r", "")
+    if s[:1] == "<":
+        s = _LEVEL.sub("", s, count=1)
+    if s[:1].islower():
+        s = _DMESG_X.sub("", s, count=1)
     ts = None
-    m = _TS.match(s)
+    m = _TS.match(s) if s[:1] == "[" else None
     if m:
         ts = float(m.group(1))
-        s = _CALLER.sub("", s[m.end():], count=1)
-    else:
+        s = s[m.end():]
+        if s[:1] == "[":
+            s = _CALLER.sub("", s, count=1)
+    elif s[:1] == "[":
         s = _TS_HUMAN.sub("", s, count=1)
-    m = _SYSLOG.match(s)
+    m = _SYSLOG.match(s) if "kernel:" in s else None
     if m:
         s = s[m.end():]
         m = _TS.match(s)
@@ -497,7 +505,7 @@ def _gunzip(raw: bytes, name: str) -> bytes:
 
 def _split_boots(msgs):
     """Indices where a new boot starts (each 'Linux version' line after the first)."""
-    starts = [i for i, (m, _) in enumerate(msgs) if P["version"].match(m.strip())]
+    starts = [i for i, (m, _) in enumerate(msgs) if "Linux version" in m and P["version"].match(m.strip())]
     if len(starts) <= 1:
         return [(0, len(msgs))]
     bounds = [0] + starts[1:] + [len(msgs)]
@@ -519,7 +527,8 @@ def parse_dmesg(text_or_path, boot: int | None = None) -> DmesgBoot:
 
 
 def _has_memory_map(msgs) -> bool:
-    return any(P["early_hdr"].match(m.strip()) or P["early_hdr_old"].match(m.strip()) for m, _ in msgs)
+    return any(P["early_hdr"].match(m.strip()) or P["early_hdr_old"].match(m.strip())
+               for m, _ in msgs if "arly" in m)  # both headers hold "arly"; the substring test is the cheap part
 
 
 def _choose_boot(msgs, boots, boot, name) -> int:
@@ -603,14 +612,14 @@ class DmesgParser:
     def parse(self, msgs, prefilter: bool = True) -> DmesgBoot:
         """Feed every ``(message, timestamp)`` of one boot and return the finished :class:`DmesgBoot`
         (``prefilter``: skip lines without any of the families' keywords, which no family would take)."""
-        taken = 0
-        for i, (raw, ts) in enumerate(msgs):
-            if prefilter and not _KEYWORDS.search(raw):
-                continue
-            taken += 1
-            if taken > MAX_KEYWORD_LINES:
-                raise DmesgError(f"{self.name}: more than {MAX_KEYWORD_LINES} lines of one boot look like memory-map "
-                                 f"lines (line {self.first_line + i}); a real boot prints a few hundred")
+        # the lines to feed, counted before any is parsed: a log over the limit is refused at once
+        kept = [i for i, (raw, _) in enumerate(msgs) if not prefilter or _KEYWORDS.search(raw)]
+        if len(kept) > MAX_KEYWORD_LINES:
+            raise DmesgError(f"{self.name}: more than {MAX_KEYWORD_LINES} lines of one boot look like memory-map "
+                             f"lines (line {self.first_line + kept[MAX_KEYWORD_LINES]}); a real boot prints a few "
+                             f"hundred")
+        for i in kept:
+            raw, ts = msgs[i]
             try:
                 self.feed(raw.strip(), ts)
             except _BadFigure as e:
