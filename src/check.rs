@@ -3,6 +3,9 @@
 use crate::machine::{fmt_fdp, Machine, Phase};
 use crate::page::{PageState, MT_UNSET};
 
+/// Pages checked between two stop polls.
+const CHECK_CHUNK: usize = 1 << 16;
+
 impl Machine {
     /// Every broken invariant, as one message each (empty = all hold). Also includes the violations
     /// recorded while running (double init, merge with an UNINIT buddy, fdp moving backwards).
@@ -34,7 +37,15 @@ impl Machine {
         }
         let booted = self.phase() >= Phase::Booted;
         let mut uninit_count = 0u64;
+        self.stop.set_stage(crate::stop::RunStage::Check);
         for i in 0..pa.len() {
+            if i % CHECK_CHUNK == 0 && i > 0 {
+                self.stop.add_checked(CHECK_CHUNK as u64);
+                if self.stopping() {
+                    bad.push(format!("check() interrupted at pfn {:#x}", pa.pfn(i)));
+                    break;
+                }
+            }
             let f = pa.flags(i);
             let (state, n) = (f.state(), f.init_count());
             if n > 1 {
@@ -104,6 +115,7 @@ impl Machine {
                 self.check_zone(ni, zi, &mut bad);
             }
         }
+        self.stop.set_stage(crate::stop::RunStage::Idle);
         bad
     }
 

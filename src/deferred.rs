@@ -15,11 +15,24 @@ use crate::policy::{
     PassWalk, Policy,
 };
 use crate::protocol::{empty_result, grow_step, GrowStep};
+use crate::stop::{RunStage, StopRequest};
 use crate::sync::Ordering;
 use crate::topology::{Layout, ZoneType};
 
 /// The CPU the boot paths run on.
 pub const BOOT_CPU: u32 = 0;
+
+/// Pages `init_pages` initialises between two stop polls (0.1-7 ms of host time).
+const INIT_CHUNK: u64 = 1 << 16;
+
+/// Sets the progress stage back to idle when a phase returns, by any path.
+struct StageGuard<'a>(&'a StopRequest);
+
+impl Drop for StageGuard<'_> {
+    fn drop(&mut self) {
+        self.0.set_stage(RunStage::Idle);
+    }
+}
 
 impl Machine {
     /// `free_area_init` .. `memblock_free_all`: initialise holes and the early prefix, release the
@@ -33,11 +46,14 @@ impl Machine {
                 self.phase().name()
             )));
         }
+        self.stop.set_stage(RunStage::Boot);
+        let _idle = StageGuard(&self.stop);
         self.init_unavailable_ranges();
         for ni in 0..self.nodes.len() {
             self.memmap_init_node(ni);
         }
         self.memblock_free_all();
+        self.interrupted("boot()")?;
         if self.policy.mem_init_print() == MemInitPrint::Early {
             self.mem_init_print_info("memblock_free_all");
         }
@@ -45,7 +61,27 @@ impl Machine {
         Ok(())
     }
 
+    /// Whether the long loops should stop at their next chunk (a stop request, see `stop`).
+    #[inline]
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.stopping()
+    }
+
+    /// After a boot phase's loops: if a stop was requested meanwhile, the phase ended half way; mark
+    /// the machine interrupted and say so.
+    fn interrupted(&self, what: &str) -> Result<()> {
+        if !self.stop.requested() {
+            return Ok(());
+        }
+        self.set_phase(Phase::Interrupted);
+        Err(Error::Interrupted(format!(
+            "{what} interrupted half way (Ctrl-C): the machine is marked interrupted and cannot be used further"
+        )))
+    }
+
     /// `__init_single_page` over `[s, e)` (one zone, one node), reporting double initialisation (I1).
+    /// A long range goes in chunks of `INIT_CHUNK` pages with a stop poll between them; once stopping
+    /// it returns the pages done so far.
     fn init_pages(&self, s: u64, e: u64, zone: ZoneType, nid: u32, by: InitBy) -> u64 {
         if s >= e {
             return 0;
@@ -54,16 +90,26 @@ impl Machine {
             .pages
             .idx(s)
             .expect("initialised pfn has a struct page");
-        let doubles = self
-            .pages
-            .init_range(i, (e - s) as usize, zone, nid as u16, by);
+        let mut doubles = 0;
+        let mut done = 0;
+        while done < e - s {
+            if done > 0 && self.stopping() {
+                break;
+            }
+            let n = (e - s - done).min(INIT_CHUNK);
+            doubles += self
+                .pages
+                .init_range(i + done as usize, n as usize, zone, nid as u16, by);
+            self.stop.add_initialised(n);
+            done += n;
+        }
         if doubles > 0 {
             self.violation(format!(
                 "I1: {doubles} page(s) in [{s:#x}, {e:#x}) initialised a second time (node {nid}, zone {})",
                 zone.name()
             ));
         }
-        e - s
+        done
     }
 
     /// Split `[s, e)` at global zone boundaries: yields `(s, e, zone)` pieces.
@@ -162,7 +208,7 @@ impl Machine {
             let ni = self.node_index(r.nid).unwrap();
             let fdp = self.nodes[ni].fdp.load();
             let mut s = r.start;
-            while s < r.end {
+            while s < r.end && !self.stopping() {
                 let mut order = if s == 0 {
                     g.max_order
                 } else {
@@ -471,6 +517,9 @@ impl Machine {
             let (mut s, e) = (fs.max(start), fe.min(end));
             while s < e {
                 let c = (s + 1).next_multiple_of(mo).min(e);
+                if pass_done.is_some() && self.stopping() {
+                    return Ok(count);
+                }
                 if let Some(done) = pass_done {
                     if fail_after.is_some_and(|l| done.load(Ordering::Relaxed) + (c - s) > l) {
                         return Err(count);
@@ -594,7 +643,7 @@ impl Machine {
             return Ok(0);
         };
         let mut pages = 0;
-        while let Some(spfn) = it.spfn().filter(|&p| p < e) {
+        while let Some(spfn) = it.spfn().filter(|&p| p < e && !self.stopping()) {
             let mo = (spfn + 1).next_multiple_of(self.geometry().max_order_nr_pages());
             if fail_after.is_some_and(|limit| done.load(Ordering::Relaxed) + (mo - spfn) > limit) {
                 return Err(pages);
@@ -692,7 +741,7 @@ impl Machine {
         let mut pages = 0;
         for r in self.node_free_ranges(ni) {
             let (mut s, e) = clip(r);
-            while s < e {
+            while s < e && !self.stopping() {
                 let step = self.geometry().section_align_up(s + 1).min(e);
                 if fail_after.is_some_and(|limit| pages + (step - s) > limit) {
                     return (pages, true);
@@ -704,6 +753,9 @@ impl Machine {
         }
         for r in self.node_free_ranges(ni) {
             let (s, e) = clip(r);
+            if self.stop.requested() {
+                break;
+            }
             self.deferred_free_pages(ni, zi, s, e);
         }
         (pages, false)
@@ -829,6 +881,8 @@ impl Machine {
             }
         }
         self.set_phase(Phase::LateInit);
+        self.stop.set_stage(RunStage::LateInit);
+        let _idle = StageGuard(&self.stop);
         if self.policy.key_disable() == KeyDisable::BeforePasses && !self.faults.keep_key {
             let guard = self
                 .lock(
@@ -858,6 +912,7 @@ impl Machine {
                         })
                     })
                     .collect();
+                self.join_polling(&handles);
                 handles
                     .into_iter()
                     .map(|h| {
@@ -871,6 +926,7 @@ impl Machine {
                 .map(|ni| self.run_pass(ni, threads))
                 .collect()
         };
+        self.interrupted("page_alloc_init_late()")?;
         if let Some(err) = results.into_iter().find_map(|r| r.err()) {
             self.set_phase(Phase::Failed);
             return Err(err);
@@ -884,6 +940,18 @@ impl Machine {
         }
         self.set_phase(Phase::Done);
         Ok(())
+    }
+
+    /// Wait for the pass threads, polling for a stop request meanwhile (the polls of the pass threads
+    /// themselves cannot reach the front end's hook, which answers on the calling thread only).
+    fn join_polling<T>(&self, handles: &[std::thread::ScopedJoinHandle<'_, T>]) {
+        while !handles.iter().all(std::thread::ScopedJoinHandle::is_finished) {
+            if !self.stop.has_hook() {
+                return; // no front end to ask: a plain join
+            }
+            self.stop.ask();
+            std::thread::park_timeout(std::time::Duration::from_millis(2));
+        }
     }
 
     /// One node's pass on its pgdatinit CPU; a panic in it becomes `WorkerFailed` (the lock guard

@@ -32,6 +32,8 @@ pub enum Error {
     Deadlock(String),
     /// A read of a struct page that was never initialised (I6).
     UninitAccess(String),
+    /// A stop request (Ctrl-C) ended a long operation; a boot phase leaves the machine `interrupted`.
+    Interrupted(String),
 }
 
 impl fmt::Display for Error {
@@ -48,7 +50,8 @@ impl fmt::Display for Error {
             | Error::OutOfMemory(m)
             | Error::HostMemory(m)
             | Error::Deadlock(m)
-            | Error::UninitAccess(m) => f.write_str(m),
+            | Error::UninitAccess(m)
+            | Error::Interrupted(m) => f.write_str(m),
             Error::Invariant(v) => {
                 write!(f, "{} invariant violation(s): {}", v.len(), v.join("; "))
             }

@@ -25,6 +25,7 @@ pub mod page_alloc;
 pub mod points;
 pub mod policy;
 pub mod protocol;
+pub mod stop;
 pub mod sync;
 pub mod topology;
 pub mod waits;

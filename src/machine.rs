@@ -103,11 +103,20 @@ pub enum Phase {
     Done = 3,
     /// A per-node worker failed; the machine is unusable.
     Failed = 4,
+    /// A stop request (Ctrl-C) ended boot or late init half way; the machine is unusable.
+    Interrupted = 5,
 }
 
 impl Phase {
     pub fn name(self) -> &'static str {
-        ["created", "booted", "late_init", "late_init_done", "failed"][self as usize]
+        [
+            "created",
+            "booted",
+            "late_init",
+            "late_init_done",
+            "failed",
+            "interrupted",
+        ][self as usize]
     }
     fn from_u8(v: u8) -> Phase {
         [
@@ -116,6 +125,7 @@ impl Phase {
             Phase::LateInit,
             Phase::Done,
             Phase::Failed,
+            Phase::Interrupted,
         ][v as usize]
     }
 }
@@ -233,6 +243,8 @@ pub struct Machine {
     /// `deferred_pages`
     pub key: StaticKey,
     pub stats: Stats,
+    /// Stop requests (Ctrl-C) and progress of the long loops.
+    pub stop: crate::stop::StopRequest,
     phase: AtomicU8,
     /// Serialises the phase transitions (boot, late init).
     pub(crate) transition: Mutex<()>,
@@ -390,6 +402,7 @@ impl Machine {
             reserved_free: Mutex::new(()),
             key: StaticKey::new(cfg.policy.grows()),
             stats: Stats::default(),
+            stop: crate::stop::StopRequest::default(),
             phase: AtomicU8::new(Phase::Created as u8),
             transition: Mutex::new(()),
             events: Mutex::new(Vec::new()),
@@ -494,6 +507,9 @@ impl Machine {
             ))),
             Phase::Failed => Err(Error::Phase(format!(
                 "{what}: the machine failed during page_alloc_init_late"
+            ))),
+            Phase::Interrupted => Err(Error::Phase(format!(
+                "{what}: the machine was interrupted (Ctrl-C) half way through a boot phase; build a new one"
             ))),
             _ => Ok(()),
         }

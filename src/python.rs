@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use ndarray::ArrayView1;
 use numpy::PyArray1;
-use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyList, PyTuple};
 
@@ -46,6 +46,7 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::WorkerFailed { .. } => ("WorkerFailed", vec![]),
         Error::Deadlock(_) => ("DeadlockDetected", vec![]),
         Error::UninitAccess(_) => ("UninitialisedAccess", vec![]),
+        Error::Interrupted(m) => return PyKeyboardInterrupt::new_err(m.clone()),
     };
     let build = || -> PyResult<PyErr> {
         let cls = py.import("pgdefer.errors")?.getattr(class)?;
@@ -291,6 +292,57 @@ impl PyMachine {
     }
 }
 
+impl PyMachine {
+    /// Run a long operation (`f`) so that Ctrl-C stops it: on Python's main thread, the core's stop
+    /// polls ask Python for pending signals (`Python::check_signals`) now and then; a signal handler's
+    /// exception (KeyboardInterrupt) stops every loop of the operation at its next chunk and is raised
+    /// here, with the core's note on what it left behind. Elsewhere (no signals there) `f` just runs.
+    fn interruptible<T>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(Python<'_>) -> PyResult<T>,
+    ) -> PyResult<T> {
+        let threading = py.import("threading")?;
+        let main: u64 = threading
+            .call_method0("main_thread")?
+            .getattr("ident")?
+            .extract()?;
+        let me: u64 = threading.call_method0("get_ident")?.extract()?;
+        if main != me {
+            return f(py);
+        }
+        let caller = std::thread::current().id();
+        let pending: Arc<Mutex<Option<PyErr>>> = Arc::new(Mutex::new(None));
+        let slot = pending.clone();
+        let hook: crate::stop::StopHook = Arc::new(move || {
+            std::thread::current().id() == caller
+                && Python::attach(|py| match py.check_signals() {
+                    Ok(()) => false,
+                    Err(e) => {
+                        *slot.lock().unwrap() = Some(e);
+                        true
+                    }
+                })
+        });
+        let stop = &self.inner.stop;
+        let previous = stop.set_hook(Some(hook));
+        let r = f(py);
+        stop.set_hook(previous);
+        let raised = pending.lock().unwrap().take();
+        match raised {
+            None => r,
+            Some(e) => {
+                stop.clear();
+                if let Err(why) = &r {
+                    let note = format!("pgdefer: {}", why.value(py));
+                    e.value(py).call_method1("add_note", (note,))?;
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
 /// Give a point callback's exception to the operation it belongs to (see `op_parts`); with none (a
 /// callback reached outside any operation), report it as unraisable rather than drop it.
 fn keep_callback_error(py: Python<'_>, errors: &CallbackErrors, e: PyErr) {
@@ -436,7 +488,15 @@ impl PyMachine {
     }
 
     fn boot(&self, py: Python<'_>) -> PyResult<()> {
-        self.op(py, || self.inner.boot())
+        self.interruptible(py, |py| self.op(py, || self.inner.boot()))
+    }
+
+    /// (stage, pages done, memmap pages) of the long operation running now: stage "boot" or
+    /// "page_alloc_init_late" with the struct pages initialised so far, "check" with those checked,
+    /// "idle" between operations. Safe to call from another thread while one runs.
+    fn progress(&self) -> (&'static str, u64, u64) {
+        let (stage, done) = self.inner.stop.progress();
+        (stage.name(), done, self.inner.pages.len() as u64)
     }
 
     #[pyo3(signature = (order, node=None, zone=None, cpu=0, migratetype=None))]
@@ -493,7 +553,9 @@ impl PyMachine {
 
     #[pyo3(signature = (threads=true))]
     fn page_alloc_init_late(&self, py: Python<'_>, threads: bool) -> PyResult<()> {
-        self.op(py, || self.inner.page_alloc_init_late(threads))
+        self.interruptible(py, |py| {
+            self.op(py, || self.inner.page_alloc_init_late(threads))
+        })
     }
 
     fn first_deferred_pfn(&self, py: Python<'_>, node: u32) -> PyResult<Option<u64>> {
@@ -636,7 +698,7 @@ impl PyMachine {
 
     /// Broken invariants, one message each (empty when all hold).
     fn check(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        run(py, || Ok(self.inner.check()))
+        self.interruptible(py, |py| run(py, || Ok(self.inner.check())))
     }
 
     /// Queue an allocation in hard-interrupt context on `cpu` (delivered at its next interrupt point

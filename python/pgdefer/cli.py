@@ -80,24 +80,27 @@ class CliError(PgdeferError, ValueError):
 # --------------------------------------------------------------------------------------------------
 
 class Progress:
-    """The current phase on stderr, only on a terminal, once a run has taken over a second.
+    """The current phase on stderr, only on a terminal (or with ``force``), once a run has taken over a second.
 
-    A background ticker keeps the elapsed time moving while a long phase (a per-node pass over hundreds of
-    millions of pages) runs in the Rust core, which releases the GIL. Use as a context manager so the line is
-    cleared before any output or error message.
+    A background ticker keeps the line moving while a long phase (a per-node pass over hundreds of millions
+    of pages) runs in the Rust core, which releases the GIL. With a machine to ``watch``, the line shows the
+    struct pages done by the core's long loop, the percentage of the memmap and an estimate of the time
+    left. Use as a context manager so the line is cleared before any output or error message.
     """
 
-    def __init__(self, enabled=True, stream=None, delay=1.0):
+    def __init__(self, enabled=True, stream=None, delay=1.0, force=False):
         self.stream = stream or sys.stderr
         try:
             tty = self.stream.isatty()
         except (AttributeError, ValueError):
             tty = False
-        self.enabled = bool(enabled) and tty and os.environ.get("TERM") != "dumb"
+        self.enabled = bool(enabled) and (force or (tty and os.environ.get("TERM") != "dumb"))
         self.delay = delay
         self.t0 = time.monotonic()
         self.what = None
         self.shown = False
+        self._source = None
+        self._stage = None  # (stage, t, pages) when the core's current stage was first seen
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
@@ -105,11 +108,35 @@ class Progress:
             self._thread = threading.Thread(target=self._tick, name="pgdefer-progress", daemon=True)
             self._thread.start()
 
+    def _pages(self, now):
+        """`` N / M struct pages (P%), ~S s left`` of the watched core's long loop, or ""."""
+        if self._source is None:
+            return ""
+        stage, done, total = self._source()
+        if stage == "idle" or not total:
+            self._stage = None
+            return ""
+        if self._stage is None or self._stage[0] != stage:
+            self._stage = (stage, now, done)
+        _, t, first = self._stage
+        text = f": {done:,} / {total:,} struct pages ({100 * done / total:.0f}%)"
+        rate = (done - first) / (now - t) if now > t else 0
+        if rate > 0 and done < total:
+            text += f", ~{(total - done) / rate:.0f} s left"
+        return text
+
     def _draw(self):
-        if self.what and time.monotonic() - self.t0 > self.delay:
+        now = time.monotonic()
+        if self.what and now - self.t0 > self.delay:
             self.shown = True
-            self.stream.write(f"\r\x1b[K[{time.monotonic() - self.t0:6.1f}s] {self.what}...")
+            self.stream.write(f"\r\x1b[K[{now - self.t0:6.1f}s] {self.what}{self._pages(now) or '...'}")
             self.stream.flush()
+
+    def watch(self, progress):
+        """Show the progress of a core's long loops: ``progress()`` returns (stage, pages done, memmap pages)
+        (``_core.Machine.progress``)."""
+        with self._lock:
+            self._source = progress
 
     def _tick(self):
         while not self._stop.wait(0.2):
@@ -140,6 +167,12 @@ class Progress:
     def __exit__(self, *exc):
         self.done()
         return False
+
+
+def _progress(args):
+    """The progress line of ``boot``/``compare``: on a terminal, or anywhere with ``--progress``; never with
+    ``--quiet``, and not with ``--json`` unless ``--progress`` asks."""
+    return Progress(not args.quiet and (args.progress or not args.json), force=args.progress)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -379,6 +412,8 @@ def run_machine(topo, policy, workload="default", stop_after="page_alloc_init_la
     step = progress.step if progress else (lambda what: None)
     step(f"{policy}: building the memmap")
     m = Machine(topo, policy=policy, **({} if host_check else {"host_check": False}))
+    if progress:
+        progress.watch(m._core.progress)
     step(f"{policy}: boot (early init, memblock_free_all)")
     m.boot()
     results = None
@@ -411,7 +446,7 @@ def cmd_boot(args) -> int:
 
     _check_plot_target(args.plot)
     _check_events_target(args.events)
-    with Progress(not args.quiet) as progress:
+    with _progress(args) as progress:
         progress.step("loading topology")
         topo = load_topology(args.topology)
         progress.step("choosing the policy")
@@ -504,7 +539,7 @@ def cmd_compare(args) -> int:
 
     policies = parse_policies(args.policies)
     rows = []
-    with Progress(not args.quiet) as progress:
+    with _progress(args) as progress:
         progress.step("loading topology")
         topo = load_topology(args.topology)
         if not args.no_host_check:
@@ -783,6 +818,9 @@ def _add_machine_args(p, workload=True):
                    help="do not refuse machines whose page array would not fit this host's available memory "
                         "(the arrays are mapped lazily: a run stopped early touches only what it initialises)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress indication on stderr")
+    p.add_argument("--progress", action="store_true",
+                   help="show progress on stderr even when it is not a terminal or with --json (pages done, "
+                        "percent, time left); Ctrl-C stops a run within a second with status 130")
 
 
 #: Commands that live in their own modules: each module has ``add_parser(subparsers, formatter_class)``, which

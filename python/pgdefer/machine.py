@@ -546,15 +546,25 @@ class Machine:
     # -- boot phases -------------------------------------------------------------------------
 
     def boot(self) -> None:
-        """free_area_init, memmap_init (the defer rule), memblock_free_all. The on-demand window opens."""
+        """free_area_init, memmap_init (the defer rule), memblock_free_all. The on-demand window opens.
+
+        Ctrl-C (on the main thread) stops it within a second: KeyboardInterrupt is raised and the machine,
+        half booted, is marked ``interrupted`` (every later boot phase or allocation is a PhaseError)."""
         self._core.boot()
+
+    def progress(self) -> tuple:
+        """(stage, pages done, memmap pages) of the long operation running now, readable from another
+        thread: "boot" or "page_alloc_init_late" with the struct pages initialised so far, "check" with
+        those checked, "idle" between operations."""
+        return self._core.progress()
 
     def page_alloc_init_late(self, threads: bool = True) -> None:
         """Run each node's deferred_init_memmap pass (on one thread per node unless ``threads=False``),
         then disable the static key as the policy says. In the padata generations (5.8+) each pass's
         chunks run on real host threads too (at most ``host_threads`` at once); ``threads=False`` is the
         deterministic mode: nodes in order, each job's chunks in ascending order on the calling thread,
-        chunk k of a job attributed to worker ``k % nworks`` (docs/model.md §11.6)."""
+        chunk k of a job attributed to worker ``k % nworks`` (docs/model.md §11.6). Ctrl-C stops it as it
+        stops ``boot``, leaving the machine ``interrupted``."""
         self._core.page_alloc_init_late(bool(threads))
 
     def node_workers(self) -> dict:
@@ -760,7 +770,8 @@ class Machine:
 
     @property
     def phase(self) -> str:
-        """"created", "booted", "late_init", "late_init_done" or "failed"."""
+        """"created", "booted", "late_init", "late_init_done", "failed" or "interrupted" (Ctrl-C ended a boot
+        phase half way)."""
         return self._core.phase
 
     @property
