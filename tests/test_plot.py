@@ -155,6 +155,18 @@ def test_figures_are_labelled(machines):
     assert labels == ["boot CPU", *[f"node {n} pass" for n in done.nodes]][::-1] or \
         set(labels) == {"boot CPU", *[f"node {n} pass" for n in done.nodes]}
     assert "not host time" in " ".join(t.get_text() for t in fig.texts)
+    # memblock_free_all is a bar of its modelled duration on the boot CPU, not an instant
+    from matplotlib.colors import to_rgba
+
+    from pgdefer.analysis import boot_schedule
+    from pgdefer.plot import MFA_COLOUR
+
+    (mfa,) = [b for b in boot_schedule(done)["boot_cpu"] if b["what"] == "memblock_free_all"]
+    bars = [c for c in axes[0].collections if tuple(c.get_facecolor()[0]) == to_rgba(MFA_COLOUR)]
+    assert len(bars) == 1 and mfa["ms"] > 0
+    (x0, _), (x1, _) = bars[0].get_paths()[0].get_extents().get_points()
+    assert (x0, x1) == pytest.approx((mfa["start"], mfa["start"] + mfa["ms"]))
+    assert any(t.get_text() == "memblock_free_all" for t in fig.legends[0].get_texts())
     # stopped in the window: no pass panel, the uninitialised part has a legend entry
     fig = memory_map(window)
     assert any("uninitialised" in t.get_text() for t in fig.legends[0].get_texts())

@@ -126,7 +126,8 @@ def allocated_runs(machine, max_chunk: int = 1 << 23) -> list:
 def boot_schedule(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1) -> dict:
     """The boot laid out in modelled time (ms), as plain data.
 
-    Boot CPU: early init node by node, memblock_free_all (instant: the Memory: line), then the grows back to back
+    Boot CPU: early init node by node, memblock_free_all (its modelled duration; the Memory: line is printed at its
+    end), then the grows back to back
     (the rest of the on-demand window - the allocations themselves, smp_init, ... - is not modelled).
     page_alloc_init_late: one pass per node, all starting together (one thread per node; ``pass_threads`` per node
     for padata kernels); the static key goes off after the slowest (v4.17) or before the passes (posting-v2).
@@ -142,6 +143,11 @@ def boot_schedule(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1
             boot_cpu.append({"what": "early", "node": e["node"], "start": t, "ms": d, "pages": e["pages"]})
             t += d
     mfa = next((e for e in ev if e["kind"] == "memblock_free_all"), None)
+    if mfa is not None:
+        d = cost.memblock_free_all_ms(mfa["released"], mfa["reserved"], machine.topology.geometry.max_order)
+        boot_cpu.append({"what": "memblock_free_all", "node": None, "start": t, "ms": d, "pages": mfa["released"],
+                         "reserved": mfa["reserved"]})
+        t += d
     mem_init_at = t if mfa is not None else None
     grows = []
     for e in ev:
@@ -183,14 +189,16 @@ def event_rows(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1) -
 
     ``t_ns`` is host time since the machine was created; ``t_model_ms`` the modelled time (ms, cost model) at
     which the event is logged and ``model_ms`` the modelled duration of the work it reports, both from
-    :func:`boot_schedule`: early_init and grow at the end of their step on the boot CPU, memblock_free_all
-    when the window opens, deferred_init at the end of its node's pass, key_disable when the key goes off; a
-    padata_chunk at its node's pass start (chunks are not timed one by one) and a warning or lockdep report at
-    the modelled time of the event before it (no duration). Fields a kind lacks are None."""
+    :func:`boot_schedule`: early_init, memblock_free_all and grow at the end of their step on the boot CPU (the
+    window opens when memblock_free_all ends), deferred_init at the end of its node's pass, key_disable when the
+    key goes off; a padata_chunk at its node's pass start (chunks are not timed one by one) and a warning or
+    lockdep report at the modelled time of the event before it (no duration). Fields a kind lacks are None."""
     from ._core import EVENT_KINDS
 
     sch = boot_schedule(machine, cost, pass_threads)
-    early, grows = iter(sch["boot_cpu"]), iter(sch["grows"])
+    early = iter(b for b in sch["boot_cpu"] if b["what"] == "early")
+    grows = iter(sch["grows"])
+    mfa = next((b for b in sch["boot_cpu"] if b["what"] == "memblock_free_all"), None)
     passes = {p["node"]: p for p in sch["passes"]}
     fields = [f for kind in EVENT_KINDS.values() for f in kind]
     fields = [f for i, f in enumerate(fields) if f not in fields[:i] and f not in EVENT_COLUMNS]
@@ -201,7 +209,7 @@ def event_rows(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1) -
             step = next(early if kind == "early_init" else grows)
             now, dur = step["start"] + step["ms"], step["ms"]
         elif kind == "memblock_free_all":
-            now, dur = sch["mem_init_at"], 0.0
+            now, dur = sch["mem_init_at"], mfa["ms"]
         elif kind == "deferred_init" and e["node"] in passes:
             p = passes[e["node"]]
             now, dur = p["start"] + p["ms"], p["ms"]

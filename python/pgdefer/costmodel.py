@@ -414,10 +414,13 @@ class CostModel:
         """Early ``memmap_init`` on the boot CPU: the struct pages are written, not yet freed."""
         return pages * self._init_ns() / 1e6
 
-    def memblock_free_all_ms(self, pages: int, max_order: int = 10) -> float:
-        """``memblock_free_all``: the descriptors written by early init are touched again (cold) and freed in
-        MAX_ORDER blocks."""
-        return pages * (self._init_ns() + self._c("free_call_ns") / (1 << max_order)) / 1e6
+    def memblock_free_all_ms(self, pages: int, reserved: int = 0, max_order: int = 10) -> float:
+        """``memblock_free_all`` on the boot CPU: ``reserve_bootmem_region`` touches the descriptor of each of the
+        ``reserved`` pages (``SetPageReserved``; ``init_reserved_page`` for deferred ones), then the ``pages``
+        released free pages' descriptors, written by early init, are touched again (cold) and freed in MAX_ORDER
+        blocks (``__free_pages_memory``)."""
+        return (pages * (self._init_ns() + self._c("free_call_ns") / (1 << max_order))
+                + max(reserved, 0) * self._init_ns()) / 1e6
 
     # -- building ---------------------------------------------------------------------------------
     def with_overrides(self, pairs) -> CostModel:

@@ -269,6 +269,8 @@ def memory_map(machine, max_nodes: int = 24):
 # timeline
 # --------------------------------------------------------------------------------------------------
 
+#: memblock_free_all on the boot CPU (a bar of its modelled duration, between early init and the grows)
+MFA_COLOUR = "#6A3D9A"
 TL_TOP, TL_TRACK, TL_BOTTOM = 1.15, 0.5, 1.05    # inches: titles; per track; x label + legend
 
 
@@ -297,8 +299,15 @@ def _draw_timeline(fig, machine, cost, pass_threads, height, max_tracks=24):
     early_colours = ("#0072B2", "#56B4E9")
     yb = y["boot CPU"]
     for i, b in enumerate(sch["boot_cpu"]):
-        ax1.broken_barh([(b["start"], b["ms"])], (yb - 0.32, 0.64), facecolors=early_colours[i % 2])
         frac = b["ms"] / w_end
+        if b["what"] == "memblock_free_all":
+            ax1.broken_barh([(b["start"], b["ms"])], (yb - 0.32, 0.64), facecolors=MFA_COLOUR)
+            if frac > 0.04:
+                ax1.text(b["start"] + b["ms"] / 2, yb, "memblock_free_all" + (
+                         f": {_fmt_count(b['pages'])} pages freed, {b['ms']:.1f} ms" if frac > 0.25 else ""),
+                         ha="center", va="center", fontsize=7.5, color="white", clip_on=True)
+            continue
+        ax1.broken_barh([(b["start"], b["ms"])], (yb - 0.32, 0.64), facecolors=early_colours[i % 2])
         if frac > 0.25:
             ax1.text(b["start"] + b["ms"] / 2, yb, f"early init node {b['node']}: {_fmt_count(b['pages'])} pages, "
                      f"{b['ms']:.1f} ms", ha="center", va="center", fontsize=7.5, color="white", clip_on=True)
@@ -354,7 +363,8 @@ def _draw_timeline(fig, machine, cost, pass_threads, height, max_tracks=24):
         ax2.grid(axis="x", color="#EEEEEE")
         ax2.set_axisbelow(True)
     handles = [Patch(facecolor=early_colours[0], label="early init (memmap_init), node by node"),
-               Line2D([], [], color="#4D4D4D", linestyle=":", label="memblock_free_all: the Memory: line")]
+               Patch(facecolor=MFA_COLOUR, label="memblock_free_all"),
+               Line2D([], [], color="#4D4D4D", linestyle=":", label="the Memory: line")]
     if gr:
         handles.append(Patch(facecolor=GROW_SHADES[0], edgecolor="#B36B00", label="deferred_grow_zone"))
     if has_pass:

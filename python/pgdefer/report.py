@@ -359,6 +359,9 @@ def compare_row(machine, cost: CostModel = DEFAULT_COST, workload_results=None, 
     modelled = [p["modelled_ms"] for p in passes.values() if p["modelled_ms"] is not None]
     early_ms = sum(n["early_modelled_ms"] for n in s["nodes"].values())
     grow_ms = sum(n["grow_modelled_ms"] for n in s["nodes"].values())
+    mfa = next((e for e in machine.events if e["kind"] == "memblock_free_all"), None)
+    mfa_ms = cost.memblock_free_all_ms(mfa["released"], mfa["reserved"], machine.topology.geometry.max_order) \
+        if mfa is not None else 0.0
     failed = sum(f for _, f in (workload_results or {}).values())
     events = machine.events
     grown = [e for e in events if e["kind"] == "grow" and e["pages"]]
@@ -381,8 +384,9 @@ def compare_row(machine, cost: CostModel = DEFAULT_COST, workload_results=None, 
         "passes": passes,
         "pass_pages": s["stats"]["deferred_pass_pages"],
         "slowest_pass_modelled_ms": max(modelled) if modelled else None,
-        "boot_cpu_modelled_ms": early_ms + grow_ms,
-        "all_initialised_modelled_ms": early_ms + grow_ms + (max(modelled) if modelled else 0.0),
+        "memblock_free_all_modelled_ms": mfa_ms,
+        "boot_cpu_modelled_ms": early_ms + mfa_ms + grow_ms,
+        "all_initialised_modelled_ms": early_ms + mfa_ms + grow_ms + (max(modelled) if modelled else 0.0),
         "allocations": s["stats"]["allocs"], "alloc_failures": s["stats"]["alloc_failures"],
         "workload_failed": failed,
         "mem_init": s["mem_init"],

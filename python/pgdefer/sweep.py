@@ -95,7 +95,7 @@ COLUMNS = {
     "pass_host_ms_by_node": ("string", "host", "JSON {node: ms its pass took on the host}"),
     "slowest_pass_modelled_ms": ("float64", "modelled", "the slowest node's pass"),
     "slowest_pass_host_ms": ("float64", "host", "the slowest node's pass on the host"),
-    "all_initialised_modelled_ms": ("float64", "modelled", "early init + grows + the slowest pass"),
+    "all_initialised_modelled_ms": ("float64", "modelled", "early init + memblock_free_all + grows + the slowest pass"),
     "allocations": ("Int64", None, "successful alloc_pages calls"),
     "alloc_failures": ("Int64", None, "alloc_pages calls that failed (OutOfMemory)"),
     "violations": ("Int64", None, "invariant violations the model recorded while running"),
