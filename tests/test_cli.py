@@ -363,6 +363,8 @@ def test_boot_preset_shows_its_published_measurements(capsys):
 
 
 def test_pass_threads_change_the_modelled_pass_only(capsys):
+    from pgdefer.costmodel import fitted_constants
+
     base = ["boot", "-q", "--json", "--workload", "none", "--no-check"]
     _, out1, _ = run(base + ["--pass-threads", "1"], capsys)
     _, out4, _ = run(base + ["--pass-threads", "4"], capsys)
@@ -372,14 +374,18 @@ def test_pass_threads_change_the_modelled_pass_only(capsys):
     for nid in n1:
         pages = n1[nid]["deferred_init_pages"]
         assert pages == n4[nid]["deferred_init_pages"] > 0
-        # docs/costmodel.md, one thread, worked by hand for the default preset under v4.17 (auto: the preset's
-        # kernel) and the fitted generic-x86_64 figures of costdata/fitted.json: v4.17 initialises a whole range
-        # then frees it (two-pass: the free touches each struct page again, cold), checks each pfn (before 5.2)
-        # and frees pageblock by pageblock (about pages / 512 calls). Per page: 2 x 64 B / 4.117992 GB/s =
-        # 31.08310 ns, + pfn_check_ns 1.868761, + free_call_ns 182.306092 / 512 = 0.356067: 33.307928 ns; plus
-        # pass_overhead_ms 6.27391 per pass. (Node 0's 1245184 deferred pages: 41.475 + 6.274 = 47.749 ms.)
+        # docs/costmodel.md, one thread, worked from the formula for the default preset under v4.17 (auto: the
+        # preset's kernel) and the constants of costdata/fitted.json (generic-x86_64 has no anchor: the fleet's
+        # default rate): v4.17 initialises a whole range then frees it (two-pass: the free touches each struct
+        # page again, cold), pays the 4.15-5.1 per-page extras and frees pageblock by pageblock (about
+        # pages / 512 calls). Per page: (1 + cold_touch) x 64 B / rate + pfn_check_ns + free_call_ns / 512; plus
+        # pass_overhead_ms per pass.
+        fit = fitted_constants()
+        c, rate = fit["constants"], fit["default_thread_gbps"]
+        ns = (1 + c["cold_touch"]) * 64 / rate + c["pfn_check_ns"] + c["free_call_ns"] / 512
         assert d1["policy"] == "v4.17"
-        assert n1[nid]["deferred_init_modelled_ms"] == pytest.approx(pages * 33.307928e-6 + 6.27391, rel=2e-3)
+        assert n1[nid]["deferred_init_modelled_ms"] == pytest.approx(pages * ns / 1e6 + c["pass_overhead_ms"],
+                                                                     rel=2e-3)
         plan1, plan4 = n1[nid]["deferred_init_plan"], n4[nid]["deferred_init_plan"]
         assert plan1["workers"] == 1
         # spec §9.4: one thread per node pass before 5.8 (no padata), whatever --pass-threads says

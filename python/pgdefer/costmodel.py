@@ -7,11 +7,14 @@ machine class and generation used (:meth:`CostModel.label`). docs/costmodel.md d
 Per page, one thread of a per-node pass (``deferred_init_memmap``) pays
 
 * ``S / thread_gbps`` ns to write the ``struct page`` of ``S`` bytes (``__init_single_page``);
-* the free's second touch of the same descriptor (``__free_pages_core``): cold (another full DRAM touch) when
-  the generation inits a whole range before freeing it (4.15-5.1 two-pass), cache-hot (``hot_touch`` of a
-  DRAM touch) when it frees right behind the init (5.2+ ``deferred_init_maxorder``, 4.2-4.14 single pass);
-* ``pfn_check_ns`` before 5.2: the walk's per-pfn checks (``pfn_valid``, ``early_pfn_in_nid``,
-  ``deferred_pfn_valid``) that Duyck's 5.2 series removed (M10: 3.75 s -> 1.85 s before its MAX_ORDER patch);
+* the free's second touch of the same descriptor (``__free_pages_core``): cold (``cold_touch`` of the write:
+  the line was evicted and is fetched again) when the generation inits a whole range before freeing it
+  (4.15-5.1 two-pass; M10: 1.85 s -> 1.38 s from Duyck's MAX_ORDER patch alone), cache-hot (``hot_touch``) when
+  it frees right behind the init (5.2+ ``deferred_init_maxorder``, 4.2-4.14 single pass);
+* ``pfn_check_ns`` in the 4.15-5.1 two-pass walk: the per-page work Duyck's 5.2 series removed before its
+  MAX_ORDER patch (``mm_zero_struct_page`` as a ``memset`` call, ``meminit_pfn_in_nid`` and the other per-pfn
+  checks of ``deferred_pfn_valid``; M10: 3.75 s -> 1.85 s). Before 4.15 the memmap was zeroed when it was
+  allocated, outside the pass;
 * ``free_call_ns`` per call into the buddy allocator, one call per aligned pageblock (``pageblock`` frees,
   4.8-6.3), per aligned MAX_ORDER block (``max_order`` frees, 6.4+), and per page for the rest of a range;
 * switches: KASAN (``kasan_ns_per_page``, spec §6.1 M9) and ``init_on_free`` (clearing the page itself).
@@ -19,10 +22,11 @@ Per page, one thread of a per-node pass (``deferred_init_memmap``) pays
 Several threads (padata, 5.8+) share two ceilings that belong to the machine, not to a thread count: the
 socket's memory bandwidth (``bw_efficiency x dram_gbps`` shared by the nodes of a socket, divided by the DRAM
 bytes each page needs) and ``zone->lock``, taken once per buddy free and moved between cores
-(``LOCK_LINES x line_ns`` per free). Helpers start one after another (``thread_start_us``;
-``thread_start_vm_us`` in a guest, where waking a vCPU exits to the host); each pass pays
-``pass_overhead_ms``. Passes run with IRQs off (4.17-5.6) may be printed as one frozen jiffy (spec §5.8, M11):
-:class:`PassCost` keeps that "as printed" figure apart from the modelled time.
+(``LOCK_LINES x line_ns`` per free). padata's workers are the node's CPUs, SMT siblings included: beyond one
+worker per core (``threads_per_core`` of the class), a worker adds ``smt_gain`` of a thread. Helpers start
+one after another (``thread_start_us``; ``thread_start_vm_us`` in a guest, where waking a vCPU exits to the
+host); each pass pays ``pass_overhead_ms``. Passes run with IRQs off (4.17-5.6) may be printed as one frozen
+jiffy (spec §5.8, M11): :class:`PassCost` keeps that "as printed" figure apart from the modelled time.
 
 The fitted constants (``thread_gbps`` per machine class and the shared ones) live in ``costdata/fitted.json``,
 written by ``pgdefer calibrate --write`` (:mod:`pgdefer.calibration`).
@@ -130,6 +134,59 @@ def padata_plan(size: int, min_chunk: int, max_threads: int) -> tuple:
     return tuple(_core.padata_plan(int(size), max(int(min_chunk), 1), max(int(max_threads), 1)))
 
 
+@dataclass(frozen=True)
+class PassPlan:
+    """The structure of one node's pass, which no cost constant changes: its pages, its buddy free calls and its
+    padata jobs as ``(pages, nworks, chunks)`` (one job of one worker without padata)."""
+
+    mech: Mechanics
+    pages: int
+    frees: int
+    jobs: tuple
+    threads: int = 1
+
+
+def buddy_frees(ranges, mech: Mechanics, pageblock_order: int = 9, max_order: int = 10) -> int:
+    """Buddy free calls for the ranges: aligned whole blocks at the generation's order, the rest page by page."""
+    unit = 1 << (max_order if mech.free_order == "max_order" else pageblock_order)
+    n = 0
+    for s, e in ranges:
+        a, b = -(-s // unit) * unit, e // unit * unit
+        n += (b - a) // unit + (a - s) + (e - b) if b > a else e - s
+    return n
+
+
+def pass_plan(ranges, threads: int = 1, mech: Mechanics | None = None, pages_per_section: int = 32768,
+              pageblock_order: int = 9, max_order: int = 10) -> PassPlan:
+    """The :class:`PassPlan` of ``deferred_init_memmap`` over the free pfn ranges ``[(start, end), ...]`` with
+    ``threads`` CPUs (padata ``max_threads``; ignored before padata)."""
+    mech = mech or Mechanics()
+    ranges = [(int(s), int(e)) for s, e in ranges if e > s]
+    pages = sum(e - s for s, e in ranges)
+    if pages == 0:
+        return PassPlan(mech, 0, 0, ())
+    if not mech.padata:
+        jobs = [(pages, 1, 1)]
+    else:
+        sec = pages_per_section
+        if mech.job_per == "zone":
+            spans = [(ranges[0][0], ranges[-1][1])]
+        else:  # one job per free range, its end rounded up to a section (spec §5.9)
+            spans, first = [], 0
+            for s, e in ranges:
+                s = max(s, first)
+                if s >= e:
+                    continue
+                first = -(-e // sec) * sec
+                spans.append((s, first))
+        jobs = []
+        for s, e in spans:
+            nworks, chunk = padata_plan(e - s, sec, threads)
+            jobs.append((length(clip(ranges, s, e)), nworks, -(-(e - s) // chunk) if chunk else 0))
+    return PassPlan(mech, pages, buddy_frees(ranges, mech, pageblock_order, max_order), tuple(jobs),
+                    max(int(threads), 1))
+
+
 # --------------------------------------------------------------------------------------------------
 # machine classes
 # --------------------------------------------------------------------------------------------------
@@ -148,6 +205,7 @@ class MachineClass:
     struct_page_bytes: int = 64
     page_size: int = 4096
     virtualised: bool = False
+    threads_per_core: int = 1           # SMT: padata's workers are all the node's CPUs, the siblings share a core
     source: str = ""
     fitted: bool = False                # thread_gbps fitted on anchors of this class (else the fleet default)
 
@@ -159,8 +217,10 @@ class MachineClass:
             v = getattr(self, k)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise CostModelError(f"{k} must be a positive number, got {v!r}")
-        if not isinstance(self.nodes_per_socket, int) or self.nodes_per_socket < 1:
-            raise CostModelError(f"nodes_per_socket must be a positive integer, got {self.nodes_per_socket!r}")
+        for k in ("nodes_per_socket", "threads_per_core"):
+            v = getattr(self, k)
+            if not isinstance(v, int) or v < 1:
+                raise CostModelError(f"{k} must be a positive integer, got {v!r}")
 
 
 @cache
@@ -185,6 +245,7 @@ def machine_class(name: str, fitted: dict | None = None) -> MachineClass:
                         dram_gbps=float(c["dram_gbps"]), nodes_per_socket=int(c.get("nodes_per_socket", 1)),
                         line_ns=float(c["line_ns"]), page_size=int(c.get("page_size", 4096)),
                         virtualised=bool(c.get("virtualised", False)), source=c.get("source", ""),
+                        threads_per_core=int(c.get("threads_per_core", 1)),
                         fitted=name in rates)
 
 
@@ -284,6 +345,12 @@ class CostModel:
     init_on_free: bool = False
     class_reason: str = ""
 
+    def __post_init__(self):
+        # a cache miss never costs less than a hit: what makes a 5.2+ pass cheaper per page than a 4.17 one
+        c = self.constants
+        if "cold_touch" in c and "hot_touch" in c and float(c["cold_touch"]) < float(c["hot_touch"]):
+            raise CostModelError(f"cold_touch ({c['cold_touch']}) must be at least hot_touch ({c['hot_touch']})")
+
     @property
     def name(self) -> str:
         return self.machine_class.name
@@ -301,19 +368,10 @@ class CostModel:
         m = self.machine_class
         return m.struct_page_bytes / m.thread_gbps
 
-    def _frees(self, ranges, mech: Mechanics, pageblock_order=9, max_order=10) -> int:
-        """Buddy free calls for the ranges: aligned whole blocks at the generation's order, the rest page by page."""
-        unit = 1 << (max_order if mech.free_order == "max_order" else pageblock_order)
-        n = 0
-        for s, e in ranges:
-            a, b = -(-s // unit) * unit, e // unit * unit
-            n += (b - a) // unit + (a - s) + (e - b) if b > a else e - s
-        return n
-
     def thread_ns_per_page(self, mech: Mechanics, frees_per_page: float) -> float:
         """One thread's ns per page of init + free for this generation on this machine."""
         init = self._init_ns()
-        t = init * (1 + (self._c("hot_touch") if mech.hot_second_touch else 1.0))
+        t = init * (1 + self._c("hot_touch" if mech.hot_second_touch else "cold_touch"))
         t += self._c("free_call_ns") * frees_per_page
         if mech.pfn_checks:
             t += self._c("pfn_check_ns")
@@ -334,14 +392,15 @@ class CostModel:
 
     # -- one padata job ---------------------------------------------------------------------------
     @staticmethod
-    def _job_ns(pages, workers, t_page, cap, start_ns, warm):
+    def _job_ns(pages, workers, t_page, cap, start_ns, warm, cores=None, smt_gain=1.0):
         """Fluid time of one job: worker i joins at (i - warm + 1) x start_ns if it must be created (i >= warm,
         the caller is worker 0 and joins at once); each works at 1/t_page, together at most ``cap``."""
         done, t = 0.0, 0.0
+        cores = workers if cores is None else cores
         joins = [0.0 if i < max(warm, 1) else (i - max(warm, 1) + 1) * start_ns for i in range(workers)]
         for k in range(1, workers + 1):
             t_next = joins[k] if k < workers else math.inf
-            rate = min(k / t_page, cap)
+            rate = min((min(k, cores) + smt_gain * max(0, k - cores)) / t_page, cap)
             if t_next > t and done + rate * (t_next - t) >= pages:
                 return t + (pages - done) / rate
             done += rate * max(0.0, t_next - t)
@@ -355,49 +414,32 @@ class CostModel:
         ``threads``: CPUs the pass may use (padata ``max_threads``; ignored before padata). ``nodes_sharing``:
         nodes running their passes at once on this node's socket.
         """
-        mech = mech or Mechanics()
-        ranges = [(int(s), int(e)) for s, e in ranges if e > s]
-        pages = sum(e - s for s, e in ranges)
-        gen, cls = mech.generation, self.name
-        if pages == 0:
+        plan = pass_plan(ranges, threads, mech, pages_per_section, pageblock_order, max_order)
+        return self.plan_cost(plan, nodes_sharing)
+
+    def plan_cost(self, plan: PassPlan, nodes_sharing: int = 1) -> PassCost:
+        """The modelled time of a :class:`PassPlan` (its structure) on this machine class."""
+        mech, gen, cls = plan.mech, plan.mech.generation, self.name
+        if plan.pages == 0:
             return PassCost(0.0, 0, 0, 0, 0, "threads", None, gen, cls)
-        frees = self._frees(ranges, mech, pageblock_order, max_order)
-        fpp = frees / pages
+        fpp = plan.frees / plan.pages
         t_page = self.thread_ns_per_page(mech, fpp)
         bw, lock = self._caps(mech, fpp, nodes_sharing)
         cap = min(bw, lock)
         start_ns = self._c("thread_start_vm_us" if self.machine_class.virtualised else "thread_start_us") * 1e3
-        if not mech.padata:
-            jobs = [(pages, 1, 1)]
-        else:
-            sec = pages_per_section
-            if mech.job_per == "zone":
-                spans = [(ranges[0][0], ranges[-1][1])]
-            else:  # one job per free range, its end rounded up to a section (spec §5.9)
-                spans, first = [], 0
-                for s, e in ranges:
-                    s = max(s, first)
-                    if s >= e:
-                        continue
-                    first = -(-e // sec) * sec
-                    spans.append((s, first))
-            jobs = []
-            for s, e in spans:
-                nworks, chunk = padata_plan(e - s, sec, threads)
-                job_pages = length(clip(ranges, s, e))
-                jobs.append((job_pages, nworks, -(-(e - s) // chunk) if chunk else 0))
         total, warm, most, chunks, bound, biggest = 0.0, 1, 1, 0, "threads", -1
-        for job_pages, nworks, nchunks in jobs:
+        for job_pages, nworks, nchunks in plan.jobs:
             if job_pages == 0:
                 continue
-            total += self._job_ns(job_pages, nworks, t_page, cap, start_ns, warm)
+            cores = -(-plan.threads // self.machine_class.threads_per_core)
+            total += self._job_ns(job_pages, nworks, t_page, cap, start_ns, warm, cores, self._c("smt_gain"))
             warm, most, chunks = max(warm, nworks), max(most, nworks), chunks + nchunks
             if job_pages > biggest:
                 biggest = job_pages
                 bound = "threads" if nworks / t_page <= cap else ("bandwidth" if bw <= lock else "zone->lock")
         ms = total / 1e6 + self._c("pass_overhead_ms")
-        return PassCost(ms, pages, len(jobs), most, chunks, bound, FROZEN_JIFFY_MS if mech.irqs_off else None,
-                        gen, cls)
+        return PassCost(ms, plan.pages, len(plan.jobs), most, chunks, bound,
+                        FROZEN_JIFFY_MS if mech.irqs_off else None, gen, cls)
 
     def pass_ms(self, pages: int, threads: int = 1, mech: Mechanics | None = None) -> float:
         """Modelled duration of a pass over one aligned free range of ``pages`` pages."""
@@ -425,11 +467,12 @@ class CostModel:
     # -- building ---------------------------------------------------------------------------------
     def with_overrides(self, pairs) -> CostModel:
         """A copy with ``KEY=VALUE`` overrides: machine-class fields (thread_gbps, dram_gbps, nodes_per_socket,
-        line_ns, struct_page_bytes, page_size), fitted constants (hot_touch, pfn_check_ns, free_call_ns,
-        pass_overhead_ms, thread_start_us, bw_efficiency, kasan_ns_per_page) and the switches kasan / init_on_free
+        threads_per_core, line_ns, struct_page_bytes, page_size), fitted constants (hot_touch, cold_touch,
+        pfn_check_ns, free_call_ns, pass_overhead_ms, thread_start_us, thread_start_vm_us, smt_gain, bw_efficiency,
+        kasan_ns_per_page) and the switches kasan / init_on_free
         (0/1)."""
         mc, consts, sw = {}, dict(self.constants), {}
-        ints = {"nodes_per_socket", "struct_page_bytes", "page_size"}
+        ints = {"nodes_per_socket", "threads_per_core", "struct_page_bytes", "page_size"}
         for pair in pairs or ():
             key, sep, val = str(pair).partition("=")
             key = key.strip()
