@@ -80,3 +80,21 @@ def test_compare_row_boot_cpu_time_is_the_timeline_s_window_end():
     row, sch = compare_row(m, cost), boot_schedule(m, cost)
     assert abs(row["boot_cpu_modelled_ms"] - sch["window_end"]) < 1e-9
     assert row["memblock_free_all_modelled_ms"] > 0
+
+
+def test_the_boot_report_prints_memblock_free_all_with_its_modelled_time():
+    from pgdefer import Machine, presets
+    from pgdefer.costmodel import cost_model
+    from pgdefer.report import dmesg_report
+
+    m = Machine(presets.get("default"), "v4.17")
+    m.boot()
+    cost = cost_model("skylake-sp")
+    e = next(e for e in m.events if e["kind"] == "memblock_free_all")
+    lines = dmesg_report(m, cost).splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith("memblock_free_all: "))
+    ms = cost.memblock_free_all_ms(e["released"], e["reserved"])
+    assert lines[i] == (f"memblock_free_all: {e['released']} pages released, {e['reserved']} reserved, "
+                        f"{e['deferred']} left deferred, in {ms:.1f} ms (modelled)")
+    assert lines[i + 1].startswith("Memory: ")          # the kernel's line comes right after it
+    assert cost.machine_memblock_free_all_ms(Machine(presets.get("default"), "v4.17")) is None

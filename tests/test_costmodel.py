@@ -378,3 +378,19 @@ def test_cli_pass_threads_change_the_padata_structure(capsys):
         assert p4["chunks"] > p1["chunks"]
         assert n4["deferred_init_modelled_ms"] < n1["deferred_init_modelled_ms"]
     assert "padata max_threads 4" in runs["4"]["cost_model"]["label"]
+
+
+def test_calibrate_doc_needs_the_leave_one_out_column(tmp_path, capsys):
+    from pgdefer.cli import main
+
+    doc = tmp_path / "costmodel.md"
+    doc.write_text(f"before\n{calibration.DOC_BEGIN}\nold\n{calibration.DOC_END}\nafter\n")
+    assert main(["calibrate", "-q", "--no-loo", "--doc", str(doc)]) == 2
+    assert "--doc needs the leave-one-out column" in capsys.readouterr().err
+    assert "old" in doc.read_text()                     # nothing half-written
+    # checked before the fit: a missing file or one without the markers fails at once
+    assert main(["calibrate", "-q", "--doc", str(tmp_path / "missing.md")]) == 2
+    assert "missing.md" in capsys.readouterr().err
+    (tmp_path / "plain.md").write_text("no table\n")
+    assert main(["calibrate", "-q", "--doc", str(tmp_path / "plain.md")]) == 2
+    assert "no calibration-table markers" in capsys.readouterr().err

@@ -144,7 +144,7 @@ def boot_schedule(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1
             t += d
     mfa = next((e for e in ev if e["kind"] == "memblock_free_all"), None)
     if mfa is not None:
-        d = cost.memblock_free_all_ms(mfa["released"], mfa["reserved"], machine.topology.geometry.max_order)
+        d = cost.machine_memblock_free_all_ms(machine)
         boot_cpu.append({"what": "memblock_free_all", "node": None, "start": t, "ms": d, "pages": mfa["released"],
                          "reserved": mfa["reserved"]})
         t += d

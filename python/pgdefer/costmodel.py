@@ -464,6 +464,13 @@ class CostModel:
         return (pages * (self._init_ns() + self._c("free_call_ns") / (1 << max_order))
                 + max(reserved, 0) * self._init_ns()) / 1e6
 
+    def machine_memblock_free_all_ms(self, machine) -> float | None:
+        """:meth:`memblock_free_all_ms` of a machine's ``memblock_free_all`` event (None before ``boot()``)."""
+        e = next((e for e in machine.events if e["kind"] == "memblock_free_all"), None)
+        if e is None:
+            return None
+        return self.memblock_free_all_ms(e["released"], e["reserved"], machine.topology.geometry.max_order)
+
     # -- building ---------------------------------------------------------------------------------
     def with_overrides(self, pairs) -> CostModel:
         """A copy with ``KEY=VALUE`` overrides: machine-class fields (thread_gbps, dram_gbps, nodes_per_socket,

@@ -303,6 +303,11 @@ def dmesg_report(machine, cost: CostModel = DEFAULT_COST, workload_results=None,
         cut = f"first_deferred_pfn {fdp:#x}" if fdp is not None else "nothing deferred"
         lines.append(f"node {nid}: early init {n['early_pages']} pages in "
                      f"{n['early_modelled_ms']:.1f} ms (modelled), {cut}")
+    mfa = next((e for e in machine.events if e["kind"] == "memblock_free_all"), None)
+    if mfa is not None:
+        lines.append(f"memblock_free_all: {mfa['released']} pages released, {mfa['reserved']} reserved, "
+                     f"{mfa['deferred']} left deferred, in {cost.machine_memblock_free_all_ms(machine):.1f} ms "
+                     "(modelled)")
     mi = s["mem_init"]
     if mi is not None:
         lines.append(format_memory_line(mi))
@@ -359,9 +364,7 @@ def compare_row(machine, cost: CostModel = DEFAULT_COST, workload_results=None, 
     modelled = [p["modelled_ms"] for p in passes.values() if p["modelled_ms"] is not None]
     early_ms = sum(n["early_modelled_ms"] for n in s["nodes"].values())
     grow_ms = sum(n["grow_modelled_ms"] for n in s["nodes"].values())
-    mfa = next((e for e in machine.events if e["kind"] == "memblock_free_all"), None)
-    mfa_ms = cost.memblock_free_all_ms(mfa["released"], mfa["reserved"], machine.topology.geometry.max_order) \
-        if mfa is not None else 0.0
+    mfa_ms = cost.machine_memblock_free_all_ms(machine) or 0.0
     failed = sum(f for _, f in (workload_results or {}).values())
     events = machine.events
     grown = [e for e in events if e["kind"] == "grow" and e["pages"]]
