@@ -7,7 +7,9 @@ use crate::geometry::Geometry;
 use crate::memblock::Region;
 use crate::migratetype::Fallback;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The variants are in release order (`Policy::ALL`), so `p >= Policy::V5_8` reads "5.8 or later"
+/// (the 2025 rework counts as the latest; posting-v2 sits between v4.13 and v4.17, as it was posted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Policy {
     /// No deferral at all (`CONFIG_DEFERRED_STRUCT_PAGE_INIT=n`).
     Eager,
@@ -272,6 +274,10 @@ pub enum FactValue {
 }
 
 impl Policy {
+    /// The generation modelled when none is asked for: v4.17, the on-demand series as merged (exported
+    /// to Python as `_core.DEFAULT_POLICY`).
+    pub const DEFAULT: Policy = Policy::V4_17;
+
     /// Every policy, in release order.
     pub const ALL: [Policy; 13] = [
         Policy::Eager,
@@ -425,16 +431,9 @@ impl Policy {
     /// How the pass hands its jobs to padata (`max_threads` = the node's CPUs, at least 1: x86 from
     /// 5.8, every architecture from 6.11; the model is x86_64).
     pub fn padata_jobs(self) -> PadataJobs {
-        // Listed by the generations before padata, so that a later generation gets padata by default.
+        // By release order, so that a later generation gets padata by default.
         match self {
-            Policy::Eager
-            | Policy::V4_2
-            | Policy::V4_6
-            | Policy::V4_13
-            | Policy::PostingV2
-            | Policy::V4_17
-            | Policy::V5_2
-            | Policy::V5_7 => PadataJobs::None,
+            p if p < Policy::V5_8 => PadataJobs::None,
             Policy::Rework2025 => PadataJobs::PerZone,
             _ => PadataJobs::PerFreeRange,
         }
@@ -481,15 +480,8 @@ impl Policy {
     /// Whether `alloc_flags_nofragment` exists (5.0+): a Normal-zone request whose node also has a
     /// populated DMA32 falls back only to whole pageblocks until every zone has been tried.
     pub fn nofragment(self) -> bool {
-        !matches!(
-            self,
-            Policy::Eager
-                | Policy::V4_2
-                | Policy::V4_6
-                | Policy::V4_13
-                | Policy::PostingV2
-                | Policy::V4_17
-        )
+        // v5.2 is the first modelled generation from 5.0 on
+        self >= Policy::V5_2
     }
 
     pub fn mem_init_print(self) -> MemInitPrint {
@@ -616,6 +608,27 @@ pub const POLICY_NAMES: [&str; Policy::ALL.len()] = {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The facts that read "from version X on" compare policies: the declaration order (`Ord`) must
+    /// be `ALL`'s release order, and the per-policy answers stay what the generation lists said.
+    #[test]
+    fn release_order_is_all_s_order() {
+        assert!(Policy::ALL.windows(2).all(|w| w[0] < w[1]));
+        let padata: Vec<_> = Policy::ALL.into_iter().filter(|p| p.padata()).collect();
+        assert_eq!(
+            padata,
+            [
+                Policy::V5_8,
+                Policy::V5_10,
+                Policy::V6_4,
+                Policy::V6_11,
+                Policy::Rework2025
+            ]
+        );
+        let nofragment: Vec<_> = Policy::ALL.into_iter().filter(|p| p.nofragment()).collect();
+        assert_eq!(nofragment[0], Policy::V5_2);
+        assert_eq!(nofragment.len(), 7);
+    }
 
     #[test]
     fn limits() {

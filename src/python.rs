@@ -99,36 +99,42 @@ fn zone_type(py: Python<'_>, name: Option<&str>) -> PyResult<Option<ZoneType>> {
         .map_err(|e| to_py(py, e))
 }
 
-/// The topology arguments `Machine` and `deferral` take, as Python passes them.
-struct LayoutArgs<'a> {
-    page_size: u64,
-    section_size: u64,
-    pageblock_order: u32,
-    max_order: u32,
-    memory: &'a [(u64, u64, u32)],
-    reserved: &'a [(u64, u64)],
-    zone_limits: (Option<u64>, Option<u64>, Option<u64>),
-}
+/// The memory layout `Machine` and `deferral` take, as Python passes it: one tuple `(page_size,
+/// section_size, pageblock_order, max_order, memory [(start, end, nid)], reserved [(start, end)],
+/// zone_limits (DMA, DMA32, Normal))` (`pgdefer.machine._layout`).
+#[derive(FromPyObject)]
+#[allow(clippy::type_complexity)]
+struct LayoutArgs(
+    u64,
+    u64,
+    u32,
+    u32,
+    Vec<(u64, u64, u32)>,
+    Vec<(u64, u64)>,
+    (Option<u64>, Option<u64>, Option<u64>),
+);
 
-impl LayoutArgs<'_> {
+impl LayoutArgs {
     fn convert(&self) -> Result<(Geometry, Vec<Region>, Vec<Region>, ZoneLimits), Error> {
-        let geometry = Geometry::new(
-            self.page_size,
-            self.section_size,
-            self.pageblock_order,
-            self.max_order,
-        )?;
-        let memory = self
-            .memory
+        let LayoutArgs(
+            page_size,
+            section_size,
+            pageblock_order,
+            max_order,
+            memory,
+            reserved,
+            limits,
+        ) = self;
+        let geometry = Geometry::new(*page_size, *section_size, *pageblock_order, *max_order)?;
+        let memory = memory
             .iter()
             .map(|&(start, end, nid)| Region { start, end, nid })
             .collect();
-        let reserved = self
-            .reserved
+        let reserved = reserved
             .iter()
             .map(|&(start, end)| Region { start, end, nid: 0 })
             .collect();
-        let (dma, dma32, normal) = self.zone_limits;
+        let &(dma, dma32, normal) = limits;
         Ok((
             geometry,
             memory,
@@ -141,30 +147,13 @@ impl LayoutArgs<'_> {
 /// Per node (nid, first_deferred_pfn, deferred pages) that memmap_init would leave under `policy`,
 /// from the layout alone: the machine's own defer rule, without a page array.
 #[pyfunction]
-#[pyo3(signature = (page_size, section_size, pageblock_order, max_order, memory, reserved, zone_limits, policy))]
-#[allow(clippy::too_many_arguments)]
 fn deferral(
     py: Python<'_>,
-    page_size: u64,
-    section_size: u64,
-    pageblock_order: u32,
-    max_order: u32,
-    memory: Vec<(u64, u64, u32)>,
-    reserved: Vec<(u64, u64)>,
-    zone_limits: (Option<u64>, Option<u64>, Option<u64>),
+    layout: LayoutArgs,
     policy: &str,
 ) -> PyResult<Vec<(u32, Option<u64>, u64)>> {
     run(py, || {
-        let args = LayoutArgs {
-            page_size,
-            section_size,
-            pageblock_order,
-            max_order,
-            memory: &memory,
-            reserved: &reserved,
-            zone_limits,
-        };
-        let (geometry, memory, reserved, zone_limits) = args.convert()?;
+        let (geometry, memory, reserved, zone_limits) = layout.convert()?;
         let policy = Policy::parse(policy)?;
         let layout = Layout::new(geometry, &memory, &reserved, zone_limits)?;
         Ok(crate::deferred::deferral(&layout, policy)
@@ -408,20 +397,13 @@ impl PyIrq {
 #[pymethods]
 impl PyMachine {
     #[new]
-    #[pyo3(signature = (page_size, section_size, pageblock_order, max_order, memory, reserved, zone_limits, policy,
-                        cpus=1, grow_irqsave=true, trust_snapshot=false, keep_key=false, fail_pass=None, panic_pass=None,
+    #[pyo3(signature = (layout, policy, cpus=1, grow_irqsave=true, trust_snapshot=false, keep_key=false, fail_pass=None, panic_pass=None,
                         bytes_as_pages=false, retry_forever=false, node_cpus=Vec::new(), host_threads=None,
                         host_check=true))]
     #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
     fn new(
         py: Python<'_>,
-        page_size: u64,
-        section_size: u64,
-        pageblock_order: u32,
-        max_order: u32,
-        memory: Vec<(u64, u64, u32)>,
-        reserved: Vec<(u64, u64)>,
-        zone_limits: (Option<u64>, Option<u64>, Option<u64>),
+        layout: LayoutArgs,
         policy: &str,
         cpus: u32,
         grow_irqsave: bool,
@@ -436,15 +418,6 @@ impl PyMachine {
         host_check: bool,
     ) -> PyResult<Self> {
         let inner = run(py, || {
-            let layout = LayoutArgs {
-                page_size,
-                section_size,
-                pageblock_order,
-                max_order,
-                memory: &memory,
-                reserved: &reserved,
-                zone_limits,
-            };
             let (geometry, memory, reserved, zone_limits) = layout.convert()?;
             Machine::new(MachineConfig {
                 geometry,
@@ -991,6 +964,29 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add_function(wrap_pyfunction!(deferral, m)?)?;
     m.add_function(wrap_pyfunction!(padata_plan, m)?)?;
+    m.add("DEFAULT_POLICY", Policy::DEFAULT.name())?;
+    let g = Geometry::default();
+    m.add(
+        "DEFAULT_GEOMETRY",
+        (
+            g.page_size(),
+            g.page_size() << g.section_shift,
+            g.pageblock_order,
+            g.max_order,
+        ),
+    )?;
+    let limits = ZoneLimits::default();
+    let default_limits = PyDict::new(m.py());
+    for (zt, limit) in [
+        (ZoneType::Dma, limits.dma),
+        (ZoneType::Dma32, limits.dma32),
+        (ZoneType::Normal, limits.normal),
+    ] {
+        if let Some(end) = limit {
+            default_limits.set_item(zt.name(), end)?;
+        }
+    }
+    m.add("DEFAULT_ZONE_LIMITS", default_limits)?;
     m.add("BYTES_PER_PAGE", crate::page::BYTES_PER_PAGE)?;
     m.add("PAGE_STATES", crate::page::STATE_NAMES.to_vec())?;
     let flags = PyDict::new(m.py());

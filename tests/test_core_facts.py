@@ -169,7 +169,7 @@ def _two_nodes():
 
 
 def _core_args(topo, policy="v4.17"):
-    return pgdefer.machine._layout_args(topo) + (policy,)
+    return pgdefer.machine._layout(topo), policy
 
 
 MISUSE = [  # (name, Python Machine kwargs, the same request straight to _core.Machine or None if Python only)

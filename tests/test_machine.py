@@ -189,8 +189,9 @@ def test_core_rejects_bad_input_with_typed_errors(name, kw, exc):
     args = dict(page_size=4096, section_size=128 * MiB, pageblock_order=9, max_order=10,
                 memory=[(0, GiB, 0)], reserved=[], zone_limits=(16 * MiB, 4 * GiB, None), policy="v4.17")
     args.update(kw)
+    policy = args.pop("policy")
     with pytest.raises(exc):
-        _core.Machine(*args.values())
+        _core.Machine(tuple(args.values()), policy)  # the layout tuple, then the policy
 
 
 def test_reserved_ranges_without_memory_are_ignored():

@@ -5,8 +5,6 @@ from .errors import *  # noqa: F401,F403
 from .errors import __all__ as _errors_all
 from .topology import Region, Topology, ZoneSpan
 
-DEFAULT_POLICY = "v4.17"
-
 try:  # the installed distribution's version (pyproject.toml's), one owner
     from importlib.metadata import PackageNotFoundError as _NotFound
     from importlib.metadata import version as _version
@@ -15,7 +13,7 @@ except _NotFound:  # pragma: no cover - a source tree that was never installed
     __version__ = "0+unknown"
 
 try:  # the Rust core; absent only in a source tree that was never built
-    from ._core import POINTS, POLICY_FACTS  # noqa: F401
+    from ._core import DEFAULT_POLICY, POINTS, POLICY_FACTS  # noqa: F401 - the policy modelled when none is asked for
     from ._core import POLICIES as _POLICIES
     POLICIES = tuple(_POLICIES)  # every policy, in release order (the core's policy table)
     from . import sweep  # noqa: F401 - a callable module: pgdefer.sweep(...) runs a sweep (pandas, Dask: lazily)

@@ -10,7 +10,8 @@ from numpy.typing import NDArray
 
 __all__ = [
     "Machine", "IrqHandle", "POINTS", "INIT_BY", "POLICIES", "POLICY_FACTS", "MIGRATETYPES", "EVENT_KINDS",
-    "deferral", "padata_plan", "BYTES_PER_PAGE", "PAGE_STATES", "PAGE_FLAGS", "NO_ORDER", "MAX_NUMNODES",
+    "deferral", "padata_plan", "DEFAULT_POLICY", "DEFAULT_GEOMETRY", "DEFAULT_ZONE_LIMITS", "BYTES_PER_PAGE",
+    "PAGE_STATES", "PAGE_FLAGS", "NO_ORDER", "MAX_NUMNODES",
     "MAX_CPUS", "MAX_PHYSMEM_BITS", "ORDER_BIAS", "ZONES",
 ]
 
@@ -26,6 +27,12 @@ POLICY_FACTS: dict[str, dict[str, Any]]
 MIGRATETYPES: list[str]
 #: Event kind -> its field names, in order.
 EVENT_KINDS: dict[str, list[str]]
+#: The policy modelled when none is asked for (``Policy::DEFAULT``).
+DEFAULT_POLICY: str
+#: x86_64's (page_size, section_size, pageblock_order, max_order) in bytes and orders (``Geometry::default``).
+DEFAULT_GEOMETRY: tuple[int, int, int, int]
+#: Zone name -> end address of the zone (``ZoneLimits::default``; a zone without a limit is absent).
+DEFAULT_ZONE_LIMITS: dict[str, int]
 #: Host bytes per simulated struct page.
 BYTES_PER_PAGE: int
 #: Page state names, indexed by the state code.
@@ -43,18 +50,11 @@ ZONES: list[str]
 _Memory = list[tuple[int, int, int]]
 _Reserved = list[tuple[int, int]]
 _ZoneLimits = tuple[int | None, int | None, int | None]
+#: (page_size, section_size, pageblock_order, max_order, memory, reserved, zone_limits): ``pgdefer.machine._layout``.
+_Layout = tuple[int, int, int, int, _Memory, _Reserved, _ZoneLimits]
 _Stream = tuple[int, int, list[int], int | None, str | None, int]
 
-def deferral(
-    page_size: int,
-    section_size: int,
-    pageblock_order: int,
-    max_order: int,
-    memory: _Memory,
-    reserved: _Reserved,
-    zone_limits: _ZoneLimits,
-    policy: str,
-) -> list[tuple[int, int | None, int]]: ...
+def deferral(layout: _Layout, policy: str) -> list[tuple[int, int | None, int]]: ...
 def padata_plan(size: int, min_chunk: int, max_threads: int) -> tuple[int, int]: ...
 @final
 class IrqHandle:
@@ -66,13 +66,7 @@ class IrqHandle:
 class Machine:
     def __new__(
         cls,
-        page_size: int,
-        section_size: int,
-        pageblock_order: int,
-        max_order: int,
-        memory: _Memory,
-        reserved: _Reserved,
-        zone_limits: _ZoneLimits,
+        layout: _Layout,
         policy: str,
         cpus: int = 1,
         grow_irqsave: bool = True,

@@ -15,7 +15,7 @@ No matplotlib here: :mod:`pgdefer.plot` draws what these functions return.
 
 from __future__ import annotations
 
-from ._core import POLICY_FACTS
+from ._core import PAGE_FLAGS, POLICY_FACTS
 from ._intervals import clip, intersect, merge, subtract
 from .costmodel import DEFAULT_COST, CostModel, Mechanics, machine_passes
 
@@ -106,11 +106,12 @@ def allocated_runs(machine, max_chunk: int = 1 << 23) -> list:
 
     p = machine.pages
     flags = np.asarray(p.flags)  # positional: base + offset, as the chunks say
+    shift, mask = PAGE_FLAGS["state"]
     runs = []
     for s, e, base in p.chunks:
         for a in range(0, e - s, max_chunk):
             b = min(e - s, a + max_chunk)
-            st = (flags[base + a:base + b] & 7) == ST_ALLOCATED
+            st = ((flags[base + a:base + b] >> shift) & mask) == ST_ALLOCATED
             if not st.any():
                 continue
             edges = np.flatnonzero(np.diff(np.concatenate(([0], st.view(np.int8), [0]))))

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import Geometry
 from .costmodel import CostModel, CostModelError, Mechanics, _load, machine_class, pass_plan
 
 #: log-normal priors: (centre, sigma in natural-log units). Physical orders of magnitude, not anchor figures:
@@ -77,8 +78,10 @@ def anchor_mechanics(anchor_id: str):
 
 
 def _geometry(page_size):
-    # 4 KiB: x86_64/arm64 4K (pageblock 9, MAX_ORDER 10, 128 MiB sections); ppc64 64 KiB: orders 8, 16 MiB sections
-    return (32768, 9, 10) if page_size == 4096 else (256, 8, 8)
+    # 4 KiB: x86_64/arm64 4K, the core's default geometry (pageblock 9, MAX_ORDER 10, 128 MiB sections); ppc64
+    # 64 KiB: orders 8, 16 MiB sections
+    g = Geometry()
+    return (g.pages_per_section, g.pageblock_order, g.max_order) if page_size == g.page_size else (256, 8, 8)
 
 
 @cache

@@ -829,14 +829,15 @@ COMMAND_MODULES = ["pgdefer.calibration", "pgdefer.sweep_cli", "pgdefer.lab.cli"
 
 
 def _add_boot(sub, fmt):
-    from . import POLICIES
+    from . import DEFAULT_POLICY, POLICIES
 
     b = sub.add_parser("boot", help="simulate a boot and print a dmesg-style report",
                        description=DESCRIPTION, epilog=BOOT_EPILOG, formatter_class=fmt)
     _add_machine_args(b)
     b.add_argument("--policy", "-p", default="auto", choices=[*POLICIES, "auto"], metavar="POLICY",
-                   help=f"kernel generation to model: {', '.join(POLICIES)} or auto = from the boot log's kernel "
-                        "version (v4.17 when the machine is not from a log) (default: %(default)s)")
+                   help=f"kernel generation to model: {', '.join(POLICIES)}, or auto = the generation of the kernel "
+                        f"that the machine's boot log, preset or host ran ({DEFAULT_POLICY} when none is known) "
+                        "(default: %(default)s)")
     b.add_argument("--stop-after", choices=STOP_PHASES, default="page_alloc_init_late",
                    help="stop after this phase: memblock_free_all (the Memory: line), workload (the early "
                         "allocations, window still open) or page_alloc_init_late (default: %(default)s); the "

@@ -83,13 +83,13 @@ class Geometry:
     pageblock_order=3``, i.e. 64-page sections) keep tests fast.
     """
 
-    page_size: int = 4096
-    section_size: int = 128 << 20
-    pageblock_order: int = 9
-    max_order: int = 10
+    page_size: int = _core.DEFAULT_GEOMETRY[0]
+    section_size: int = _core.DEFAULT_GEOMETRY[1]
+    pageblock_order: int = _core.DEFAULT_GEOMETRY[2]
+    max_order: int = _core.DEFAULT_GEOMETRY[3]
 
-    def __init__(self, page_size: int | str = "4K", section_size: int | str = "128M", pageblock_order: int = 9,
-                 max_order: int = 10) -> None:
+    def __init__(self, page_size: int | str = page_size, section_size: int | str = section_size,
+                 pageblock_order: int = pageblock_order, max_order: int = max_order) -> None:
         try:
             ps = parse_size(page_size, "page_size")
             ss = parse_size(section_size, "section_size")

@@ -41,7 +41,9 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 
+from ._core import DEFAULT_POLICY
 from ._intervals import clip, length, subtract
+from .config import Geometry
 from .errors import PgdeferError
 
 #: Cache lines moved between cores per buddy free under contention: the ``zone->lock`` word, the zone's
@@ -93,7 +95,7 @@ def _core_policy_facts():
 class Mechanics:
     """The per-page work of one generation's per-node pass (kernel: ``deferred_init_memmap``)."""
 
-    generation: str = "v4.17"
+    generation: str = DEFAULT_POLICY
     defers: bool = True
     hot_second_touch: bool = False      # free right behind the init (5.2+): the descriptor is still cached
     pfn_checks: bool = True             # before 5.2: per-pfn validity checks in the walk (removed by Duyck's series)
@@ -146,7 +148,8 @@ class PassPlan:
     threads: int = 1
 
 
-def buddy_frees(ranges, mech: Mechanics, pageblock_order: int = 9, max_order: int = 10) -> int:
+def buddy_frees(ranges, mech: Mechanics, pageblock_order: int = Geometry.pageblock_order,
+                max_order: int = Geometry.max_order) -> int:
     """Buddy free calls for the ranges: aligned whole blocks at the generation's order, the rest page by page."""
     unit = 1 << (max_order if mech.free_order == "max_order" else pageblock_order)
     n = 0
@@ -156,8 +159,9 @@ def buddy_frees(ranges, mech: Mechanics, pageblock_order: int = 9, max_order: in
     return n
 
 
-def pass_plan(ranges, threads: int = 1, mech: Mechanics | None = None, pages_per_section: int = 32768,
-              pageblock_order: int = 9, max_order: int = 10) -> PassPlan:
+def pass_plan(ranges, threads: int = 1, mech: Mechanics | None = None,
+              pages_per_section: int = Geometry().pages_per_section, pageblock_order: int = Geometry.pageblock_order,
+              max_order: int = Geometry.max_order) -> PassPlan:
     """The :class:`PassPlan` of ``deferred_init_memmap`` over the free pfn ranges ``[(start, end), ...]`` with
     ``threads`` CPUs (padata ``max_threads``; ignored before padata)."""
     mech = mech or Mechanics()
@@ -203,7 +207,7 @@ class MachineClass:
     nodes_per_socket: int = 1           # nodes sharing a socket's bandwidth (SNC / NPS > 1)
     line_ns: float = 90.0               # core-to-core cache-line transfer (zone->lock ceiling)
     struct_page_bytes: int = 64
-    page_size: int = 4096
+    page_size: int = Geometry.page_size
     virtualised: bool = False
     threads_per_core: int = 1           # SMT: padata's workers are all the node's CPUs, the siblings share a core
     source: str = ""
@@ -243,7 +247,7 @@ def machine_class(name: str, fitted: dict | None = None) -> MachineClass:
     return MachineClass(name=name, description=c.get("description", ""), arch=c.get("arch", "x86_64"),
                         thread_gbps=float(rates.get(name, fit["default_thread_gbps"])),
                         dram_gbps=float(c["dram_gbps"]), nodes_per_socket=int(c.get("nodes_per_socket", 1)),
-                        line_ns=float(c["line_ns"]), page_size=int(c.get("page_size", 4096)),
+                        line_ns=float(c["line_ns"]), page_size=int(c.get("page_size", Geometry.page_size)),
                         virtualised=bool(c.get("virtualised", False)), source=c.get("source", ""),
                         threads_per_core=int(c.get("threads_per_core", 1)),
                         fitted=name in rates)
@@ -408,7 +412,8 @@ class CostModel:
         return t  # pragma: no cover - the last step always finishes
 
     def pass_cost(self, ranges, threads: int = 1, mech: Mechanics | None = None, nodes_sharing: int = 1,
-                  pages_per_section: int = 32768, pageblock_order: int = 9, max_order: int = 10) -> PassCost:
+                  pages_per_section: int = Geometry().pages_per_section,
+                  pageblock_order: int = Geometry.pageblock_order, max_order: int = Geometry.max_order) -> PassCost:
         """Modelled ``deferred_init_memmap`` of one node over its free pfn ranges ``[(start, end), ...]``.
 
         ``threads``: CPUs the pass may use (padata ``max_threads``; ignored before padata). ``nodes_sharing``:
@@ -456,7 +461,7 @@ class CostModel:
         """Early ``memmap_init`` on the boot CPU: the struct pages are written, not yet freed."""
         return pages * self._init_ns() / 1e6
 
-    def memblock_free_all_ms(self, pages: int, reserved: int = 0, max_order: int = 10) -> float:
+    def memblock_free_all_ms(self, pages: int, reserved: int = 0, max_order: int = Geometry.max_order) -> float:
         """``memblock_free_all`` on the boot CPU: ``reserve_bootmem_region`` touches the descriptor of each of the
         ``reserved`` pages (``SetPageReserved``; ``init_reserved_page`` for deferred ones), then the ``pages``
         released free pages' descriptors, written by early init, are touched again (cold) and freed in MAX_ORDER

@@ -388,8 +388,9 @@ def _topology(value):
     return value
 
 
-def _layout_args(topology: Topology) -> tuple:
-    """The topology as the core's Machine and deferral take it."""
+def _layout(topology: Topology) -> tuple:
+    """The topology as the core's Machine and deferral take it: one tuple (geometry's four sizes, memory, reserved,
+    zone limits DMA/DMA32/Normal)."""
     g = topology.geometry
     zl = topology.zone_limits
     return (g.page_size, g.section_size, g.pageblock_order, g.max_order,
@@ -415,7 +416,7 @@ def deferral(topology: Topology, policy: str) -> list:
     leaves uninitialised, computed by the core from the layout alone: no page array is allocated, so this
     answers for machines too large to build."""
     _topology(topology)
-    return [NodeDeferral(*n) for n in _core.deferral(*_layout_args(topology), _str(policy, "policy"))]
+    return [NodeDeferral(*n) for n in _core.deferral(_layout(topology), _str(policy, "policy"))]
 
 
 FAULTS = ("trust_snapshot", "keep_key", "bytes_as_pages", "retry_forever")
@@ -473,7 +474,7 @@ class Machine:
     #: The deliberate bugs ``faults=`` accepts.
     FAULTS = FAULTS
 
-    def __init__(self, topology: Topology, policy: str = "v4.17", cpus: int = 1, grow_irqsave: bool = True,
+    def __init__(self, topology: Topology, policy: str = _core.DEFAULT_POLICY, cpus: int = 1, grow_irqsave: bool = True,
                  faults=(), fail_pass=None, panic_pass=None, node_cpus=None, host_threads=None,
                  host_check: bool = True):
         """``cpus``: simulated CPUs that run allocations (0 is the boot CPU); each node's pgdatinit
@@ -527,7 +528,7 @@ class Machine:
                 raise InvalidArgument(f"host_threads must be in 1..{_core.MAX_CPUS}, got {host_threads}")
         self.topology = topology
         self._core = _core.Machine(
-            *_layout_args(topology), policy, cpus=cpus, grow_irqsave=bool(grow_irqsave),
+            _layout(topology), policy, cpus=cpus, grow_irqsave=bool(grow_irqsave),
             trust_snapshot="trust_snapshot" in faults,
             keep_key="keep_key" in faults, fail_pass=fail_pass, panic_pass=panic_pass,
             bytes_as_pages="bytes_as_pages" in faults, retry_forever="retry_forever" in faults,

@@ -45,6 +45,8 @@ def _joined(values):
 
 def add_parser(sub, formatter_class):
     """Register ``sweep`` on the subparsers of ``pgdefer``."""
+    from ._core import DEFAULT_POLICY
+
     p = sub.add_parser("sweep", help="many boots (topologies x policies x threads x geometries x workloads) "
                                      "as one table, on this host or a Dask cluster",
                        description=SWEEP_DESCRIPTION, epilog=SWEEP_EPILOG, formatter_class=formatter_class)
@@ -52,7 +54,7 @@ def add_parser(sub, formatter_class):
                    help="topologies: preset names, .toml/.json files, dmesg:LOG, host (repeatable; default: "
                         "default, or none with --generate/--cells)")
     p.add_argument("--policy", "-p", action="append", metavar="P1,P2,...",
-                   help="policies (kernel generations), all, or auto (default: v4.17)")
+                   help=f"policies (kernel generations), all, or auto (default: {DEFAULT_POLICY})")
     p.add_argument("--pass-threads", action="append", metavar="N1,N2,...",
                    help="threads per node pass in the modelled time, or auto (default: 1)")
     p.add_argument("--geometry", action="append", metavar="G1,G2,...",
@@ -118,7 +120,7 @@ def cmd_sweep(args) -> int:
     if args.resume and not args.out:
         raise CliError("--resume needs --out FILE (the cells already done are read from it)")
     _check_plot_target(args.plot)
-    policies = _joined(args.policy) or "v4.17"
+    policies = _joined(args.policy) or _core.DEFAULT_POLICY
     if policies.strip() == "all":
         policies = ",".join(_core.POLICIES)
     cells = _read_cells(args.cells) if args.cells else None

@@ -78,7 +78,9 @@ class ZoneSpan:
         return self.start_pfn + self.spanned
 
 
-DEFAULT_ZONE_LIMITS = {"DMA": 16 << 20, "DMA32": 4 << 30}
+#: Zone name -> end address where ``zone_limits`` is not given (x86_64: DMA below 16 MiB, DMA32 below 4 GiB): the
+#: core's ``ZoneLimits::default``.
+DEFAULT_ZONE_LIMITS = dict(_core.DEFAULT_ZONE_LIMITS)
 
 
 def _as_region(r, what):

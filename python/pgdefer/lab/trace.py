@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .._core import MIGRATETYPES as CORE_MIGRATETYPES
 from ..config import ZONE_NAMES
 from ..errors import BadFree, DmesgError, OutOfMemory, PgdeferError
 from ..gfp import gfp_migratetype
@@ -40,7 +41,9 @@ RE_TOKEN = re.compile(r"mm_page_(?:alloc|free):")
 #: free_unref_page puts a free of at most this order on the per-CPU lists (pcp_allowed_order); the deferred
 #: init's __free_pages_core goes straight to the buddy lists.
 PAGE_ALLOC_COSTLY_ORDER = 3
-MIGRATETYPES = {0: "Unmovable", 1: "Movable", 2: "Reclaimable", 3: "HighAtomic", 4: "CMA", 5: "Isolate"}
+#: A tracepoint's migratetype value -> name: the core's modelled ones (the kernel's values), then those the model
+#: has not (CONFIG_CMA, MIGRATE_ISOLATE).
+MIGRATETYPES = dict(enumerate([*CORE_MIGRATETYPES, "CMA", "Isolate"]))
 
 
 def gfp_zone(flags: str) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .._intervals import MergedSet
 from ..config import Geometry, parse_size
+from ..topology import DEFAULT_ZONE_LIMITS
 
 __all__ = ["KiB", "MiB", "GiB", "STRUCT_PAGE_SIZE", "X86_64_PHYSICAL_START", "X86_64_MAX_DMA_ADDRESS",
            "X86_64_OLD_PAGE_OFFSET", "X86_64_DMA_END", "X86_64_DMA32_END", "SWIOTLB_DEFAULT_SIZE", "SWIOTLB_SLAB",
@@ -31,9 +32,9 @@ X86_64_PHYSICAL_START = 16 * MiB
 X86_64_MAX_DMA_ADDRESS = 16 * MiB
 #: x86_64 direct-map base before KASLR of the memory layout (CONFIG_RANDOMIZE_MEMORY, v4.8).
 X86_64_OLD_PAGE_OFFSET = 0xFFFF880000000000
-#: x86_64 zone ends (MAX_DMA_PFN, MAX_DMA32_PFN) in bytes.
-X86_64_DMA_END, X86_64_DMA32_END = 16 * MiB, 4 * GiB
-#: The zones x86_64 bounds by address, with their architectural ends.
+#: The zones x86_64 bounds by address, with their architectural ends (MAX_DMA_PFN, MAX_DMA32_PFN in bytes): the
+#: core's default zone limits, which are x86_64's.
+X86_64_DMA_END, X86_64_DMA32_END = DEFAULT_ZONE_LIMITS["DMA"], DEFAULT_ZONE_LIMITS["DMA32"]
 X86_64_DMA_ZONES = (("DMA", X86_64_DMA_END), ("DMA32", X86_64_DMA32_END))
 #: Default software IO TLB size (IO_TLB_DEFAULT_SIZE) and slab size (1 << IO_TLB_SHIFT).
 SWIOTLB_DEFAULT_SIZE, SWIOTLB_SLAB = 64 * MiB, 2 * KiB
