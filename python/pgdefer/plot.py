@@ -6,7 +6,8 @@
 * :func:`timeline` - the boot in **modelled** time (cost model, spec §9.3): early init on the boot CPU,
   memblock_free_all (the Memory: line), the grows of the on-demand window, the per-node passes of
   page_alloc_init_late and the static key going off.
-* :func:`save_boot_figure` - both in one file (``pgdefer boot --plot FILE.png``), written with the Agg backend.
+* :func:`save_boot_figure` - both in one file (``pgdefer boot --plot FILE.png``), written by :func:`save_figure`
+  (the Agg backend), which every plot command writes through.
 
 The functions return :class:`matplotlib.figure.Figure` objects built without pyplot, so they work headless
 and in notebooks alike. What they draw is computed in :mod:`pgdefer.analysis` (plain data, no matplotlib);
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from ._core import POLICY_FACTS
 from .analysis import allocated_runs, boot_regions, boot_schedule, grow_calls, region_pages, working_passes  # noqa: F401 - also pgdefer.plot's API
-from .config import human_size
+from .config import ZONE_NAMES, human_size
 from .costmodel import DEFAULT_COST, CostModel
 from .errors import PgdeferError
 
@@ -54,7 +55,7 @@ KINDS = {
 }
 GROW_SHADES = ("#E69F00", "#F7C873")
 ALLOCATED = ("allocated by the early allocations (state at the end of the run)", "#CC79A7")
-ZONE_COLOURS = {"DMA": "#D6E6F5", "DMA32": "#DCEFD8", "Normal": "#FFF1C9", "Movable": "#F3DCE8"}
+ZONE_COLOURS = dict(zip(ZONE_NAMES, ("#D6E6F5", "#DCEFD8", "#FFF1C9", "#F3DCE8")))  # by zone index
 
 
 # --------------------------------------------------------------------------------------------------
@@ -418,18 +419,25 @@ def boot_figure(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1, 
     return fig
 
 
-def save_boot_figure(machine, path, cost: CostModel = DEFAULT_COST, pass_threads: int = 1, dpi: int = 100):
-    """Write :func:`boot_figure` to ``path`` (PNG, SVG or PDF by suffix) with the Agg backend; returns the path."""
+def save_figure(fig, path, dpi: int = 100):
+    """Write a matplotlib Figure to ``path`` (PNG, SVG or PDF by suffix) on white with the Agg backend, whatever
+    the interactive backend; returns the path. A path that cannot be written is a
+    :class:`~pgdefer.errors.PgdeferError` naming it. Every ``--plot`` of the command line writes through here."""
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    fig = boot_figure(machine, cost, pass_threads)
     FigureCanvasAgg(fig)
     try:
         fig.savefig(path, dpi=dpi, facecolor="white")
     except OSError as e:
         raise PgdeferError(f"cannot write {path}: {e.strerror or e}") from None
     return path
+
+
+def save_boot_figure(machine, path, cost: CostModel = DEFAULT_COST, pass_threads: int = 1, dpi: int = 100):
+    """Write :func:`boot_figure` to ``path`` with :func:`save_figure`; returns the path."""
+    require_matplotlib()
+    return save_figure(boot_figure(machine, cost, pass_threads), path, dpi)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Union
 
+from ._core import DEFAULT_POLICY
 from .errors import PgdeferError
 
 #: One axis of a sweep: a list of values or one comma-separated string ("v4.2,v4.17").
@@ -130,7 +131,7 @@ class Cell:
     ``geometry`` an override "PAGE/SECTION/PAGEBLOCK_ORDER/MAX_ORDER" or "" for the topology's own."""
 
     topology: str
-    policy: str = "v4.17"
+    policy: str = DEFAULT_POLICY
     pass_threads: str = "1"
     geometry: str = ""
     workload: str = "default"
@@ -207,7 +208,7 @@ def _fill_percent(w):
     raise SweepError(f"unknown workload {w!r} (choose from {', '.join(_WORKLOADS)})")
 
 
-def grid(topologies=("default",), policies=("v4.17",), pass_threads=("1",), geometries=("",),
+def grid(topologies=("default",), policies=(DEFAULT_POLICY,), pass_threads=("1",), geometries=("",),
          workloads=("default",), machine_classes=("auto",)) -> list:
     """The cells of the product of the axes, topology-major (values may be lists or comma-separated strings)."""
     axes = [_as_list(topologies, "topologies"), _as_list(policies, "policies"), _as_list(pass_threads, "pass threads"),
@@ -785,8 +786,9 @@ class _Run:
             self.save()
 
 
-def sweep(topologies: Any = None, policies: Axis = ("v4.17",), pass_threads: Axis = ("1",), geometries: Axis = ("",),
-          workloads: Axis = ("default",), machine_classes: Axis = ("auto",), *, cells: Any = None, generate: int = 0,
+def sweep(topologies: Any = None, policies: Axis = (DEFAULT_POLICY,), pass_threads: Axis = ("1",),
+          geometries: Axis = ("",), workloads: Axis = ("default",), machine_classes: Axis = ("auto",), *,
+          cells: Any = None, generate: int = 0,
           seed: int = 0, client: Any = None, scheduler: str | None = None, workers: int | None = None,
           out: str | os.PathLike[str] | None = None, resume: bool = False, retry_failed: bool = False,
           check: bool = True, progress: bool = True, checkpoint_s: float = 30.0) -> Any:
@@ -859,16 +861,10 @@ def _label(col):
 
 
 def save_sweep_figure(df, path, x="memory_bytes", y="mem_available_kib", hue="policy", dpi=110):
-    """Write :func:`sweep_figure` to ``path`` (PNG, SVG or PDF by suffix) with the Agg backend."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    """Write :func:`sweep_figure` to ``path`` (PNG, SVG or PDF by suffix) with :func:`pgdefer.plot.save_figure`."""
+    from .plot import save_figure
 
-    fig = sweep_figure(df, x=x, y=y, hue=hue)
-    FigureCanvasAgg(fig)
-    try:
-        fig.savefig(path, dpi=dpi, facecolor="white")
-    except OSError as e:
-        raise PgdeferError(f"cannot write {path}: {e.strerror or e}") from None
-    return path
+    return save_figure(sweep_figure(df, x=x, y=y, hue=hue), path, dpi)
 
 
 def sweep_figure(df, x="memory_bytes", y="mem_available_kib", hue="policy", ax=None):
