@@ -150,8 +150,28 @@ _BARE = "bare-metal x86_64 layout reconstructed from the published memory per no
 _QEMU = "KVM/QEMU (i440fx, SeaBIOS) guest layout reconstructed from the published guest size: "
 
 
-def _p(name, description, source, layout, policy, build, kernel=None, published=None):
+def _p(name, description, source, layout, build, policy, kernel=None, published=None):
     return Preset(name, description, source, layout, policy, build, kernel, published or {})
+
+
+def _bare(nodes, node_gib, lowmem_gib=2):
+    """(layout, build) of a bare-metal machine of ``nodes`` equal nodes, ``lowmem_gib`` of node 0 below the hole."""
+    return (_BARE + f"{nodes} x {node_gib} GiB, {lowmem_gib} GiB of node 0 below the 4 GiB hole",
+            _build_x86([node_gib * GiB] * nodes, "bare", lowmem_gib * GiB))
+
+
+def _qemu(gib):
+    """(layout, build) of a one-node KVM/QEMU guest of ``gib`` GiB."""
+    return _QEMU + f"{gib} GiB", _build_x86([gib * GiB], "qemu")
+
+
+def _jordan_v3(cpus, one_thread_ms, threaded_ms, boot_before_ms, boot_after_ms, threads_per_node=None):
+    """One machine's row of the v3 posting's table: deferred init with 1 and N threads (N = the threads per
+    node where the posting gives them, else the CPUs) and the kernel boot before and after the series."""
+    row = {"cpus": cpus} if threads_per_node is None else {"cpus": cpus, "threads_per_node": threads_per_node}
+    row["deferred_init_ms"] = {"1 thread": one_thread_ms, f"{threads_per_node or cpus} threads": threaded_ms}
+    row["kernel_boot_ms"] = {"before": boot_before_ms, "after": boot_after_ms}
+    return row
 
 
 _LIST = [
@@ -160,37 +180,29 @@ _LIST = [
        "synthetic (pgdefer); conventional x86_64 low-memory layout",
        "conventional bare-metal x86_64 layout: node 0: [0x1000, 0x9f000), [1 MiB, 3 GiB), hole to 4 GiB, "
        "[4 GiB, 9 GiB); node 1: [9 GiB, 17 GiB)",
-       "v4.17", _build_x86([8 * GiB, 8 * GiB], "bare", 3 * GiB), kernel="6.8"),
+       _build_x86([8 * GiB, 8 * GiB], "bare", 3 * GiB), "v4.17", kernel="6.8"),
     _p("p3-skylake-2x384g",
        "Xeon Platinum 8167M (Skylake), bare metal, 2 nodes x 384 GB = 768 GB, 2x26x2 = 104 CPUs",
        f"P3: {_JORDAN_V3}",
-       _BARE + "2 x 384 GiB, 2 GiB of node 0 below the 4 GiB hole",
-       "v4.17", _build_x86([384 * GiB, 384 * GiB], "bare", 2 * GiB), kernel="5.7-rc7 + padata series v3",
-       published={"P3": {"cpus": 104, "threads_per_node": 52,
-                         "deferred_init_ms": {"1 thread": 1785.7, "52 threads": 138.0},
-                         "kernel_boot_ms": {"before": 4089.7, "after": 2443.7}}}),
+       *_bare(2, 384), "v4.17", kernel="5.7-rc7 + padata series v3",
+       published={"P3": _jordan_v3(104, 1785.7, 138.0, 4089.7, 2443.7, threads_per_node=52)}),
     _p("p4-broadwell-192g",
        "Xeon E5-2699C v4 (Broadwell), 1 node, 192 GB, 32 CPUs (v3 of the posting says KVM guest, v2 bare metal)",
        f"P4: {_JORDAN_V3}",
        _QEMU + "192 GiB, following the v3 posting (KVM guest)",
-       "v4.17", _build_x86([192 * GiB], "qemu"), kernel="5.7-rc7 + padata series v3",
-       published={"P4": {"cpus": 32, "threads_per_node": 32,
-                         "deferred_init_ms": {"1 thread": 1096.0, "32 threads": 125.7},
-                         "kernel_boot_ms": {"before": 1988.7, "after": 1004.0}}}),
+       _build_x86([192 * GiB], "qemu"), "v4.17", kernel="5.7-rc7 + padata series v3",
+       published={"P4": _jordan_v3(32, 1096.0, 125.7, 1988.7, 1004.0, threads_per_node=32)}),
     _p("p5-haswell-2x128g",
        "Xeon E5-2699 v3 (Haswell), bare metal, 2 nodes x 128 GB, 72 CPUs",
        f"P5: {_JORDAN_V3}",
-       _BARE + "2 x 128 GiB, 2 GiB of node 0 below the 4 GiB hole",
-       "v4.17", _build_x86([128 * GiB, 128 * GiB], "bare", 2 * GiB), kernel="5.7-rc7 + padata series v3",
-       published={"P5": {"cpus": 72, "threads_per_node": 36,
-                         "deferred_init_ms": {"1 thread": 627.0, "36 threads": 90.0},
-                         "kernel_boot_ms": {"before": 1680.0, "after": 1142.3}}}),
+       *_bare(2, 128), "v4.17", kernel="5.7-rc7 + padata series v3",
+       published={"P5": _jordan_v3(72, 627.0, 90.0, 1680.0, 1142.3, threads_per_node=36)}),
     _p("p9-2node-192g",
        "Josh Triplett's system: 192 GB, 96 CPUs, 2 nodes",
        f"P9: {_JORDAN_V3}; v2 run: https://lore.kernel.org/r/20200520182645.1658949-6-daniel.m.jordan@oracle.com",
        _BARE + "2 x 96 GiB with 3 GiB of node 0 below the 4 GiB hole: node 1's deferred pages exceed node 0's "
        "by 790,316 pages (about 3.0 GiB), the part of node 0 that is not in its Normal zone",
-       "v4.17", _build_x86([96 * GiB, 96 * GiB], "bare", 3 * GiB), kernel="5.7-rc7 + padata series v3",
+       _build_x86([96 * GiB, 96 * GiB], "bare", 3 * GiB), "v4.17", kernel="5.7-rc7 + padata series v3",
        published={"P9": {"cpus": 96,
                          "deferred_pages": {"0": 23398907, "1": 24189223},
                          "deferred_init_ms": {"node 0": {"1 thread": 292, "padata": 36},
@@ -200,26 +212,19 @@ _LIST = [
        "KVM guest, 1 node, 64 GiB (AMD EPYC 7551 host for P6, 16 vCPUs; a single 64 GiB node for P11)",
        f"P6: {_JORDAN_V3}; P11: Mike Rapoport, \"[PATCH v2 0/4] mm/mm_init: simplify deferred init of struct "
        "pages\", https://lore.kernel.org/r/20250901083423.3061349-1-rppt@kernel.org",
-       _QEMU + "64 GiB",
-       "v4.17", _build_x86([64 * GiB], "qemu"), kernel="5.7-rc7 + padata series v3 (P6); ~6.17 (P11)",
-       published={"P6": {"cpus": 16, "threads_per_node": 16,
-                         "deferred_init_ms": {"1 thread": 240.7, "16 threads": 47.0},
-                         "kernel_boot_ms": {"before": 1029.3, "after": 813.7}},
+       *_qemu(64), "v4.17", kernel="5.7-rc7 + padata series v3 (P6); ~6.17 (P11)",
+       published={"P6": _jordan_v3(16, 240.7, 47.0, 1029.3, 813.7, threads_per_node=16),
                   "P11": {"deferred_init_ms": {"before the series": 58, "after the series": 55}}}),
     _p("vm-16g",
        "KVM guest on AMD EPYC 7551, 16 GB, 4 vCPUs",
        f"P7: {_JORDAN_V3}",
-       _QEMU + "16 GiB",
-       "v4.17", _build_x86([16 * GiB], "qemu"), kernel="5.7-rc7 + padata series v3",
-       published={"P7": {"cpus": 4, "deferred_init_ms": {"1 thread": 49.7, "4 threads": 22.0},
-                         "kernel_boot_ms": {"before": 716.0, "after": 687.0}}}),
+       *_qemu(16), "v4.17", kernel="5.7-rc7 + padata series v3",
+       published={"P7": _jordan_v3(4, 49.7, 22.0, 716.0, 687.0)}),
     _p("vm-14g",
        "KVM guest on Xeon E5-2699 v3, 14 GB, 4 vCPUs",
        f"P8: {_JORDAN_V3}",
-       _QEMU + "14 GiB",
-       "v4.17", _build_x86([14 * GiB], "qemu"), kernel="5.7-rc7 + padata series v3",
-       published={"P8": {"cpus": 4, "deferred_init_ms": {"1 thread": 122.3, "4 threads": 53.3},
-                         "kernel_boot_ms": {"before": 787.7, "after": 714.7}}}),
+       *_qemu(14), "v4.17", kernel="5.7-rc7 + padata series v3",
+       published={"P8": _jordan_v3(4, 122.3, 53.3, 787.7, 714.7)}),
     _p("vm-3.5g-dma32",
        "small KVM guest (the <= 4 GiB VM class): 3.5 GiB, all of it below the 4 GiB PCI hole, so DMA32 is the "
        "last (deferred) zone",
@@ -227,43 +232,38 @@ _LIST = [
        "0xe0000000 (3.5 GiB), so a 4 GiB guest would already have 1 GiB of Normal above 4 GiB. No published "
        "measurement is for such a guest (M6's 4 GB box is POWER with 64 KiB pages)",
        _QEMU + "3.5 GiB: [0x1000, 0x9fc00), [1 MiB, 0xdffdf000)",
-       "v4.17", _build_x86([3584 * MiB], "qemu"), kernel="6.8"),
+       _build_x86([3584 * MiB], "qemu"), "v4.17", kernel="6.8"),
     _p("m1-4node-64g",
        "Mel Gorman's test box, 64 GB, 4 nodes",
        f"M1: {_GORMAN_V4}",
-       _BARE + "4 x 16 GiB, 2 GiB of node 0 below the 4 GiB hole",
-       "v4.2", _build_x86([16 * GiB] * 4, "bare", 2 * GiB), kernel="4.0 + series",
+       *_bare(4, 16), "v4.2", kernel="4.0 + series",
        published={"M1": {"deferred_init_ms_per_node": {"min": 188, "max": 216},
                          "boot": "saving negligible"}}),
     _p("m2-4node-1t",
        "Mel Gorman's test box, 1 TB, 4 nodes",
        f"M2: {_GORMAN_V4}",
-       _BARE + "4 x 256 GiB, 2 GiB of node 0 below the 4 GiB hole",
-       "v4.2", _build_x86([256 * GiB] * 4, "bare", 2 * GiB), kernel="4.0 + series",
+       *_bare(4, 256), "v4.2", kernel="4.0 + series",
        published={"M2": {"deferred_init_ms_per_node": {"min": 1116, "max": 1148},
                          "boot_s_saved": 16}}),
     _p("m3-16node-12t",
        "HP 16-socket IvyBridge-EX, 12 TB, 16 nodes",
        "M3: Waiman Long, reply to the v4 series, https://lore.kernel.org/r/554030D1.8080509@hp.com "
        "(spec section 6.1)",
-       _BARE + "16 x 768 GiB, 2 GiB of node 0 below the 4 GiB hole",
-       "v4.2", _build_x86([768 * GiB] * 16, "bare", 2 * GiB), kernel="4.0 + series",
+       *_bare(16, 768), "v4.2", kernel="4.0 + series",
        published={"M3": {"deferred_pages_per_node": 197655470,
                          "deferred_init_ms_per_node": {"min": 4390, "max": 4670},
                          "boot_s": {"before": 453, "after": 265}}}),
     _p("m4-16node-24t",
        "HP Superdome2 16-socket x86 (DragonHawk), 24 TB, 16 nodes of 1.5 TB",
        "M4/F3: Waiman Long, https://lore.kernel.org/r/554415B1.2050702@hp.com (spec sections 6.1, 6.3)",
-       _BARE + "16 x 1536 GiB, 2 GiB of node 0 below the 4 GiB hole",
-       "v4.2", _build_x86([1536 * GiB] * 16, "bare", 2 * GiB), kernel="4.0.1 + series",
+       *_bare(16, 1536), "v4.2", kernel="4.0.1 + series",
        published={"M4": {"prefix_2GiB_per_node": "OOM panic in do_basic_setup (managed about 2 GB per node)",
                          "prefix_4GiB_per_node_boot_s": {"before": 694, "after": 346}}}),
     _p("m9-8node-4t",
        "Intel 8-socket 96-core IvyBridge, 4 TB",
        "M9: Waiman Long, \"mm/page_alloc.c: don't call kasan_free_pages() at deferred mem init\" (3c0c12cc8f00), "
        "https://lore.kernel.org/r/1544459388-8736-1-git-send-email-longman@redhat.com (spec section 6.1)",
-       _BARE + "8 x 512 GiB, 2 GiB of node 0 below the 4 GiB hole",
-       "v4.17", _build_x86([512 * GiB] * 8, "bare", 2 * GiB), kernel="4.20-rc",
+       *_bare(8, 512), "v4.17", kernel="4.20-rc",
        published={"M9": {"deferred_pages": {"1": 132086516},
                          "deferred_init_ms": {"node 1": {"non-debug": 7027, "KASAN": 143052,
                                                          "KASAN, poisoning skipped": 18702}}}}),
@@ -272,7 +272,7 @@ _LIST = [
        "M12: Pavel Tatashin, \"mm: call cond_resched() from deferred_init_memmap()\" (3d060856adfc), "
        "https://lore.kernel.org/r/20200403140952.17177-4-pasha.tatashin@soleen.com (spec section 6.1)",
        _QEMU + "4 TiB",
-       "v4.17", _build_x86([4 * TiB], "qemu"), kernel="4.18 (RHEL 8)",
+       _build_x86([4 * TiB], "qemu"), "v4.17", kernel="4.18 (RHEL 8)",
        published={"M12": {"deferred_pages": {"0": 1055935372},
                           "deferred_init_ms": {"node 0": 88650}, "note": "RCU stall warnings"}}),
 ]
