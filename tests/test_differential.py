@@ -14,13 +14,9 @@ from hypothesis import strategies as st
 
 from pgdefer import POLICIES, POLICY_FACTS, Machine
 from pgdefer.oracle import OracleMachine
-from pgdefer.testing import node_cpus, operations, replay, snapshot, topologies
+from pgdefer.testing import DIAGNOSTICS, TIMING_KEYS, node_cpus, normalised, operations, replay, snapshot, topologies
 
 EXAMPLES = int(os.environ.get("PGDEFER_DIFF_EXAMPLES", "400"))
-TIMING_KEYS = {"host_ns", "t_ns", "cpu"}
-# Concurrency diagnostics (lockdep, sleeping-in-atomic warnings) come from the Rust core's CPU model,
-# which the single-threaded oracle does not have; tests/test_concurrency.py pins them.
-DIAGNOSTICS = {"warning", "lockdep"}
 SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
 ON_DEMAND = tuple(p for p in POLICIES if POLICY_FACTS[p]["grows"])
 PADATA = tuple(p for p in POLICIES if POLICY_FACTS[p]["padata"])
@@ -38,23 +34,6 @@ class Deterministic:
 
     def page_alloc_init_late(self):
         self._machine.page_alloc_init_late(threads=False)
-
-
-def normalised(snap):
-    """Drop host timing and concurrency diagnostics; sort each run of per-node pass events by node (the
-    Rust core runs the passes on one thread per node, so their order may vary)."""
-    events = [{k: v for k, v in e.items() if k not in TIMING_KEYS} for e in snap["events"]
-              if e["kind"] not in DIAGNOSTICS]
-    out, run = [], []
-    for e in events + [None]:
-        if e is not None and e["kind"] == "deferred_init":
-            run.append(e)
-            continue
-        out += sorted(run, key=lambda x: x["node"])
-        run = []
-        if e is not None:
-            out.append(e)
-    return dict(snap, events=out)
 
 
 def schedule_free(snap):

@@ -622,27 +622,28 @@ def test_other_reservation_wordings():
     assert b2.swiotlb == (0xBBFE0000, 0xBFFE0000)
 
 
+def _log_416_with(*extra):
+    """The parsed boot of LOG_416 with ``extra`` lines before its last (the Memory: line)."""
+    return Topology.from_dmesg(_ts([*LOG_416[:-1], *extra, LOG_416[-1]])).source
+
+
 def test_memblock_debug_replay():
-    lines = LOG_416[:-1] + [
+    b = _log_416_with(
         "memblock_reserve: [0x0000000090000000-0x00000000901fffff] setup_arch+0x100/0x200",
         "memblock_reserve: [0x0000000100000000-0x00000001003fffff] sparse_init+0x10/0x20",
         "memblock_free: [0x0000000100200000-0x00000001003fffff] sparse_init+0x30/0x40",
-        LOG_416[-1],
-    ]
-    b = Topology.from_dmesg(_ts(lines)).source
+    )
     got = sorted((r.start, r.end) for r in b.reservations if r.label == "memblock_reserve")
     assert got == [(0x90000000, 0x90200000), (0x100000000, 0x100200000)]
     assert not any(r.label.startswith("memmap") for r in b.reservations), "debug lines replace the size rules"
 
 
 def test_percpu_groups_on_nodes():
-    lines = LOG_416[:-1] + [
+    b = _log_416_with(
         "percpu: Embedded 50 pages/cpu s204800 r8192 d28672 u262144",
         "pcpu-alloc: s204800 r8192 d28672 u262144 alloc=1*2097152",
         "pcpu-alloc: [0] 0 1 [1] 2 3 ",
-        LOG_416[-1],
-    ]
-    b = Topology.from_dmesg(_ts(lines)).source
+    )
     assert b.percpu["groups"] == {0: 2, 1: 2} and b.percpu["atom"] == 2 * MiB
     pc = [r for r in b.reservations if r.label == "percpu"]
     assert len(pc) == 4 and all(r.size == 50 * 4096 for r in pc)

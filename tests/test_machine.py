@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import pgdefer
+from cases import booted_acceptance_case
 from pgdefer import Geometry, Machine, Region, Topology, _core
 
 MiB, GiB = 1 << 20, 1 << 30
@@ -29,13 +30,7 @@ def test_acceptance_case_v4_17():
       zone end, so new_first = 0x108000 + 0x8000 = 0x110000).
     - late init frees the rest: Normal free = 262144 - 32769 allocated pages.
     """
-    t = Topology(memory=[Region(MiB, 5 * GiB, node=0)], reserved=[Region(16 * MiB, 48 * MiB)])
-    m = Machine(t, policy="v4.17")
-    m.boot()
-    assert m.first_deferred_pfn(0) == 0x108000
-    assert m.zone(0, "DMA").free_pages == 3840
-    assert m.zone(0, "DMA32").free_pages == 1036288
-    assert m.zone(0, "Normal").free_pages == 32768
+    t, m = booted_acceptance_case(Machine)
     for _ in range(32768):
         m.alloc_pages(0, zone="Normal")
     assert grows(m) == []

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cases import booted_acceptance_case
 from pgdefer import (
     BadFree,
     Geometry,
@@ -49,13 +50,7 @@ def test_acceptance_x86_64_v417():
     # Counting Normal pfns from 0x100000: pfn p has k = p - 0x100000 + 1; the first p with k > 32768 and
     # p % 0x8000 == 0 is p = 0x108000 (k = 32769)  -> first_deferred_pfn = 0x108000, Normal has 32768 pages
     # initialised early, all free, released by memblock_free_all (32 order-10 chunks) -> Normal 32768 free.
-    topo = Topology(memory=[(1 * M, 5 * G, 0)], reserved=[(16 * M, 48 * M)])
-    m = OracleMachine(topo, policy="v4.17")
-    m.boot()
-    assert m.first_deferred_pfn(0) == 0x108000
-    assert m.zone(0, "DMA").free_pages == 3840
-    assert m.zone(0, "DMA32").free_pages == 1036288
-    assert m.zone(0, "Normal").free_pages == 32768
+    topo, m = booted_acceptance_case(OracleMachine)
     assert m.deferred_pages_enabled
     # 32768 order-0 GFP_KERNEL allocations are served from Normal's early section: no grow.
     for _ in range(32768):
