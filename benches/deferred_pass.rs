@@ -13,8 +13,34 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{deferred_pages, env, machine, plain_fill};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
+use pgdefer::deferred::GrowCall;
 use pgdefer::{Hook, Policy, ZoneType};
+
+/// One bench `name/<policy>` per policy: `run(policy, iters)` returns the time of `iters` timed steps
+/// (any set-up it does outside them is not counted).
+fn per_policy(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    policies: [Policy; 2],
+    run: impl Fn(Policy, u64) -> Duration,
+) {
+    for policy in policies {
+        g.bench_with_input(BenchmarkId::new(name, policy.name()), &policy, |b, &p| {
+            b.iter_custom(|iters| run(p, iters))
+        });
+    }
+}
+
+/// The host time of `f` (its result kept from being optimised away).
+fn timed<T>(f: impl FnOnce() -> T) -> Duration {
+    let t = Instant::now();
+    std::hint::black_box(f());
+    t.elapsed()
+}
 
 fn pass(c: &mut Criterion) {
     let gib = env("GIB", 8);
@@ -24,25 +50,20 @@ fn pass(c: &mut Criterion) {
     g.bench_function("reference_plain_fill", |b| {
         b.iter_custom(|iters| (0..iters).map(|_| plain_fill(pages as usize)).sum())
     });
-    for policy in [Policy::V4_17, Policy::V5_2] {
-        g.bench_with_input(
-            BenchmarkId::new("deferred_init_memmap", policy.name()),
-            &policy,
-            |b, &p| {
-                // a fresh booted machine per pass, built outside the timed region
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let m = machine(gib, p, 1, 1);
-                        let t = Instant::now();
-                        std::hint::black_box(m.deferred_init_memmap(0, 0).unwrap());
-                        total += t.elapsed();
-                    }
-                    total
+    // a fresh booted machine per pass, built outside the timed region
+    per_policy(
+        &mut g,
+        "deferred_init_memmap",
+        [Policy::V4_17, Policy::V5_2],
+        |p, iters| {
+            (0..iters)
+                .map(|_| {
+                    let m = machine(gib, p, 1, 1);
+                    timed(|| m.deferred_init_memmap(0, 0).unwrap())
                 })
-            },
-        );
-    }
+                .sum()
+        },
+    );
     g.finish();
 }
 
@@ -55,29 +76,33 @@ fn grow(c: &mut Criterion) {
     g.bench_function("reference_plain_fill_of_a_section", |b| {
         b.iter_custom(|iters| (0..iters).map(|_| plain_fill(section)).sum())
     });
-    for policy in [Policy::V4_17, Policy::V5_8] {
-        g.bench_with_input(
-            BenchmarkId::new("deferred_grow_zone_section", policy.name()),
-            &policy,
-            |b, &p| {
-                // each grow consumes a section: a new machine (untimed) once the node has none left
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    let mut m = machine(gib, p, 1, 1);
-                    let zi = m.zone_index(0, ZoneType::Normal).unwrap();
-                    for _ in 0..iters {
-                        let t = Instant::now();
-                        let grew = m.deferred_grow_zone(0, zi, 0, Hook::Explicit, 0).unwrap();
-                        total += t.elapsed();
-                        if !grew || m.first_deferred_pfn(0).unwrap().is_none() {
-                            m = machine(gib, p, 1, 1);
-                        }
-                    }
-                    total
-                })
-            },
-        );
-    }
+    // each grow consumes a section: a new machine (untimed) once the node has none left
+    per_policy(
+        &mut g,
+        "deferred_grow_zone_section",
+        [Policy::V4_17, Policy::V5_8],
+        |p, iters| {
+            let mut total = Duration::ZERO;
+            let mut m = machine(gib, p, 1, 1);
+            let zi = m.zone_index(0, ZoneType::Normal).unwrap();
+            for _ in 0..iters {
+                let call = GrowCall {
+                    ni: 0,
+                    zi,
+                    order: 0,
+                    hook: Hook::Explicit,
+                    cpu: 0,
+                };
+                let t = Instant::now();
+                let grew = m.deferred_grow_zone(call).unwrap();
+                total += t.elapsed();
+                if !grew || m.first_deferred_pfn(0).unwrap().is_none() {
+                    m = machine(gib, p, 1, 1);
+                }
+            }
+            total
+        },
+    );
     g.finish();
 }
 

@@ -34,6 +34,17 @@ impl Drop for StageGuard<'_> {
     }
 }
 
+/// One `deferred_grow_zone(zone, order)` call: the zone (node index and zone index in that node),
+/// the order the caller needs, the allocator hook that called it and the CPU it runs on.
+#[derive(Debug, Clone, Copy)]
+pub struct GrowCall {
+    pub ni: usize,
+    pub zi: usize,
+    pub order: u32,
+    pub hook: Hook,
+    pub cpu: u32,
+}
+
 impl Machine {
     /// `free_area_init` .. `memblock_free_all`: initialise holes and the early prefix, release the
     /// non-deferred free memory to the buddy allocator. The on-demand window is open afterwards.
@@ -278,40 +289,26 @@ impl Machine {
     /// `deferred_grow_zone(zone, order)` (spec §3.2; posting-v2 per the seed): initialise and free at
     /// least a section's worth of deferred pages of the node's last zone. Returns whether the caller
     /// should retry the zone; an error only for a lockdep-detected deadlock.
-    pub fn deferred_grow_zone(
-        &self,
-        ni: usize,
-        zi: usize,
-        order: u32,
-        hook: Hook,
-        cpu: u32,
-    ) -> Result<bool> {
-        Ok(self.grow_zone(ni, zi, order, hook, cpu)?.0)
+    pub fn deferred_grow_zone(&self, call: GrowCall) -> Result<bool> {
+        Ok(self.grow_zone(call)?.0)
     }
 
     /// What the allocator's hooks use: like `deferred_grow_zone`, but a True that would make
     /// `get_page_from_freelist` retry forever (B12, `retry_forever`) counts as False.
-    pub(crate) fn deferred_grow_zone_for_alloc(
-        &self,
-        ni: usize,
-        zi: usize,
-        order: u32,
-        hook: Hook,
-        cpu: u32,
-    ) -> Result<bool> {
-        let (result, endless) = self.grow_zone(ni, zi, order, hook, cpu)?;
+    pub(crate) fn deferred_grow_zone_for_alloc(&self, call: GrowCall) -> Result<bool> {
+        let (result, endless) = self.grow_zone(call)?;
         Ok(result && !endless)
     }
 
     /// Grow; returns (result, endless retry).
-    fn grow_zone(
-        &self,
-        ni: usize,
-        zi: usize,
-        order: u32,
-        hook: Hook,
-        cpu: u32,
-    ) -> Result<(bool, bool)> {
+    fn grow_zone(&self, call: GrowCall) -> Result<(bool, bool)> {
+        let GrowCall {
+            ni,
+            zi,
+            order,
+            hook,
+            cpu,
+        } = call;
         let node = &self.nodes[ni];
         let zone = &node.zones[zi].span;
         if !self.policy.grows() || zone.end_pfn != node.span.end_pfn {

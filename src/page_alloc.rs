@@ -3,6 +3,7 @@
 //! and the node-ordered zonelists.
 
 use crate::buddy::{ListEnd, UninitBuddy};
+use crate::deferred::GrowCall;
 use crate::error::{Error, Result};
 use crate::events::{Event, Hook};
 use crate::machine::{Machine, NodeState};
@@ -11,6 +12,18 @@ use crate::page::{PageState, STATE_NAMES};
 use crate::policy::BootFree;
 use crate::sync::Ordering;
 use crate::topology::ZoneType;
+
+/// What one allocation asks `get_page_from_freelist` for: the order, and as the kernel's
+/// `struct alloc_context` says it, the preferred node (None: the lowest), the highest zone (None:
+/// Normal) and the migratetype; the CPU it runs on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AllocRequest {
+    pub order: u32,
+    pub nid: Option<u32>,
+    pub zone: Option<ZoneType>,
+    pub mt: MigrateType,
+    pub cpu: u32,
+}
 
 impl Machine {
     /// Release `[pfn, pfn + 2^order)` to the buddy allocator at boot (`__free_pages_core`): the
@@ -62,7 +75,13 @@ impl Machine {
     ) -> Result<u64> {
         let _on = self.enter_cpu(cpu)?;
         self.irq_point(cpu);
-        let r = self.get_page_from_freelist(order, nid, zone, mt, cpu);
+        let r = self.get_page_from_freelist(AllocRequest {
+            order,
+            nid,
+            zone,
+            mt,
+            cpu,
+        });
         self.irq_point(cpu);
         r
     }
@@ -83,14 +102,14 @@ impl Machine {
                     .any(|z| z.span.zt == ZoneType::Dma32 && z.span.present > 0))
     }
 
-    pub(crate) fn get_page_from_freelist(
-        &self,
-        order: u32,
-        nid: Option<u32>,
-        zone: Option<ZoneType>,
-        mt: MigrateType,
-        cpu: u32,
-    ) -> Result<u64> {
+    pub(crate) fn get_page_from_freelist(&self, req: AllocRequest) -> Result<u64> {
+        let AllocRequest {
+            order,
+            nid,
+            zone,
+            mt,
+            cpu,
+        } = req;
         self.check_order(order)?;
         self.require_allocator("alloc_pages()")?;
         if mt == MigrateType::HighAtomic {
@@ -119,7 +138,14 @@ impl Machine {
                 // A separate statement, so the zone lock is dropped before growing takes it again.
                 let watermark_ok = area.lock().watermark_ok(order);
                 if !(watermark_ok
-                    || self.key.enabled() && self.grow_hook(n, z, order, Hook::Watermark, cpu)?)
+                    || self.key.enabled()
+                        && self.grow_hook(GrowCall {
+                            ni: n,
+                            zi: z,
+                            order,
+                            hook: Hook::Watermark,
+                            cpu,
+                        })?)
                 {
                     continue 'zones;
                 }
@@ -137,7 +163,15 @@ impl Machine {
                             .fetch_add(1 << order, Ordering::Relaxed);
                         return Ok(self.pages.pfn(i));
                     }
-                    if !(self.key.enabled() && self.grow_hook(n, z, order, Hook::Rmqueue, cpu)?) {
+                    if !(self.key.enabled()
+                        && self.grow_hook(GrowCall {
+                            ni: n,
+                            zi: z,
+                            order,
+                            hook: Hook::Rmqueue,
+                            cpu,
+                        })?)
+                    {
                         continue 'zones;
                     }
                 }
@@ -164,18 +198,18 @@ impl Machine {
         self.require_allocator("deferred_grow_zone()")?;
         let ni = self.node_index(nid)?;
         let zi = self.zone_index(ni, zt)?;
-        self.grow_hook(ni, zi, order, Hook::Explicit, cpu)
+        self.grow_hook(GrowCall {
+            ni,
+            zi,
+            order,
+            hook: Hook::Explicit,
+            cpu,
+        })
     }
 
     /// `_deferred_grow_zone`, the `__ref` wrapper: the `__init` body is gone after free_initmem().
-    pub fn grow_hook(
-        &self,
-        ni: usize,
-        zi: usize,
-        order: u32,
-        hook: Hook,
-        cpu: u32,
-    ) -> Result<bool> {
+    pub fn grow_hook(&self, call: GrowCall) -> Result<bool> {
+        let GrowCall { hook, cpu, .. } = call;
         if self.initmem_freed.load(Ordering::Acquire) {
             let msg = format!(
                 "BUG: unable to handle page fault: deferred_grow_zone() is __init and free_initmem() freed it \
@@ -190,7 +224,7 @@ impl Machine {
             );
             return Err(Error::Phase(msg));
         }
-        self.deferred_grow_zone_for_alloc(ni, zi, order, hook, cpu)
+        self.deferred_grow_zone_for_alloc(call)
     }
 
     /// `__free_pages` of a block returned by `alloc_pages`; the block goes to the head of its list.

@@ -8,6 +8,7 @@ use crate::cpu::{thread_token, CpuGuard, Deadlock, IrqWork, LockGuard, NamedLock
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::machine::Machine;
+use crate::page_alloc::AllocRequest;
 use crate::sync::{Mutex, Ordering};
 use crate::topology::ZoneType;
 use crate::waits::root_thread;
@@ -114,13 +115,13 @@ impl Machine {
         while let Some(w) = c.next_deliverable() {
             c.set_in_irq(true);
             // GFP_ATOMIC: an UNMOVABLE request
-            let r = self.get_page_from_freelist(
-                w.order,
-                w.node,
-                w.zone,
-                crate::migratetype::MigrateType::Unmovable,
+            let r = self.get_page_from_freelist(AllocRequest {
+                order: w.order,
+                nid: w.node,
+                zone: w.zone,
+                mt: crate::migratetype::MigrateType::Unmovable,
                 cpu,
-            );
+            });
             c.set_in_irq(false);
             *w.result.lock().unwrap() = Some(r);
         }
