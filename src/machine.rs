@@ -178,40 +178,29 @@ pub struct NodeState {
     pub deferred_zone: usize,
 }
 
-/// Counters (all monotonic).
-#[derive(Default)]
-pub struct Stats {
-    pub allocs: AtomicU64,
-    pub alloc_pages: AtomicU64,
-    pub alloc_failures: AtomicU64,
-    pub frees: AtomicU64,
-    pub grow_calls: AtomicU64,
-    pub grows_true: AtomicU64,
-    pub grow_pages: AtomicU64,
-    pub early_pages: AtomicU64,
-    pub hole_pages: AtomicU64,
-    pub memblock_released: AtomicU64,
-    pub deferred_pass_pages: AtomicU64,
-    pub totalram_pages: AtomicU64,
+/// `Stats` and its `snapshot()` from one list of counter names: each a monotonic `AtomicU64`, named
+/// in the snapshot (and in Python's `Machine.stats()`) as its field is.
+macro_rules! counters {
+    ($(#[$m:meta])* pub struct $name:ident { $($field:ident),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Default)]
+        pub struct $name {
+            $(pub $field: AtomicU64,)+
+        }
+
+        impl $name {
+            pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($field), self.$field.load(Ordering::Relaxed)),)+]
+            }
+        }
+    };
 }
 
-impl Stats {
-    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        vec![
-            ("allocs", g(&self.allocs)),
-            ("alloc_pages", g(&self.alloc_pages)),
-            ("alloc_failures", g(&self.alloc_failures)),
-            ("frees", g(&self.frees)),
-            ("grow_calls", g(&self.grow_calls)),
-            ("grows_true", g(&self.grows_true)),
-            ("grow_pages", g(&self.grow_pages)),
-            ("early_pages", g(&self.early_pages)),
-            ("hole_pages", g(&self.hole_pages)),
-            ("memblock_released", g(&self.memblock_released)),
-            ("deferred_pass_pages", g(&self.deferred_pass_pages)),
-            ("totalram_pages", g(&self.totalram_pages)),
-        ]
+counters! {
+    /// Counters (all monotonic).
+    pub struct Stats {
+        allocs, alloc_pages, alloc_failures, frees, grow_calls, grows_true, grow_pages, early_pages,
+        hole_pages, memblock_released, deferred_pass_pages, totalram_pages,
     }
 }
 

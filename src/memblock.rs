@@ -15,6 +15,12 @@ pub struct Region {
     pub nid: u32,
 }
 
+impl Region {
+    pub const fn new(start: u64, end: u64, nid: u32) -> Region {
+        Region { start, end, nid }
+    }
+}
+
 /// A pfn range `[start, end)` of one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PfnRange {
@@ -170,8 +176,13 @@ impl Memblock {
 mod tests {
     use super::*;
 
-    fn r(start: u64, end: u64, nid: u32) -> Region {
-        Region { start, end, nid }
+    /// memblock with the memory regions `(start, end, nid)` and nothing reserved.
+    fn memory_only(memory: &[(u64, u64, u32)]) -> Result<Memblock> {
+        let regions: Vec<_> = memory
+            .iter()
+            .map(|&(s, e, n)| Region::new(s, e, n))
+            .collect();
+        Memblock::new(&regions, &[])
     }
 
     #[test]
@@ -179,10 +190,10 @@ mod tests {
         let g = Geometry::default();
         // memory [1 MiB, 5 GiB), reserved [16 MiB, 48 MiB) plus a sub-page reservation at 64 MiB + 100.
         let mb = Memblock::new(
-            &[r(1 << 20, 5 << 30, 0)],
+            &[Region::new(1 << 20, 5 << 30, 0)],
             &[
-                r(16 << 20, 48 << 20, 0),
-                r((64 << 20) + 100, (64 << 20) + 200, 0),
+                Region::new(16 << 20, 48 << 20, 0),
+                Region::new((64 << 20) + 100, (64 << 20) + 200, 0),
             ],
         )
         .unwrap();
@@ -213,7 +224,7 @@ mod tests {
 
     #[test]
     fn overlapping_memory_is_rejected_naming_both() {
-        let err = Memblock::new(&[r(0, 0x2000, 0), r(0x1000, 0x3000, 1)], &[]).unwrap_err();
+        let err = memory_only(&[(0, 0x2000, 0), (0x1000, 0x3000, 1)]).unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains("[0x0, 0x2000) node 0") && msg.contains("[0x1000, 0x3000) node 1"),
@@ -223,9 +234,9 @@ mod tests {
 
     #[test]
     fn touching_regions_of_one_node_merge() {
-        let mb = Memblock::new(&[r(0x1800, 0x3000, 0), r(0, 0x1800, 0)], &[]).unwrap();
-        assert_eq!(mb.memory, vec![r(0, 0x3000, 0)]);
-        let mb = Memblock::new(&[r(0x1800, 0x3000, 1), r(0, 0x1800, 0)], &[]).unwrap();
+        let mb = memory_only(&[(0x1800, 0x3000, 0), (0, 0x1800, 0)]).unwrap();
+        assert_eq!(mb.memory, vec![Region::new(0, 0x3000, 0)]);
+        let mb = memory_only(&[(0x1800, 0x3000, 1), (0, 0x1800, 0)]).unwrap();
         // different nodes: the page [0x1000, 0x2000) belongs to neither
         assert_eq!(
             mb.memory_pfn_ranges(&Geometry::default()),
@@ -247,11 +258,11 @@ mod tests {
     #[test]
     fn reversed_region_rejected() {
         assert!(matches!(
-            Memblock::new(&[r(0x2000, 0x1000, 0)], &[]),
+            memory_only(&[(0x2000, 0x1000, 0)]),
             Err(Error::Topology(_))
         ));
         assert!(matches!(
-            Memblock::new(&[r(0, 0x1000, 0)], &[r(5, 5, 0)]),
+            Memblock::new(&[Region::new(0, 0x1000, 0)], &[Region::new(5, 5, 0)]),
             Err(Error::Topology(_))
         ));
     }

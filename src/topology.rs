@@ -271,15 +271,11 @@ fn node_span(nid: u32, mem: &[PfnRange], zone_ends: &[u64; 4]) -> NodeSpan {
 mod tests {
     use super::*;
 
-    fn region(start: u64, end: u64, nid: u32) -> Region {
-        Region { start, end, nid }
-    }
-
     #[test]
     fn acceptance_machine_zones() {
         let l = Layout::new(
             Geometry::default(),
-            &[region(1 << 20, 5 << 30, 0)],
+            &[Region::new(1 << 20, 5 << 30, 0)],
             &[],
             ZoneLimits::default(),
         )
@@ -305,7 +301,7 @@ mod tests {
     fn small_vm_last_zone_is_dma32() {
         let l = Layout::new(
             Geometry::default(),
-            &[region(0x1000, 3 << 30, 0)],
+            &[Region::new(0x1000, 3 << 30, 0)],
             &[],
             ZoneLimits::default(),
         )
@@ -319,7 +315,7 @@ mod tests {
             normal: Some(6 << 30),
             ..Default::default()
         };
-        let l = Layout::new(Geometry::default(), &[region(0, 8 << 30, 0)], &[], lim).unwrap();
+        let l = Layout::new(Geometry::default(), &[Region::new(0, 8 << 30, 0)], &[], lim).unwrap();
         assert_eq!(l.nodes[0].deferred_zone, ZoneType::Movable);
         assert_eq!(
             l.nodes[0].zone(ZoneType::Movable).unwrap().present,
@@ -334,7 +330,8 @@ mod tests {
             dma32: Some(16 << 20),
             normal: None,
         };
-        let e = Layout::new(Geometry::default(), &[region(0, 8 << 30, 0)], &[], lim).unwrap_err();
+        let e =
+            Layout::new(Geometry::default(), &[Region::new(0, 8 << 30, 0)], &[], lim).unwrap_err();
         assert!(e.to_string().contains("out of order"), "{e}");
     }
 
@@ -343,7 +340,10 @@ mod tests {
         let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap(); // 64-page sections
         let l = Layout::new(
             g,
-            &[region(0x1000, 0x5000, 0), region(0x100000, 0x101000, 0)],
+            &[
+                Region::new(0x1000, 0x5000, 0),
+                Region::new(0x100000, 0x101000, 0),
+            ],
             &[],
             ZoneLimits::default(),
         )

@@ -18,8 +18,21 @@ fn machine(memory: Vec<Region>, reserved: Vec<Region>, policy: Policy, g: Geomet
     .unwrap()
 }
 
-fn region(start: u64, end: u64, nid: u32) -> Region {
-    Region { start, end, nid }
+/// 64-page sections (256 KiB), pageblock order 3, max order 4.
+fn small_geometry() -> Geometry {
+    Geometry::new(4096, 256 << 10, 3, 4).unwrap()
+}
+
+/// One node, memory [0, 1 MiB) = 256 pages = 4 small sections, all in DMA (limit 16 MiB), booted.
+fn booted_small(policy: Policy) -> Machine {
+    let m = machine(
+        vec![Region::new(0, MIB, 0)],
+        vec![],
+        policy,
+        small_geometry(),
+    );
+    m.boot().unwrap();
+    m
 }
 
 fn grows(m: &Machine) -> usize {
@@ -47,8 +60,8 @@ fn free_pages(m: &Machine, zt: ZoneType) -> u64 {
 #[test]
 fn acceptance_case_v4_17() {
     let m = machine(
-        vec![region(MIB, 5 * GIB, 0)],
-        vec![region(16 * MIB, 48 * MIB, 0)],
+        vec![Region::new(MIB, 5 * GIB, 0)],
+        vec![Region::new(16 * MIB, 48 * MIB, 0)],
         Policy::V4_17,
         Geometry::default(),
     );
@@ -107,9 +120,7 @@ fn acceptance_case_v4_17() {
 /// LIMIT = min(64, 256) = 64: pfn 64 is count 65 and section aligned -> fdp = 64.
 #[test]
 fn small_geometry_grows_one_section_at_a_time() {
-    let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap();
-    let m = machine(vec![region(0, MIB, 0)], vec![], Policy::V4_17, g);
-    m.boot().unwrap();
+    let m = booted_small(Policy::V4_17);
     assert_eq!(m.first_deferred_pfn(0).unwrap(), Some(64));
     for _ in 0..64 {
         m.alloc_pages(0, None, None, 0).unwrap();
@@ -129,14 +140,12 @@ fn small_geometry_grows_one_section_at_a_time() {
 
 #[test]
 fn eager_defers_nothing_and_v4_2_never_grows() {
-    let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap();
-    let m = machine(vec![region(0, MIB, 0)], vec![], Policy::Eager, g);
-    m.boot().unwrap();
+    let m = booted_small(Policy::Eager);
     assert_eq!(m.first_deferred_pfn(0).unwrap(), None);
     assert!((0..256).all(|i| m.pages.state(i) == PageState::Free));
     // v4.2: 2 GiB prefix = 524288 pages; a 3 GiB Normal zone defers its last GiB.
     let m = machine(
-        vec![region(4 * GIB, 7 * GIB, 0)],
+        vec![Region::new(4 * GIB, 7 * GIB, 0)],
         vec![],
         Policy::V4_2,
         Geometry::default(),
@@ -160,11 +169,11 @@ fn eager_defers_nothing_and_v4_2_never_grows() {
 #[test]
 fn check_reports_each_kind_of_corruption() {
     use pgdefer::page::{Flags, MT_UNSET};
-    let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap(); // 64-page sections, max order 4
-                                                           // 4 sections of memory, the last one only 40 pages: pfns [232, 256) are holes. fdp = 64.
+    let g = small_geometry();
+    // 4 sections of memory, the last one only 40 pages: pfns [232, 256) are holes. fdp = 64.
     let fresh = || {
         let m = machine(
-            vec![region(0, (192 + 40) * 4096, 0)],
+            vec![Region::new(0, (192 + 40) * 4096, 0)],
             vec![],
             Policy::V4_17,
             g,
@@ -174,20 +183,21 @@ fn check_reports_each_kind_of_corruption() {
         m
     };
     let idx = |m: &Machine, pfn: u64| m.pages.idx(pfn).unwrap();
+    let set_state = move |m: &Machine, pfn: u64, state: PageState| {
+        let i = idx(m, pfn);
+        m.pages.set_flags(i, m.pages.flags(i).with_state(state));
+    };
+    // `__init_single_page` (again) in DMA, then `state`
+    let reinit = move |m: &Machine, pfn: u64, state: PageState| {
+        let i = idx(m, pfn);
+        let f = m.pages.flags(i).initialised(ZoneType::Dma);
+        m.pages.set_flags(i, f.with_state(state));
+    };
     type Corruption = Box<dyn Fn(&Machine)>;
     let cases: Vec<(&str, Corruption)> = vec![
         (
             "I1: pfn 0x5 initialised 2 times",
-            Box::new(move |m: &Machine| {
-                let i = idx(m, 5);
-                m.pages.set_flags(
-                    i,
-                    m.pages
-                        .flags(i)
-                        .initialised(ZoneType::Dma)
-                        .with_state(PageState::Free),
-                );
-            }),
+            Box::new(move |m: &Machine| reinit(m, 5, PageState::Free)),
         ),
         (
             "I2: pfn 0x5 is uninitialised but not deferred",
@@ -195,24 +205,11 @@ fn check_reports_each_kind_of_corruption() {
         ),
         (
             "I2: pfn 0x50 at/above first_deferred_pfn",
-            Box::new(move |m: &Machine| {
-                let i = idx(m, 0x50);
-                m.pages.set_flags(
-                    i,
-                    m.pages
-                        .flags(i)
-                        .initialised(ZoneType::Dma)
-                        .with_state(PageState::Reserved),
-                );
-            }),
+            Box::new(move |m: &Machine| reinit(m, 0x50, PageState::Reserved)),
         ),
         (
             "hole pfn 0xf0",
-            Box::new(move |m: &Machine| {
-                let i = idx(m, 0xf0);
-                m.pages
-                    .set_flags(i, m.pages.flags(i).with_state(PageState::Free));
-            }),
+            Box::new(move |m: &Machine| set_state(m, 0xf0, PageState::Free)),
         ),
         (
             "B-I3: free pfn 0x8",
@@ -222,11 +219,7 @@ fn check_reports_each_kind_of_corruption() {
         ),
         (
             "B-I4: node 0 zone DMA has 63 FREE pages",
-            Box::new(move |m: &Machine| {
-                let i = idx(m, 7);
-                m.pages
-                    .set_flags(i, m.pages.flags(i).with_state(PageState::Allocated));
-            }),
+            Box::new(move |m: &Machine| set_state(m, 7, PageState::Allocated)),
         ),
         (
             "B-I1: node 0 zone DMA list 4 holds pfn 0x0",
@@ -267,9 +260,9 @@ fn v4_17_counts_holes_of_present_sections() {
     for p in [Policy::V4_17, Policy::PostingV2] {
         let m = machine(
             vec![
-                region(MIB, 3 * GIB, 0),
-                region(4 * GIB, 4 * GIB + 64 * MIB, 0),
-                region(4 * GIB + 128 * MIB, 8 * GIB, 0),
+                Region::new(MIB, 3 * GIB, 0),
+                Region::new(4 * GIB, 4 * GIB + 64 * MIB, 0),
+                Region::new(4 * GIB + 128 * MIB, 8 * GIB, 0),
             ],
             vec![],
             p,
@@ -290,8 +283,8 @@ fn v4_17_counts_holes_of_present_sections() {
 /// 0x180000] in bytes, which the reservation at 5 GiB misses) -> 0x180000 again.
 #[test]
 fn v4_6_and_v4_13_prefix() {
-    let mem = vec![region(4 * GIB, 7 * GIB, 0)];
-    let res = vec![region(5 * GIB, 5 * GIB + 16 * MIB, 0)];
+    let mem = vec![Region::new(4 * GIB, 7 * GIB, 0)];
+    let res = vec![Region::new(5 * GIB, 5 * GIB + 16 * MIB, 0)];
     let boot = |p: Policy, b4: bool| {
         let mut cfg = MachineConfig::new(
             Geometry::default(),
@@ -339,8 +332,11 @@ fn acceptance_one_grow_per_generation() {
         (Policy::Rework2025, 65516, 0x118000),
     ] {
         let m = machine(
-            vec![region(MIB, 3 * GIB, 0), region(4 * GIB, 12 * GIB, 0)],
-            vec![region(0x10fff6 << 12, 0x11000a << 12, 0)],
+            vec![
+                Region::new(MIB, 3 * GIB, 0),
+                Region::new(4 * GIB, 12 * GIB, 0),
+            ],
+            vec![Region::new(0x10fff6 << 12, 0x11000a << 12, 0)],
             p,
             Geometry::default(),
         );
@@ -393,8 +389,8 @@ fn retry_forever_only_once() {
     for b12 in [false, true] {
         let mut cfg = MachineConfig::new(
             Geometry::default(),
-            vec![region(4 * GIB, 4 * GIB + 256 * MIB, 0)],
-            vec![region(4 * GIB + 128 * MIB, 4 * GIB + 256 * MIB, 0)],
+            vec![Region::new(4 * GIB, 4 * GIB + 256 * MIB, 0)],
+            vec![Region::new(4 * GIB + 128 * MIB, 4 * GIB + 256 * MIB, 0)],
             ZoneLimits::default(),
             Policy::V5_2,
         );
@@ -457,7 +453,10 @@ fn boot_free_placement_d3() {
         (Policy::V5_10, 0x100000),
     ] {
         let m = machine(
-            vec![region(MIB, 3 * GIB, 0), region(4 * GIB, 12 * GIB, 0)],
+            vec![
+                Region::new(MIB, 3 * GIB, 0),
+                Region::new(4 * GIB, 12 * GIB, 0),
+            ],
             vec![],
             p,
             Geometry::default(),
@@ -480,8 +479,12 @@ fn boot_free_placement_d3() {
 fn v6_4_max_order_frees_reach_the_same_buddy_state() {
     for p in [Policy::V5_10, Policy::V6_4] {
         let m = machine(
-            vec![region(4 * GIB, 4 * GIB + 256 * MIB, 0)],
-            vec![region(4 * GIB + 128 * MIB, 4 * GIB + 128 * MIB + 4096, 0)],
+            vec![Region::new(4 * GIB, 4 * GIB + 256 * MIB, 0)],
+            vec![Region::new(
+                4 * GIB + 128 * MIB,
+                4 * GIB + 128 * MIB + 4096,
+                0,
+            )],
             p,
             Geometry::default(),
         );
@@ -503,9 +506,7 @@ fn v6_4_max_order_frees_reach_the_same_buddy_state() {
 /// is exactly a caller losing it; a ledger entry of the wrong order is not an allocated block.
 #[test]
 fn check_reports_an_allocated_page_that_no_caller_holds() {
-    let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap();
-    let m = machine(vec![region(0, MIB, 0)], vec![], Policy::V4_17, g);
-    m.boot().unwrap();
+    let m = booted_small(Policy::V4_17);
     let pfn = m.alloc_pages(2, None, None, 0).unwrap();
     assert_eq!(m.ledger.live(), vec![(pfn, 2)]);
     assert!(m.check().is_empty(), "{:?}", m.check());
@@ -539,10 +540,10 @@ fn check_reports_an_allocated_page_that_no_caller_holds() {
 fn a_stream_spinning_on_the_lock_of_the_thread_joining_it_is_a_deadlock_not_a_hang() {
     use pgdefer::workload::Stream;
     use std::sync::{Arc, Mutex};
-    let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap();
+    let g = small_geometry();
     let mut cfg = MachineConfig::new(
         g,
-        vec![region(0, 2 * MIB, 0)],
+        vec![Region::new(0, 2 * MIB, 0)],
         vec![],
         ZoneLimits::default(),
         Policy::V4_17,
@@ -593,9 +594,12 @@ fn a_stream_spinning_on_the_lock_of_the_thread_joining_it_is_a_deadlock_not_a_ha
 /// block 0x48 and order-4 blocks from 0x50 to 0x200 (27). A free never merges with a buddy of
 /// another node (`page_is_buddy` compares the zone id, which includes the node), so these stay as cut.
 fn cross_node_block(policy: Policy) -> Machine {
-    let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap();
+    let g = small_geometry();
     machine(
-        vec![region(0, 0x44 * 4096, 0), region(0x44 * 4096, 0x200 * 4096, 1)],
+        vec![
+            Region::new(0, 0x44 * 4096, 0),
+            Region::new(0x44 * 4096, 0x200 * 4096, 1),
+        ],
         vec![],
         policy,
         g,
@@ -670,30 +674,51 @@ mod free_one_page {
     use pgdefer::buddy::{FreeArea, ListEnd};
     use pgdefer::migratetype::Fallback;
     use pgdefer::page::{InitBy, PageArray};
-    use pgdefer::{Geometry, ZoneType};
+    use pgdefer::ZoneType;
+
+    use super::small_geometry;
 
     fn pages(runs: &[(usize, usize, ZoneType, u16)]) -> PageArray {
-        let pa = PageArray::new(Geometry::new(4096, 256 << 10, 3, 4).unwrap(), &[(0, 1)]);
+        let pa = PageArray::new(small_geometry(), &[(0, 1)]);
         for &(i, n, zone, nid) in runs {
             pa.init_range(i, n, zone, nid, InitBy::Early);
         }
         pa
     }
 
+    type Runs = Vec<(usize, usize, ZoneType, u16)>;
+
+    /// The pages of `runs` and a free area (max order 4, pageblock order 3) after freeing each
+    /// `(index, order)` of `blocks` in turn at `end`.
+    fn freed(
+        runs: &[(usize, usize, ZoneType, u16)],
+        blocks: &[(usize, u32)],
+        end: ListEnd,
+    ) -> (PageArray, FreeArea) {
+        let pa = pages(runs);
+        let mut fa = FreeArea::new(4, 3, Fallback::MoveTail);
+        for &(i, order) in blocks {
+            fa.free(&pa, i, order, end).unwrap();
+        }
+        (pa, fa)
+    }
+
+    /// Pages [0, 64) of one zone and one node (true), or with a zone or a node boundary at pfn 4.
+    fn one_zone_and_node_or_split_at_4() -> [(Runs, bool); 3] {
+        use ZoneType::{Dma, Normal};
+        [
+            (vec![(0, 64, Normal, 0)], true),
+            (vec![(0, 4, Dma, 0), (4, 60, Normal, 0)], false),
+            (vec![(0, 4, Normal, 0), (4, 60, Normal, 1)], false),
+        ]
+    }
+
     /// [0, 4) and [4, 8) are free order-2 blocks; they may merge into the order-3 block 0 only if
     /// they are in one zone and one node.
     #[test]
     fn no_merge_across_zones_or_nodes() {
-        use ZoneType::{Dma, Normal};
-        for (runs, merges) in [
-            (vec![(0, 64, Normal, 0)], true),
-            (vec![(0, 4, Dma, 0), (4, 60, Normal, 0)], false),
-            (vec![(0, 4, Normal, 0), (4, 60, Normal, 1)], false),
-        ] {
-            let pa = pages(&runs);
-            let mut fa = FreeArea::new(4, 3, Fallback::MoveTail);
-            fa.free(&pa, 0, 2, ListEnd::Head).unwrap();
-            fa.free(&pa, 4, 2, ListEnd::Head).unwrap();
+        for (runs, merges) in one_zone_and_node_or_split_at_4() {
+            let (_, fa) = freed(&runs, &[(0, 2), (4, 2)], ListEnd::Head);
             let want = if merges { vec![0, 0, 0, 1, 0] } else { vec![0, 0, 2, 0, 0] };
             assert_eq!(fa.nr_free, want, "{runs:?}");
             assert_eq!(fa.free_pages, 8);
@@ -704,10 +729,7 @@ mod free_one_page {
     /// not a buddy of order 1, no merge.
     #[test]
     fn no_merge_with_a_free_buddy_of_another_order() {
-        let pa = pages(&[(0, 64, ZoneType::Normal, 0)]);
-        let mut fa = FreeArea::new(4, 3, Fallback::MoveTail);
-        fa.free(&pa, 2, 0, ListEnd::Head).unwrap();
-        fa.free(&pa, 0, 1, ListEnd::Head).unwrap();
+        let (pa, fa) = freed(&[(0, 64, ZoneType::Normal, 0)], &[(2, 0), (0, 1)], ListEnd::Head);
         assert_eq!(fa.nr_free, vec![1, 1, 0, 0, 0]);
         assert_eq!((fa.list(&pa, 0), fa.list(&pa, 1)), (vec![2], vec![0]));
     }
@@ -717,17 +739,8 @@ mod free_one_page {
     /// (nothing free around it) is freed first, so "tail" reads [16, 0] and "head" [0, 16].
     #[test]
     fn merge_likely_looks_for_a_buddy_of_the_same_zone_and_node() {
-        use ZoneType::{Dma, Normal};
-        for (runs, tail) in [
-            (vec![(0, 64, Normal, 0)], true),
-            (vec![(0, 4, Dma, 0), (4, 60, Normal, 0)], false),
-            (vec![(0, 4, Normal, 0), (4, 60, Normal, 1)], false),
-        ] {
-            let pa = pages(&runs);
-            let mut fa = FreeArea::new(4, 3, Fallback::MoveTail);
-            fa.free(&pa, 4, 2, ListEnd::MergeLikely).unwrap();
-            fa.free(&pa, 16, 1, ListEnd::MergeLikely).unwrap();
-            fa.free(&pa, 0, 1, ListEnd::MergeLikely).unwrap();
+        for (runs, tail) in one_zone_and_node_or_split_at_4() {
+            let (pa, fa) = freed(&runs, &[(4, 2), (16, 1), (0, 1)], ListEnd::MergeLikely);
             let want = if tail { vec![16, 0] } else { vec![0, 16] };
             assert_eq!(fa.list(&pa, 1), want, "{runs:?}");
         }
@@ -738,11 +751,9 @@ mod free_one_page {
     /// is a free order-4 head. 40 (order 3, nothing free near it) is freed first, so "head" reads [0, 40].
     #[test]
     fn merge_likely_never_looks_past_max_order() {
-        let pa = pages(&[(0, 64, ZoneType::Normal, 0)]);
-        let mut fa = FreeArea::new(4, 3, Fallback::MoveTail);
-        fa.free(&pa, 16, 4, ListEnd::MergeLikely).unwrap();
-        fa.free(&pa, 40, 3, ListEnd::MergeLikely).unwrap();
-        fa.free(&pa, 0, 3, ListEnd::MergeLikely).unwrap(); // buddy 8 is in use: no merge
+        // 0's buddy 8 is in use: no merge
+        let blocks = [(16, 4), (40, 3), (0, 3)];
+        let (pa, fa) = freed(&[(0, 64, ZoneType::Normal, 0)], &blocks, ListEnd::MergeLikely);
         assert_eq!(fa.list(&pa, 3), vec![0, 40]);
         assert_eq!(fa.list(&pa, 4), vec![16]);
     }
@@ -754,14 +765,11 @@ mod free_one_page {
     /// [16, 18) is freed first each time (to the head, nothing free near it), so "tail" is [16, x].
     #[test]
     fn merge_likely_finds_the_buddy_of_the_parent_block() {
-        for (first, first_order, freed, tail) in [(0, 2, 4, true), (4, 2, 2, true), (4, 0, 0, false)] {
-            let pa = pages(&[(0, 64, ZoneType::Normal, 0)]);
-            let mut fa = FreeArea::new(4, 3, Fallback::MoveTail);
-            fa.free(&pa, first, first_order, ListEnd::MergeLikely).unwrap();
-            fa.free(&pa, 16, 1, ListEnd::MergeLikely).unwrap();
-            fa.free(&pa, freed, 1, ListEnd::MergeLikely).unwrap();
-            let want = if tail { vec![16, freed] } else { vec![freed, 16] };
-            assert_eq!(fa.list(&pa, 1), want, "freed {freed} after {first}/{first_order}");
+        for (first, first_order, last, tail) in [(0, 2, 4, true), (4, 2, 2, true), (4, 0, 0, false)] {
+            let blocks = [(first, first_order), (16, 1), (last, 1)];
+            let (pa, fa) = freed(&[(0, 64, ZoneType::Normal, 0)], &blocks, ListEnd::MergeLikely);
+            let want = if tail { vec![16, last] } else { vec![last, 16] };
+            assert_eq!(fa.list(&pa, 1), want, "freed {last} after {first}/{first_order}");
         }
     }
 

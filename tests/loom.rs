@@ -151,84 +151,70 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
     b.check(f);
 }
 
+/// `this(node)` on the calling thread while a spawned one runs `other(node)` (a clone: the same node);
+/// both results, once both threads are done.
+fn on_two_threads<A: Send + 'static, B>(
+    n: &Arc<Node>,
+    other: impl FnOnce(Arc<Node>) -> A + Send + 'static,
+    this: impl FnOnce(&Node) -> B,
+) -> (A, B) {
+    let n2 = n.clone();
+    let t = thread::spawn(move || other(n2));
+    let b = this(n);
+    (t.join().unwrap(), b)
+}
+
 fn two_growers(policy: Policy, trust_snapshot: bool) {
     model(move || {
         let n = Node::new(policy, trust_snapshot);
-        let n2 = n.clone();
-        let t = thread::spawn(move || n2.grow(1));
-        let a = n.grow(0);
-        let b = t.join().unwrap();
+        let (b, a) = on_two_threads(&n, |n2| n2.grow(1), |n| n.grow(0));
         assert!(a || b, "one of them grew");
         n.assert_prefix();
     });
 }
 
-#[test]
-fn two_growers_on_one_node_v4_17() {
-    two_growers(Policy::V4_17, false);
-}
-
-#[test]
-fn two_growers_on_one_node_posting_v2() {
-    two_growers(Policy::PostingV2, false);
-}
-
-/// The deliberately broken variant: trusting the unlocked snapshot initialises a section twice, and
-/// loom finds the interleaving.
-#[test]
-#[should_panic(expected = "double init")]
-fn two_growers_trusting_the_snapshot_double_initialise() {
-    two_growers(Policy::V4_17, true);
-}
-
 fn grow_vs_late_init(policy: Policy, trust_snapshot: bool) {
     model(move || {
         let n = Node::new(policy, trust_snapshot);
-        let n2 = n.clone();
-        let t = thread::spawn(move || {
-            n2.grow(1);
-        });
-        n.late_init(0);
-        t.join().unwrap();
+        on_two_threads(&n, |n2| n2.grow(1), |n| n.late_init(0));
         n.assert_done();
     });
 }
 
-/// Grow racing the per-node pass's claim of the node and the key disable (v4.17: after the pass).
-#[test]
-fn grow_races_pass_and_key_disable_v4_17() {
-    grow_vs_late_init(Policy::V4_17, false);
+/// One `#[test]` a line: `name: race(Policy, trust_snapshot);`, after the case's doc and attributes.
+macro_rules! races {
+    ($($(#[$attr:meta])* $name:ident: $race:ident($policy:ident, $trust:expr);)+) => {
+        $(
+            $(#[$attr])*
+            #[test]
+            fn $name() {
+                $race(Policy::$policy, $trust);
+            }
+        )+
+    };
 }
 
-/// posting-v2: the key goes off under the global lock before the pass; a grow either finished before
-/// or sees the key off.
-#[test]
-fn grow_races_pass_and_key_disable_posting_v2() {
-    grow_vs_late_init(Policy::PostingV2, false);
-}
+races! {
+    two_growers_on_one_node_v4_17: two_growers(V4_17, false);
+    two_growers_on_one_node_posting_v2: two_growers(PostingV2, false);
+    /// The deliberately broken variant: trusting the unlocked snapshot initialises a section twice,
+    /// and loom finds the interleaving.
+    #[should_panic(expected = "double init")]
+    two_growers_trusting_the_snapshot_double_initialise: two_growers(V4_17, true);
 
-#[test]
-#[should_panic(expected = "double init")]
-fn grow_trusting_the_snapshot_races_the_claim() {
-    grow_vs_late_init(Policy::V4_17, true);
-}
-
-/// 5.2 (lock held for the whole pass, key re-check in grow) and 5.7 (claim, then unlocked; no key
-/// re-check): a grow racing the pass never initialises a section the pass also initialises.
-#[test]
-fn grow_races_pass_v5_2() {
-    grow_vs_late_init(Policy::V5_2, false);
-}
-
-#[test]
-fn grow_races_the_claim_v5_7() {
-    grow_vs_late_init(Policy::V5_7, false);
-}
-
-#[test]
-#[should_panic(expected = "double init")]
-fn grow_trusting_the_snapshot_races_the_claim_v5_7() {
-    grow_vs_late_init(Policy::V5_7, true);
+    /// Grow racing the per-node pass's claim of the node and the key disable (v4.17: after the pass).
+    grow_races_pass_and_key_disable_v4_17: grow_vs_late_init(V4_17, false);
+    /// posting-v2: the key goes off under the global lock before the pass; a grow either finished
+    /// before or sees the key off.
+    grow_races_pass_and_key_disable_posting_v2: grow_vs_late_init(PostingV2, false);
+    #[should_panic(expected = "double init")]
+    grow_trusting_the_snapshot_races_the_claim: grow_vs_late_init(V4_17, true);
+    /// 5.2 (lock held for the whole pass, key re-check in grow) and 5.7 (claim, then unlocked; no
+    /// key re-check): a grow racing the pass never initialises a section the pass also initialises.
+    grow_races_pass_v5_2: grow_vs_late_init(V5_2, false);
+    grow_races_the_claim_v5_7: grow_vs_late_init(V5_7, false);
+    #[should_panic(expected = "double init")]
+    grow_trusting_the_snapshot_races_the_claim_v5_7: grow_vs_late_init(V5_7, true);
 }
 
 /// 5.7: an allocator retrying while grow says True stops: after the claim grow returns True at most
@@ -237,16 +223,14 @@ fn grow_trusting_the_snapshot_races_the_claim_v5_7() {
 fn grow_after_the_claim_retries_at_most_once_v5_7() {
     model(|| {
         let n = Node::new(Policy::V5_7, false);
-        let n2 = n.clone();
-        let t = thread::spawn(move || {
+        let retry = |n2: Arc<Node>| {
             let mut trues = 0;
             while n2.grow(1) {
                 trues += 1;
                 assert!(trues <= SECTIONS + 2, "grow keeps returning true");
             }
-        });
-        n.late_init(0);
-        t.join().unwrap();
+        };
+        on_two_threads(&n, retry, |n| n.late_init(0));
         n.assert_done();
         assert!(!n.grow(0), "grow on a claimed node");
     });
