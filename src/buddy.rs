@@ -456,6 +456,18 @@ mod tests {
         setup_with(Fallback::MoveTail)
     }
 
+    /// Every way of handing a stolen block over (`Fallback`), with the `(index, order)` blocks
+    /// freed to the tail in turn: `check(fallback, pages, area)` per generation.
+    fn per_fallback(blocks: &[(usize, u32)], check: impl Fn(Fallback, PageArray, FreeArea)) {
+        for fb in [Fallback::MoveHead, Fallback::MoveTail, Fallback::Claim] {
+            let (pa, mut fa) = setup_with(fb);
+            for &(i, order) in blocks {
+                fa.free(&pa, i, order, ListEnd::Tail).unwrap();
+            }
+            check(fb, pa, fa);
+        }
+    }
+
     #[test]
     fn order0_frees_merge_up_to_max_order() {
         let (pa, mut fa) = setup();
@@ -495,11 +507,7 @@ mod tests {
     /// 16 is handed out, 17/o0, 18/o1, 20/o2, 24/o3 go to the UNMOVABLE lists.
     #[test]
     fn unmovable_steals_the_largest_movable_block() {
-        for fb in [Fallback::MoveHead, Fallback::MoveTail, Fallback::Claim] {
-            let (pa, mut fa) = setup_with(fb);
-            fa.free(&pa, 0, 1, ListEnd::Tail).unwrap();
-            fa.free(&pa, 4, 2, ListEnd::Tail).unwrap();
-            fa.free(&pa, 16, 4, ListEnd::Tail).unwrap();
+        per_fallback(&[(0, 1), (4, 2), (16, 4)], |fb, pa, mut fa| {
             assert_eq!(fa.rmqueue(&pa, 0, Unmovable, false), Some(16), "{fb:?}");
             assert_eq!(
                 (0..4)
@@ -512,7 +520,7 @@ mod tests {
             assert_eq!(pa.pageblock_migratetype(24), Unmovable);
             assert_eq!(pa.pageblock_migratetype(0), Movable, "{fb:?}");
             assert_eq!(fa.list_mt(&pa, 1, Movable), vec![0]);
-        }
+        });
     }
 
     /// Below a pageblock: the order-2 block at 4 is the largest fallback; an UNMOVABLE request may take
@@ -522,17 +530,14 @@ mod tests {
     /// stolen: there are none, and the request fails (the caller's hook 2 would grow the zone).
     #[test]
     fn sub_pageblock_steal_claims_the_pageblock_and_nofragment_refuses() {
-        for fb in [Fallback::MoveHead, Fallback::MoveTail, Fallback::Claim] {
-            let (pa, mut fa) = setup_with(fb);
-            fa.free(&pa, 0, 1, ListEnd::Tail).unwrap();
-            fa.free(&pa, 4, 2, ListEnd::Tail).unwrap();
+        per_fallback(&[(0, 1), (4, 2)], |fb, pa, mut fa| {
             assert_eq!(fa.rmqueue(&pa, 0, Unmovable, true), None, "{fb:?}");
             assert_eq!(fa.free_pages, 6);
             assert_eq!(fa.rmqueue(&pa, 0, Unmovable, false), Some(0), "{fb:?}");
             assert_eq!(pa.pageblock_migratetype(0), Unmovable);
             assert_eq!(fa.list_mt(&pa, 0, Unmovable), vec![1]);
             assert_eq!(fa.list_mt(&pa, 2, Unmovable), vec![4]);
-        }
+        });
     }
 
     /// A MOVABLE request falling back to a small UNMOVABLE block (order 1 >= pageblock_order / 2, so
@@ -563,21 +568,28 @@ mod tests {
     #[test]
     fn merge_likely_placement() {
         let (pa, mut fa) = setup();
-        fa.free(&pa, 4, 2, ListEnd::MergeLikely).unwrap();
-        fa.free(&pa, 16, 1, ListEnd::MergeLikely).unwrap();
-        fa.free(&pa, 0, 1, ListEnd::MergeLikely).unwrap();
-        assert_eq!(
-            fa.list(&pa, 1),
-            vec![16, 0],
-            "0 went to the tail, 16 to the head"
-        );
-        fa.free(&pa, 40, 3, ListEnd::MergeLikely).unwrap();
-        fa.free(&pa, 24, 3, ListEnd::MergeLikely).unwrap();
-        assert_eq!(
-            fa.list(&pa, 3),
-            vec![24, 40],
-            "order max_order - 1: always the head"
-        );
+        // (blocks freed in turn, then the list of this order reads)
+        type Step<'a> = (&'a [(usize, u32)], u32, Vec<usize>, &'a str);
+        let steps: [Step; 2] = [
+            (
+                &[(4, 2), (16, 1), (0, 1)],
+                1,
+                vec![16, 0],
+                "0 went to the tail, 16 to the head",
+            ),
+            (
+                &[(40, 3), (24, 3)],
+                3,
+                vec![24, 40],
+                "order max_order - 1: always the head",
+            ),
+        ];
+        for (blocks, order, want, why) in steps {
+            for &(i, o) in blocks {
+                fa.free(&pa, i, o, ListEnd::MergeLikely).unwrap();
+            }
+            assert_eq!(fa.list(&pa, order), want, "{why}");
+        }
     }
 
     #[test]
