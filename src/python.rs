@@ -163,6 +163,13 @@ fn deferral(
     })
 }
 
+/// The policy called `name`, checked by the core's policy table (InvalidArgument naming every policy and
+/// the closest one): the one check of a policy name, which `pgdefer.generations.check_policy` asks.
+#[pyfunction]
+fn check_policy(py: Python<'_>, name: &str) -> PyResult<&'static str> {
+    Policy::parse(name).map(Policy::name).map_err(|e| to_py(py, e))
+}
+
 /// `_core.POLICY_FACTS`: policy name -> {fact: value}, from `Policy::facts`; `early_limit` is a
 /// callable `(geometry, node_spanned) -> pages or None` (geometry: anything with the four sizes).
 fn policy_facts(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
@@ -963,6 +970,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         PyDict::from_sequence(&PyList::new(m.py(), EVENT_KINDS)?.into_any())?,
     )?;
     m.add_function(wrap_pyfunction!(deferral, m)?)?;
+    m.add_function(wrap_pyfunction!(check_policy, m)?)?;
     m.add_function(wrap_pyfunction!(padata_plan, m)?)?;
     m.add("DEFAULT_POLICY", Policy::DEFAULT.name())?;
     let g = Geometry::default();

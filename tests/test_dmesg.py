@@ -651,6 +651,45 @@ def test_percpu_groups_on_nodes():
     assert sum(r.end <= 0x280000000 for r in pc) == 2 and sum(r.start >= 0x280000000 for r in pc) == 2
 
 
+def _node_cpus(*extra):
+    """CPUs per node of LOG_416 (two nodes, no CPU lines of its own) with ``extra`` lines before Memory:."""
+    return Topology.from_dmesg(_ts(LOG_416[:-1] + list(extra) + LOG_416[-1:])).kernel.node_cpus
+
+
+SRAT_CPUS = ("SRAT: PXM 0 -> APIC 0x00 -> Node 0", "SRAT: PXM 0 -> APIC 0x02 -> Node 0",
+             "SRAT: PXM 1 -> APIC 0x01 -> Node 1", "SRAT: PXM 1 -> APIC 0x01 -> Node 1")
+# smp_init on 4 CPUs: the boot CPU 0 is never announced; #1 on node 0; #2 and #3 on node 1, the rest of that
+# line printed after other output cut it (pr_cont), as in kernel-lab's lab08 log.
+ANNOUNCE = (".... node  #0, CPUs:      #1", ".... node  #1, CPUs:   #2",
+            "sched: CPU #2's llc-sibling CPU #0 is not on the same node! [node: 1 != 0]. Ignoring dependency.",
+            " #3", "smp: Brought up 2 nodes, 4 CPUs")
+
+
+def test_cpus_per_node_from_srat_and_smp_init_lines():
+    # SRAT: one line per enabled processor with its node; APIC 0x01 printed twice counts once -> {0: 2, 1: 1}
+    assert _node_cpus(*SRAT_CPUS) == {0: 2, 1: 1}
+    # announce lines: node 0 = CPU 0 + #1, node 1 = #2 + #3: 1 + 1 + 2 = 4 = "Brought up ... 4 CPUs"
+    assert _node_cpus(*ANNOUNCE) == {0: 2, 1: 2}
+    # both: the CPUs brought up win over the processors SRAT lists (cpumask_of_node after smp_init)
+    assert _node_cpus(*SRAT_CPUS, *ANNOUNCE) == {0: 2, 1: 2}
+    # "#3" lost: 1 + 1 + 1 = 3 != 4, so the announce lines are incomplete and SRAT decides
+    assert _node_cpus(*SRAT_CPUS, *ANNOUNCE[:3], ANNOUNCE[4]) == {0: 2, 1: 1}
+    # two nodes and only totals: not shown (a count per node would be invented)
+    assert _node_cpus("smpboot: Allowing 4 CPUs, 0 hotplug CPUs",
+                      "setup_percpu: NR_CPUS:64 nr_cpumask_bits:64 nr_cpu_ids:4 nr_node_ids:2") == {}
+
+
+@pytest.mark.parametrize("line,possible,present", [
+    # prefill_possible_map: "Allowing <possible> CPUs, <possible - num_processors> hotplug CPUs"
+    ("smpboot: Allowing 8 CPUs, 4 hotplug CPUs", 8, 4),
+    # topology_init_possible_cpus (6.9+): "Allowing <present> present CPUs plus <disabled> hotplug CPUs"
+    ("CPU topo: Allowing 2 present CPUs plus 6 hotplug CPUs", 8, 2),
+])
+def test_allowing_cpus_wordings(line, possible, present):
+    b = parse_dmesg(_ts(LOG_416[:-1] + [line] + LOG_416[-1:]))
+    assert (b.possible_cpus, b.present_cpus) == (possible, present)
+
+
 def test_crashkernel_from_command_line_matches_the_kernel():
     log = BOOTLOGS / "supermicro-h13dsg-epyc9004-2node-1536g.log"
     need(log)

@@ -309,7 +309,8 @@ def test_v5_8_counts_memory_pfns_only():
 # -- auto: every real log maps to the generation its kernel is (issue 8 acceptance 5) -----------------
 
 REAL_LOGS = [p for p in sorted(BOOTLOGS.glob("*.log")) + sorted(KERNEL_LAB.glob("*.log"))]
-# What each kernel really is, read from its log by hand: the release line and whether it deferred.
+# What each kernel really is, from the release in its *.facts.json / *.manifest.json and, for deferral, the
+# log read by hand (the release line and whether it deferred):
 #  supermicro-h13dsg: 5.14.0-570 (RHEL 9.6), prints "node N deferred pages initialised": upstream base
 #    5.14 = padata (5.8+) with FPI_TO_TAIL (5.10), before the 6.4 MAX_ORDER frees -> v5.10.
 #  hp-compaq (6.1.1-arch), gce (5.4.0-gcp), x8sie (4.4.0): Memory: available = total - reserved, no
@@ -318,30 +319,94 @@ REAL_LOGS = [p for p in sorted(BOOTLOGS.glob("*.log")) + sorted(KERNEL_LAB.glob(
 #  kernel-lab 6.12.117 (Debian 12 backports): v6.11 (Memory: printed after the per-node lines).
 EXPECTED_AUTO = {"supermicro-h13dsg-epyc9004-2node-1536g": "v5.10", "hp-compaq-8000-1node-4g": "eager",
                  "gce-vm-1node-32g": "eager", "supermicro-x8sie-pmem-1node-16g": "eager"}
+LAB_KERNELS = {"vmlinuz-6.1.0-50-amd64": "v5.10", "vmlinuz-6.12.117+deb12-amd64": "v6.11"}
+# CPUs per node of the boot logs; their facts give only nr_cpu_ids and the nodes, so these are read by hand
+# from the log lines (and checked against the facts below):
+#  gce-vm (facts: nr_cpu_ids 8, 1 node): eight "SRAT: PXM 0 -> APIC 0x00..0x07 -> Node 0" lines -> {0: 8}.
+#  hp-compaq (nr_cpu_ids 4, 1 node): "smpboot: Allowing 4 CPUs, 2 hotplug CPUs"; prefill_possible_map prints
+#    possible = 4 and possible - num_processors = 2, so 4 - 2 = 2 CPUs present, all on the one node -> {0: 2}.
+#  x8sie (nr_cpu_ids 8, 1 node): "Allowing 8 CPUs, 4 hotplug CPUs" -> 8 - 4 = 4 present -> {0: 4}.
+#  supermicro-h13dsg (nr_cpu_ids 384, 2 nodes): 192 "SRAT: PXM 0 -> APIC .. -> Node 0" and 192 "PXM 1 ->
+#    Node 1" lines; smp_init announces #1..#95 and #192..#287 on node 0 (95 + 96, + the boot CPU 0 = 192) and
+#    #96..#191, #288..#383 on node 1 (96 + 96 = 192), "smp: Brought up 2 nodes, 384 CPUs" -> {0: 192, 1: 192}.
+BOOTLOG_CPUS = {"gce-vm-1node-32g": {0: 8}, "hp-compaq-8000-1node-4g": {0: 2},
+                "supermicro-x8sie-pmem-1node-16g": {0: 4}, "supermicro-h13dsg-epyc9004-2node-1536g": {0: 192, 1: 192}}
 
 
-def expected_auto(log):
+def truth(log):
+    """(generation, CPUs per node) of a real log, from its facts or the lab manifest (QEMU's -smp and -numa
+    cpus= options: "4096:0-1 6144:2-3" is node 0 with CPUs 0-1 and node 1 with CPUs 2-3; one node alone holds
+    every CPU of -smp)."""
+    import json
+
     if log.stem in EXPECTED_AUTO:
-        return EXPECTED_AUTO[log.stem]
-    return {"61": "v5.10", "612": "v6.11"}[log.stem.split("-")[1]]
+        facts = json.loads(log.with_suffix(".facts.json").read_text())
+        cpus = BOOTLOG_CPUS[log.stem]
+        assert len(cpus) == facts["numa"]["nodes_with_memory"] and sum(cpus.values()) <= facts["numa"]["nr_cpu_ids"]
+        return EXPECTED_AUTO[log.stem], cpus
+    manifest = json.loads(log.with_suffix(".manifest.json").read_text())
+    cpus = {}
+    for node, part in enumerate(manifest["nodes_mib_cpus"].split()):
+        _, _, cpu_range = part.partition(":")
+        lo, _, hi = cpu_range.partition("-")
+        cpus[node] = int(hi or lo) - int(lo) + 1 if cpu_range else manifest["smp"]
+    return LAB_KERNELS[manifest["kernel"]], cpus
 
 
-def test_auto_picks_each_real_kernels_generation():
+def _booted(argv, capsys):
+    """policy and CPUs per node of `pgdefer boot` (stopped at memblock_free_all: the choice is made by then)."""
+    import json
+
+    from pgdefer.testing import run_cli
+
+    code, out, err = run_cli(["boot", "-q", "--json", "--stop-after", "memblock_free_all", "--no-check",
+                              "--no-host-check", *argv], capsys)
+    assert code == 0, err
+    d = json.loads(out)
+    return d["policy"], {int(n): v["cpus"] for n, v in d["nodes"].items()}
+
+
+@pytest.mark.parametrize("log", REAL_LOGS, ids=[p.stem for p in REAL_LOGS])
+def test_auto_agrees_for_a_log_its_topology_file_and_machine(log, tmp_path, capsys):
+    """Issue 8 acceptance 5: the CLI on the log, the CLI on the topology file import-dmesg writes from it, and
+    a Machine of the resolver's choice run the same generation with the same CPUs per node (padata's
+    max_threads), and those are what the kernel really is and had."""
+    from pgdefer.sources.files import tomllib  # tomli before Python 3.11
+    from pgdefer.testing import run_cli
+
+    need(log)
+    expected = truth(log)
+    from_log = _booted(["-t", f"dmesg:{log}"], capsys)
+    path = tmp_path / f"{log.stem}.toml"
+    code, _, err = run_cli(["topology", "import-dmesg", str(log), "-o", str(path)], capsys)
+    assert code == 0, err
+    table = tomllib.loads(path.read_text())["kernel"]
+    assert table["version"] in log.read_text(errors="replace")
+    assert {int(n): c for n, c in table["node_cpus"].items()} == expected[1]
+    from_file = _booted(["-t", str(path)], capsys)
+    from pgdefer.generations import resolve
+
+    t = Topology.from_dmesg(log)
+    m = Machine(t, policy=resolve(t).policy, host_check=False)
+    from_api = m.policy, {n: w["cpus"] for n, w in m.node_workers().items()}
+    assert from_log == from_file == from_api == expected
+    if pgdefer.POLICY_FACTS[m.policy]["padata"]:
+        assert {n: w["max_threads"] for n, w in m.node_workers().items()} == {n: max(c, 1) for n, c in expected[1].items()}
+
+
+def test_auto_print_point_is_where_each_log_prints_memory():
+    """The print point of the chosen generation is where each log prints its Memory: line."""
     need(BOOTLOGS, KERNEL_LAB)  # a missing ../shared fails here, it never skips
     from pgdefer.cli import load_topology, resolve_policy
 
     assert len(REAL_LOGS) == 12
-    got = {}
     for log in REAL_LOGS:
-        topo = load_topology(f"dmesg:{log}")
-        got[log.stem] = resolve_policy("auto", topo)[0]
-    assert got == {log.stem: expected_auto(log) for log in REAL_LOGS}
-    # The print point of the chosen generation is where each log prints its Memory: line.
-    for log in REAL_LOGS:
+        policy = resolve_policy("auto", load_topology(f"dmesg:{log}"))[0]
+        assert policy == truth(log)[0], log
         text = log.read_text(errors="replace")
-        if got[log.stem] in ("v5.10", "v6.11") and "deferred pages initialised" in text:
+        if policy in ("v5.10", "v6.11") and "deferred pages initialised" in text:
             late = text.index("Memory: ") > text.index("deferred pages initialised")
-            assert pgdefer.POLICY_FACTS[got[log.stem]]["mem_init_print"] == ("late" if late else "early"), log
+            assert pgdefer.POLICY_FACTS[policy]["mem_init_print"] == ("late" if late else "early"), log
 
 
 # -- pgdefer compare: what separates the generations on one machine --------------------------------

@@ -24,6 +24,7 @@ def _same(a: Topology, b: Topology):
     assert a.geometry == b.geometry
     assert a.name == b.name
     assert a.notes == b.notes
+    assert a.kernel == b.kernel
     assert a == b
 
 
@@ -84,7 +85,10 @@ def _sample():
         memory=[(0x1000, 0x9F000, 0), (0x100000, 3 * GiB, 0), (4 * GiB, 9 * GiB, 0), (9 * GiB, 17 * GiB, 1)],
         reserved=[(16 * MiB, 48 * MiB), ("0xbd000000", "0xc0000000")],
         zone_limits={"DMA": "16M", "DMA32": "4G", "Normal": "16G"},
-        name="sample", notes=["a note", "ünïcode note"])
+        name="sample", notes=["a note", "ünïcode note"],
+        kernel=pgdefer.KernelInfo(version="5.14.0-570.23.1.el9_6.x86_64", node_cpus={0: 192, 1: 0},
+                                  deferred_init_lines=True,
+                                  memory_line={"available_kib": 2007276, "total_kib": 17 << 20, "reserved_kib": 9}))
 
 
 @pytest.mark.parametrize("suffix", [".toml", ".json"])
@@ -158,6 +162,15 @@ BAD_TOML = [
     ("zone order", "[zone_limits]\nDMA = '4G'\nDMA32 = '16M'\n[[memory]]\nstart = 0\nend = '2G'\n",
      r"zone limits out of order"),
     ("memory not array", "memory = 3\n", r"'memory' must be an array of tables"),
+    ("kernel typo", "[[memory]]\nstart = 0\nend = '2G'\n[kernel]\nverison = '6.1'\n", r"kernel: unknown key\(s\) \['verison'\]"),
+    ("kernel cpus node", "[[memory]]\nstart = 0\nend = '2G'\n[kernel]\nnode_cpus = { x = 2 }\n",
+     r"kernel.node_cpus node must be a non-negative integer, got 'x'"),
+    ("kernel cpus count", "[[memory]]\nstart = 0\nend = '2G'\n[kernel]\nnode_cpus = { 0 = -2 }\n",
+     r"kernel.node_cpus CPUs must be a non-negative integer, got -2"),
+    ("kernel cpus of no node", "[[memory]]\nstart = 0\nend = '2G'\n[kernel]\nnode_cpus = { 1 = 2 }\n",
+     r"kernel.node_cpus: node\(s\) \[1\] have no memory in this topology \(nodes: \[0\]\)"),
+    ("kernel version", "[[memory]]\nstart = 0\nend = '2G'\n[kernel]\nversion = 6.1\n",
+     r"kernel.version must be a string, got 6.1"),
 ]
 
 

@@ -3,7 +3,7 @@
 from .config import ZONE_NAMES, Geometry, format_size, parse_size
 from .errors import *  # noqa: F401,F403
 from .errors import __all__ as _errors_all
-from .topology import Region, Topology, ZoneSpan
+from .topology import KernelInfo, Region, Topology, ZoneSpan
 
 try:  # the installed distribution's version (pyproject.toml's), one owner
     from importlib.metadata import PackageNotFoundError as _NotFound
@@ -22,6 +22,6 @@ try:  # the Rust core; absent only in a source tree that was never built
 except ImportError as _e:  # pragma: no cover - exercised only without the extension
     _IMPORT_ERROR = _e
 
-__all__ = ["__version__", "Geometry", "Region", "Topology", "ZoneSpan", "Machine", "POLICIES", "POLICY_FACTS",
-           "DEFAULT_POLICY", "POINTS", "ZONE_NAMES", "PageState", "InitBy", "Zone", "Policy", "sweep", "parse_size",
-           "format_size", *_errors_all]
+__all__ = ["__version__", "Geometry", "KernelInfo", "Region", "Topology", "ZoneSpan", "Machine", "POLICIES",
+           "POLICY_FACTS", "DEFAULT_POLICY", "POINTS", "ZONE_NAMES", "PageState", "InitBy", "Zone", "Policy", "sweep",
+           "parse_size", "format_size", *_errors_all]

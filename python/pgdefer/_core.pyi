@@ -10,8 +10,8 @@ from numpy.typing import NDArray
 
 __all__ = [
     "Machine", "IrqHandle", "POINTS", "INIT_BY", "POLICIES", "POLICY_FACTS", "MIGRATETYPES", "EVENT_KINDS",
-    "deferral", "padata_plan", "DEFAULT_POLICY", "DEFAULT_GEOMETRY", "DEFAULT_ZONE_LIMITS", "BYTES_PER_PAGE",
-    "PAGE_STATES", "PAGE_FLAGS", "NO_ORDER", "MAX_NUMNODES",
+    "deferral", "check_policy", "padata_plan", "DEFAULT_POLICY", "DEFAULT_GEOMETRY", "DEFAULT_ZONE_LIMITS",
+    "BYTES_PER_PAGE", "PAGE_STATES", "PAGE_FLAGS", "NO_ORDER", "MAX_NUMNODES",
     "MAX_CPUS", "MAX_PHYSMEM_BITS", "ORDER_BIAS", "ZONES",
 ]
 
@@ -55,6 +55,7 @@ _Layout = tuple[int, int, int, int, _Memory, _Reserved, _ZoneLimits]
 _Stream = tuple[int, int, list[int], int | None, str | None, int]
 
 def deferral(layout: _Layout, policy: str) -> list[tuple[int, int | None, int]]: ...
+def check_policy(name: str) -> str: ...
 def padata_plan(size: int, min_chunk: int, max_threads: int) -> tuple[int, int]: ...
 @final
 class IrqHandle:

@@ -235,78 +235,20 @@ def _dmesg_source(topo):
 
 
 def resolve_policy(requested: str, topo, preset=None) -> tuple:
-    """(policy, note) for ``--policy``; ``auto`` reads the boot log's kernel version.
+    """(policy, note) for ``--policy``: :func:`pgdefer.generations.resolve`, the one resolver that topology files
+    and ``Machine(t, policy="auto")`` use too (``auto`` reads the log's kernel, the preset or the host kernel)."""
+    from .generations import resolve
 
-    ``auto`` = :func:`pgdefer.dmesg.kernel_policy` of the log's kernel version; but a log whose ``Memory:``
-    line shows that nothing was deferred at mem_init (available = total - reserved, give or take early
-    allocations, while that policy would have left many pages uninitialised) and that prints no per-node
-    deferred-init line comes from a kernel built without CONFIG_DEFERRED_STRUCT_PAGE_INIT: ``eager``.
-    A preset's auto is the policy of the kernel it was measured with; this host's, that of its running
-    kernel; anything else, v4.17.
-    """
-    from . import POLICIES
-
-    if requested != "auto":
-        if requested not in POLICIES:
-            raise CliError(f"unknown policy {requested!r} (choose from {', '.join(POLICIES)}, auto)")
-        return requested, ""
-    boot = _dmesg_source(topo)
-    if boot is None:
-        if preset is not None:
-            info = _presets().info(preset)
-            kern = f" (kernel {info.kernel})" if info.kernel else ""
-            return info.policy, f"policy auto: preset {preset}{kern} -> {info.policy}"
-        release = getattr(getattr(topo, "source", None), "kernel_release", None)
-        if release:
-            from .sources.dmesg import kernel_policy
-
-            try:
-                pol = kernel_policy(release)
-            except PgdeferError:
-                pol = None
-            if pol:
-                return pol, f"policy auto: this host runs kernel {release} -> {pol}"
-        return "v4.17", "policy auto: not a boot log or preset, using v4.17"
-    if boot.version is None:
-        return "v4.17", "policy auto: the log does not print its kernel version, using v4.17"
-    from .sources.dmesg import kernel_policy
-
-    policy = kernel_policy(boot.version)
-    base = f"policy auto: kernel {boot.kernel_version} -> {policy}"
-    if (not _facts(policy)["defers"] or boot.deferred_init or boot.memory is None or boot.memory.reserved_kib is None
-            or _facts(policy)["mem_init_print"] == "late"):  # 6.11+ print Memory: after the passes
-        return policy, base
-    # Would this policy defer anything at mem_init, and does the log show that it did?
-    deferred_kib = estimate_deferred_pages(topo, policy) * topo.geometry.page_size // 1024
-    mem = boot.memory
-    missing_kib = mem.total_kib - mem.reserved_kib - mem.cma_reserved_kib - mem.available_kib
-    if deferred_kib and missing_kib < deferred_kib / 2:
-        return "eager", (f"{base}, but the log shows no deferral: its Memory: line misses only {missing_kib}K "
-                         f"of total - reserved, where that policy would leave about {deferred_kib}K uninitialised "
-                         "at mem_init, and no per-node deferred-init line is printed: the kernel ran without "
-                         "CONFIG_DEFERRED_STRUCT_PAGE_INIT, so using eager")
-    return policy, base
-
-
-def estimate_deferred_pages(topo, policy: str) -> int:
-    """How many pages ``policy`` leaves uninitialised at mem_init on ``topo``, from the topology alone (no page
-    array): the core's defer rule per node (:func:`pgdefer.machine.deferral`), reserved pages above the cut
-    included."""
-    from .machine import deferral
-
-    return sum(n.deferred_pages for n in deferral(topo, policy))
-
-
-def _facts(policy: str) -> dict:
-    """The core's policy table entry of ``policy`` (grows, defers, key_disable, ...)."""
-    from . import POLICY_FACTS
-
-    return POLICY_FACTS[policy]
+    r = resolve(topo, requested, preset)
+    return r.policy, r.note
 
 
 def resolve_pass_threads(requested: str, topo, policy: str) -> tuple:
-    """Threads per node pass for the modelled time: an int, or auto = the log's CPUs per node for kernels
-    with padata (5.8+), else 1."""
+    """Threads per node pass for the modelled time: an int, or auto = the log's CPUs per node (the fewest of
+    any node, from the topology's KernelInfo) for kernels with padata (5.8+), else 1."""
+    from . import POLICY_FACTS
+    from .generations import resolve
+
     if requested != "auto":
         try:
             n = int(requested)
@@ -315,19 +257,12 @@ def resolve_pass_threads(requested: str, topo, policy: str) -> tuple:
         if n < 1:
             raise CliError(f"--pass-threads must be a positive integer or auto, got {requested!r}")
         return n, ""
-    boot = _dmesg_source(topo)
-    if boot is None or boot.version is None or boot.version[:2] < (5, 8) or not _facts(policy)["defers"]:
+    cpus = resolve(topo, policy).node_cpus
+    if not POLICY_FACTS[policy]["padata"] or not cpus:
         return 1, ""
-    groups = (boot.percpu or {}).get("groups") or {}
-    nodes = max(1, len(topo.nodes))
-    if groups:
-        cpus = max(1, min(groups.values()))
-    elif boot.nr_cpu_ids:
-        cpus = max(1, boot.nr_cpu_ids // nodes)
-    else:
-        return 1, ""
-    return cpus, (f"per-node passes modelled with {cpus} threads per node (kernel {boot.kernel_version} >= 5.8 "
-                  "runs them with padata on the node's CPUs)")
+    n = max(1, min(cpus.values()))
+    return n, (f"per-node passes modelled with {n} threads per node (padata on the node's CPUs, {policy}; CPUs per "
+               f"node from the log: {', '.join(f'node {k}: {v}' for k, v in cpus.items())})")
 
 
 def resolve_cost(args, topo, preset=None):
@@ -657,6 +592,7 @@ def topology_data(topo, spec) -> dict:
                    "host_bytes_per_page": HOST_BYTES_PER_PAGE,
                    "kernel_bytes": topo.memmap_pages * STRUCT_PAGE_SIZE},
         "notes": list(topo.notes),
+        "kernel": None if topo.kernel is None else {**topo.kernel.to_dict(), "node_cpus": topo.kernel.node_cpus},
     }
     boot = _dmesg_source(topo)
     if boot is not None:
@@ -702,6 +638,14 @@ def _format_log(log: dict) -> list:
     return out
 
 
+def _format_kernel(kernel) -> list:
+    """The ``kernel`` line of ``topology show``: what the boot log showed (kept in files written by import-dmesg)."""
+    if not kernel:
+        return []
+    cpus = ", ".join(f"node {n}: {c}" for n, c in kernel.get("node_cpus", {}).items()) or "not shown"
+    return [f"  kernel: {kernel.get('version') or 'version not printed'}; CPUs per node: {cpus}"]
+
+
 def format_topology(d: dict, limit: int = 25) -> str:
     g = d["geometry"]
     title = d["name"] or d["spec"]
@@ -711,6 +655,7 @@ def format_topology(d: dict, limit: int = 25) -> str:
            (f"  geometry: {g['page_size']} pages, {g['section_size']} sections, pageblock_order "
             f"{g['pageblock_order']}, MAX_PAGE_ORDER {g['max_order']}"),
            "  zone limits: " + zone_limits + ("" if "Normal" in d["zone_limits"] else "; Normal unbounded"),
+           *_format_kernel(d.get("kernel")),
            (f"  memmap: {d['memmap']['struct_pages']} struct pages (every pfn of each present section): "
             f"{human_size(d['memmap']['kernel_bytes'])} in the kernel (64 B each); simulating it needs "
             f"{human_size(d['memmap']['host_bytes'])} of host memory ({d['memmap']['host_bytes_per_page']} B/page)"),

@@ -7,6 +7,8 @@ caller would expect (``ValueError`` for bad input, ``MemoryError`` for an alloca
 
 from __future__ import annotations
 
+import difflib
+
 
 class PgdeferError(Exception):
     """Base class of every error raised by pgdefer."""
@@ -120,3 +122,10 @@ class NoStructPage(PgdeferError, IndexError):
 
 
 __all__ += ["NoStructPage"]
+
+
+def did_you_mean(name, choices) -> str:
+    """``"; did you mean 'X'?"`` for the choice closest to a misspelt ``name`` (difflib), else "": the hint an
+    unknown-name error (policy, preset) ends with."""
+    close = difflib.get_close_matches(str(name), list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""

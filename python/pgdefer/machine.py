@@ -436,10 +436,11 @@ def _faults(faults) -> tuple:
 FAULT_POLICIES = {"bytes_as_pages": ("v4.13",), "retry_forever": ("v5.2",)}
 
 
-def _node_cpus(topology, node_cpus) -> dict:
-    """Validate ``node_cpus`` (node id -> CPUs, each node with memory at most once, 0..4096 CPUs)."""
+def _node_cpus(topology, node_cpus, default) -> dict:
+    """Validate ``node_cpus`` (node id -> CPUs, each node with memory at most once, 0..4096 CPUs); None is
+    ``default``, the machine's own (its boot log's)."""
     if node_cpus is None:
-        node_cpus = getattr(topology, "node_cpus", None) or {}
+        node_cpus = default
     if not hasattr(node_cpus, "items"):
         raise InvalidArgument(f"node_cpus must map node ids to CPU counts, got {node_cpus!r}")
     out = {}
@@ -487,9 +488,9 @@ class Machine:
         ``fail_pass=(node, after_pages)``: that node's per-node pass fails midway (page_alloc_init_late raises
         WorkerFailed); ``panic_pass=node``: that node's worker thread panics midway through its pass (also
         WorkerFailed, never a PanicException).
-        ``node_cpus``: CPUs per node, a mapping node -> count (default: the topology's ``node_cpus`` if
-        it has one, else none), which sets padata's ``max_threads = max(cpus, 1)`` in the 5.8+ passes;
-        worker k >= 1 of a node runs on a simulated helper CPU of its own (``node_workers()``).
+        ``node_cpus``: CPUs per node, a mapping node -> count (default: the CPUs per node of the topology's
+        boot log, ``topology.kernel.node_cpus``, else none), which sets padata's ``max_threads = max(cpus, 1)``
+        in the 5.8+ passes; worker k >= 1 of a node runs on a simulated helper CPU of its own (``node_workers()``).
         ``host_threads``: how many host threads the per-node passes may use at once (default: this
         host's CPUs); simulated padata workers beyond that share host threads.
         ``host_check=False`` builds a machine whose page array exceeds this host's MemAvailable (refused by
@@ -521,7 +522,7 @@ class Machine:
             panic_pass = _int(panic_pass, "panic_pass")
             if panic_pass not in topology.nodes:
                 raise InvalidArgument(f"panic_pass={panic_pass!r}: not a node with memory")
-        node_cpus = _node_cpus(topology, node_cpus)
+        node_cpus = _node_cpus(topology, node_cpus, topology.kernel.node_cpus if topology.kernel else {})
         if host_threads is not None:
             host_threads = _int(host_threads, "host_threads")
             if not 1 <= host_threads <= _core.MAX_CPUS:

@@ -108,10 +108,12 @@ def summary(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1) -> d
     mech = Mechanics.from_policy(machine.policy)
     plans = machine_passes(machine, cost, pass_threads)
     nodes = {}
+    workers = machine.node_workers()
     for n in machine.node_info():
         nodes[n["node"]] = {
             "start_pfn": n["start_pfn"], "end_pfn": n["end_pfn"], "spanned_pages": n["spanned"],
-            "present_pages": n["present"],
+            "present_pages": n["present"], "cpus": workers[n["node"]]["cpus"],
+            "max_threads": workers[n["node"]]["max_threads"],
             "deferred_zone": n["deferred_zone"], "first_deferred_pfn": n["first_deferred_pfn"],
             "early_pages": 0, "early_first_deferred_pfn": None, "early_modelled_ms": 0.0,
             "grows": 0, "grow_pages": 0, "grow_modelled_ms": 0.0,

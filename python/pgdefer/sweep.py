@@ -420,7 +420,7 @@ def _plan(cell, objects, cache, sweep_run, check):
         if g is not None:
             topo = Topology(memory=[(r.start, r.end, r.node) for r in topo.memory],
                             reserved=[(r.start, r.end) for r in topo.reserved], zone_limits=topo.zone_limits,
-                            geometry=g, name=topo.name)
+                            geometry=g, name=topo.name, kernel=topo.kernel)
             topo.memmap_pages  # noqa: B018 - validates the map against the new sections
         preset = cell.topology if cell.topology in preset_names() else None
         policy, _ = resolve_policy(cell.policy, topo, preset)

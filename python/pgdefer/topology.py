@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import _core
@@ -82,6 +82,89 @@ class ZoneSpan:
 #: core's ``ZoneLimits::default``.
 DEFAULT_ZONE_LIMITS = dict(_core.DEFAULT_ZONE_LIMITS)
 
+#: The figures of a ``Memory: X/Y available (... R reserved, C cma-reserved)`` line a KernelInfo keeps (KiB).
+MEMORY_LINE_KEYS = ("available_kib", "total_kib", "reserved_kib", "cma_reserved_kib")
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    """What the kernel that booted a machine showed in its boot log: the ``kernel`` part of a Topology.
+
+    Kept with the memory map (a topology file's ``[kernel]`` table) so that ``policy="auto"`` gives a file
+    imported from a log the same answer as the log (:func:`pgdefer.generations.resolve`), and so that the
+    5.8+ passes run with the kernel's thread count (padata's ``max_threads`` = the node's CPUs).
+
+    ``version``: the ``Linux version`` release string (``"5.14.0-570.23.1.el9_6.x86_64"``). ``node_cpus``: CPUs
+    per node with memory (node -> count; empty when the log does not show them). ``deferred_init_lines``:
+    whether the log prints a per-node ``deferred pages initialised`` line (None: not known). ``memory_line``:
+    the ``Memory:`` line's figures in KiB (:data:`MEMORY_LINE_KEYS`), None when the log prints none.
+    """
+
+    version: str | None = None
+    node_cpus: dict[int, int] = field(default_factory=dict)
+    deferred_init_lines: bool | None = None
+    memory_line: dict[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.version is not None and not isinstance(self.version, str):
+            raise TopologyError(f"kernel.version must be a string, got {self.version!r}")
+        if not hasattr(self.node_cpus, "items"):
+            raise TopologyError(f"kernel.node_cpus must map node ids to CPU counts, got {self.node_cpus!r}")
+        cpus = {}
+        for nid, n in self.node_cpus.items():
+            nid, n = _count(nid, "kernel.node_cpus node"), _count(n, "kernel.node_cpus CPUs")
+            if nid >= MAX_NUMNODES or n > _core.MAX_CPUS:
+                raise TopologyError(f"kernel.node_cpus: node {nid} with {n} CPUs is out of range (nodes "
+                                    f"0..{MAX_NUMNODES - 1}, 0..{_core.MAX_CPUS} CPUs)")
+            cpus[nid] = n
+        object.__setattr__(self, "node_cpus", dict(sorted(cpus.items())))
+        if self.deferred_init_lines is not None and not isinstance(self.deferred_init_lines, bool):
+            raise TopologyError(f"kernel.deferred_init_lines must be true or false, got {self.deferred_init_lines!r}")
+        if self.memory_line is not None:
+            if not hasattr(self.memory_line, "items") or set(self.memory_line) - set(MEMORY_LINE_KEYS):
+                raise TopologyError(f"kernel.memory_line takes the KiB figures {', '.join(MEMORY_LINE_KEYS)}, "
+                                    f"got {self.memory_line!r}")
+            line = {k: _count(v, f"kernel.memory_line.{k}") for k, v in self.memory_line.items()}
+            object.__setattr__(self, "memory_line", {k: line[k] for k in MEMORY_LINE_KEYS if k in line})
+
+    def to_dict(self) -> dict:
+        """Plain data (a topology file's ``[kernel]`` table; node ids as strings, as TOML and JSON keys are)."""
+        d: dict[str, Any] = {}
+        if self.version is not None:
+            d["version"] = self.version
+        if self.node_cpus:
+            d["node_cpus"] = {str(n): c for n, c in self.node_cpus.items()}
+        if self.deferred_init_lines is not None:
+            d["deferred_init_lines"] = self.deferred_init_lines
+        if self.memory_line is not None:
+            d["memory_line"] = dict(self.memory_line)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> KernelInfo:
+        """Read :meth:`to_dict`'s data back (TopologyError naming a bad key or value)."""
+        if not hasattr(d, "items"):
+            raise TopologyError(f"kernel must be a table, got {d!r}")
+        unknown = sorted(set(d) - {"version", "node_cpus", "deferred_init_lines", "memory_line"})
+        if unknown:
+            raise TopologyError(f"kernel: unknown key(s) {unknown}; allowed: deferred_init_lines, memory_line, "
+                                "node_cpus, version")
+        cpus = d.get("node_cpus", {})
+        if not hasattr(cpus, "items"):
+            raise TopologyError(f"kernel.node_cpus must map node ids to CPU counts, got {cpus!r}")
+        return cls(version=d.get("version"), node_cpus={_count(n, "kernel.node_cpus node", text=True): c
+                                                        for n, c in cpus.items()},
+                   deferred_init_lines=d.get("deferred_init_lines"), memory_line=d.get("memory_line"))
+
+
+def _count(v, what: str, text: bool = False) -> int:
+    """A non-negative int (``text``: also its decimal spelling, as TOML/JSON keys hold node ids)."""
+    if text and isinstance(v, str) and v.isdigit() and len(v) < 8:
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0 or v >> 64:
+        raise TopologyError(f"{what} must be a non-negative integer, got {v!r}")
+    return v
+
 
 def _as_region(r, what):
     if isinstance(r, Region):
@@ -118,12 +201,16 @@ class Topology:
     Two nodes whose memory meets inside one MAX_ORDER block (or pageblock) are a kernel hazard (docs/model.md,
     "Nodes that share a block"): a ``CrossNodeBlockWarning`` names the nodes and pfns; with ``strict=True``
     such a map is a ``TopologyError``.
+
+    ``kernel``: what the kernel that booted the machine showed (:class:`KernelInfo`: version, CPUs per node),
+    when the topology comes from a boot log; None otherwise.
     """
 
     def __init__(self, memory: Iterable[Region | tuple[int | str, ...] | dict[str, Any]],
                  reserved: Iterable[Region | tuple[int | str, ...] | dict[str, Any]] = (),
                  zone_limits: dict[str, int | str | None] | None = None, geometry: Geometry | None = None,
-                 name: str | None = None, notes: Iterable[str] = (), strict: bool = False) -> None:
+                 name: str | None = None, notes: Iterable[str] = (), strict: bool = False,
+                 kernel: KernelInfo | None = None) -> None:
         self.geometry = geometry if geometry is not None else Geometry()
         if not isinstance(self.geometry, Geometry):
             raise TopologyError(f"geometry must be a pgdefer.Geometry, got {self.geometry!r}")
@@ -149,6 +236,7 @@ class Topology:
         self.name = name
         self.notes = tuple(notes)
         g = self.geometry
+        self.kernel = self._check_kernel(kernel)
         if not any(g.pfn_up(r.start) < g.pfn_down(r.end) for r in self.memory):
             raise TopologyError("no memory region contains a whole page")
         top = max(r.end for r in self.memory)
@@ -162,6 +250,17 @@ class Topology:
             if strict:
                 raise TopologyError(msg)
             warnings.warn(msg, CrossNodeBlockWarning, stacklevel=2)
+
+    def _check_kernel(self, kernel):
+        if kernel is None:
+            return None
+        if not isinstance(kernel, KernelInfo):
+            raise InvalidType(f"kernel must be a pgdefer.KernelInfo or None, got {kernel!r}")
+        stray = sorted(set(kernel.node_cpus) - set(self.nodes))
+        if stray:
+            raise TopologyError(f"kernel.node_cpus: node(s) {stray} have no memory in this topology "
+                                f"(nodes: {self.nodes})")
+        return kernel
 
     def cross_node_blocks(self) -> list[str]:
         """One sentence per MAX_ORDER block that holds memory pfns of two nodes, naming the nodes, where each
@@ -333,6 +432,8 @@ class Topology:
             d["name"] = self.name
         if self.notes:
             d["notes"] = list(self.notes)
+        if self.kernel is not None:
+            d["kernel"] = self.kernel.to_dict()
         return d
 
     @classmethod
@@ -340,8 +441,9 @@ class Topology:
         """Build a topology from :meth:`to_dict`'s plain data (TopologyError naming what is wrong)."""
         try:
             g = Geometry(**d.get("geometry", {}))
+            kernel = KernelInfo.from_dict(d["kernel"]) if "kernel" in d else None
             return cls(memory=d["memory"], reserved=d.get("reserved", ()), zone_limits=d.get("zone_limits"),
-                       geometry=g, name=d.get("name"), notes=d.get("notes", ()))
+                       geometry=g, name=d.get("name"), notes=d.get("notes", ()), kernel=kernel)
         except KeyError as e:
             raise TopologyError(f"topology is missing the {e.args[0]!r} key") from None
         except TypeError as e:

@@ -63,7 +63,7 @@ def lab_topology(text_or_path, geometry=None, name=None):
         notes.append(f"kernel image [{kimg[0]:#x}, {kimg[1]:#x}) per /proc/iomem (KASLR), inside the reserved map")
     try:
         topo = Topology([(r.start, r.end, r.node) for r in base.memory], reserved, base.zone_limits,
-                        base.geometry, name=base.name, notes=tuple(notes))
+                        base.geometry, name=base.name, notes=tuple(notes), kernel=base.kernel)
     except Exception as e:  # a TopologyError names the range
         raise DmesgError(f"{where}: the memblock=debug reserved map does not fit the memory map: {e}") from None
     boot.reservations = [Reservation("memblock.reserved", s, e, "log", "memblock=debug") for s, e in reserved]

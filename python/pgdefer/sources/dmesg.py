@@ -189,6 +189,10 @@ class DmesgBoot:
     nr_cpu_ids: int | None = None
     nr_node_ids: int | None = None
     possible_cpus: int | None = None
+    present_cpus: int | None = None                      # "Allowing ..." (the two wordings count differently)
+    srat_cpus: dict = field(default_factory=dict)        # node -> APIC ids of "SRAT: PXM p -> APIC a -> Node n"
+    smp_cpus: dict = field(default_factory=dict)         # node -> CPUs announced in ".... node #N, CPUs: #a #b"
+    smp_brought_up: int | None = None                    # CPUs of "smp: Brought up N nodes, M CPUs"
     early_hash_tables: list = field(default_factory=list)  # [(name, bytes)] printed before Memory:
     log_buf_bytes: int | None = None
     kfence_bytes: int | None = None
@@ -374,7 +378,11 @@ P = {
     "pcpu_alloc_hdr": re.compile(r"^pcpu-alloc: s\d+ r\d+ d\d+ u\d+ alloc=(\d+)\*(\d+)"),
     "pcpu_alloc_grp": re.compile(r"^pcpu-alloc: (\[\d+\].*)$"),
     "setup_percpu": re.compile(r"^setup_percpu: NR_CPUS:\d+ nr_cpumask_bits:\d+ nr_cpu_ids:(\d+) nr_node_ids:(\d+)"),
-    "allowing": re.compile(r"(?:smpboot|CPU topo): Allowing (\d+) (?:present )?CPUs,? (?:plus )?(\d+) hotplug"),
+    "allowing": re.compile(r"(?:smpboot|CPU topo): Allowing (\d+) (present )?CPUs,? (?:plus )?(\d+) hotplug"),
+    "srat_cpu": re.compile(r"SRAT: PXM (\d+) -> APIC (0x[0-9a-fA-F]+) -> Node (\d+)\s*$"),
+    "smp_node": re.compile(r"^\.\.\.\. node\s+#(\d+), CPUs:((?:\s*#\d+)*)\s*$"),
+    "smp_cont": re.compile(r"^#\d+(?:\s+#\d+)*$"),   # the rest of an announce line, after other output
+    "smp_up": re.compile(r"^(?:smp: )?Brought up (?:\d+ nodes?, )?(\d+) CPUs?\b"),
     "hash": re.compile(r"^(.+?) hash table entries: (\d+) \(order: -?\d+, (\d+) bytes(?:, ([^)]*))?\)"),
     "log_buf": re.compile(r"^(?:printk: )?log_buf_len: (\d+) bytes"),
     "kfence": re.compile(r"^kfence: initialized - using (\d+) bytes"),
@@ -398,7 +406,7 @@ _KEYWORDS = re.compile("|".join(map(re.escape, (
     "zone: ", "unavailable", "Memory: ", "initialised", "crashkernel", "RAMDISK: ", "software IO TLB",
     "cma: ", "percpu: ", "PERCPU: ", "pcpu-alloc: ", "setup_percpu: ", "Allowing ", "hash table entries",
     "log_buf_len", "kfence: ", "BRK [", "Base memory trampoline", "MP-table", "esrt: ", "ACPI: Reserving",
-    "memblock_",
+    "memblock_", "Brought up", "#",
 ))))
 
 #: Lines read from one log: one boot prints a few thousand; a kern.log of a hundred boots a few 100 000.
@@ -604,10 +612,11 @@ class DmesgParser:
         self.seen_memory_line = False
         self.pcpu_groups: dict[int, int] = {}
         self.pcpu_atom = None
+        self.smp_node = None         # node of the last ".... node #N, CPUs:" announce line, until "Brought up"
         self._zone_reports: dict[tuple, ZoneReport] = {}
         self._families = (self.identity, self.section_header, self.e820, self.numa, self.memory_map,
                           self.node_summaries, self.memory_line, self.deferred_init, self.placed_reservations,
-                          self.percpu_and_cpus, self.early_allocations, self.memblock_debug)
+                          self.percpu_and_cpus, self.smp_bringup, self.early_allocations, self.memblock_debug)
 
     def parse(self, msgs, prefilter: bool = True) -> DmesgBoot:
         """Feed every ``(message, timestamp)`` of one boot and return the finished :class:`DmesgBoot`
@@ -843,10 +852,41 @@ class DmesgParser:
         elif m := P["setup_percpu"].match(s):
             b.nr_cpu_ids, b.nr_node_ids = _cpus(_dec(m.group(1)), "nr_cpu_ids"), _dec(m.group(2))
         elif m := P["allowing"].search(s):
-            b.possible_cpus = _cpus(_dec(m.group(1)) + _dec(m.group(2)), "possible CPUs")
+            # "Allowing P CPUs, H hotplug CPUs" (prefill_possible_map): P possible, of which H not present;
+            # "Allowing A present CPUs plus D hotplug CPUs" (6.9+ topology_init_possible_cpus): A + D possible.
+            first, hotplug = _dec(m.group(1)), _dec(m.group(3))
+            if not m.group(2) and hotplug > first:
+                raise _BadFigure(f"{hotplug} hotplug CPUs of only {first} possible ones")
+            b.possible_cpus = _cpus(first + hotplug if m.group(2) else first, "possible CPUs")
+            b.present_cpus = first if m.group(2) else first - hotplug
         else:
             return False
         return True
+
+    def smp_bringup(self, s, ts) -> bool:
+        """Which node each CPU is on: ``SRAT: PXM p -> APIC a -> Node n`` (an enabled processor's affinity; 6.x
+        prints it at debug level only) and smp_init's ``.... node #N, CPUs: #a #b`` announce lines (every
+        secondary CPU brought up, by node; a line cut by other output goes on in a line of ``#k`` alone), closed
+        by ``smp: Brought up N nodes, M CPUs``."""
+        b = self.boot
+        if m := P["srat_cpu"].search(s):
+            b.srat_cpus.setdefault(_dec(m.group(3)), set()).add(_hex(m.group(2)))
+            _cpus(sum(map(len, b.srat_cpus.values())), "SRAT processor affinity lines list")
+        elif m := P["smp_node"].match(s):
+            self.smp_node = _dec(m.group(1))
+            self._announce(m.group(2))
+        elif self.smp_node is not None and P["smp_cont"].match(s):
+            self._announce(s)
+        elif m := P["smp_up"].match(s):
+            b.smp_brought_up, self.smp_node = _cpus(_dec(m.group(1)), "CPUs brought up"), None
+        else:
+            return False
+        return True
+
+    def _announce(self, text):
+        cpus = self.boot.smp_cpus.setdefault(self.smp_node, set())
+        cpus.update(_dec(c) for c in re.findall(r"#(\d+)", text))
+        _cpus(sum(map(len, self.boot.smp_cpus.values())), "announced CPUs")
 
     def early_allocations(self, s, ts) -> bool:
         """Sizes of early allocations (hash tables before ``Memory:``, log buffer, KFENCE) and the small ranges
@@ -953,6 +993,50 @@ def topology_from_dmesg(text_or_path, geometry: Geometry | None = None, boot: in
     return build_topology(parsed, geometry)
 
 
+def node_cpus_from_log(boot: DmesgBoot, nodes) -> tuple[dict, str]:
+    """CPUs per node (node -> count, for each node with memory in ``nodes``) and the lines they were read from;
+    ``({}, why)`` when the log does not show them.
+
+    What padata's ``max_threads`` counts is ``cpumask_of_node()`` at ``page_alloc_init_late``, after smp_init: the
+    CPUs brought up on the node. In order of preference:
+
+    1. smp_init's announce lines, when ``smp: Brought up N nodes, M CPUs`` confirms that they list all but one
+       of the M CPUs: that one is the boot CPU (CPU 0, never announced), counted on the first node;
+    2. the ``SRAT: PXM p -> APIC a -> Node n`` lines (every enabled processor, with its node);
+    3. one node: every present CPU is on it (``Allowing ...`` line, else ``nr_cpu_ids``).
+    """
+    nodes = sorted(nodes)
+    announced = sum(map(len, boot.smp_cpus.values()))
+    if nodes and boot.smp_brought_up is not None and announced + 1 == boot.smp_brought_up:
+        counts = {n: len(boot.smp_cpus.get(n, ())) for n in nodes}
+        counts[nodes[0]] += 1
+        return counts, (f"smp_init's '.... node #N, CPUs:' lines ({announced} secondary CPUs) and the boot CPU on "
+                        f"node {nodes[0]}, {boot.smp_brought_up} as 'smp: Brought up' counts")
+    if boot.srat_cpus:
+        return ({n: len(boot.srat_cpus.get(n, ())) for n in nodes},
+                f"the 'SRAT: PXM p -> APIC a -> Node n' lines ({sum(map(len, boot.srat_cpus.values()))} CPUs)")
+    if len(nodes) == 1:
+        if boot.present_cpus:
+            return {nodes[0]: boot.present_cpus}, f"the 'Allowing ...' line ({boot.present_cpus} present CPUs)"
+        if boot.nr_cpu_ids:
+            return {nodes[0]: boot.nr_cpu_ids}, f"nr_cpu_ids:{boot.nr_cpu_ids} (setup_percpu)"
+    return {}, "the log shows no CPUs per node (no SRAT processor lines, no smp_init announce lines)"
+
+
+def kernel_info(boot: DmesgBoot, nodes) -> tuple:
+    """(:class:`~pgdefer.topology.KernelInfo`, how its CPUs per node were read) of a parsed boot."""
+    from ..topology import MEMORY_LINE_KEYS, KernelInfo
+
+    cpus, how = node_cpus_from_log(boot, nodes)
+    mem = boot.memory
+    line = None
+    if mem is not None:
+        figures = (mem.available_kib, mem.total_kib, mem.reserved_kib, mem.cma_reserved_kib)
+        line = {k: v for k, v in zip(MEMORY_LINE_KEYS, figures) if v is not None}
+    return KernelInfo(version=boot.kernel_version, node_cpus=cpus, deferred_init_lines=bool(boot.deferred_init),
+                      memory_line=line), how
+
+
 def _fmt_kib(nbytes):
     return f"{nbytes // KiB} KiB" if nbytes % KiB == 0 else f"{nbytes} B"
 
@@ -1006,8 +1090,9 @@ def build_topology(boot: DmesgBoot, geometry: Geometry | None = None):
     _place_reservations(boot, placer, probe, g, ver, notes)
     boot.reservations = list(placer.reservations)
     reserved = [(r.start, r.end) for r in placer.reservations]
+    kernel, how = kernel_info(boot, probe.nodes)
     try:
-        topo = Topology(memory, reserved, zone_limits, g, name=name)
+        topo = Topology(memory, reserved, zone_limits, g, name=name, kernel=kernel)
     except TopologyError as e:  # pragma: no cover - probe above already validated memory and limits
         raise DmesgError(f"{where}: {e}") from None
 
@@ -1029,6 +1114,7 @@ def build_topology(boot: DmesgBoot, geometry: Geometry | None = None):
                          f"pages of 'Early memory node ranges' ({topo.present_pages * g.page_size // KiB} KiB)")
     else:
         notes.append("reserved: the log has no Memory: line; the reserved total cannot be checked")
+    notes.append(f"CPUs per node {kernel.node_cpus}: from {how}" if kernel.node_cpus else how)
     boot.assumptions = notes
     topo.notes = tuple(notes)
     topo.source = boot

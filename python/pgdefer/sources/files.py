@@ -26,6 +26,12 @@ may spell sizes and addresses the kernel way (``"4G"``, ``"512M"``, ``"0x100000"
     start = "16M"
     end = "48M"
 
+    [kernel]                   # optional (import-dmesg writes it): what the boot log showed
+    version = "6.1.0-50-amd64" # the Linux version line; policy auto maps it to a generation
+    deferred_init_lines = true # the log prints per-node "deferred pages initialised" lines
+    node_cpus = { 0 = 2 }      # CPUs per node: padata's max_threads in the 5.8+ passes
+    memory_line = { available_kib = 2650000, total_kib = 3145180, reserved_kib = 120000 }
+
 (:func:`save` writes the same arrays in the equivalent inline form,
 ``memory = [{ start = "0x1000", end = "0x9f000", node = 0 }, ...]``, one region per line.)
 
@@ -57,7 +63,7 @@ FORMATS = (".toml", ".json")
 #: checked before reading (tomllib parses ~0.5 MB/s on a busy host).
 MAX_FILE_BYTES = 2 << 20
 
-_TOP_KEYS = {"name", "notes", "geometry", "zone_limits", "memory", "reserved"}
+_TOP_KEYS = {"name", "notes", "geometry", "zone_limits", "memory", "reserved", "kernel"}
 _GEOMETRY_KEYS = {"page_size", "section_size", "pageblock_order", "max_order"}
 _MEMORY_KEYS = {"start", "end", "node"}
 _RESERVED_KEYS = {"start", "end"}
@@ -167,7 +173,7 @@ def load(path) -> Topology:
     return topo
 
 
-_ORDER = ("name", "notes", "memory", "reserved", "geometry", "zone_limits")
+_ORDER = ("name", "notes", "memory", "reserved", "geometry", "zone_limits", "kernel")
 
 _TOML_HEADER = ("# pgdefer topology: memory and reserved are half-open byte ranges [start, end);\n"
                 "# sizes may be written as integers, hex strings or kernel-style strings (\"4G\", \"512M\").\n")

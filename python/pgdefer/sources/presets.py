@@ -24,13 +24,12 @@ a 48 MiB initrd top-down below the 4 GiB hole (where boot loaders put it), and e
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Callable
 
 from ..config import HOST_BYTES_PER_PAGE, Geometry, format_size
-from ..errors import HostMemoryError, PgdeferError
+from ..errors import HostMemoryError, PgdeferError, did_you_mean
 from ..topology import Topology
 from .x86 import X86_64_PHYSICAL_START, GiB, MemblockPlacer, MiB, place_memmaps, reserve_low_memory
 
@@ -59,8 +58,10 @@ class Preset:
     published: dict = field(default_factory=dict)
 
     def topology(self):
-        """Build this preset's Topology."""
-        return self.build(self)
+        """Build this preset's Topology (its ``source`` is this preset, which ``policy="auto"`` reads)."""
+        topo = self.build(self)
+        topo.source = self
+        return topo
 
     @property
     def rules_kernel(self) -> str | None:
@@ -296,8 +297,7 @@ def info(name: str) -> Preset:
 
 def suggestion(name) -> str:
     """``"; did you mean 'NAME'?"`` for the preset closest to a misspelt ``name`` (difflib), else ""."""
-    close = difflib.get_close_matches(str(name), PRESETS, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return did_you_mean(name, PRESETS)
 
 
 def get(name: str):
