@@ -339,14 +339,21 @@ impl Policy {
         self.early_limit_rule() != EarlyLimit::Never
     }
 
+    /// The policy called `name`; InvalidArgument listing every name, and the closest one to a misspelt
+    /// `name` (at most 2 edits, fewer than half its letters: "v4.71" -> "v4.17", a swap).
     pub fn parse(name: &str) -> Result<Policy> {
         Policy::ALL
             .into_iter()
             .find(|p| p.name() == name)
             .ok_or_else(|| {
+                let close = POLICY_NAMES
+                    .into_iter()
+                    .map(|p| (edit_distance(name, p), p))
+                    .filter(|&(d, p)| d <= 2 && 2 * d < p.len())
+                    .min();
+                let hint = close.map_or(String::new(), |(_, p)| format!("; did you mean {p:?}?"));
                 Error::InvalidArgument(format!(
-                    "unknown policy {name:?}: expected one of {:?}",
-                    POLICY_NAMES
+                    "unknown policy {name:?}: expected one of {POLICY_NAMES:?}{hint}"
                 ))
             })
     }
@@ -595,6 +602,31 @@ fn reserved_within(reserved: &[Region], start_addr: u64, end_addr: u64) -> u64 {
         .sum()
 }
 
+/// Edit distance between two names: insertions, deletions, substitutions and swaps of two adjacent
+/// characters (the optimal string alignment distance), so that "v4.71" is one edit from "v4.17".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
 pub const POLICY_NAMES: [&str; Policy::ALL.len()] = {
     let mut names = [""; Policy::ALL.len()];
     let mut i = 0;
@@ -628,6 +660,33 @@ mod tests {
         let nofragment: Vec<_> = Policy::ALL.into_iter().filter(|p| p.nofragment()).collect();
         assert_eq!(nofragment[0], Policy::V5_2);
         assert_eq!(nofragment.len(), 7);
+    }
+
+    #[test]
+    fn unknown_policy_names_every_policy_and_the_closest() {
+        // "v4.71" -> "v4.17": one swap ("v4.13" is two substitutions away); "v5.1" -> "v5.10" and "v5.2" are
+        // one edit each, and min() takes the smaller name ("v5.10" < "v5.2"); "bogus" is 5 edits from "eager"
+        // and at least 4 from any other name: no hint.
+        let msg = |n: &str| Policy::parse(n).unwrap_err().to_string();
+        assert!(
+            msg("v4.71").ends_with("; did you mean \"v4.17\"?"),
+            "{}",
+            msg("v4.71")
+        );
+        assert!(
+            msg("v5.1").ends_with("; did you mean \"v5.10\"?"),
+            "{}",
+            msg("v5.1")
+        );
+        assert!(
+            msg("bogus").ends_with("\"rework-2025\"]"),
+            "{}",
+            msg("bogus")
+        );
+        assert!(msg("bogus").contains("\"eager\", \"v4.2\""));
+        assert_eq!(edit_distance("v4.71", "v4.13"), 2);
+        assert_eq!(edit_distance("posting-v3", "posting-v2"), 1);
+        assert_eq!(edit_distance("", "v4.2"), 4);
     }
 
     #[test]

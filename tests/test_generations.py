@@ -368,9 +368,9 @@ def _booted(argv, capsys):
 
 @pytest.mark.parametrize("log", REAL_LOGS, ids=[p.stem for p in REAL_LOGS])
 def test_auto_agrees_for_a_log_its_topology_file_and_machine(log, tmp_path, capsys):
-    """Issue 8 acceptance 5: the CLI on the log, the CLI on the topology file import-dmesg writes from it, and
-    a Machine of the resolver's choice run the same generation with the same CPUs per node (padata's
-    max_threads), and those are what the kernel really is and had."""
+    """Issue 8 acceptance 5 and issue 14 finding 6: the CLI on the log, the CLI on the topology file
+    import-dmesg writes from it, and Machine(t, policy="auto") run the same generation with the same CPUs per
+    node (padata's max_threads), and those are what the kernel really is and had."""
     from pgdefer.sources.files import tomllib  # tomli before Python 3.11
     from pgdefer.testing import run_cli
 
@@ -384,10 +384,7 @@ def test_auto_agrees_for_a_log_its_topology_file_and_machine(log, tmp_path, caps
     assert table["version"] in log.read_text(errors="replace")
     assert {int(n): c for n, c in table["node_cpus"].items()} == expected[1]
     from_file = _booted(["-t", str(path)], capsys)
-    from pgdefer.generations import resolve
-
-    t = Topology.from_dmesg(log)
-    m = Machine(t, policy=resolve(t).policy, host_check=False)
+    m = Machine(Topology.from_dmesg(log), policy="auto", host_check=False)
     from_api = m.policy, {n: w["cpus"] for n, w in m.node_workers().items()}
     assert from_log == from_file == from_api == expected
     if pgdefer.POLICY_FACTS[m.policy]["padata"]:

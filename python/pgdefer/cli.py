@@ -461,7 +461,10 @@ def parse_policies(text: str) -> list:
         if not p:
             continue
         if p not in POLICIES:
-            raise CliError(f"unknown policy {p!r} in --policies (choose from {', '.join(POLICIES)}, or all)")
+            from .errors import did_you_mean
+
+            raise CliError(f"unknown policy {p!r} in --policies (choose from {', '.join(POLICIES)}, or all)"
+                           + did_you_mean(p, POLICIES))
         if p not in out:
             out.append(p)
     if not out:

@@ -13,6 +13,7 @@ from . import _core
 from .config import ZONE_NAMES
 from .enums import InitBy, PageState, Zone  # noqa: F401 - re-exported: the enums' owner is pgdefer.enums
 from .errors import InvalidArgument, InvalidType, NoStructPage, OrderError, PgdeferError, UnknownNode, UnknownZone
+from .generations import resolve
 from .gfp import MIGRATETYPES
 from .gfp import migratetype as _migratetype_arg
 from .topology import Topology
@@ -438,7 +439,7 @@ FAULT_POLICIES = {"bytes_as_pages": ("v4.13",), "retry_forever": ("v5.2",)}
 
 def _node_cpus(topology, node_cpus, default) -> dict:
     """Validate ``node_cpus`` (node id -> CPUs, each node with memory at most once, 0..4096 CPUs); None is
-    ``default``, the machine's own (its boot log's)."""
+    ``default``, the machine's own (its boot log's, :func:`pgdefer.generations.resolve`)."""
     if node_cpus is None:
         node_cpus = default
     if not hasattr(node_cpus, "items"):
@@ -488,6 +489,10 @@ class Machine:
         ``fail_pass=(node, after_pages)``: that node's per-node pass fails midway (page_alloc_init_late raises
         WorkerFailed); ``panic_pass=node``: that node's worker thread panics midway through its pass (also
         WorkerFailed, never a PanicException).
+        ``policy``: a kernel generation (``pgdefer.POLICIES``) or ``"auto"``, the one the CLI defaults to: the
+        generation of the kernel in the topology's boot log (``topology.kernel``, also kept in a topology file
+        imported from a log), of its preset or of this host (:func:`pgdefer.generations.resolve`; v4.17 when
+        none is known).
         ``node_cpus``: CPUs per node, a mapping node -> count (default: the CPUs per node of the topology's
         boot log, ``topology.kernel.node_cpus``, else none), which sets padata's ``max_threads = max(cpus, 1)``
         in the 5.8+ passes; worker k >= 1 of a node runs on a simulated helper CPU of its own (``node_workers()``).
@@ -497,10 +502,13 @@ class Machine:
         default with HostMemoryError): the arrays are mapped lazily, so a run that stops early (boot() only)
         touches just what it initialises, while check() or the per-node passes touch every struct page."""
         _topology(topology)
-        # The policy name is the core's to check (InvalidArgument). Faults are Python's alone. The counts and node
-        # ids below are checked here because Python ints may be negative or huge; the core checks them too, with
-        # the same class and messages (tests/test_core_facts.py pins them equal).
+        # The policy name (and "auto") is the resolver's, which the CLI asks too; the core checks the name again.
+        # Faults are Python's alone. The counts and node ids below are checked here because Python ints may be
+        # negative or huge; the core checks them too, with the same class and messages (tests/test_core_facts.py
+        # pins them equal).
         _str(policy, "policy")
+        resolved = resolve(topology, policy)
+        policy = resolved.policy
         faults = _faults(faults)
         unknown = set(faults) - set(FAULTS)
         if unknown:
@@ -522,7 +530,7 @@ class Machine:
             panic_pass = _int(panic_pass, "panic_pass")
             if panic_pass not in topology.nodes:
                 raise InvalidArgument(f"panic_pass={panic_pass!r}: not a node with memory")
-        node_cpus = _node_cpus(topology, node_cpus, topology.kernel.node_cpus if topology.kernel else {})
+        node_cpus = _node_cpus(topology, node_cpus, resolved.node_cpus)
         if host_threads is not None:
             host_threads = _int(host_threads, "host_threads")
             if not 1 <= host_threads <= _core.MAX_CPUS:
