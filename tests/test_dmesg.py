@@ -653,7 +653,7 @@ def test_percpu_groups_on_nodes():
 
 def _node_cpus(*extra):
     """CPUs per node of LOG_416 (two nodes, no CPU lines of its own) with ``extra`` lines before Memory:."""
-    return Topology.from_dmesg(_ts(LOG_416[:-1] + list(extra) + LOG_416[-1:])).kernel.node_cpus
+    return Topology.from_dmesg(_ts([*LOG_416[:-1], *extra, LOG_416[-1]])).kernel.node_cpus
 
 
 SRAT_CPUS = ("SRAT: PXM 0 -> APIC 0x00 -> Node 0", "SRAT: PXM 0 -> APIC 0x02 -> Node 0",
@@ -686,7 +686,7 @@ def test_cpus_per_node_from_srat_and_smp_init_lines():
     ("CPU topo: Allowing 2 present CPUs plus 6 hotplug CPUs", 8, 2),
 ])
 def test_allowing_cpus_wordings(line, possible, present):
-    b = parse_dmesg(_ts(LOG_416[:-1] + [line] + LOG_416[-1:]))
+    b = _log_416_with(line)
     assert (b.possible_cpus, b.present_cpus) == (possible, present)
 
 
