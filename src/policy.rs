@@ -466,9 +466,7 @@ impl Policy {
     pub fn boot_free(self) -> BootFree {
         match self {
             Policy::V5_10 | Policy::V6_4 | Policy::V6_11 | Policy::Rework2025 => BootFree::Tail,
-            // TRANSITION (docs/model.md §11.10; oracle.py _TAIL_UNTIL_CORE): every pre-5.10 policy
-            // keeps the tail until both sides flip to the head rule together (HEAD_RULE_PRE_5_10).
-            _ if !HEAD_RULE_PRE_5_10 => BootFree::Tail,
+            // before 5.10: __free_one_page's head rule (review #8/D3, docs/model.md §11.7)
             _ => BootFree::MergeLikely,
         }
     }
@@ -586,11 +584,6 @@ impl Policy {
         self.pass_lock() == PassLock::WholePass
     }
 }
-
-/// Whether the policies before v5.10 use `__free_one_page`'s head rule for boot frees (the kernel's
-/// behaviour, review #8/D3; `ListEnd::MergeLikely`) instead of the tail. Off until the oracle's
-/// `_TAIL_UNTIL_CORE` flips with it, so that the differential tests compare like with like.
-pub const HEAD_RULE_PRE_5_10: bool = false;
 
 /// `memblock_reserved_memory_within(start_addr, end_addr)` as 4.13–4.16 had it: the whole size of
 /// every reserved region that touches `[start_addr, end_addr]` (not clipped to it).

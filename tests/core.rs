@@ -438,18 +438,12 @@ fn retry_forever_only_once() {
 /// releases Normal's early section [0x100000, 0x108000) as 32 order-10 blocks, ascending. Before 5.10
 /// `__free_one_page` links order MAX_ORDER-1 (our max_order 10) blocks at the head, so the head is
 /// the last one freed, 0x107c00, and the first order-0 allocation splits it: pfn 0x107c00. 5.10+
-/// (FPI_TO_TAIL) keep release order: the head is 0x100000. The pre-5.10 rule is behind
-/// HEAD_RULE_PRE_5_10 until the oracle flips with it (buddy.rs tests the rule itself).
+/// (FPI_TO_TAIL) keep release order: the head is 0x100000 (buddy.rs tests the rule itself).
 #[test]
 fn boot_free_placement_d3() {
-    let pre_5_10 = if pgdefer::policy::HEAD_RULE_PRE_5_10 {
-        0x107c00
-    } else {
-        0x100000
-    };
     for (p, first) in [
-        (Policy::V4_17, pre_5_10),
-        (Policy::V5_8, pre_5_10),
+        (Policy::V4_17, 0x107c00),
+        (Policy::V5_8, 0x107c00),
         (Policy::V5_10, 0x100000),
     ] {
         let m = machine(

@@ -32,9 +32,9 @@ def machines(policy):
 
 
 def order10_head(policy):
-    """Head of the MOVABLE order-10 list after boot: with FPI_TO_TAIL (5.10+, and every policy while the head
-    rule is off) the blocks were appended in ascending order: 0x100400; with __free_one_page's head rule
-    (order MAX_ORDER-1 always to the head) the last one freed: 0x107c00."""
+    """Head of the MOVABLE order-10 list after boot: with FPI_TO_TAIL (5.10+) the blocks were appended in
+    ascending order: 0x100400; with __free_one_page's head rule (before 5.10: order MAX_ORDER-1 always to the
+    head) the last one freed: 0x107c00."""
     return 0x100400 if pgdefer.POLICY_FACTS[policy]["boot_free"] == "tail" else 0x107C00
 
 

@@ -284,15 +284,14 @@ def test_boot_frees_head_rule_before_5_10():
     """Review D3: memblock_free_all releases Normal's early section [0x100000, 0x108000) as 32 order-10
     blocks in ascending order. Before 5.10 __free_one_page links a max-order block at the head, so the
     first order-0 allocation splits the last one freed, 0x107c00; 5.10+ (FPI_TO_TAIL) get 0x100000. The
-    pre-5.10 rule is exported as boot_free = merge_likely once the core and the oracle switch it on
-    together (docs/model.md §11.10); until then every policy reports (and does) tail."""
+    pre-5.10 rule is exported as boot_free = merge_likely (docs/model.md §11.7)."""
     first = {}
     for policy in ("v5.8", "v5.10"):
         m = Machine(Topology(memory=[Region(MiB, 3 * GiB), Region(4 * GiB, 12 * GiB)]), policy=policy)
         m.boot()
         first[policy] = m.alloc_pages(0, node=0)
-    head_rule = pgdefer.POLICY_FACTS["v5.8"]["boot_free"] == "merge_likely"
-    assert first == {"v5.8": 0x107c00 if head_rule else 0x100000, "v5.10": 0x100000}
+    assert first == {"v5.8": 0x107c00, "v5.10": 0x100000}
+    assert pgdefer.POLICY_FACTS["v5.8"]["boot_free"] == "merge_likely"
     assert pgdefer.POLICY_FACTS["v5.10"]["boot_free"] == "tail"
 
 

@@ -149,7 +149,12 @@ def test_v42_two_gib_prefix_and_never_grows():
     m.check()
     m.page_alloc_init_late()
     assert [e for e in m.events if e["kind"] == "deferred_init"][0]["pages"] == 131072
-    assert m.alloc_pages(8) == 655360                    # the pass freed [655360, 786432) to the tail
+    # Before 5.10 the pass's frees follow __free_one_page's head rule (docs/model.md §11.7): it frees
+    # [655360, 786432) as order-6 pageblocks, ascending; pairs merge to order 7 and pairs of those to order 8
+    # (max_order), and a block of order >= max_order - 1 = 7 always goes to the head. So each completed
+    # order-8 block goes to the head of free_area[8] and the last one, [786432 - 256, 786432) = 786176, heads it
+    # (the 2560 early blocks are all allocated).
+    assert m.alloc_pages(8) == 786176
     m.check()
 
 
@@ -169,19 +174,28 @@ def test_v417_grows_one_section_at_a_time():
     # DMA is not the node's last zone: rejected before the lock, no event
     assert m.deferred_grow_zone(0, "DMA", 0) is False
     assert len(grow_events(m)) == 3
-    # Boot released Normal [16, 32) as order-2 chunks 16, 20, 24, 28 (to the tail); each grow released its
-    # section as order-1 pageblocks, merged pairwise into order-2 blocks appended at the tail.
-    assert m.free_list(0, "Normal", 2) == [16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60]
-    assert m.free_list(0, "DMA", 2) == [0, 4, 8, 12]
+    # The head rule (before 5.10, docs/model.md §11.7): with max_order 2 only an order-0 block can go to the
+    # tail (k < max_order - 1 = 1); every order-1 and order-2 block goes to the head. Boot released DMA [0, 16)
+    # and Normal [16, 32) as order-2 chunks in ascending order, each to the head: DMA [12, 8, 4, 0], Normal
+    # [28, 24, 20, 16]. Each grow released its section as order-1 pageblocks ascending: 32 (head of
+    # free_area[1]), then 34 merges with it into (32, 2), linked at the head of free_area[2]; likewise 36, 40,
+    # 44, then (second grow) 48, 52, 56, 60: each new order-2 block goes in front of the previous ones.
+    assert m.free_list(0, "Normal", 2) == [60, 56, 52, 48, 44, 40, 36, 32, 28, 24, 20, 16]
+    assert m.free_list(0, "DMA", 2) == [12, 8, 4, 0]
     m.check()
 
 
 def test_v417_grow_from_allocations_and_rmqueue_hook():
+    # Boot linked Normal's order-2 chunks at the head (head rule): [28, 24, 20, 16]. Each order-2 block is
+    # taken from the head and split (expand: the order-1 half at +2, then the order-0 half at +1, to the
+    # heads), so its four pages come in order: 28, 29 (order-0 head), 30 (order-1 head, split: 31 left), 31;
+    # then the block at 24, 20, 16. The 17th request fails the watermark and grows [32, 48): the order-1
+    # pageblocks merge pairwise into 32, 36, 40, 44, each linked at the head, so the head is 44.
     m = OracleMachine(tiny_topology(), "v4.17")
     m.boot()
     pfns = [m.alloc_pages(0, zone="Normal") for _ in range(16)]
-    assert pfns == list(range(16, 32)) and grow_events(m) == []
-    assert m.alloc_pages(0) == 32                        # watermark hook grew [32, 48)
+    assert pfns == [b + i for b in (28, 24, 20, 16) for i in range(4)] and grow_events(m) == []
+    assert m.alloc_pages(0) == 44                        # watermark hook grew [32, 48)
     assert [(e["hook"], e["pages"]) for e in grow_events(m)] == [("watermark", 16)]
     m.check()
 
@@ -202,8 +216,9 @@ def test_short_grow_result_posting_v2_vs_v417(policy, result):
     assert m.deferred_grow_zone(0, "Normal", 0) is result   # posting-v2: got >= need; v4.17: got > 0
     assert m.first_deferred_pfn(0) == 44
     assert grow_events(m)[-1]["pages"] == 8
-    # the released pageblocks merged: [32, 36) and [40, 44) are order-2 blocks at the tail of Normal's list
-    assert m.free_list(0, "Normal", 2) == [16, 20, 24, 28, 32, 40]
+    # the released pageblocks merged: [32, 36) and then [40, 44) became order-2 blocks, each linked at the
+    # head (head rule, max_order 2), in front of boot's [28, 24, 20, 16]
+    assert m.free_list(0, "Normal", 2) == [40, 32, 28, 24, 20, 16]
     # nothing left above 44: both policies now return False (and fdp stays 44 until page_alloc_init_late)
     assert m.deferred_grow_zone(0, "Normal", 0) is False
     assert m.first_deferred_pfn(0) == 44
@@ -213,12 +228,13 @@ def test_short_grow_result_posting_v2_vs_v417(policy, result):
     m.check()
 
 
-@pytest.mark.parametrize("policy, expected", [("posting-v2", 0), ("v4.17", 32)])
+@pytest.mark.parametrize("policy, expected", [("posting-v2", 12), ("v4.17", 40)])
 def test_short_grow_under_allocation(policy, expected):
     # Drain Normal's 16 early pages; the 17th GFP_KERNEL allocation fails the watermark in Normal and grows
     # it by 8 pages. posting-v2 returns False (8 < 16), so the allocator moves on down the zonelist (DMA32
-    # is empty, then DMA: its first block [0, 4) is split and pfn 0 returned); v4.17 returns True and the
-    # retry in Normal takes the head of free_area[2], the new block 32.
+    # is empty, then DMA: boot linked its order-2 chunks at the head, so [12, 8, 4, 0], and the head block 12
+    # is split: pfn 12); v4.17 returns True and the retry in Normal takes the head of free_area[2]: the grow
+    # linked 32 and then 40 at the head, so 40.
     m = OracleMachine(posting_v2_topology(), policy)
     m.boot()
     for _ in range(16):
@@ -248,23 +264,24 @@ def test_key_disable_ordering(policy):
 
 
 def test_free_list_discipline():
-    # eager, memory [0, 16) all Normal: boot releases order-2 chunks 0, 4, 8, 12 to the tail.
+    # eager, memory [0, 16) all Normal: boot releases order-2 chunks 0, 4, 8, 12 in ascending order; eager is
+    # a pre-5.10 generation, so each goes to the head (order 2 = max_order >= max_order - 1): [12, 8, 4, 0].
     topo = Topology(memory=[(0, 16 * PAGE, 0)], zone_limits={}, geometry=TINY)
     m = OracleMachine(topo, "eager")
     m.boot()
-    assert m.free_list(0, "Normal", 2) == [0, 4, 8, 12]
-    # alloc order 0: take 0 from free_area[2], split: 2 (order 1) then 1 (order 0) at the heads
-    assert m.alloc_pages(0) == 0
-    assert (m.free_list(0, "Normal", 1), m.free_list(0, "Normal", 0)) == ([2], [1])
-    assert m.alloc_pages(0) == 1
-    assert m.alloc_pages(0) == 2                         # splits 2 (order 1): 3 goes to free_area[0]
-    assert m.free_list(0, "Normal", 0) == [3]
-    m.free_pages(0)                                      # buddy 1 allocated: 0 goes to the head
-    assert m.free_list(0, "Normal", 0) == [0, 3]
-    m.free_pages(2)                                      # merges with 3 -> (2, 1); buddy 0 is order 0: stop
-    assert (m.free_list(0, "Normal", 0), m.free_list(0, "Normal", 1)) == ([0], [2])
-    m.free_pages(1)                                      # merges with 0, then with (2, 1) -> (0, 2) at the head
-    assert m.free_list(0, "Normal", 2) == [0, 4, 8, 12]
+    assert m.free_list(0, "Normal", 2) == [12, 8, 4, 0]
+    # alloc order 0: take 12 from free_area[2], split: 14 (order 1) then 13 (order 0) at the heads
+    assert m.alloc_pages(0) == 12
+    assert (m.free_list(0, "Normal", 1), m.free_list(0, "Normal", 0)) == ([14], [13])
+    assert m.alloc_pages(0) == 13
+    assert m.alloc_pages(0) == 14                        # splits 14 (order 1): 15 goes to free_area[0]
+    assert m.free_list(0, "Normal", 0) == [15]
+    m.free_pages(12)                                     # buddy 13 allocated: 12 goes to the head
+    assert m.free_list(0, "Normal", 0) == [12, 15]
+    m.free_pages(14)                                     # merges with 15 -> (14, 1); buddy 12 is order 0: stop
+    assert (m.free_list(0, "Normal", 0), m.free_list(0, "Normal", 1)) == ([12], [14])
+    m.free_pages(13)                                     # merges with 12, then (14, 1) -> (12, 2) at the head
+    assert m.free_list(0, "Normal", 2) == [12, 8, 4, 0]
     assert m.zone(0, "Normal").nr_free == [0, 0, 4]
     m.check()
 
@@ -617,8 +634,9 @@ def test_interleaved_node_has_a_spanned_but_unpopulated_zone():
     # node 0: LIMIT = min(16, spanned 64) = 16 but Normal holds only 16 memory pfns -> nothing deferred;
     # node 1: D(1) = DMA32 [16, 48), LIMIT 16, pfn 32 has k = 17 -> fdp(1) = 32
     assert (m.first_deferred_pfn(0), m.first_deferred_pfn(1)) == (None, 32)
-    # zone="DMA32" on node 0: the zonelist is node 0's DMA, then node 1's DMA32 (node 0's DMA32 is skipped)
-    assert m.alloc_pages(0, node=0, zone="DMA32") == 0
+    # zone="DMA32" on node 0: the zonelist is node 0's DMA, then node 1's DMA32 (node 0's DMA32 is skipped);
+    # DMA's order-2 chunks 0, 4, 8, 12 went to the head as boot released them (head rule): its head is 12
+    assert m.alloc_pages(0, node=0, zone="DMA32") == 12
     m.check()
 
 
@@ -655,8 +673,10 @@ def test_page_arrays_and_migratetypes_shape():
     assert set(a["state"][:32].tolist()) == {FREE}
     assert a["order"][:32].tolist() == ([2, 255, 255, 255] * 8)
     assert m.pageblock_migratetypes() == {pb: "Movable" for pb in range(16)}   # pageblocks of [0, 32)
+    # boot linked Normal's chunks 16, 20, 24, 28 at the head in turn (head rule): the first page handed out
+    # is 28's
     m.alloc_pages(0)
-    assert m.page_arrays()["state"][16] == ALLOCATED
+    assert m.page_arrays()["state"][28] == ALLOCATED and m.page_arrays()["state"][16] == FREE
 
 
 def test_grow_step_is_align_of_s_plus_a_section():
@@ -683,13 +703,15 @@ def test_rmqueue_hook_grows_again_when_the_first_grow_is_fragmented():
     # grow 1 (watermark) walks [32,33) [34,37) [38,41) [42,45) [46,49) [50,53): got 1+3+3+3+3+3 = 16 -> stop,
     # fdp 53, result True, but no order-2 block exists -> rmqueue fails -> grow 2 (rmqueue) walks [54,57)
     # [58,61) and [62,96) up to t = ALIGN(62 + 16, 16) = 80: got 3+3+18 = 24, fdp 80. [64, 80) gives the
-    # order-2 blocks 64, 68, 72, 76 (order-1 pageblocks merged, to the tail) -> the allocation returns 64.
+    # order-2 blocks 64, 68, 72, 76 (order-1 pageblocks merged), each linked at the head (head rule, order 2 =
+    # max_order) -> [76, 72, 68, 64] and the allocation returns 76. (Boot's early blocks were linked at the
+    # head too, [28, 24, 20, 16], so the first four requests take 28, 24, 20, 16.)
     reserved = [(p * PAGE, (p + 1) * PAGE) for p in range(33, 64, 4)]
     m = OracleMachine(tiny_topology(memory=[(0, 96 * PAGE, 0)], reserved=reserved), "v4.17")
     m.boot()
-    assert [m.alloc_pages(2, zone="Normal") for _ in range(4)] == [16, 20, 24, 28]
-    assert m.alloc_pages(2) == 64
+    assert [m.alloc_pages(2, zone="Normal") for _ in range(4)] == [28, 24, 20, 16]
+    assert m.alloc_pages(2) == 76
     assert [(e["hook"], e["pages"], e["first_deferred_pfn"], e["result"]) for e in grow_events(m)] == [
         ("watermark", 16, 53, True), ("rmqueue", 24, 80, True)]
-    assert m.free_list(0, "Normal", 2) == [68, 72, 76]
+    assert m.free_list(0, "Normal", 2) == [72, 68, 64]
     m.check()

@@ -7,8 +7,6 @@ contract, not taken from running the code. x86_64 numbers: 4 KiB pages, PAGES_PE
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -395,10 +393,9 @@ def test_free_runs_pageblock_before_64_max_order_from_64(policy, releases, monke
 
 
 @pytest.fixture
-def head_rule(monkeypatch):
-    """v5.8 with the contract's head rule (docs/model.md §11.7). The table holds it back (tail) on every
-    generation the Rust core accepts until the core has it (_TAIL_UNTIL_CORE); this pins the rule itself."""
-    monkeypatch.setitem(GENERATIONS, "v5.8", dataclasses.replace(GENERATIONS["v5.8"], boot_to_tail=False))
+def head_rule():
+    """v5.8, a generation with the head rule (docs/model.md §11.7): the last one before 5.10's FPI_TO_TAIL."""
+    assert GENERATIONS["v5.8"].boot_to_tail is False
     return "v5.8"
 
 

@@ -75,24 +75,18 @@ def _gen(limit, holes, grow, pass_loop, free_runs="pageblock", tail=False, late=
                       faults)
 
 
-# TRANSITION (docs/model.md §11.1): before 5.10 boot frees follow __free_one_page's head rule; the Rust core does
-# not have it yet, so the generations it already accepts keep §5's tail here too (the differential tests
-# compare them): the rows with tail=_TAIL_UNTIL_CORE. Switching them all is this one flag.
-_TAIL_UNTIL_CORE = True
-
+# Before 5.10 boot frees follow __free_one_page's head rule (tail=False, docs/model.md §11.7); 5.10+ FPI_TO_TAIL.
 GENERATIONS = {
-    "eager":       _gen("none", True, "none", "two_pass", tail=_TAIL_UNTIL_CORE),
-    "v4.2":        _gen("2g", True, "none", "two_pass", tail=_TAIL_UNTIL_CORE),
-    "v4.6":        _gen("2g_spanned", True, "none", "two_pass", tail=_TAIL_UNTIL_CORE),
-    "v4.13":       _gen("2g_spanned_reserved", True, "none", "two_pass", faults=("bytes_as_pages",),
-                        tail=_TAIL_UNTIL_CORE),
+    "eager":       _gen("none", True, "none", "two_pass"),
+    "v4.2":        _gen("2g", True, "none", "two_pass"),
+    "v4.6":        _gen("2g_spanned", True, "none", "two_pass"),
+    "v4.13":       _gen("2g_spanned_reserved", True, "none", "two_pass", faults=("bytes_as_pages",)),
     "posting-v2":  _gen("section", True, "sections", "two_pass", key_off=False, needs_all=True,
-                        key_first=True, tail=_TAIL_UNTIL_CORE),
-    "v4.17":       _gen("section", True, "sections", "two_pass", key_off=True, tail=_TAIL_UNTIL_CORE),
-    "v5.2":        _gen("section", True, "maxorder", "maxorder", key_off=True, faults=("retry_forever",),
-                        tail=_TAIL_UNTIL_CORE),
-    "v5.7":        _gen("section", True, "maxorder", "maxorder", claim=True, tail=_TAIL_UNTIL_CORE),
-    "v5.8":        _gen("section", False, "maxorder", "padata_ranges", claim=True, tail=_TAIL_UNTIL_CORE),
+                        key_first=True),
+    "v4.17":       _gen("section", True, "sections", "two_pass", key_off=True),
+    "v5.2":        _gen("section", True, "maxorder", "maxorder", key_off=True, faults=("retry_forever",)),
+    "v5.7":        _gen("section", True, "maxorder", "maxorder", claim=True),
+    "v5.8":        _gen("section", False, "maxorder", "padata_ranges", claim=True),
     "v5.10":       _gen("section", False, "maxorder", "padata_ranges", claim=True, tail=True),
     "v6.4":        _gen("section", False, "maxorder", "padata_ranges", "max_order", claim=True, tail=True),
     "v6.11":       _gen("section", False, "maxorder", "padata_ranges", "max_order", claim=True, tail=True,
