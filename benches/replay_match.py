@@ -51,7 +51,7 @@ def replay(path):
     misses = collections.Counter()
     first = None
     for ev, ph in window:
-        one = TraceWorkload([ev], [ph], p)
+        one = TraceWorkload([ev], [ph], p, trace.pcp_setup_line)
         r = one.replay(m, phases=("window",), state=st)
         if ev.kind == "alloc":
             n += 1

@@ -7,7 +7,25 @@
 
 use crate::migratetype::{can_steal_fallback, Fallback, MigrateType, NR_MIGRATETYPES};
 use crate::page::{PageArray, PageState, NIL};
+use crate::sync::{AtomicU64, Ordering};
 use crate::topology::ZoneType;
+
+/// What `zone_watermark_fast` reads without `zone->lock` (the vmstat counter NR_FREE_PAGES and
+/// which orders have free blocks), published by every change under the lock.
+#[derive(Debug, Default)]
+pub struct FreeMirror {
+    free_pages: AtomicU64,
+    orders: AtomicU64,
+}
+
+impl FreeMirror {
+    /// `zone_watermark_ok` with all marks zero, lock-free: as `FreeArea::watermark_ok` at the last
+    /// change.
+    pub fn watermark_ok(&self, order: u32) -> bool {
+        self.free_pages.load(Ordering::Acquire) >= 1 << order
+            && self.orders.load(Ordering::Acquire) >> order != 0
+    }
+}
 
 /// Where a freed block goes on its list: boot-time releases go to the tail (FPI_TO_TAIL, 5.10+) or
 /// by `MergeLikely`, runtime frees to the head; allocation takes the head.
@@ -35,6 +53,7 @@ pub struct FreeArea {
     pub managed: u64,
     pageblock_order: u32,
     fallback: Fallback,
+    mirror: std::sync::Arc<FreeMirror>,
 }
 
 /// A merge that was refused because the buddy was never initialised.
@@ -63,7 +82,25 @@ impl FreeArea {
             managed: 0,
             pageblock_order,
             fallback,
+            mirror: std::sync::Arc::new(FreeMirror::default()),
         }
+    }
+
+    /// The lock-free view of this zone's counters.
+    pub fn mirror(&self) -> std::sync::Arc<FreeMirror> {
+        self.mirror.clone()
+    }
+
+    fn publish(&self) {
+        let orders = self
+            .nr_free
+            .iter()
+            .enumerate()
+            .fold(0u64, |m, (o, &n)| if n > 0 { m | 1 << o } else { m });
+        self.mirror.orders.store(orders, Ordering::Release);
+        self.mirror
+            .free_pages
+            .store(self.free_pages, Ordering::Release);
     }
 
     pub fn max_order(&self) -> u32 {
@@ -149,10 +186,25 @@ impl FreeArea {
         self.free_pages >= 1 << order && self.nr_free[order as usize..].iter().any(|&n| n > 0)
     }
 
-    /// `__rmqueue`: `__rmqueue_smallest` of `mt`, else `__rmqueue_fallback` (with `ALLOC_NOFRAGMENT`:
-    /// only blocks of at least a pageblock), then the smallest again; marks the `2^order` pages
-    /// ALLOCATED. Returns the head's dense index.
+    /// `__rmqueue` for the caller: `take`, then the `2^order` pages are ALLOCATED.
     pub fn rmqueue(
+        &mut self,
+        pa: &PageArray,
+        order: u32,
+        mt: MigrateType,
+        nofragment: bool,
+    ) -> Option<usize> {
+        let i = self.take(pa, order, mt, nofragment)?;
+        pa.set_state_range(i, 1 << order, PageState::Allocated);
+        pa.set_head_order(i, Some(order));
+        Some(i)
+    }
+
+    /// `__rmqueue`: `__rmqueue_smallest` of `mt`, else `__rmqueue_fallback` (with `ALLOC_NOFRAGMENT`:
+    /// only blocks of at least a pageblock), then the smallest again. The block leaves the free lists
+    /// and NR_FREE_PAGES (its pages stay FREE: `rmqueue_bulk` puts it on a per-CPU list). Returns the
+    /// head's dense index.
+    pub fn take(
         &mut self,
         pa: &PageArray,
         order: u32,
@@ -168,9 +220,8 @@ impl FreeArea {
                 Stolen::Retry => {}
             }
         };
-        pa.set_state_range(i, 1 << order, PageState::Allocated);
-        pa.set_head_order(i, Some(order));
         self.free_pages -= 1 << order;
+        self.publish();
         Some(i)
     }
 
@@ -368,8 +419,20 @@ impl FreeArea {
         order: u32,
         end: ListEnd,
     ) -> Result<(), UninitBuddy> {
+        self.free_mt(pa, i, order, pa.pageblock_migratetype(i), end)
+    }
+
+    /// `__free_one_page(page, pfn, zone, order, migratetype)` with the caller's migratetype (a per-CPU
+    /// list's, for `free_pcppages_bulk` before 6.10).
+    pub fn free_mt(
+        &mut self,
+        pa: &PageArray,
+        i: usize,
+        order: u32,
+        mt: MigrateType,
+        end: ListEnd,
+    ) -> Result<(), UninitBuddy> {
         let (nid, zone): (u16, ZoneType) = (pa.node_of(i), pa.flags(i).zone());
-        let mt = pa.pageblock_migratetype(i);
         let hygiene = self.fallback == Fallback::Claim;
         pa.set_state_range(i, 1 << order, PageState::Free);
         pa.set_head_order(i, None);
@@ -425,6 +488,7 @@ impl FreeArea {
             e => e,
         };
         self.link(pa, i, k, mt, end);
+        self.publish();
         refused
     }
 }

@@ -125,6 +125,8 @@ impl Machine {
         let node = &self.nodes[ni];
         let zs = &node.zones[zi];
         let name = format!("node {} zone {}", node.span.nid, zs.span.zt.name());
+        // the per-CPU lists first: their locks come before zone->lock
+        let pcp_pages = self.check_pcp(ni, zi, &name, bad);
         let area = zs.area.lock();
         let mut listed = 0u64;
         for order in 0..=self.geometry().max_order {
@@ -196,11 +198,11 @@ impl Machine {
                 }
             }
         }
-        if free != area.free_pages {
+        if free != area.free_pages + pcp_pages {
             push(
                 bad,
                 format!(
-                    "B-I4: {name} has {free} FREE pages, NR_FREE_PAGES says {}",
+                    "B-I4: {name} has {free} FREE pages, NR_FREE_PAGES says {} and the per-CPU lists hold {pcp_pages}",
                     area.free_pages
                 ),
             );
@@ -228,6 +230,69 @@ impl Machine {
 }
 
 impl Machine {
+    /// B-I5 for one zone: every block on a CPU's per-CPU list is aligned, FREE, of this zone and node,
+    /// no buddy head and inside no free buddy block; each list's count adds up. Returns the pages held.
+    fn check_pcp(&self, ni: usize, zi: usize, name: &str, bad: &mut Vec<String>) -> u64 {
+        let pa = &self.pages;
+        let (nid, zs) = (self.nodes[ni].span.nid, &self.nodes[ni].zones[zi]);
+        let max = self.geometry().max_order;
+        let mut held = 0;
+        for (cpu, p) in zs.pcp.iter().enumerate() {
+            let pcp = p.lock();
+            let mut pages = 0;
+            for (h, order) in pcp.blocks() {
+                let pfn = pa.pfn(h);
+                pages += 1u64 << order;
+                let in_buddy = (0..=max).find(|&k| {
+                    let b = h & !((1usize << k) - 1);
+                    pa.head_order(b) == Some(k)
+                        && pa.state(b) == PageState::Free
+                        && b + (1 << k) > h
+                });
+                let wrong = (h..h + (1 << order)).find(|&j| {
+                    let f = pa.flags(j);
+                    f.state() != PageState::Free
+                        || f.zone() != zs.span.zt
+                        || u32::from(pa.node_of(j)) != nid
+                });
+                let msg = if pfn & ((1 << order) - 1) != 0 {
+                    Some("is not aligned".to_string())
+                } else if let Some(k) = in_buddy {
+                    Some(format!(
+                        "is inside a free buddy block of order {k} (on two lists)"
+                    ))
+                } else {
+                    wrong.map(|j| {
+                        format!(
+                            "holds pfn {:#x} that is {:?} in zone {} node {}",
+                            pa.pfn(j),
+                            pa.state(j),
+                            pa.flags(j).zone().name(),
+                            pa.node_of(j)
+                        )
+                    })
+                };
+                if let Some(m) = msg {
+                    push(
+                        bad,
+                        format!("B-I5: {name} CPU {cpu} per-CPU order-{order} block {pfn:#x} {m}"),
+                    );
+                }
+            }
+            if pages != pcp.count {
+                push(
+                    bad,
+                    format!(
+                        "B-I5: {name} CPU {cpu} per-CPU lists hold {pages} pages, count says {}",
+                        pcp.count
+                    ),
+                );
+            }
+            held += pages;
+        }
+        held
+    }
+
     /// The allocation ledger against the page array: every live allocation is an ALLOCATED block with
     /// its order, and every ALLOCATED page belongs to one (else it is lost: nobody can free it).
     fn check_ledger(&self, bad: &mut Vec<String>) {
@@ -235,7 +300,10 @@ impl Machine {
         let mut owned = vec![false; pa.len()];
         for (pfn, order) in self.ledger.live() {
             let Some(i) = pa.idx(pfn) else {
-                push(bad, format!("ledger: allocation at pfn {pfn:#x} has no struct page"));
+                push(
+                    bad,
+                    format!("ledger: allocation at pfn {pfn:#x} has no struct page"),
+                );
                 continue;
             };
             let n = 1usize << order;

@@ -880,6 +880,10 @@ impl Machine {
         self.set_phase(Phase::LateInit);
         self.stop.set_stage(RunStage::LateInit);
         let _idle = StageGuard(&self.stop);
+        // start_kernel has set up the real per-CPU pagesets long before kernel_init_freeable
+        if !self.pcp_ready.swap(true, Ordering::AcqRel) {
+            self.zone_pcp_update();
+        }
         if self.policy.key_disable() == KeyDisable::BeforePasses && !self.faults.keep_key {
             let guard = self
                 .lock(
@@ -930,6 +934,11 @@ impl Machine {
         }
         if self.policy.key_disable() == KeyDisable::AfterPasses && !self.faults.keep_key {
             self.static_branch_disable(BOOT_CPU);
+        }
+        if self.policy.pcp() == crate::pcp::PcpRules::V4_17 {
+            // "The number of managed pages has changed due to the initialisation so the pcpu batch
+            // and high limits needs to be updated" (removed in 5.14)
+            self.zone_pcp_update();
         }
         if self.policy.mem_init_print() == MemInitPrint::Late {
             // "Accounting of total+free memory is stable at this point" (6.11+)

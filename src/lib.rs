@@ -22,6 +22,7 @@ pub mod migratetype;
 pub mod padata;
 pub mod page;
 pub mod page_alloc;
+pub mod pcp;
 pub mod points;
 pub mod policy;
 pub mod protocol;

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use crate::buddy::FreeArea;
+use crate::buddy::{FreeArea, FreeMirror};
 use crate::cpu::{Cpu, NamedLock};
 use crate::error::{Error, Result};
 use crate::events::{Event, Logged};
@@ -12,6 +12,7 @@ use crate::geometry::Geometry;
 use crate::memblock::Region;
 use crate::padata::Workers;
 use crate::page::{PageArray, PageState};
+use crate::pcp::PerCpuPages;
 use crate::policy::Policy;
 use crate::sync::{AtomicBool, AtomicU64, AtomicU8, Mutex, Ordering, StaticKey, ZoneLock};
 use crate::topology::{Layout, NodeSpan, ZoneLimits, ZoneSpan, ZoneType};
@@ -161,10 +162,14 @@ impl Fdp {
     }
 }
 
-/// One zone of one node: its size and its buddy allocator behind `zone->lock`.
+/// One zone of one node: its size, its buddy allocator behind `zone->lock`, and its per-CPU page
+/// lists (one per CPU slot, each behind its own `pcp->lock`; taken before `zone->lock`).
 pub struct ZoneState {
     pub span: ZoneSpan,
     pub area: ZoneLock<FreeArea>,
+    /// NR_FREE_PAGES and the free orders, readable without `zone->lock`.
+    pub free: std::sync::Arc<FreeMirror>,
+    pub pcp: Vec<ZoneLock<PerCpuPages>>,
 }
 
 /// One node: its span, zones, `first_deferred_pfn` and `node_size_lock`.
@@ -241,6 +246,8 @@ pub struct Machine {
     violations: Mutex<Vec<String>>,
     /// The `Memory: X/Y available` line once `mem_init_print_info()` printed it.
     pub(crate) memory_line: Mutex<Option<MemoryLine>>,
+    /// `setup_per_cpu_pageset()` ran: the zones' per-CPU lists have their real batch and high.
+    pub(crate) pcp_ready: AtomicBool,
     t0: Instant,
     /// zonelists[node index][highest zone] = (node index, zone index) in fallback order.
     pub(crate) zonelists: Vec<[Vec<(usize, usize)>; 4]>,
@@ -352,13 +359,20 @@ impl Machine {
                 zones: n
                     .zones
                     .iter()
-                    .map(|z| ZoneState {
-                        span: *z,
-                        area: ZoneLock::new(FreeArea::new(
+                    .map(|z| {
+                        let area = FreeArea::new(
                             cfg.geometry.max_order,
                             cfg.geometry.pageblock_order,
                             cfg.policy.fallback(),
-                        )),
+                        );
+                        ZoneState {
+                            span: *z,
+                            free: area.mirror(),
+                            area: ZoneLock::new(area),
+                            pcp: (0..nr_cpu_slots)
+                                .map(|_| ZoneLock::new(PerCpuPages::new(cfg.policy.pcp())))
+                                .collect(),
+                        }
                     })
                     .collect(),
                 deferred_zone: n
@@ -397,6 +411,7 @@ impl Machine {
             events: Mutex::new(Vec::new()),
             violations: Mutex::new(Vec::new()),
             memory_line: Mutex::new(None),
+            pcp_ready: AtomicBool::new(false),
             t0: Instant::now(),
             zonelists,
         })

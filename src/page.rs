@@ -291,6 +291,21 @@ impl PageArray {
         }
     }
 
+    /// The head of an ALLOCATED block becomes FREE in one atomic step, so that of two racing frees
+    /// of one block (on two CPUs' per-CPU lists, which share no lock) exactly one goes ahead. Err:
+    /// the state it had instead.
+    pub fn try_free_head(&self, i: usize) -> std::result::Result<(), PageState> {
+        let f = self.flags[i].load(Relaxed);
+        if Flags(f).state() != PageState::Allocated {
+            return Err(Flags(f).state());
+        }
+        let freed = Flags(f).with_state(PageState::Free).0;
+        self.flags[i]
+            .compare_exchange(f, freed, std::sync::atomic::Ordering::AcqRel, Relaxed)
+            .map(|_| ())
+            .map_err(|now| Flags(now).state())
+    }
+
     /// Set the state of `[i, i + n)`, keeping zone and init count.
     pub fn set_state_range(&self, i: usize, n: usize, s: PageState) {
         for f in &self.flags[i..i + n] {

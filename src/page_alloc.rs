@@ -41,7 +41,7 @@ impl Machine {
         self.report_uninit_buddy(r);
     }
 
-    fn report_uninit_buddy(&self, r: std::result::Result<(), UninitBuddy>) {
+    pub(crate) fn report_uninit_buddy(&self, r: std::result::Result<(), UninitBuddy>) {
         if let Err(u) = r {
             self.violation(format!(
                 "B-I2: freeing pfn {:#x} order {} found its buddy pfn {:#x} uninitialised; not merged",
@@ -126,6 +126,8 @@ impl Machine {
         let zonelist = &self.zonelists[ni][high as usize];
         let preferred = zonelist.first();
         let mut nofragment = self.nofragment_for(preferred);
+        // the slow path's drain_all_pages (after direct reclaim): once, then the zonelist again
+        let mut drained = false;
         'retry: loop {
             'zones: for &(n, z) in zonelist {
                 // Leaving the local node: locality matters more than fragmentation; start again
@@ -135,8 +137,8 @@ impl Machine {
                     continue 'retry;
                 }
                 let area = &self.nodes[n].zones[z].area;
-                // A separate statement, so the zone lock is dropped before growing takes it again.
-                let watermark_ok = area.lock().watermark_ok(order);
+                // zone_watermark_fast: NR_FREE_PAGES without the zone lock (pcp pages not counted)
+                let watermark_ok = self.nodes[n].zones[z].free.watermark_ok(order);
                 if !(watermark_ok
                     || self.key.enabled()
                         && self.grow_hook(GrowCall {
@@ -150,12 +152,14 @@ impl Machine {
                     continue 'zones;
                 }
                 loop {
-                    let got = {
-                        let mut a = area.lock();
-                        let got = a.rmqueue(&self.pages, order, mt, nofragment);
-                        // Under the zone lock, so a racing free and reallocation are recorded in order.
-                        got.inspect(|&i| self.ledger.received(self.pages.pfn(i), order))
-                    };
+                    let got = self
+                        .rmqueue_pcplist(n, z, order, mt, nofragment, cpu)
+                        .unwrap_or_else(|| {
+                            let mut a = area.lock();
+                            let got = a.rmqueue(&self.pages, order, mt, nofragment);
+                            // Under the zone lock, so a racing free and reallocation are recorded in order.
+                            got.inspect(|&i| self.ledger.received(self.pages.pfn(i), order))
+                        });
                     if let Some(i) = got {
                         self.stats.allocs.fetch_add(1, Ordering::Relaxed);
                         self.stats
@@ -177,10 +181,14 @@ impl Machine {
                 }
             }
             // Every zone refused to fragment: try again, allowing it.
-            if !nofragment {
+            if nofragment {
+                nofragment = false;
+                continue;
+            }
+            if drained || self.drain_all_pages() == 0 {
                 break;
             }
-            nofragment = false;
+            drained = true;
         }
         self.stats.alloc_failures.fetch_add(1, Ordering::Relaxed);
         let node_name = self.nodes[ni].span.nid;
@@ -231,12 +239,12 @@ impl Machine {
     pub fn free_pages(&self, pfn: u64, order: u32, cpu: u32) -> Result<()> {
         let _on = self.enter_cpu(cpu)?;
         self.irq_point(cpu);
-        let r = self.free_pages_on(pfn, order);
+        let r = self.free_pages_on(pfn, order, cpu);
         self.irq_point(cpu);
         r
     }
 
-    fn free_pages_on(&self, pfn: u64, order: u32) -> Result<()> {
+    fn free_pages_on(&self, pfn: u64, order: u32, cpu: u32) -> Result<()> {
         self.check_order(order)?;
         self.require_allocator("free_pages()")?;
         let i = self.pages.idx(pfn).ok_or_else(|| {
@@ -252,11 +260,8 @@ impl Machine {
         }
         let ni = self.node_index(u32::from(self.pages.node_of(i)))?;
         let zi = self.zone_index(ni, f.zone())?;
-        let mut area = self.nodes[ni].zones[zi].area.lock();
-        // Re-read under the zone lock: a racing free of the same block must see it freed.
-        let state = self.pages.state(i);
-        if state != PageState::Allocated {
-            return Err(Error::BadFree(format!(
+        let not_allocated = |state: PageState| {
+            Error::BadFree(format!(
                 "pfn {pfn:#x} is not allocated (it is {}){}",
                 STATE_NAMES[state as usize],
                 if state == PageState::Free {
@@ -264,7 +269,11 @@ impl Machine {
                 } else {
                     ""
                 }
-            )));
+            ))
+        };
+        let state = self.pages.state(i);
+        if state != PageState::Allocated {
+            return Err(not_allocated(state));
         }
         match self.pages.head_order(i) {
             None => {
@@ -279,10 +288,19 @@ impl Machine {
             }
             Some(_) => {}
         }
+        // One atomic step decides between racing frees of this block (two CPUs' lists share no lock).
+        self.pages.try_free_head(i).map_err(not_allocated)?;
         self.ledger.returned(pfn);
-        let r = area.free(&self.pages, i, order, ListEnd::Head);
-        drop(area);
-        self.report_uninit_buddy(r);
+        if !self.free_unref_page(ni, zi, i, order, cpu) {
+            // __free_pages_ok: __free_one_page without FPI_TO_TAIL, the merge-likely placement
+            let r = self.nodes[ni].zones[zi].area.lock().free(
+                &self.pages,
+                i,
+                order,
+                ListEnd::MergeLikely,
+            );
+            self.report_uninit_buddy(r);
+        }
         self.stats.frees.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -378,11 +396,10 @@ impl Machine {
                 self.pages.flags(i).zone(),
             );
             let zi = self.zone_index(ni, zi)?;
-            let mut area = self.nodes[ni].zones[zi].area.lock();
-            area.managed += 1;
-            let r = area.free(&self.pages, i, 0, ListEnd::Head);
-            drop(area);
-            self.report_uninit_buddy(r);
+            // free_reserved_page: adjust_managed_page_count, then __free_page -> free_unref_page
+            self.nodes[ni].zones[zi].area.lock().managed += 1;
+            let queued = self.free_unref_page(ni, zi, i, 0, cpu);
+            debug_assert!(queued, "order 0 always has a per-CPU list");
         }
         Ok(end - start)
     }

@@ -330,6 +330,7 @@ impl Policy {
             ("boot_free", Name(self.boot_free().name())),
             ("fallback", Name(self.fallback().name())),
             ("nofragment", Bool(self.nofragment())),
+            ("pcp", Name(self.pcp().name())),
             ("mem_init_print", Name(self.mem_init_print().name())),
         ]
     }
@@ -479,6 +480,17 @@ impl Policy {
             Policy::V5_10 | Policy::V6_4 => Fallback::MoveTail,
             Policy::V6_11 | Policy::Rework2025 => Fallback::Claim,
             _ => Fallback::MoveHead,
+        }
+    }
+
+    /// The per-CPU page lists' rules (docs/model.md §5.3): 4.17's for every generation before
+    /// 5.10, 5.14's from `v5.10` on (5.10–5.13 are not separated).
+    pub fn pcp(self) -> crate::pcp::PcpRules {
+        match self {
+            Policy::V5_10 | Policy::V6_4 | Policy::V6_11 | Policy::Rework2025 => {
+                crate::pcp::PcpRules::V5_14
+            }
+            _ => crate::pcp::PcpRules::V4_17,
         }
     }
 

@@ -3,8 +3,8 @@
 // PyO3 extracts arguments into owned values (Vec, Bound) whether or not the body consumes them.
 #![allow(clippy::needless_pass_by_value)]
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -617,6 +617,38 @@ impl PyMachine {
             .and_then(|ni| Ok((ni, m.zone_index(ni, zt)?)))
             .and_then(|(ni, zi)| m.free_list(ni, zi, order, mt));
         r.map_err(|e| to_py(py, e))
+    }
+
+    fn setup_per_cpu_pageset(&self, py: Python<'_>) -> PyResult<()> {
+        self.op(py, || self.inner.setup_per_cpu_pageset())
+    }
+
+    fn drain_all_pages(&self, py: Python<'_>) -> PyResult<u64> {
+        self.op(py, || Ok(self.inner.drain_all_pages()))
+    }
+
+    /// One CPU's per-CPU lists of a zone: {"count", "batch", "high", "lists": [order][type] pfns}.
+    #[pyo3(signature = (node, zone, cpu=0))]
+    fn pcp<'py>(
+        &self,
+        py: Python<'py>,
+        node: u32,
+        zone: &str,
+        cpu: u32,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let zt = zone_type(py, Some(zone))?.unwrap();
+        let m = &self.inner;
+        let v = m
+            .node_index(node)
+            .and_then(|ni| Ok((ni, m.zone_index(ni, zt)?)))
+            .and_then(|(ni, zi)| m.pcp_lists(ni, zi, cpu))
+            .map_err(|e| to_py(py, e))?;
+        let d = PyDict::new(py);
+        d.set_item("count", v.count)?;
+        d.set_item("batch", v.batch)?;
+        d.set_item("high", v.high)?;
+        d.set_item("lists", v.lists)?;
+        Ok(d)
     }
 
     /// `/proc/pagetypeinfo` of one zone: {migratetype name: free blocks per order}.

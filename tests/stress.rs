@@ -121,6 +121,11 @@ fn stress(seed: u64, policies: &[Policy], padata: bool, mixed: bool) {
         }
         let m = Machine::new(cfg).unwrap();
         m.boot().unwrap();
+        if run % 2 == 0 {
+            // the real per-CPU pagesets: pages wait on the allocators' lists (the rest keep the boot
+            // pageset, which passes everything through)
+            m.setup_per_cpu_pageset().unwrap();
+        }
         let nids: Vec<u32> = m.nodes.iter().map(|n| n.span.nid).collect();
         let streams: Vec<Stream> = (1..=8)
             .map(|cpu| Stream {

@@ -98,7 +98,7 @@ def test_rust_core_matches_oracle_on_nodes_sharing_blocks(data):
         oracle.page_alloc_init_late()
         hazards_only(rust)
     a, b = snapshot(rust), snapshot(oracle)
-    for key in ("phase", "key", "fdp", "arrays", "migratetypes", "zones", "free_lists"):
+    for key in ("phase", "key", "fdp", "arrays", "migratetypes", "zones", "free_lists", "pcp"):
         assert a[key] == b[key], f"{key} differs"
     # The same refused merges, in the same order (each side words them its own way): block, order, buddy.
     assert [_merge(v) for v in a["violations"]] == [_merge(v) for v in b["violations"]]

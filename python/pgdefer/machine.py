@@ -823,6 +823,25 @@ class Machine:
         """``/proc/pagetypeinfo`` of one zone: {migratetype: free blocks per order}."""
         return dict(self._core.pagetypeinfo(self._node(node, required=True), self._zone(zone, required=True)))
 
+    def setup_per_cpu_pageset(self) -> None:
+        """``setup_per_cpu_pageset()`` (start_kernel, after memblock_free_all, long before page_alloc_init_late):
+        every populated zone's per-CPU lists get the generation's batch and high from its managed pages now
+        (docs/model.md §5.3). Until then they are the boot pageset (batch 1, high 0: nothing stays on a list);
+        page_alloc_init_late() sets them up first if nobody did. A second call is a PhaseError."""
+        self._core.setup_per_cpu_pageset()
+
+    def drain_all_pages(self) -> int:
+        """``drain_all_pages(NULL)``: every CPU's per-CPU lists of every zone back to the buddy lists (the
+        allocator does this itself once before it gives up). Returns the pages drained."""
+        return self._core.drain_all_pages()
+
+    def pcp(self, node: int, zone: str, cpu: int = 0) -> dict:
+        """One CPU's per-CPU lists of a zone: ``{"count", "batch", "high", "lists"}``, where ``lists[order][t]``
+        are the block-head pfns of order ``order`` and type ``t`` (Unmovable, Movable, Reclaimable), head first,
+        for the orders the generation keeps there (0 before 5.10's policies, 0..3 from ``v5.10``)."""
+        return dict(self._core.pcp(self._node(node, required=True), self._zone(zone, required=True),
+                                   self._any_cpu(cpu)))
+
     @property
     def pages(self) -> PageView:
         """Read-only numpy views of the struct-page array (see PageView), made on first use."""

@@ -67,6 +67,7 @@ class Generation:
     fallback: str = "move_head"  # how a stolen block is handed over (§5.1): move_head (list_move, < 5.10),
     #                              move_tail (move_to_free_list is list_move_tail, 5.10), claim (6.10 hygiene)
     nofragment: bool = False    # alloc_flags_nofragment() exists (5.0+)
+    pcp: str = "v4.17"          # per-CPU lists (§5.3): v4.17 (order 0, high 6*batch) | v5.14 (orders 0-3, 4*batch)
 
 
 def _gen(limit, holes, grow, pass_loop, free_runs="pageblock", tail=False, late=False, key_off=None,
@@ -100,7 +101,8 @@ for _name, _g in list(GENERATIONS.items()):
     _since = {"v5.10": "move_tail", "v6.4": "move_tail", "v6.11": "claim", "rework-2025": "claim"}
     GENERATIONS[_name] = dataclasses.replace(
         _g, fallback=_since.get(_name, "move_head"),
-        nofragment=_name not in ("eager", "v4.2", "v4.6", "v4.13", "posting-v2", "v4.17"))
+        nofragment=_name not in ("eager", "v4.2", "v4.6", "v4.13", "posting-v2", "v4.17"),
+        pcp="v5.14" if _g.boot_to_tail else "v4.17")       # the generations from 5.10 on take 5.14's rules
 del _name, _g, _since
 POLICIES = tuple(GENERATIONS)
 ON_DEMAND_POLICIES = tuple(p for p, g in GENERATIONS.items() if g.grow != "none")
@@ -216,10 +218,25 @@ class _Zone:
         self.lists = {(k, mt): OrderedDict() for k in range(max_order + 1) for mt in range(len(MIGRATETYPE_NAMES))}
         self.on_list = {}                                   # free block head -> (order, migratetype)
         self.nr_free = [0] * (max_order + 1)
+        self.pcp = _Pcp()                                   # CPU 0's per-CPU lists (the oracle's only CPU)
 
     @property
     def populated(self) -> bool:
         return self.present > 0
+
+
+class _Pcp:
+    """struct per_cpu_pages of one zone: the boot pageset (batch 1, high 0) until setup_per_cpu_pageset."""
+
+    def __init__(self):
+        self.count = 0
+        self.batch = 1
+        self.high = 0
+        self.free_factor = 0
+        self.lists = {}                                     # (order, migratetype) -> [block pfn, ...], head first
+
+    def list(self, order: int, mt: int) -> list:
+        return self.lists.setdefault((order, mt), [])
 
 
 class _Node:
@@ -291,6 +308,7 @@ class OracleMachine:
         self._claimed = {}                                  # node -> claimed fdp, while its pass runs
         self._in_late_init = False
         self._grow_livelock = False                         # the last grow was B12's True without progress
+        self._pcp_ready = False                             # setup_per_cpu_pageset() ran
 
     # ------------------------------------------------------------------------------------------------
     # layout: everything the topology fixes (docs/model.md §2)
@@ -510,7 +528,7 @@ class OracleMachine:
         for pb in range(first, first + max(1, 1 << max(0, order - self._pbo))):
             self._mt[pb] = mt
 
-    def _free_block(self, zone: _Zone, pfn: int, order: int, placement: str) -> None:
+    def _free_block(self, zone: _Zone, pfn: int, order: int, placement: str, mt: Optional[int] = None) -> None:
         """Free of block (pfn, order) into zone (docs/model.md §5), merging with free buddies; the merged block
         goes to the list of the freed page's pageblock type, at its "head", "tail", or ("merge_likely",
         docs/model.md §11.7) the tail iff the buddy of its order-(k+1) parent is a free block of order k+1.
@@ -518,7 +536,8 @@ class OracleMachine:
         type is re-typed to the freed block's type."""
         n = 1 << order
         i = self._i(pfn)
-        mt = self._pageblock_type(pfn)
+        if mt is None:                                    # free_pcppages_bulk passes its list's type
+            mt = self._pageblock_type(pfn)
         self._st[i:i + n] = bytes([FREE]) * n
         self._od[i:i + n] = bytes([NO_ORDER]) * n
         zone.free_pages += n
@@ -665,7 +684,23 @@ class OracleMachine:
 
     def _rmqueue(self, zone: _Zone, order: int, mt: int = MIGRATE_UNMOVABLE, nofragment: bool = False
                  ) -> Optional[int]:
-        """__rmqueue: the smallest block of mt's own lists, else a fallback, then the smallest again."""
+        """rmqueue: from the per-CPU lists for the orders that have them (§5.3), else __rmqueue; the block's
+        pages become ALLOCATED."""
+        if order <= self._pcp_max_order():
+            b = self._pcp_alloc(zone, order, mt, nofragment)
+        else:
+            b = self._take(zone, order, mt, nofragment)
+        if b is None:
+            return None
+        n = 1 << order
+        i = self._i(b)
+        self._st[i:i + n] = bytes([ALLOCATED]) * n
+        self._od[i] = order
+        return b
+
+    def _take(self, zone: _Zone, order: int, mt: int, nofragment: bool) -> Optional[int]:
+        """__rmqueue: the smallest block of mt's own lists, else a fallback, then the smallest again. The block
+        leaves the free lists and free_pages; its pages stay FREE with no order mark."""
         while True:
             b = self._smallest(zone, order, mt)
             if b is not None:
@@ -676,12 +711,158 @@ class OracleMachine:
             if r is not True:
                 b = r
                 break
-        n = 1 << order
-        i = self._i(b)
-        self._st[i:i + n] = bytes([ALLOCATED]) * n
-        self._od[i] = order
-        zone.free_pages -= n
+        self._od[self._i(b)] = NO_ORDER
+        zone.free_pages -= 1 << order
         return b
+
+    # ---- per-CPU page lists (docs/model.md §5.3, mm/page_alloc.c 4.17 and 6.1) --------------------------
+
+    def _pcp_max_order(self) -> int:
+        return 0 if self.generation.pcp == "v4.17" else 3          # PAGE_ALLOC_COSTLY_ORDER from 5.13
+
+    def _pcp_batch_high(self, managed: int):
+        """zone_batchsize and the high limit of the real pagesets: (batch, high)."""
+        v417 = self.generation.pcp == "v4.17"
+        cap = (512 if v417 else 1024) * 1024 // self._ps             # 512 KiB before 5.14, 1 MiB after
+        b = max(min(managed // 1024, cap) // 4, 1)
+        b = (1 << ((b + b // 2).bit_length() - 1)) - 1              # rounddown_pow_of_two(b + b/2) - 1
+        return (max(b, 1), 6 * b) if v417 else (max(b, 1), 4 * max(b, 1))
+
+    def _zone_pcp_update(self) -> None:
+        for zone in self._zones.values():
+            if zone.populated:
+                zone.pcp.batch, zone.pcp.high = self._pcp_batch_high(zone.managed)
+
+    def setup_per_cpu_pageset(self) -> None:
+        """setup_per_cpu_pageset(): the real pagesets' batch and high from every populated zone's managed pages."""
+        self._require_booted("setup_per_cpu_pageset")
+        if self._pcp_ready:
+            raise PhaseError("setup_per_cpu_pageset() called twice (start_kernel calls it once)")
+        self._pcp_ready = True
+        self._zone_pcp_update()
+
+    def _pcp_alloc(self, zone: _Zone, order: int, mt: int, nofragment: bool) -> Optional[int]:
+        """__rmqueue_pcplist: the head of the (order, mt) list, refilled with batch blocks (rmqueue_bulk, each
+        to the tail) when empty; 5.13+ scale the batch by order unless it is 1."""
+        pcp = zone.pcp
+        lst = pcp.list(order, mt)
+        if self.generation.pcp == "v5.14":
+            pcp.free_factor >>= 1
+        if not lst:
+            n = pcp.batch
+            if self.generation.pcp == "v5.14" and n > 1:
+                n = max(n >> order, 2)
+            for _ in range(n):
+                b = self._take(zone, order, mt, nofragment)
+                if b is None:
+                    break
+                lst.append(b)
+                pcp.count += 1 << order
+        if not lst:
+            return None
+        pcp.count -= 1 << order
+        return lst.pop(0)
+
+    def _pcp_free(self, zone: _Zone, pfn: int, order: int) -> None:
+        """free_unref_page + free_unref_page_commit: to the head of the list of the pageblock's type
+        (HIGHATOMIC: MOVABLE's), then a drain once count >= high."""
+        n = 1 << order
+        i = self._i(pfn)
+        self._st[i:i + n] = bytes([FREE]) * n
+        self._od[i] = NO_ORDER
+        mt = self._pageblock_type(pfn)
+        if mt == MIGRATE_HIGHATOMIC:
+            mt = MIGRATE_MOVABLE
+        pcp = zone.pcp
+        pcp.list(order, mt).insert(0, pfn)
+        pcp.count += n
+        if self.generation.pcp == "v4.17":
+            if pcp.count >= pcp.high:
+                self._pcp_drain(zone, pcp.batch, 0)
+            return
+        free_high = pcp.free_factor > 0 and order > 0
+        high = 0 if (pcp.high == 0 or free_high) else pcp.high     # nr_pcp_high
+        if pcp.count < high:
+            return
+        if free_high:                                              # nr_pcp_free
+            count = pcp.count
+        elif high < pcp.batch:
+            count = 1
+        else:
+            lo, hi = pcp.batch, high - pcp.batch
+            b = pcp.batch << pcp.free_factor
+            if b < hi:
+                pcp.free_factor += 1
+            count = min(max(b, lo), hi)
+        self._pcp_drain(zone, count, 3 * order + mt)
+
+    def _pcp_give_back(self, zone: _Zone, order: int, mt: int) -> None:
+        """One block from the tail of the (order, mt) list to the buddy lists, merge-likely placement; before
+        6.10 on the list of the pcp list's type, from 6.10 (fallback "claim") of its pageblock's."""
+        pfn = zone.pcp.list(order, mt).pop()
+        zone.pcp.count -= 1 << order
+        to = self._pageblock_type(pfn) if self.generation.fallback == "claim" else mt
+        self._free_block(zone, pfn, order, placement="merge_likely", mt=to)
+
+    def _pcp_drain(self, zone: _Zone, count: int, pindex: int) -> None:
+        """free_pcppages_bulk. 4.17: from lists 1, 2, 0, 1, ... (round-robin, batch_free blocks a list, all of
+        the last non-empty one). 6.1: whole lists (pindex = 3 * order + type) from pindex on."""
+        pcp = zone.pcp
+        count = min(count, pcp.count)
+        if self.generation.pcp == "v4.17":
+            mt = batch_free = 0
+            while count > 0:
+                while True:
+                    batch_free += 1
+                    mt = (mt + 1) % 3
+                    if pcp.list(0, mt):
+                        break
+                if batch_free == 3:
+                    batch_free = count
+                while True:
+                    self._pcp_give_back(zone, 0, mt)
+                    count -= 1
+                    batch_free -= 1
+                    if count == 0 or batch_free == 0 or not pcp.list(0, mt):
+                        break
+            return
+        lo, hi = 0, 3 * (self._pcp_max_order() + 1) - 1
+        p = pindex - 1
+        while count > 0:
+            while True:
+                p += 1
+                if p > hi:
+                    p = lo
+                if pcp.list(p // 3, p % 3):
+                    break
+                if p == hi:
+                    hi -= 1
+                if p == lo:
+                    lo += 1
+            while True:
+                self._pcp_give_back(zone, p // 3, p % 3)
+                count -= 1 << (p // 3)
+                if count <= 0 or not pcp.list(p // 3, p % 3):
+                    break
+
+    def drain_all_pages(self) -> int:
+        """drain_all_pages(NULL): every zone's per-CPU lists back to the buddy lists; returns the pages."""
+        self._require_booted("drain_all_pages")
+        total = 0
+        for zone in self._zones.values():
+            n = zone.pcp.count
+            if n:
+                self._pcp_drain(zone, n, 0)
+                total += n
+        return total
+
+    def pcp(self, node: int, zone: str, cpu: int = 0) -> dict:
+        """CPU 0's per-CPU lists of a zone (the oracle has one CPU): count, batch, high, lists[order][type]."""
+        z = self._node_zone(node, zone)
+        if cpu != 0:
+            raise InvalidArgument(f"cpu {cpu}: the oracle has only CPU 0")
+        return {"count": z.pcp.count, "batch": z.pcp.batch, "high": z.pcp.high,
+                "lists": [[list(z.pcp.list(k, t)) for t in range(3)] for k in range(self._pcp_max_order() + 1)]}
 
     def _watermark_ok(self, zone: _Zone, order: int) -> bool:
         return zone.free_pages >= (1 << order) and any(zone.nr_free[j] for j in range(order, self._max_order + 1))
@@ -1099,6 +1280,7 @@ class OracleMachine:
         zonelist = self._zonelist(pref, high)
         preferred = zonelist[0] if zonelist else None
         nofragment = self._nofragment(preferred)
+        drained = False
         while True:
             restart = False
             for z in zonelist:
@@ -1117,15 +1299,19 @@ class OracleMachine:
                         break
             if restart:
                 continue
-            if not nofragment:
+            if nofragment:
+                nofragment = False                            # every zone refused to fragment: allow it
+                continue
+            if drained or not self.drain_all_pages():         # the slow path drains once, then tries again
                 break
-            nofragment = False                                # every zone refused to fragment: allow it
+            drained = True
         raise OutOfMemory(
             f"alloc_pages(order={order}, node={node!r}, zone={zone!r}): no free block of order {order} in any zone"
             f" of the zonelist")
 
     def free_pages(self, pfn: int, order: int = 0) -> None:
-        """Free an allocated block (runtime free: merged block goes to the head of its list)."""
+        """Free an allocated block: orders with per-CPU lists to CPU 0's list (free_unref_page), the rest to the
+        buddy lists with __free_one_page's merge-likely placement (docs/model.md §5.3)."""
         self._require_booted("free_pages")
         order = self._check_order(order)
         p = _as_int(pfn)
@@ -1143,7 +1329,10 @@ class OracleMachine:
             raise BadFree(f"free_pages({pfn:#x}, order={order}): pfn {pfn:#x} heads an allocated block of"
                           f" order {od}, not {order}")
         zone = self._zones[(self._nd[i], self._zn[i])]
-        self._free_block(zone, pfn, order, placement="head")
+        if order <= self._pcp_max_order():
+            self._pcp_free(zone, pfn, order)
+        else:
+            self._free_block(zone, pfn, order, placement="merge_likely")
 
     # ------------------------------------------------------------------------------------------------
     # page_alloc_init_late (docs/model.md §8, spec §4)
@@ -1228,6 +1417,9 @@ class OracleMachine:
                              " callback)")
         gen = self.generation
         has_key = gen.grow != "none"
+        if not self._pcp_ready:                           # start_kernel set them up long before
+            self._pcp_ready = True
+            self._zone_pcp_update()
         self._in_late_init = True
         try:
             if has_key and gen.key_off_first:
@@ -1241,6 +1433,8 @@ class OracleMachine:
             if has_key and not gen.key_off_first:
                 self._key = False
                 self.events.append({"kind": "key_disable"})
+            if gen.pcp == "v4.17":                        # zone_pcp_update after the passes (until 5.14)
+                self._zone_pcp_update()
         finally:
             self._in_late_init = False
         self.phase = "late_init_done"
@@ -1357,6 +1551,20 @@ class OracleMachine:
         dzone = {nid: node.deferred_zone for nid, node in self._nodes.items()}
         tally = {key: [0] * 5 for key in self._zones}     # (node, zone) -> count of its memory pfns per state
         free_heads = {}                                   # pfn -> (node, zone, order) of FREE block heads
+        pcp_heads = {}                                    # pfn -> (node, zone, order) of per-CPU list blocks (B-I5)
+        for (nid, z), zone in self._zones.items():
+            held = 0
+            for (k, _t), lst in zone.pcp.lists.items():
+                for p in lst:
+                    if p in pcp_heads:
+                        problems.append(f"B-I5: block {p:#x} is on two per-CPU lists")
+                    pcp_heads[p] = (nid, z, k)
+                    held += 1 << k
+                    if p % (1 << k):
+                        problems.append(f"B-I5: per-CPU order-{k} block {p:#x} is misaligned")
+            if held != zone.pcp.count:
+                problems.append(f"B-I5: node {nid} {zone.name} per-CPU lists hold {held} pages, count says"
+                                f" {zone.pcp.count}")
         bad_pageblocks = set()
         n_uninit = 0
 
@@ -1413,6 +1621,8 @@ class OracleMachine:
                 # block structure: heads carry an order, the rest of a block has NO_ORDER and the same state
                 if p < cover_end:
                     cs, cn, cz, chead = cover
+                    if p in pcp_heads:
+                        bad(f"B-I5: per-CPU block {p:#x} lies inside the block headed by {chead:#x}")
                     if s != cs or o != NO_ORDER or nd[i] != cn or zn[i] != cz:
                         bad(f"pfn {p:#x} ({STATE_NAMES[s]}, order mark {o}) inside the {STATE_NAMES[cs]} block"
                             f" headed by {chead:#x}")
@@ -1426,6 +1636,13 @@ class OracleMachine:
                         cover = (s, nd[i], zn[i], p)
                         if s == FREE:
                             free_heads[p] = (nd[i], zn[i], o)
+                elif p in pcp_heads:                      # a per-CPU block: FREE, no order mark, this zone
+                    pn, pz, pk = pcp_heads[p]
+                    if s != FREE or (nd[i], zn[i]) != (pn, pz):
+                        bad(f"B-I5: per-CPU block {p:#x} of node {pn} {ZONE_NAMES[pz]} is {STATE_NAMES[s]} in node"
+                            f" {nd[i]} zone {ZONE_NAMES[zn[i]]}")
+                    cover_end = p + (1 << pk)
+                    cover = (FREE, pn, pz, p)
                 elif s in (FREE, ALLOCATED):
                     bad(f"pfn {p:#x}: {STATE_NAMES[s]} but not inside any block")
                 # pageblock migratetypes: set iff the pageblock's first pfn was initialised (B-I3 and §3)
@@ -1462,8 +1679,9 @@ class OracleMachine:
             t = tally[(nid, z)]
             if zone.free_pages != total:
                 bad(f"B-I4: node {nid} {zone.name} free_pages = {zone.free_pages}, lists hold {total}")
-            if zone.free_pages != t[FREE]:
-                bad(f"B-I4: node {nid} {zone.name} free_pages = {zone.free_pages}, {t[FREE]} pages are FREE")
+            if zone.free_pages + zone.pcp.count != t[FREE]:
+                bad(f"B-I4: node {nid} {zone.name} free_pages = {zone.free_pages} + {zone.pcp.count} on the per-CPU"
+                    f" lists, but {t[FREE]} pages are FREE")
             if zone.managed != t[FREE] + t[ALLOCATED]:
                 bad(f"B-I4: node {nid} {zone.name} managed = {zone.managed}, but {t[FREE] + t[ALLOCATED]} pages"
                     f" were released (FREE + ALLOCATED)")

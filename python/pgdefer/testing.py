@@ -333,6 +333,7 @@ def snapshot(machine) -> dict:
     arrays = {k: v.tolist() for k, v in machine.page_arrays().items()}
     zones = {}
     free_lists = {}
+    pcp = {}
     for node in machine.nodes:
         for name in ZONE_NAMES:
             try:
@@ -344,6 +345,7 @@ def snapshot(machine) -> dict:
             # per order, one list per migratetype (Unmovable, Movable, Reclaimable, HighAtomic), head first
             free_lists[(node, name)] = [[machine.free_list(node, name, k, mt) for mt in MIGRATETYPES]
                                         for k in range(len(z.nr_free))]
+            pcp[(node, name)] = machine.pcp(node, name)          # CPU 0's per-CPU lists, head first
     events = [{k: v for k, v in e.items() if k != "host_ns"} for e in machine.events]
     return {
         "phase": machine.phase,
@@ -353,6 +355,7 @@ def snapshot(machine) -> dict:
         "migratetypes": dict(machine.pageblock_migratetypes()),
         "zones": zones,
         "free_lists": free_lists,
+        "pcp": pcp,
         "events": events,
         "violations": list(machine.violations),
     }

@@ -38,6 +38,7 @@ from .sections import read_text
 RE_EVENT = re.compile(r"mm_page_(alloc|free): page=\S+ pfn=(0x[0-9a-fA-F]+) order=(\d+)"
                       r"(?: migratetype=(-?\d+) gfp_flags=(\S+))?")
 RE_TOKEN = re.compile(r"mm_page_(?:alloc|free):")
+RE_PCP_SETUP = re.compile(r"\bACPI: Core revision\b")
 #: free_unref_page puts a free of at most this order on the per-CPU lists (pcp_allowed_order); the deferred
 #: init's __free_pages_core goes straight to the buddy lists.
 PAGE_ALLOC_COSTLY_ORDER = 3
@@ -85,6 +86,10 @@ class TraceWorkload(Workload):
     events: list = field(default_factory=list)
     phase_of: list = field(default_factory=list)   # parallel to events
     path: str | None = None
+    #: The log line where the real per-CPU pagesets exist: start_kernel calls setup_per_cpu_pageset() right
+    #: before acpi_early_init(), whose first line is "ACPI: Core revision" (None: not seen; replay then leaves
+    #: it to page_alloc_init_late).
+    pcp_setup_line: int | None = None
 
     @classmethod
     def from_log(cls, text_or_path, name=None) -> TraceWorkload:
@@ -94,7 +99,10 @@ class TraceWorkload(Workload):
         events, phases = [], []
         phase = "window"
         seen_deferred = False
+        pcp_line = None
         for no, raw in enumerate(text.splitlines(), 1):
+            if pcp_line is None and RE_PCP_SETUP.search(raw):
+                pcp_line = no
             if "deferred pages initialised in" in raw or re.search(r"node \d+ initialised, \d+ pages in", raw):
                 seen_deferred, phase = True, "passes"
             elif seen_deferred and "Memory: " in raw and "available" in raw:
@@ -127,7 +135,7 @@ class TraceWorkload(Workload):
                                              and ev.line > last_deferred and not memory_after):
                 ph = "late"
             out_phase.append(ph)
-        return cls(events, out_phase, path)
+        return cls(events, out_phase, path, pcp_line)
 
     # -- counts -----------------------------------------------------------------------------------
     def counts(self) -> dict:
@@ -162,6 +170,7 @@ class TraceWorkload(Workload):
         for ev, ph in zip(self.events, self.phase_of):
             if ph not in phases:
                 continue
+            self.setup_pcp_before(machine, st, ev)
             if ev.kind == "alloc":
                 node = _node_of(topo, ev.pfn)
                 try:
@@ -204,6 +213,13 @@ class TraceWorkload(Workload):
                 out["pcp_free_pages"] += ev.pages
         out["state"] = st
         return out
+
+    def setup_pcp_before(self, machine, state: dict, ev: TraceEvent) -> None:
+        """Call ``machine.setup_per_cpu_pageset()`` once, before the first event after :attr:`pcp_setup_line`."""
+        if (self.pcp_setup_line is not None and ev.line > self.pcp_setup_line and not state.get("pcp_ready")
+                and machine.phase == "booted"):
+            machine.setup_per_cpu_pageset()
+            state["pcp_ready"] = True
 
 
 def _migratetype_of(ev) -> str:
