@@ -291,19 +291,19 @@ impl PageArray {
         }
     }
 
-    /// The head of an ALLOCATED block becomes FREE in one atomic step, so that of two racing frees
-    /// of one block (on two CPUs' per-CPU lists, which share no lock) exactly one goes ahead. Err:
-    /// the state it had instead.
-    pub fn try_free_head(&self, i: usize) -> std::result::Result<(), PageState> {
-        let f = self.flags[i].load(Relaxed);
-        if Flags(f).state() != PageState::Allocated {
-            return Err(Flags(f).state());
-        }
-        let freed = Flags(f).with_state(PageState::Free).0;
-        self.flags[i]
-            .compare_exchange(f, freed, std::sync::atomic::Ordering::AcqRel, Relaxed)
-            .map(|_| ())
-            .map_err(|now| Flags(now).state())
+    /// The head mark of a block of `order` goes in one atomic step, so that of two racing frees of
+    /// one block (on two CPUs' per-CPU lists, which share no lock) exactly one goes ahead. The page
+    /// is still ALLOCATED then: no merge can take it for a free buddy (FREE with a head mark) before
+    /// it is on a list. False: it was no head of that order any more.
+    pub fn try_unhead(&self, i: usize, order: u32) -> bool {
+        self.order1[i]
+            .compare_exchange(
+                order as u8 + ORDER_BIAS,
+                0,
+                std::sync::atomic::Ordering::AcqRel,
+                Relaxed,
+            )
+            .is_ok()
     }
 
     /// Set the state of `[i, i + n)`, keeping zone and init count.

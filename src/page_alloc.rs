@@ -152,14 +152,14 @@ impl Machine {
                     continue 'zones;
                 }
                 loop {
-                    let got = self
-                        .rmqueue_pcplist(n, z, order, mt, nofragment, cpu)
-                        .unwrap_or_else(|| {
-                            let mut a = area.lock();
-                            let got = a.rmqueue(&self.pages, order, mt, nofragment);
-                            // Under the zone lock, so a racing free and reallocation are recorded in order.
-                            got.inspect(|&i| self.ledger.received(self.pages.pfn(i), order))
-                        });
+                    let got = if self.policy.pcp().pindex(order, mt).is_some() {
+                        self.rmqueue_pcplist(n, z, order, mt, nofragment, cpu)
+                    } else {
+                        let mut a = area.lock();
+                        let got = a.rmqueue(&self.pages, order, mt, nofragment);
+                        // Under the zone lock, so a racing free and reallocation are recorded in order.
+                        got.inspect(|&i| self.ledger.received(self.pages.pfn(i), order))
+                    };
                     if let Some(i) = got {
                         self.stats.allocs.fetch_add(1, Ordering::Relaxed);
                         self.stats
@@ -289,7 +289,11 @@ impl Machine {
             Some(_) => {}
         }
         // One atomic step decides between racing frees of this block (two CPUs' lists share no lock).
-        self.pages.try_free_head(i).map_err(not_allocated)?;
+        if !self.pages.try_unhead(i, order) {
+            return Err(Error::BadFree(format!(
+                "pfn {pfn:#x}: another CPU freed this block at the same time: double free?"
+            )));
+        }
         self.ledger.returned(pfn);
         if !self.free_unref_page(ni, zi, i, order, cpu) {
             // __free_pages_ok: __free_one_page without FPI_TO_TAIL, the merge-likely placement

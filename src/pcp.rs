@@ -73,7 +73,7 @@ impl PcpRules {
         };
         let b = ((managed / 1024).min(cap) / 4).max(1);
         // rounddown_pow_of_two(batch + batch / 2) - 1: a 2^n - 1 batch
-        let b = (1u64 << (63 - (b + b / 2).leading_zeros())) - 1;
+        let b = (1u64 << (b + b / 2).ilog2()) - 1;
         match self {
             PcpRules::V4_17 => (b.max(1), 6 * b),
             PcpRules::V5_14 => (b.max(1), 4 * b.max(1)),
@@ -163,7 +163,9 @@ impl PerCpuPages {
         }
         let i = self.lists[p].pop_front()? as usize;
         self.count -= 1 << order;
+        // ALLOCATED before the head mark: a merge under zone->lock never sees FREE with a mark here
         pa.set_state_range(i, 1 << order, PageState::Allocated);
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
         pa.set_head_order(i, Some(order));
         Some(i)
     }
@@ -230,6 +232,7 @@ impl PerCpuPages {
     /// over the lists, `batch_free` blocks from each; 5.14+: a whole list at a time, from `pindex`.
     /// Before 6.10 a block goes to the buddy list of the pcp list's type, from 6.10 (`Claim`) to its
     /// pageblock's.
+    #[allow(clippy::cast_possible_wrap)] // page counts are far below 2^63
     pub fn drain(
         &mut self,
         rules: PcpRules,
@@ -344,7 +347,7 @@ impl crate::machine::Machine {
         }
     }
 
-    /// `rmqueue_pcplist` on `cpu`, or None when `order` has no per-CPU lists in this generation.
+    /// `rmqueue_pcplist` on `cpu` (the caller checked that `order` has per-CPU lists).
     pub(crate) fn rmqueue_pcplist(
         &self,
         ni: usize,
@@ -353,14 +356,13 @@ impl crate::machine::Machine {
         mt: MigrateType,
         nofragment: bool,
         cpu: u32,
-    ) -> Option<Option<usize>> {
+    ) -> Option<usize> {
         let rules = self.policy.pcp();
-        rules.pindex(order, mt)?;
         let z = &self.nodes[ni].zones[zi];
         let mut pcp = z.pcp[cpu as usize].lock();
         let got = pcp.alloc(rules, &z.area, &self.pages, order, mt, nofragment);
         // under the pcp lock, so a racing free and reallocation on this CPU are recorded in order
-        Some(got.inspect(|&i| self.ledger.received(self.pages.pfn(i), order)))
+        got.inspect(|&i| self.ledger.received(self.pages.pfn(i), order))
     }
 
     /// `free_unref_page` on `cpu` of a block whose head the caller already turned FREE: the whole
@@ -391,9 +393,9 @@ impl crate::machine::Machine {
             order,
             mt,
         );
-        refused
-            .into_iter()
-            .for_each(|u| self.report_uninit_buddy(Err(u)));
+        for u in refused {
+            self.report_uninit_buddy(Err(u));
+        }
         true
     }
 
@@ -418,9 +420,9 @@ impl crate::machine::Machine {
                     0,
                 );
                 drained += n;
-                refused
-                    .into_iter()
-                    .for_each(|u| self.report_uninit_buddy(Err(u)));
+                for u in refused {
+                    self.report_uninit_buddy(Err(u));
+                }
             }
         }
         drained
