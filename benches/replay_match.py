@@ -5,8 +5,12 @@ free pages per zone and migratetype after the whole trace with the log's /proc/p
 The machine is the log's (``pgdefer.lab.importer.lab_topology``, policy ``auto``); before the trace it takes the
 64 + 1 order-0 pages of x86_64's ``preallocate_vmalloc_pages`` (as ``pgdefer lab compare`` does). What the kernel
 allocated before its first trace line (SLUB bootstrap, ftrace's pages) is not modelled: the offset between the
-kernel's first traced pfn and the model's first pick says how much that is. No resynchronisation: every pfn is the
-model's own choice.
+kernel's first traced pfn and the model's first pick says how much that is. The model's own rate has no
+resynchronisation: every pfn is its own choice. A second figure, reported apart and never as the model's own, is the
+rate after one resynchronisation at the start: before the trace the model also takes as many order-0 UNMOVABLE pages
+(with the boot pageset) as its first pick is behind the kernel's first traced pfn, the stand-in for the untraced
+early allocations; after that, again every pfn is the model's own. The real per-CPU pagesets are set up where the log
+says (``TraceWorkload.pcp_setup_line``).
 
     python benches/replay_match.py [LOG ...]      (default: every traced log in ../shared/kernel-lab)
 """
@@ -34,7 +38,7 @@ def pagetypeinfo(text):
     return out
 
 
-def replay(path):
+def replay(path, behind=0):
     text, p = read_text(path)
     trace = TraceWorkload.from_log(text, name=p)
     if not trace.events:
@@ -43,10 +47,11 @@ def replay(path):
     policy, _ = _policy_for(topo)
     m = Machine(topo, policy=policy)
     m.boot()
-    for _ in range(PREALLOCATE_VMALLOC_PAGES):
+    for _ in range(PREALLOCATE_VMALLOC_PAGES + behind):
         m.alloc_pages(0)
     st = {"blocks": {}}
     window = [(e, ph) for e, ph in zip(trace.events, trace.phase_of) if ph == "window"]
+    first_line = next((e.line for e, _ in window if e.kind == "alloc"), None)
     same = n = 0
     misses = collections.Counter()
     first = None
@@ -71,6 +76,7 @@ def replay(path):
             continue
         gap[(nid, zone, mt)] = (sum(c << k for k, c in enumerate(model)), sum(c << k for k, c in enumerate(counts)))
     return dict(log=Path(p).name, policy=policy, window_allocs=n, same=same, misses=misses, first=first,
+                first_line=first_line,
                 later_allocs=rest["allocs"], later_same=rest["same_pfn"], pagetypes=gap)
 
 
@@ -89,6 +95,11 @@ def main(argv):
             line, k, got, order, mt = r["first"]
             print(f"    first mismatch: log line {line}, order {order} mt {mt}: kernel {k:#x}, model {got:#x}"
                   f" (offset {got - k:+d} pages)")
+            if got < k and line == r["first_line"]:
+                s = replay(log, behind=k - got)
+                rate1 = 100 * s["same"] / max(s["window_allocs"], 1)
+                print(f"    resynchronised once (+{k - got} untraced order-0 pages first; not the model's own rate):"
+                      f" {s['same']:4d}/{s['window_allocs']:4d} = {rate1:5.1f} %")
         top = ", ".join(f"o{o}/mt{mt}: {c}" for (o, mt), c in r["misses"].most_common(4))
         print(f"    mismatches by order/migratetype: {top}")
         for (nid, zone, mt), (model, real) in sorted(r["pagetypes"].items()):
