@@ -627,7 +627,7 @@ impl PyMachine {
         self.op(py, || Ok(self.inner.drain_all_pages()))
     }
 
-    /// One CPU's per-CPU lists of a zone: {"count", "batch", "high", "lists": [order][type] pfns}.
+    /// One CPU's per-CPU lists of a zone: count, batch, high, and lists: per order, per type, pfns.
     #[pyo3(signature = (node, zone, cpu=0))]
     fn pcp<'py>(
         &self,

@@ -857,7 +857,7 @@ class OracleMachine:
         return total
 
     def pcp(self, node: int, zone: str, cpu: int = 0) -> dict:
-        """CPU 0's per-CPU lists of a zone (the oracle has one CPU): count, batch, high, lists[order][type]."""
+        """CPU 0's per-CPU lists of a zone (the oracle has one CPU): count, batch, high, lists per order and type."""
         z = self._node_zone(node, zone)
         if cpu != 0:
             raise InvalidArgument(f"cpu {cpu}: the oracle has only CPU 0")
