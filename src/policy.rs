@@ -302,6 +302,7 @@ impl Policy {
         use FactValue::{Bool, EarlyLimit, Name};
         vec![
             ("name", Name(self.name())),
+            ("title", Name(self.title())),
             ("defers", Bool(self.defers())),
             ("grows", Bool(self.grows())),
             ("static_key", Bool(self.key_disable() != KeyDisable::NoKey)),
@@ -374,6 +375,31 @@ impl Policy {
             Policy::V6_4 => "v6.4",
             Policy::V6_11 => "v6.11",
             Policy::Rework2025 => "rework-2025",
+        }
+    }
+
+    /// One line on what this generation changes, for reports (`pgdefer: policy v5.8 (...)`).
+    pub const fn title(self) -> &'static str {
+        match self {
+            Policy::Eager => "no deferral (CONFIG_DEFERRED_STRUCT_PAGE_INIT=n)",
+            Policy::V4_2 => "v4.2: fixed 2 GiB prefix per node, no on-demand growth",
+            Policy::V4_6 => "v4.6: prefix max(2 GiB, node spanned / 256), no on-demand growth",
+            Policy::V4_13 => "v4.13: v4.6's prefix plus the memblock-reserved bytes inside it",
+            Policy::PostingV2 => {
+                "Feb 2018 v2 posting: global grow lock, key off before the per-node threads"
+            }
+            Policy::V4_17 => "v4.17 as merged: per-node lock, key off after all passes",
+            Policy::V5_2 => {
+                "v5.2: zone free-range walk, init then free per MAX_ORDER block, grow to a section boundary"
+            }
+            Policy::V5_7 => "v5.7: the pass claims its node and runs with interrupts on",
+            Policy::V5_8 => "v5.8: padata workers inside each node's pass",
+            Policy::V5_10 => "v5.10: boot frees to the free list's tail (FPI_TO_TAIL)",
+            Policy::V6_4 => "v6.4: whole MAX_ORDER blocks freed at MAX_PAGE_ORDER",
+            Policy::V6_11 => "v6.11: the Memory: line printed after the passes",
+            Policy::Rework2025 => {
+                "2025 rework: one padata job per zone, growth by whole sections"
+            }
         }
     }
 

@@ -107,6 +107,22 @@ def test_boot_dmesg_explicit_policy_is_kept(capsys):
     assert out.startswith("pgdefer: policy v4.2 ")
 
 
+@pytest.mark.parametrize("policy", _core.POLICIES)
+def test_boot_names_what_each_generation_changes(policy, capsys):
+    # the first line says the policy and, in parentheses, its title from the core's policy table; a generation
+    # without one printed "pgdefer: policy v5.8 ()"
+    code, out, err = run(["boot", "-q", "-p", policy, "--stop-after", "memblock_free_all"], capsys)
+    assert code == 0, err
+    m = re.match(rf"pgdefer: policy {re.escape(policy)} \((.+)\)\n", out)
+    assert m, out.splitlines()[0]
+    assert m.group(1) == _core.POLICY_FACTS[policy]["title"]
+
+
+def test_policy_titles_are_one_per_generation():
+    titles = [_core.POLICY_FACTS[p]["title"] for p in _core.POLICIES]
+    assert len(set(titles)) == len(titles) and all(titles)
+
+
 def test_boot_default_text(capsys):
     code, out, err = run(["boot", "-q"], capsys)
     assert code == 0, err

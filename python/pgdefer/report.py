@@ -17,12 +17,6 @@ from ._core import POLICY_FACTS
 from .config import format_size
 from .costmodel import DEFAULT_COST, FROZEN_JIFFY_MS, CostModel, Mechanics, machine_passes
 
-POLICY_TITLES = {
-    "eager": "no deferral (CONFIG_DEFERRED_STRUCT_PAGE_INIT=n)",
-    "v4.2": "v4.2: fixed 2 GiB prefix per node, no on-demand growth",
-    "posting-v2": "Feb 2018 v2 posting: global grow lock, key off before the per-node threads",
-    "v4.17": "v4.17 as merged: per-node lock, key off after all passes",
-}
 
 #: Kernels from 5.8 on (padata, "mm: parallelize deferred_init_memmap()") print the per-node line as
 #: "node N deferred pages initialised in Mms"; 4.2-5.7 print "node N initialised, P pages in Mms".
@@ -144,7 +138,7 @@ def summary(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1) -> d
     grows = [e for e in events if e["kind"] == "grow"]
     return {
         "policy": machine.policy,
-        "policy_title": POLICY_TITLES.get(machine.policy, ""),
+        "policy_title": POLICY_FACTS[machine.policy]["title"],
         "phase": machine.phase,
         "topology": machine.topology.name,
         "page_size": g.page_size,
@@ -287,7 +281,7 @@ def dmesg_report(machine, cost: CostModel = DEFAULT_COST, workload_results=None,
     mech = Mechanics.from_policy(machine.policy)
     g = machine.geometry
     t = machine.topology
-    lines = [f"pgdefer: policy {s['policy']} ({POLICY_TITLES.get(s['policy'], '')})",
+    lines = [f"pgdefer: policy {s['policy']} ({POLICY_FACTS[s['policy']]['title']})",
              f"pgdefer: modelled times: {s['cost_model']['label']}"
              + (f" [{cost.class_reason}]" if cost.class_reason else ""),
              (f"pgdefer: {format_size(t.memory_bytes)} in {len(t.memory)} memblock region(s), "
