@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ._core import DEFAULT_POLICY
 from .errors import PgdeferError
 
 #: (first release, policy), ascending: a kernel runs the policy of the last entry at or below it.
@@ -47,7 +48,7 @@ def kernel_policy(version) -> str:
 
 AUTO = "auto"
 #: The policy of a machine whose kernel is not known (no log, preset or host kernel to read it from).
-FALLBACK = "v4.17"
+FALLBACK = DEFAULT_POLICY
 
 
 @dataclass(frozen=True)

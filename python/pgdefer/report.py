@@ -17,7 +17,6 @@ from ._core import POLICY_FACTS
 from .config import format_size
 from .costmodel import DEFAULT_COST, FROZEN_JIFFY_MS, CostModel, Mechanics, machine_passes
 
-
 #: Kernels from 5.8 on (padata, "mm: parallelize deferred_init_memmap()") print the per-node line as
 #: "node N deferred pages initialised in Mms"; 4.2-5.7 print "node N initialised, P pages in Mms".
 MODERN_DEFERRED_WORDING = (5, 8)
