@@ -14,26 +14,22 @@ from hypothesis import strategies as st
 
 from pgdefer import POLICIES, POLICY_FACTS, Machine
 from pgdefer.oracle import OracleMachine
-from pgdefer.testing import DIAGNOSTICS, TIMING_KEYS, node_cpus, normalised, operations, replay, snapshot, topologies
+from pgdefer.testing import (
+    DIAGNOSTICS,
+    TIMING_KEYS,
+    Deterministic,
+    node_cpus,
+    normalised,
+    operations,
+    replay,
+    snapshot,
+    topologies,
+)
 
 EXAMPLES = int(os.environ.get("PGDEFER_DIFF_EXAMPLES", "400"))
 SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
 ON_DEMAND = tuple(p for p in POLICIES if POLICY_FACTS[p]["grows"])
 PADATA = tuple(p for p in POLICIES if POLICY_FACTS[p]["padata"])
-
-
-class Deterministic:
-    """A core machine whose page_alloc_init_late (also the one inside replayed operations) runs in the
-    deterministic mode: nodes in order, each job's chunks in ascending order on the calling thread."""
-
-    def __init__(self, machine):
-        self._machine = machine
-
-    def __getattr__(self, name):
-        return getattr(self._machine, name)
-
-    def page_alloc_init_late(self):
-        self._machine.page_alloc_init_late(threads=False)
 
 
 def schedule_free(snap):

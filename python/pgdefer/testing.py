@@ -6,6 +6,8 @@
 * :func:`operations` - a plain-data list of operations for a given topology;
 * :func:`replay` - run such a list on any machine with the pgdefer machine API (the Rust ``pgdefer.Machine`` or
   ``pgdefer.oracle.OracleMachine``) and return one outcome per operation, so two machines can be compared;
+* :class:`Deterministic` - a core machine whose passes (also a replayed ``late_init``) run in the deterministic
+  mode, so its free lists can be compared with the oracle's;
 * :func:`snapshot` - the observable state of a machine as plain data (for equality checks);
 * :func:`normalised` - a snapshot without what legitimately differs between the Rust core and the oracle (host
   time, simulated CPUs, the core's concurrency diagnostics, the order in which per-node pass threads log).
@@ -43,7 +45,7 @@ except ImportError:  # pragma: no cover - hypothesis is a test dependency
     st = None
 
 __all__ = ["small_geometries", "topologies", "operations", "replay", "snapshot", "normalised",
-           "has_mixed_node_blocks", "policies", "node_cpus", "TIMING_KEYS", "DIAGNOSTICS"]
+           "has_mixed_node_blocks", "policies", "node_cpus", "Deterministic", "TIMING_KEYS", "DIAGNOSTICS"]
 
 
 def _need_hypothesis():
@@ -270,6 +272,23 @@ def operations(topology, max_ops=30, invalid=True, min_ops=0):
         ]))
         choices.append(st.tuples(st.just("free_wrong"), st.integers(0, 1 << 16)))
     return st.lists(st.one_of(*choices), min_size=min_ops, max_size=max_ops)
+
+
+class Deterministic:
+    """A core :class:`~pgdefer.Machine` whose ``page_alloc_init_late`` (also the one a replayed ``("late_init",)``
+    runs) is the deterministic mode: nodes in order, each job's chunks in ascending order on the calling thread.
+    With threads, the order in which racing passes free into a block two nodes share, and which padata worker
+    takes which chunk, depend on the host's scheduling. Every other attribute is the machine's own."""
+
+    def __init__(self, machine):
+        self._machine = machine
+
+    def __getattr__(self, name):
+        return getattr(self._machine, name)
+
+    def page_alloc_init_late(self):
+        """The machine's passes with ``threads=False``."""
+        self._machine.page_alloc_init_late(threads=False)
 
 
 def replay(machine, ops, after_each=None):
