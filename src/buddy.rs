@@ -112,22 +112,22 @@ impl FreeArea {
         let i32 = i as u32;
         match (end, self.head[o][m]) {
             (_, NIL) => {
-                set(&pa.next[i], NIL);
-                set(&pa.prev[i], NIL);
+                pa.set_next(i, NIL);
+                pa.set_prev(i, NIL);
                 self.head[o][m] = i32;
                 self.tail[o][m] = i32;
             }
             (ListEnd::Head | ListEnd::MergeLikely, h) => {
-                set(&pa.next[i], h);
-                set(&pa.prev[i], NIL);
-                set(&pa.prev[h as usize], i32);
+                pa.set_next(i, h);
+                pa.set_prev(i, NIL);
+                pa.set_prev(h as usize, i32);
                 self.head[o][m] = i32;
             }
             (ListEnd::Tail, _) => {
                 let t = self.tail[o][m];
-                set(&pa.prev[i], t);
-                set(&pa.next[i], NIL);
-                set(&pa.next[t as usize], i32);
+                pa.set_prev(i, t);
+                pa.set_next(i, NIL);
+                pa.set_next(t as usize, i32);
                 self.tail[o][m] = i32;
             }
         }
@@ -138,20 +138,26 @@ impl FreeArea {
     fn unlink(&mut self, pa: &PageArray, i: usize, order: u32) {
         let o = order as usize;
         let me = i as u32;
-        let (next, prev) = (get(&pa.next[i]), get(&pa.prev[i]));
+        let (next, prev) = (pa.next(i), pa.prev(i));
         if prev == NIL {
             let h = self.head[o].iter_mut().find(|h| **h == me);
             *h.expect("a block without a predecessor heads a list") = next;
         } else {
-            set(&pa.next[prev as usize], next);
+            pa.set_next(prev as usize, next);
         }
         if next == NIL {
             let t = self.tail[o].iter_mut().find(|t| **t == me);
             *t.expect("a block without a successor ends a list") = prev;
         } else {
-            set(&pa.prev[next as usize], prev);
+            pa.set_prev(next as usize, prev);
         }
         self.nr_free[o] -= 1;
+    }
+
+    /// Whether block `i` heads (`head`) or ends the list of `(order, mt)`.
+    pub fn is_list_end(&self, order: u32, mt: MigrateType, i: usize, head: bool) -> bool {
+        let ends = if head { &self.head } else { &self.tail };
+        ends[order as usize][mt as usize] == i as u32
     }
 
     /// Block heads on the list of `(order, mt)`, head first.
@@ -160,7 +166,7 @@ impl FreeArea {
         let mut cur = self.head[order as usize][mt as usize];
         while cur != NIL && out.len() as u64 <= self.nr_free[order as usize] {
             out.push(cur as usize);
-            cur = get(&pa.next[cur as usize]);
+            cur = pa.next(cur as usize);
         }
         out
     }
@@ -491,15 +497,6 @@ impl FreeArea {
         self.publish();
         refused
     }
-}
-
-#[inline]
-fn get(a: &std::sync::atomic::AtomicU32) -> u32 {
-    a.load(std::sync::atomic::Ordering::Relaxed)
-}
-#[inline]
-fn set(a: &std::sync::atomic::AtomicU32, v: u32) {
-    a.store(v, std::sync::atomic::Ordering::Relaxed);
 }
 
 #[cfg(test)]

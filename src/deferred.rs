@@ -9,7 +9,7 @@ use crate::events::{Event, Hook};
 use crate::machine::{Machine, MemoryLine, Phase};
 use crate::memblock::PfnRange;
 use crate::padata::{padata_do_multithreaded, InvalidJob, Job, Mode};
-use crate::page::{InitBy, PageState};
+use crate::page::{InitBy, PageState, NIL};
 use crate::policy::{
     DeferCount, FreeRuns, GrowLock, GrowWalk, KeyDisable, MemInitPrint, PadataJobs, PassLock,
     PassWalk, Policy,
@@ -233,6 +233,7 @@ impl Machine {
                 } else {
                     let zi = self.zone_index(ni, self.layout.zone_of(s)).unwrap();
                     self.release(ni, zi, s, order);
+                    self.summarize_freed(ni, zi, s, s + (1 << order));
                     released += 1 << order;
                 }
                 s += 1 << order;
@@ -277,7 +278,37 @@ impl Machine {
                     self.release(ni, zi, q, 0);
                 }
             }
+            self.summarize_freed(ni, zi, p, run_end);
             p = run_end;
+        }
+    }
+
+    /// Compact memmap (`compact`): each section whose last page was just freed (its end in
+    /// `(s, e]`) and that is now one run of free MAX_ORDER blocks on one free list becomes a summary,
+    /// under the zone lock (its ends checked against the list: a block taken off it is not in the run).
+    fn summarize_freed(&self, ni: usize, zi: usize, s: u64, e: u64) {
+        if self.pages.compact.is_none() {
+            return;
+        }
+        let pps = self.geometry().pages_per_section();
+        let mut end = (s / pps + 1) * pps;
+        while end <= e {
+            let sec = self.pages.idx(end - 1).map(|i| i / pps as usize);
+            end += pps;
+            let area = self.nodes[ni].zones[zi].area.lock();
+            let Some(run) = sec.and_then(|sec| self.pages.free_run(sec)) else {
+                continue;
+            };
+            let (pa, mo) = (&self.pages, self.geometry().max_order);
+            let mt = pa.pageblock_migratetype(run.first);
+            let joined = |link: u32, me: usize, first: bool| match (link, first) {
+                (NIL, _) => area.is_list_end(mo, mt, me, first),
+                (l, true) => pa.next(l as usize) == me as u32,
+                (l, false) => pa.prev(l as usize) == me as u32,
+            };
+            if joined(run.prev, run.first, true) && joined(run.next, run.last, false) {
+                pa.summarize(&run);
+            }
         }
     }
 
@@ -951,7 +982,10 @@ impl Machine {
     /// Wait for the pass threads, polling for a stop request meanwhile (the polls of the pass threads
     /// themselves cannot reach the front end's hook, which answers on the calling thread only).
     fn join_polling<T>(&self, handles: &[std::thread::ScopedJoinHandle<'_, T>]) {
-        while !handles.iter().all(std::thread::ScopedJoinHandle::is_finished) {
+        while !handles
+            .iter()
+            .all(std::thread::ScopedJoinHandle::is_finished)
+        {
             if !self.stop.has_hook() {
                 return; // no front end to ask: a plain join
             }

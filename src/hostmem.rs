@@ -68,6 +68,28 @@ impl<T> HostArray<T> {
     }
 }
 
+impl<T> HostArray<T> {
+    /// Give the host pages wholly inside elements `[start, start + n)` back (MADV_DONTNEED): they read
+    /// zero afterwards and cost no memory until written again. Partial host pages at the ends are kept.
+    pub fn discard(&self, start: usize, n: usize) {
+        const HOST_PAGE: usize = 4096;
+        let size = std::mem::size_of::<T>();
+        let lo = (start * size).next_multiple_of(HOST_PAGE);
+        let hi = ((start + n) * size) / HOST_PAGE * HOST_PAGE;
+        if lo < hi && hi <= self.bytes {
+            // SAFETY: a page-aligned range inside our own mapping; it only zeroes atomics, for which
+            // zero is a valid value (readers racing with it see zero or the old value).
+            unsafe {
+                libc::madvise(
+                    self.ptr.cast::<u8>().add(lo).cast::<libc::c_void>(),
+                    hi - lo,
+                    libc::MADV_DONTNEED,
+                );
+            }
+        }
+    }
+}
+
 impl<T> Deref for HostArray<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {

@@ -9,6 +9,7 @@
 
 pub mod buddy;
 pub mod check;
+pub mod compact;
 pub mod cpu;
 pub mod deferred;
 pub mod error;

@@ -44,6 +44,9 @@ pub struct MachineConfig {
     /// Refuse a page array larger than this host's MemAvailable (the default). Off, a bigger machine is
     /// built: its arrays are mapped lazily, so a run that stops early touches only what it initialises.
     pub host_check: bool,
+    /// The compact memmap (`compact`): sections in one uniform state cost a summary, not per-page
+    /// bytes. Off (the default), every page is dense: the reference representation.
+    pub compact: bool,
 }
 
 /// Deliberate deviations, to show that the tests and checkers catch them.
@@ -86,6 +89,7 @@ impl MachineConfig {
             node_cpus: Vec::new(),
             host_threads: None,
             host_check: true,
+            compact: false,
         }
     }
 }
@@ -305,7 +309,10 @@ impl Machine {
                 need as f64 / (1u64 << 30) as f64
             )));
         }
-        if let Some(avail) = crate::hostmem::available_bytes().filter(|_| cfg.host_check) {
+        // A compact memmap needs dense bytes only for the sections touched unevenly: no up-front bound.
+        if let Some(avail) =
+            crate::hostmem::available_bytes().filter(|_| cfg.host_check && !cfg.compact)
+        {
             if need > avail {
                 return Err(Error::HostMemory(format!(
                     "the page array of this machine ({memmap} simulated pages) needs {:.1} GiB of host memory; \
@@ -348,7 +355,11 @@ impl Machine {
             },
         );
         let nr_cpu_slots = cfg.cpus as usize + layout.nodes.len() + workers.helper_cpus() as usize;
-        let pages = PageArray::new(cfg.geometry, &layout.present_section_runs());
+        let pages = if cfg.compact {
+            PageArray::new_compact(cfg.geometry, &layout.present_section_runs())
+        } else {
+            PageArray::new(cfg.geometry, &layout.present_section_runs())
+        };
         let nodes: Vec<NodeState> = layout
             .nodes
             .iter()

@@ -9,6 +9,7 @@
 
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU8, Ordering::Relaxed};
 
+use crate::compact::{Sections, Uniform, FREE_RUN};
 use crate::geometry::Geometry;
 use crate::hostmem::HostArray;
 use crate::migratetype::MigrateType;
@@ -138,6 +139,20 @@ pub struct PageArray {
     pub next: HostArray<AtomicU32>,
     pub prev: HostArray<AtomicU32>,
     pub pageblock_mt: HostArray<AtomicU8>,
+    /// The compact representation's sections (`compact`); None: every page dense (the reference).
+    pub compact: Option<Sections>,
+}
+
+/// A dense section that `PageArray::free_run` found uniformly free: its summary, its first and last
+/// block heads and the links into and out of the run.
+#[derive(Debug, Clone, Copy)]
+pub struct FreeRun {
+    pub section: usize,
+    pub uniform: Uniform,
+    pub first: usize,
+    pub last: usize,
+    pub prev: u32,
+    pub next: u32,
 }
 
 impl PageArray {
@@ -166,6 +181,77 @@ impl PageArray {
             next: HostArray::zeroed(base),
             prev: HostArray::zeroed(base),
             pageblock_mt: HostArray::zeroed(blocks),
+            compact: None,
+        }
+    }
+
+    /// `new` in the compact representation: every section starts as an untouched summary.
+    pub fn new_compact(geometry: Geometry, section_runs: &[(u64, u64)]) -> PageArray {
+        let mut pa = PageArray::new(geometry, section_runs);
+        pa.compact = Some(Sections::new(
+            pa.len(),
+            geometry.section_shift,
+            geometry.max_order,
+        ));
+        pa
+    }
+
+    /// A read of page `i`: `dense` from the arrays, or `summary` from its section's summary. A dense read
+    /// re-checks the kind afterwards, so that a section summarised meanwhile is decoded instead.
+    #[inline]
+    fn read<T>(
+        &self,
+        i: usize,
+        dense: impl Fn() -> T,
+        summary: impl Fn(&Sections, usize, Uniform) -> T,
+    ) -> T {
+        let Some(c) = &self.compact else {
+            return dense();
+        };
+        let s = c.section(i);
+        loop {
+            if let Some(u) = c.uniform(s) {
+                return summary(c, s, u);
+            }
+            let v = dense();
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            if c.uniform(s).is_none() {
+                return v;
+            }
+        }
+    }
+
+    /// Make the sections of `[i, i + n)` dense before a write (decode their summaries).
+    #[inline]
+    fn dense_range(&self, i: usize, n: usize) {
+        let Some(c) = &self.compact else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        for s in c.section(i)..=c.section(i + n - 1) {
+            if let Some(u) = c.claim(s) {
+                self.decode_section(c, s, u);
+                c.set_dense(s);
+            }
+        }
+    }
+
+    /// Write summary section `s`'s pages into the dense arrays.
+    fn decode_section(&self, sections: &Sections, sec: usize, sum: Uniform) {
+        let base = sec << sections.shift;
+        for i in base..base + (1 << sections.shift) {
+            let page = sections.decode(i, sum, ORDER_BIAS);
+            self.flags[i].store(page.flags, Relaxed);
+            self.node[i].store(page.node, Relaxed);
+            self.order1[i].store(page.order1, Relaxed);
+            self.init_by[i].store(page.init_by, Relaxed);
+            if page.order1 != 0 {
+                let (next, prev) = sections.links(sec, i, sum);
+                self.next[i].store(next, Relaxed);
+                self.prev[i].store(prev, Relaxed);
+            }
         }
     }
 
@@ -204,11 +290,60 @@ impl PageArray {
 
     #[inline]
     pub fn flags(&self, i: usize) -> Flags {
-        Flags(self.flags[i].load(Relaxed))
+        Flags(self.read(i, || self.flags[i].load(Relaxed), |_, _, u| u.flags))
     }
     #[inline]
     pub fn set_flags(&self, i: usize, f: Flags) {
+        self.dense_range(i, 1);
         self.flags[i].store(f.0, Relaxed);
+    }
+    /// Which boot path initialised page `i` (`InitBy` as u8, 0: none yet).
+    #[inline]
+    pub fn init_by_of(&self, i: usize) -> u8 {
+        self.read(i, || self.init_by[i].load(Relaxed), |_, _, u| u.init_by)
+    }
+    /// The free-list links of page `i` (meaningful at a free block's head).
+    #[inline]
+    pub fn next(&self, i: usize) -> u32 {
+        self.read(
+            i,
+            || self.next[i].load(Relaxed),
+            |c, s, u| c.links(s, i, u).0,
+        )
+    }
+    #[inline]
+    pub fn prev(&self, i: usize) -> u32 {
+        self.read(
+            i,
+            || self.prev[i].load(Relaxed),
+            |c, s, u| c.links(s, i, u).1,
+        )
+    }
+    #[inline]
+    pub fn set_next(&self, i: usize, v: u32) {
+        self.set_link(i, true, v);
+    }
+    #[inline]
+    pub fn set_prev(&self, i: usize, v: u32) {
+        self.set_link(i, false, v);
+    }
+    /// A link write; a free-run summary keeps a write that does not break its run (the caller holds
+    /// the zone lock, as for every free-list change).
+    fn set_link(&self, i: usize, next: bool, v: u32) {
+        if let Some(c) = &self.compact {
+            let s = c.section(i);
+            if c.uniform(s)
+                .is_some_and(|u| c.set_link_keeps(s, i, u, next, v))
+            {
+                return;
+            }
+            self.dense_range(i, 1);
+        }
+        if next {
+            self.next[i].store(v, Relaxed);
+        } else {
+            self.prev[i].store(v, Relaxed);
+        }
     }
     #[inline]
     pub fn state(&self, i: usize) -> PageState {
@@ -216,18 +351,28 @@ impl PageArray {
     }
     #[inline]
     pub fn node_of(&self, i: usize) -> u16 {
-        self.node[i].load(Relaxed)
+        self.read(i, || self.node[i].load(Relaxed), |_, _, u| u.node)
+    }
+    /// The order byte of page `i` (`order + ORDER_BIAS` at a buddy head, else 0).
+    #[inline]
+    pub fn order1_of(&self, i: usize) -> u8 {
+        self.read(
+            i,
+            || self.order1[i].load(Relaxed),
+            |c, _, u| c.decode(i, u, ORDER_BIAS).order1,
+        )
     }
     /// Order of the buddy block whose head is `i`, if it is one.
     #[inline]
     pub fn head_order(&self, i: usize) -> Option<u32> {
-        match self.order1[i].load(Relaxed) {
+        match self.order1_of(i) {
             0 => None,
             o => Some(u32::from(o - ORDER_BIAS)),
         }
     }
     #[inline]
     pub fn set_head_order(&self, i: usize, order: Option<u32>) {
+        self.dense_range(i, 1);
         self.order1[i].store(order.map_or(0, |o| o as u8 + ORDER_BIAS), Relaxed);
     }
     pub fn order_raw(&self) -> &[AtomicU8] {
@@ -240,6 +385,32 @@ impl PageArray {
     /// ever initialise the same page; if a broken one makes two do it at the very same instant, some of
     /// those pages may count once (loom checks the protocol itself exhaustively).
     pub fn init_range(&self, i: usize, n: usize, zone: ZoneType, nid: u16, by: InitBy) -> usize {
+        let doubles = match &self.compact {
+            None => self.init_dense(i, n, zone, nid, by),
+            Some(sections) => {
+                // Whole untouched sections become INIT summaries; the rest is written densely.
+                let flags = Flags(0).initialised(zone).0;
+                let mut doubles = 0;
+                let mut at = i;
+                while at < i + n {
+                    let sec = sections.section(at);
+                    let end = ((sec + 1) << sections.shift).min(i + n);
+                    let whole = at == sec << sections.shift && end == (sec + 1) << sections.shift;
+                    if !(whole && sections.init_whole(sec, flags, nid, by as u8)) {
+                        self.dense_range(at, end - at);
+                        doubles += self.init_dense(at, end - at, zone, nid, by);
+                    }
+                    at = end;
+                }
+                doubles
+            }
+        };
+        self.mark_pageblocks_movable(i, n);
+        doubles
+    }
+
+    /// `init_range` on dense pages.
+    fn init_dense(&self, i: usize, n: usize, zone: ZoneType, nid: u16, by: InitBy) -> usize {
         let mut doubles = 0;
         let pages = self.flags[i..i + n]
             .iter()
@@ -252,7 +423,6 @@ impl PageArray {
             node.store(nid, Relaxed);
             who.store(by as u8, Relaxed);
         }
-        self.mark_pageblocks_movable(i, n);
         doubles
     }
 
@@ -308,9 +478,95 @@ impl PageArray {
 
     /// Set the state of `[i, i + n)`, keeping zone and init count.
     pub fn set_state_range(&self, i: usize, n: usize, s: PageState) {
+        self.dense_range(i, n);
         for f in &self.flags[i..i + n] {
             f.store(Flags(f.load(Relaxed)).with_state(s).0, Relaxed);
         }
+    }
+}
+
+/// The compact representation's summaries (see `compact`).
+impl PageArray {
+    /// If dense section `section` is uniformly free (every page FREE, initialised once, one zone, node
+    /// and boot path, MAX_PAGE_ORDER heads exactly at the MAX_ORDER-aligned pages, each linked to the
+    /// next in ascending order), its summary; else None. Compact machines only.
+    pub fn free_run(&self, section: usize) -> Option<FreeRun> {
+        let c = self.compact.as_ref()?;
+        if c.kind(section) != crate::compact::DENSE {
+            return None;
+        }
+        let (base, pps, mo) = (section << c.shift, 1usize << c.shift, c.max_order);
+        let f = self.flags[base].load(Relaxed);
+        let (node, by) = (
+            self.node[base].load(Relaxed),
+            self.init_by[base].load(Relaxed),
+        );
+        if Flags(f).state() != PageState::Free || Flags(f).init_count() != 1 {
+            return None;
+        }
+        let head1 = mo as u8 + ORDER_BIAS;
+        let uniform = (base..base + pps).all(|i| {
+            let want = if i.trailing_zeros() >= mo { head1 } else { 0 };
+            self.flags[i].load(Relaxed) == f
+                && self.node[i].load(Relaxed) == node
+                && self.init_by[i].load(Relaxed) == by
+                && self.order1[i].load(Relaxed) == want
+        });
+        if !uniform {
+            return None;
+        }
+        let block_heads: Vec<usize> = (base..base + pps).step_by(1 << mo).collect();
+        let linked = |a: usize, b: usize| {
+            self.next[a].load(Relaxed) == b as u32 && self.prev[b].load(Relaxed) == a as u32
+        };
+        if !block_heads.windows(2).all(|w| linked(w[0], w[1])) {
+            return None;
+        }
+        let (first, last) = (block_heads[0], block_heads[block_heads.len() - 1]);
+        Some(FreeRun {
+            section,
+            uniform: Uniform {
+                kind: FREE_RUN,
+                flags: f,
+                init_by: by,
+                node,
+            },
+            first,
+            last,
+            prev: self.prev[first].load(Relaxed),
+            next: self.next[last].load(Relaxed),
+        })
+    }
+
+    /// Summarise `run`'s section (from `free_run`, under the zone lock, its ends checked against the
+    /// free list) and give its dense bytes back to the host.
+    pub fn summarize(&self, run: &FreeRun) {
+        let c = self.compact.as_ref().expect("a compact page array");
+        c.set_free_run(run.section, run.uniform, run.prev, run.next);
+        let (base, pps) = (run.section << c.shift, 1usize << c.shift);
+        self.flags.discard(base, pps);
+        self.node.discard(base, pps);
+        self.order1.discard(base, pps);
+        self.init_by.discard(base, pps);
+        self.next.discard(base, pps);
+        self.prev.discard(base, pps);
+    }
+
+    /// Decoded copies of `[start, end)` of a field ("flags", "order1", "init_by") for views of a
+    /// compact page array (a dense one is viewed in place).
+    pub fn decoded_u8(&self, field: &str, start: usize, end: usize) -> Vec<u8> {
+        (start..end)
+            .map(|i| match field {
+                "flags" => self.flags(i).0,
+                "order1" => self.order1_of(i),
+                _ => self.init_by_of(i),
+            })
+            .collect()
+    }
+
+    /// Decoded copy of `[start, end)` of the node field.
+    pub fn decoded_node(&self, start: usize, end: usize) -> Vec<u16> {
+        (start..end).map(|i| self.node_of(i)).collect()
     }
 }
 
@@ -339,6 +595,82 @@ mod tests {
         );
         assert_eq!(BYTES_PER_PAGE, 13);
         assert_eq!(NO_ORDER, 255);
+    }
+
+    #[test]
+    fn compact_sections_read_as_dense_ones_and_decode_on_an_uneven_write() {
+        let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap(); // 64-page sections, blocks of 16
+        let pa = PageArray::new_compact(g, &[(0, 2)]);
+        let census = |pa: &PageArray| pa.compact.as_ref().unwrap().census();
+        // A section initialised whole in one call is an INIT summary: initialised once, no bytes.
+        assert_eq!(pa.init_range(0, 64, ZoneType::Normal, 1, InitBy::Pass), 0);
+        assert_eq!(census(&pa), [1, 0, 1, 0, 0]);
+        let f = pa.flags(5);
+        assert_eq!(
+            (f.state(), f.zone(), f.init_count()),
+            (PageState::Init, ZoneType::Normal, 1)
+        );
+        assert_eq!(
+            (pa.node_of(5), pa.init_by_of(5), pa.head_order(0)),
+            (1, InitBy::Pass as u8, None)
+        );
+        assert_eq!(
+            pa.pageblock_mt(8),
+            MT_MOVABLE,
+            "pageblocks typed as by a dense init"
+        );
+        // Initialising part of it again decodes it and counts the double initialisations (I1).
+        assert_eq!(pa.init_range(8, 4, ZoneType::Normal, 1, InitBy::Grow), 4);
+        assert_eq!(census(&pa), [1, 1, 0, 0, 1]);
+        assert_eq!((pa.flags(9).init_count(), pa.flags(7).init_count()), (2, 1));
+        // Section 1 by hand as the boot frees leave it: FREE, order-4 heads at 64, 80, 96, 112 linked
+        // in ascending order, the run alone on its list.
+        pa.init_range(64, 64, ZoneType::Normal, 0, InitBy::Pass);
+        pa.set_state_range(64, 64, PageState::Free);
+        let heads = [64usize, 80, 96, 112];
+        for (k, &h) in heads.iter().enumerate() {
+            pa.set_head_order(h, Some(4));
+            pa.set_prev(h, if k == 0 { NIL } else { heads[k - 1] as u32 });
+            pa.set_next(h, heads.get(k + 1).map_or(NIL, |&n| n as u32));
+        }
+        let run = pa.free_run(1).expect("a uniform free run");
+        assert_eq!(
+            (run.first, run.last, run.prev, run.next),
+            (64, 112, NIL, NIL)
+        );
+        assert!(
+            pa.free_run(0).is_none(),
+            "section 0 is INIT and twice-initialised in part"
+        );
+        pa.summarize(&run);
+        assert_eq!(census(&pa)[3], 1);
+        let got: Vec<_> = heads
+            .iter()
+            .map(|&h| (pa.head_order(h), pa.next(h), pa.prev(h)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(4), 80, NIL),
+                (Some(4), 96, 64),
+                (Some(4), 112, 80),
+                (Some(4), NIL, 96)
+            ]
+        );
+        assert_eq!(
+            (pa.state(70), pa.head_order(70), pa.node_of(70)),
+            (PageState::Free, None, 0)
+        );
+        // The link out of its last block changes without decoding; allocating a block decodes it.
+        pa.set_next(112, 3);
+        assert_eq!((pa.next(112), census(&pa)[3]), (3, 1));
+        pa.set_state_range(80, 16, PageState::Allocated);
+        // Decoded three times: section 0 (the second init), section 1 as INIT (freeing it), as a run.
+        assert_eq!(census(&pa), [0, 2, 0, 0, 3]);
+        assert_eq!(
+            (pa.state(80), pa.state(79), pa.next(64), pa.next(112)),
+            (PageState::Allocated, PageState::Free, 80, 3)
+        );
     }
 
     #[test]

@@ -406,7 +406,7 @@ impl PyMachine {
     #[new]
     #[pyo3(signature = (layout, policy, cpus=1, grow_irqsave=true, trust_snapshot=false, keep_key=false, fail_pass=None, panic_pass=None,
                         bytes_as_pages=false, retry_forever=false, node_cpus=Vec::new(), host_threads=None,
-                        host_check=true))]
+                        host_check=true, compact=false))]
     #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
     fn new(
         py: Python<'_>,
@@ -423,6 +423,7 @@ impl PyMachine {
         node_cpus: Vec<(u32, u32)>,
         host_threads: Option<u32>,
         host_check: bool,
+        compact: bool,
     ) -> PyResult<Self> {
         let inner = run(py, || {
             let (geometry, memory, reserved, zone_limits) = layout.convert()?;
@@ -445,6 +446,7 @@ impl PyMachine {
                 node_cpus,
                 host_threads,
                 host_check,
+                compact,
             })
         })?;
         Ok(PyMachine {
@@ -917,7 +919,7 @@ impl PyMachine {
             let last = by.len() - 1;
             for i in start..end {
                 states[pa.state(i) as usize] += 1;
-                by[usize::from(pa.init_by[i].load(Ordering::Relaxed)).min(last)] += 1;
+                by[usize::from(pa.init_by_of(i)).min(last)] += 1;
             }
             Ok((states, by))
         })
@@ -933,9 +935,57 @@ impl PyMachine {
             .collect()
     }
 
-    /// Zero-copy numpy views of the page array: "flags", "node", "order1", "pageblock_mt".
-    fn raw_view<'py>(slf: Bound<'py, Self>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    /// Sections of the compact memmap by kind: {"zero", "dense", "init", "free_run"}, and "decoded": the
+    /// summaries made dense again so far (None: a dense memmap).
+    fn memmap_census<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(c) = &self.inner.pages.compact else {
+            return Ok(None);
+        };
+        let d = PyDict::new(py);
+        for (k, n) in ["zero", "dense", "init", "free_run", "decoded"]
+            .iter()
+            .zip(c.census())
+        {
+            d.set_item(k, n)?;
+        }
+        Ok(Some(d))
+    }
+
+    /// Numpy views of the page array: "flags", "node", "order1", "init_by", "pageblock_mt". Zero-copy
+    /// for a dense memmap; for a compact one, decoded copies of `[start, end)` (default: all pages),
+    /// since its summary sections have no per-page bytes.
+    #[pyo3(signature = (name, start=0, end=None))]
+    fn raw_view<'py>(
+        slf: Bound<'py, Self>,
+        name: &str,
+        start: usize,
+        end: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
         let pa = &slf.get().inner.pages;
+        if pa.compact.is_some() && name != "pageblock_mt" {
+            let end = end.unwrap_or(pa.len());
+            if start > end || end > pa.len() {
+                return Err(to_py(
+                    py,
+                    Error::InvalidArgument(format!(
+                        "raw_view({name:?}, {start}, {end}): needs start <= end <= {}",
+                        pa.len()
+                    )),
+                ));
+            }
+            return Ok(match name {
+                "flags" | "order1" | "init_by" => {
+                    let v = py.detach(|| pa.decoded_u8(name, start, end));
+                    PyArray1::from_vec(py, v).into_any()
+                }
+                "node" => {
+                    let v = py.detach(|| pa.decoded_node(start, end));
+                    PyArray1::from_vec(py, v).into_any()
+                }
+                _ => return Err(pyo3::exceptions::PyKeyError::new_err(name.to_string())),
+            });
+        }
         // SAFETY: the atomics have the layout of their integer types; the arrays live as long as the
         // machine, which numpy keeps alive as the views' base object. Readers may see values that a
         // concurrent simulated CPU is changing, as with any racy read of the memmap.

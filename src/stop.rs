@@ -175,7 +175,10 @@ mod tests {
         // The next clock reading asks again; the second answer (true) requests the stop.
         while !s.stopping() {}
         assert_eq!(asked.load(Relaxed), 2);
-        assert!(s.stopping() && s.requested(), "a request stays until cleared");
+        assert!(
+            s.stopping() && s.requested(),
+            "a request stays until cleared"
+        );
         assert_eq!(asked.load(Relaxed), 2, "no hook call once requested");
         s.clear();
         s.set_hook(None);

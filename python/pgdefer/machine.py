@@ -126,6 +126,31 @@ def _packed(a: np.ndarray) -> PackedArray:
     return a
 
 
+_RAW_FIELDS = ("flags", "node", "order1", "init_by")
+
+
+class _Window:
+    """A decoded copy of packed indices ``[base, base + len)`` of a field of a compact memmap, indexed by packed
+    index like the zero-copy view of a dense one."""
+
+    def __init__(self, array: np.ndarray, base: int) -> None:
+        self.array, self.base = array, base
+
+    def __getitem__(self, key: int | slice) -> Any:
+        if isinstance(key, slice):
+            return self.array[key.start - self.base:key.stop - self.base]
+        return self.array[key - self.base]
+
+
+def _raw_arrays(core: Any, i0: int, i1: int) -> dict:
+    """The page fields by packed index: zero-copy views of a dense memmap (all of it), or decoded copies of
+    ``[i0, i1)`` of a compact one (its summary sections have no per-page bytes to view)."""
+    raw = {"pageblock_mt": core.raw_view("pageblock_mt")}
+    if core.memmap_census() is None:
+        return raw | {k: core.raw_view(k) for k in _RAW_FIELDS} | {"compact": False}
+    return raw | {k: _Window(core.raw_view(k, i0, i1), i0) for k in _RAW_FIELDS} | {"compact": True}
+
+
 @dataclass(frozen=True)
 class Page:
     """One struct page, read by pfn (``m.pages[pfn]``). ``zone``/``node`` are None while it is UNINIT (the
@@ -159,9 +184,11 @@ class PageView:
 
     As arrays (:class:`PackedArray`, read-only, one entry per struct page in pfn order, ``pfn`` the pfn of
     each): ``flags``, ``node``, ``order_raw``, ``init_by`` are zero-copy views of the core's memory (they
-    follow the machine live); ``state``, ``zone``, ``init_count``, ``order``, ``migratetype`` and ``pfn`` are
-    decoded on first use and cached until the machine next changes. ``init_by`` names the boot path that
-    initialised each page (``InitBy``); ``runs`` lists the present pfn ranges.
+    follow the machine live; on a compact memmap, ``Machine(memmap="compact")``, they are decoded copies of
+    the window made with the view, and ``Machine.pages`` makes a new view after each change); ``state``,
+    ``zone``, ``init_count``, ``order``, ``migratetype`` and ``pfn`` are decoded on first use and cached until
+    the machine next changes. ``init_by`` names the boot path that initialised each page (``InitBy``); ``runs``
+    lists the present pfn ranges.
     """
 
     def __init__(self, core: Any, pageblock_order: int, start_pfn: int | None = None, end_pfn: int | None = None,
@@ -175,11 +202,11 @@ class PageView:
         # The present runs clipped to the window, with their index into the packed arrays.
         self.chunks = tuple((max(s, lo), min(e, hi), base + max(s, lo) - s)
                             for s, e, base in all_chunks if s < hi and e > lo)
-        if _raw is None:
-            _raw = {k: core.raw_view(k) for k in ("flags", "node", "order1", "init_by", "pageblock_mt")}
-        self._raw = _raw
         self._i0 = self.chunks[0][2] if self.chunks else 0
         self._i1 = self.chunks[-1][2] + self.chunks[-1][1] - self.chunks[-1][0] if self.chunks else 0
+        if _raw is None or _raw["compact"]:
+            _raw = _raw_arrays(core, self._i0, self._i1)
+        self._raw = _raw
         self.flags = _packed(_raw["flags"][self._i0:self._i1])
         self.node = _packed(_raw["node"][self._i0:self._i1])
         self.order_raw = _packed(_raw["order1"][self._i0:self._i1])
@@ -478,7 +505,7 @@ class Machine:
 
     def __init__(self, topology: Topology, policy: str = _core.DEFAULT_POLICY, cpus: int = 1, grow_irqsave: bool = True,
                  faults=(), fail_pass=None, panic_pass=None, node_cpus=None, host_threads=None,
-                 host_check: bool = True):
+                 host_check: bool = True, memmap: str = "dense"):
         """``cpus``: simulated CPUs that run allocations (0 is the boot CPU); each node's pgdatinit
         thread runs on a CPU of its own numbered after them. ``grow_irqsave=False`` takes the grow lock
         with plain spin_lock, as the first posting did. ``faults``: deliberate bugs to show the checks
@@ -500,7 +527,11 @@ class Machine:
         host's CPUs); simulated padata workers beyond that share host threads.
         ``host_check=False`` builds a machine whose page array exceeds this host's MemAvailable (refused by
         default with HostMemoryError): the arrays are mapped lazily, so a run that stops early (boot() only)
-        touches just what it initialises, while check() or the per-node passes touch every struct page."""
+        touches just what it initialises, while check() or the per-node passes touch every struct page.
+        ``memmap``: "dense" (every struct page has its bytes: the reference) or "compact" (a sparsemem section
+        whose pages are all untouched, all initialised by one boot path, or all free in a run of MAX_ORDER
+        blocks costs a summary, and becomes dense when something touches it unevenly; docs/model.md). The
+        per-page state is the same; a compact machine is not refused for host memory up front."""
         _topology(topology)
         # The policy name (and "auto") is the resolver's, which the CLI asks too; the core checks the name again.
         # Faults are Python's alone. The counts and node ids below are checked here because Python ints may be
@@ -535,6 +566,10 @@ class Machine:
             host_threads = _int(host_threads, "host_threads")
             if not 1 <= host_threads <= _core.MAX_CPUS:
                 raise InvalidArgument(f"host_threads must be in 1..{_core.MAX_CPUS}, got {host_threads}")
+        if memmap not in ("dense", "compact"):
+            raise InvalidArgument(f"memmap={memmap!r}: expected 'dense' or 'compact'")
+        self._compact = memmap == "compact"
+        self._pages_version = None
         self.topology = topology
         self._core = _core.Machine(
             _layout(topology), policy, cpus=cpus, grow_irqsave=bool(grow_irqsave),
@@ -542,6 +577,7 @@ class Machine:
             keep_key="keep_key" in faults, fail_pass=fail_pass, panic_pass=panic_pass,
             bytes_as_pages="bytes_as_pages" in faults, retry_forever="retry_forever" in faults,
             node_cpus=sorted(node_cpus.items()), host_threads=host_threads, host_check=bool(host_check),
+            compact=self._compact,
         )
         self._pages = None
         # Fixed for the machine's life: cached so that argument checks stay cheap on hot paths.
@@ -844,10 +880,26 @@ class Machine:
 
     @property
     def pages(self) -> PageView:
-        """Read-only numpy views of the struct-page array (see PageView), made on first use."""
-        if self._pages is None:
+        """Read-only numpy views of the struct-page array (see PageView), made on first use (on a compact
+        memmap: decoded copies, made again once the machine has changed)."""
+        version = self._core.page_version
+        if self._pages is None or (self._compact and (version is None or version != self._pages_version)):
             self._pages = PageView(self._core, self.geometry.pageblock_order)
+            self._pages_version = version
         return self._pages
+
+    @property
+    def memmap(self) -> str:
+        """The page array's representation: "dense" (per-page bytes for every struct page, the reference) or
+        "compact" (sections in one uniform state kept as a summary)."""
+        return "compact" if self._compact else "dense"
+
+    def memmap_census(self) -> dict | None:
+        """Sections of a compact memmap by kind: ``zero`` (never touched), ``dense``, ``init`` (initialised
+        whole, not yet freed), ``free_run`` (a run of free MAX_ORDER blocks), and ``decoded``: how many summaries
+        were made dense again so far (a page in them touched unevenly); None for a dense memmap."""
+        census = self._core.memmap_census()
+        return None if census is None else dict(census)
 
     def page_arrays(self) -> dict:
         """Decoded copies of the page array (plain numpy arrays, one entry per struct page, with its pfn), keyed as
