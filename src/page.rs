@@ -466,6 +466,7 @@ impl PageArray {
     /// is still ALLOCATED then: no merge can take it for a free buddy (FREE with a head mark) before
     /// it is on a list. False: it was no head of that order any more.
     pub fn try_unhead(&self, i: usize, order: u32) -> bool {
+        self.dense_range(i, 1); // a compact section holding an ALLOCATED block is dense already
         self.order1[i]
             .compare_exchange(
                 order as u8 + ORDER_BIAS,
