@@ -10,9 +10,9 @@
 //! - `FreeRun`: every page FREE (initialised once, one zone, node and boot path), a MAX_PAGE_ORDER head
 //!   at every MAX_ORDER-aligned page, and those heads one run of the same free list in ascending pfn
 //!   order; the list's links into and out of the run (`prev` of its first block, `next` of its last)
-//!   are kept. What the boot-time frees leave: every generation links them in ascending order (boot
-//!   frees go to the tail, and a merged MAX_ORDER block is never 'merge likely'), so a descending run
-//!   is not summarised.
+//!   are kept. What the boot-time frees leave from v5.10 on (`FPI_TO_TAIL`). Before 5.10 boot frees
+//!   of MAX_ORDER blocks go to the list head, a descending run, which is not summarised yet: those
+//!   generations keep their free sections dense (no saving; the same reads).
 //! - `Dense`: the page arrays hold the section.
 //!
 //! A summary section becomes dense (decoded into the arrays) when a write does not keep its summary: a
