@@ -170,6 +170,19 @@ fn check_policy(py: Python<'_>, name: &str) -> PyResult<&'static str> {
     Policy::parse(name).map(Policy::name).map_err(|e| to_py(py, e))
 }
 
+/// A window `[start, end)` of the `len` struct pages, or InvalidArgument naming the `call`.
+fn check_window(py: Python<'_>, call: &str, start: usize, end: usize, len: usize) -> PyResult<()> {
+    if start > end || end > len {
+        return Err(to_py(
+            py,
+            Error::InvalidArgument(format!(
+                "{call}: needs start <= end <= {len} (the struct pages)"
+            )),
+        ));
+    }
+    Ok(())
+}
+
 /// `_core.POLICY_FACTS`: policy name -> {fact: value}, from `Policy::facts`; `early_limit` is a
 /// callable `(geometry, node_spanned) -> pages or None` (geometry: anything with the four sizes).
 fn policy_facts(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
@@ -904,15 +917,7 @@ impl PyMachine {
         end: usize,
     ) -> PyResult<(Vec<u64>, Vec<u64>)> {
         let pa = &self.inner.pages;
-        if start > end || end > pa.len() {
-            return Err(to_py(
-                py,
-                Error::InvalidArgument(format!(
-                    "page_counts({start}, {end}): needs start <= end <= {} (the struct pages)",
-                    pa.len()
-                )),
-            ));
-        }
+        check_window(py, &format!("page_counts({start}, {end})"), start, end, pa.len())?;
         run(py, || {
             let mut states = vec![0u64; crate::page::STATE_NAMES.len()];
             let mut by = vec![0u64; crate::page::INIT_BY_NAMES.len()];
@@ -965,15 +970,7 @@ impl PyMachine {
         let pa = &slf.get().inner.pages;
         if pa.compact.is_some() && name != "pageblock_mt" {
             let end = end.unwrap_or(pa.len());
-            if start > end || end > pa.len() {
-                return Err(to_py(
-                    py,
-                    Error::InvalidArgument(format!(
-                        "raw_view({name:?}, {start}, {end}): needs start <= end <= {}",
-                        pa.len()
-                    )),
-                ));
-            }
+            check_window(py, &format!("raw_view({name:?}, {start}, {end})"), start, end, pa.len())?;
             return Ok(match name {
                 "flags" | "order1" | "init_by" => {
                     let v = py.detach(|| pa.decoded_u8(name, start, end));
