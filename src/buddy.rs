@@ -438,9 +438,36 @@ impl FreeArea {
         mt: MigrateType,
         end: ListEnd,
     ) -> Result<(), UninitBuddy> {
+        pa.set_state_range(i, 1 << order, PageState::Free);
+        self.free_one_page(pa, i, order, mt, end)
+    }
+
+    /// `free` of a block whose pages the caller has already marked FREE outside the zone lock, as
+    /// `__free_pages_core` does its per-page work before `__free_pages_ok` takes `zone->lock`: only
+    /// the O(order) merge and link run under the lock. The block must be the caller's alone (not on
+    /// any list, no head order), so a concurrent merge that sees its pages FREE without a head order
+    /// leaves it alone, as it would have before.
+    pub fn free_prepared(
+        &mut self,
+        pa: &PageArray,
+        i: usize,
+        order: u32,
+        end: ListEnd,
+    ) -> Result<(), UninitBuddy> {
+        self.free_one_page(pa, i, order, pa.pageblock_migratetype(i), end)
+    }
+
+    /// The merge and link of `free_mt`, the pages of `[i, i + 2^order)` already FREE.
+    fn free_one_page(
+        &mut self,
+        pa: &PageArray,
+        i: usize,
+        order: u32,
+        mt: MigrateType,
+        end: ListEnd,
+    ) -> Result<(), UninitBuddy> {
         let (nid, zone): (u16, ZoneType) = (pa.node_of(i), pa.flags(i).zone());
         let hygiene = self.fallback == Fallback::Claim;
-        pa.set_state_range(i, 1 << order, PageState::Free);
         pa.set_head_order(i, None);
         self.free_pages += 1 << order;
         let (mut i, mut k) = (i, order);

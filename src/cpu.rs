@@ -31,6 +31,9 @@ pub fn thread_token() -> u64 {
 }
 
 #[derive(Default)]
+// One cache line pair per CPU: a padata helper polls its own CPU's state at every interrupt point,
+// and adjacent CPUs' fields on one line made two host threads' polls bounce it between cores.
+#[repr(align(128))]
 pub struct Cpu {
     /// The host thread acting as this CPU (0: none) and how deeply (callbacks and interrupts nest).
     thread: StdAtomicU64,
@@ -285,5 +288,10 @@ impl NamedLock {
 
     pub fn owner(&self) -> Option<u32> {
         self.lock.owner()
+    }
+
+    /// The site of the lock's last taker (its holder's, while it is held).
+    pub fn held_at(&self) -> &'static str {
+        *self.site.lock().unwrap()
     }
 }

@@ -22,6 +22,9 @@ use crate::topology::{Layout, ZoneType};
 /// The CPU the boot paths run on.
 pub const BOOT_CPU: u32 = 0;
 
+/// The site name of the per-node pass's hold of node_size_lock.
+const PASS_SITE: &str = "deferred_init_memmap";
+
 /// Pages `init_pages` initialises between two stop polls (0.1-7 ms of host time).
 const INIT_CHUNK: u64 = 1 << 16;
 
@@ -354,7 +357,21 @@ impl Machine {
             GrowLock::Global => &self.grow_lock,
             GrowLock::PerNode => &node.size_lock,
         };
-        let guard = self.lock(lock, cpu, self.grow_irqsave, "deferred_grow_zone")?;
+        // An allocation that finds the node's pass holding the lock (4.17-5.6 hold it for the whole
+        // pass) waits for the pass: counted, and the point `grow:spin` lets a test see it spin.
+        let waits_for_pass = || {
+            if hook != Hook::Explicit && lock.held_at() == PASS_SITE {
+                self.stats.pass_waits.fetch_add(1, Ordering::Relaxed);
+                self.point("grow:spin", Some(nid), cpu);
+            }
+        };
+        let guard = self.lock_spinning(
+            lock,
+            cpu,
+            self.grow_irqsave,
+            "deferred_grow_zone",
+            &mut { waits_for_pass },
+        )?;
         self.point("grow:locked", Some(nid), cpu);
         self.stats.grow_calls.fetch_add(1, Ordering::Relaxed);
         let (got, result) = self.grow_locked(ni, zi, need, snapshot, cpu);
@@ -671,6 +688,9 @@ impl Machine {
             return Ok(0);
         };
         let mut pages = 0;
+        // The pass's shared count is only read by the `fail_pass` fault: without it, one add per chunk
+        // (an add per MAX_ORDER step bounced its cache line between the helpers' host threads).
+        let mut unadded = 0;
         while let Some(spfn) = it.spfn().filter(|&p| p < e && !self.stopping()) {
             let mo = (spfn + 1).next_multiple_of(self.geometry().max_order_nr_pages());
             if fail_after.is_some_and(|limit| done.load(Ordering::Relaxed) + (mo - spfn) > limit) {
@@ -678,9 +698,14 @@ impl Machine {
             }
             let n = self.deferred_init_maxorder(ni, zi, &mut it, InitBy::Pass);
             pages += n;
-            done.fetch_add(n, Ordering::Relaxed);
+            if fail_after.is_some() {
+                done.fetch_add(n, Ordering::Relaxed);
+            } else {
+                unadded += n;
+            }
             self.irq_point(cpu);
         }
+        done.fetch_add(unadded, Ordering::Relaxed);
         Ok(pages)
     }
 
@@ -707,12 +732,12 @@ impl Machine {
         let (fdp, guard) = match self.policy.pass_lock() {
             PassLock::None => (claim(), None),
             PassLock::WholePass => {
-                let g = self.lock(&node.size_lock, cpu, true, "deferred_init_memmap")?;
+                let g = self.lock(&node.size_lock, cpu, true, PASS_SITE)?;
                 (claim(), Some(g))
             }
             PassLock::Claim => {
                 // "Once we unlock here, the zone cannot be grown anymore" (5.7+).
-                let g = self.lock(&node.size_lock, cpu, true, "deferred_init_memmap")?;
+                let g = self.lock(&node.size_lock, cpu, true, PASS_SITE)?;
                 let fdp = claim();
                 self.unlock(g, cpu);
                 self.point("pass:claimed", Some(nid), cpu);

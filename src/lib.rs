@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod geometry;
 pub mod hostmem;
+pub mod hostpool;
 pub mod ledger;
 pub mod machine;
 pub mod memblock;

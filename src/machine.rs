@@ -209,7 +209,7 @@ counters! {
     /// Counters (all monotonic).
     pub struct Stats {
         allocs, alloc_pages, alloc_failures, frees, grow_calls, grows_true, grow_pages, early_pages,
-        hole_pages, memblock_released, deferred_pass_pages, totalram_pages,
+        hole_pages, memblock_released, deferred_pass_pages, totalram_pages, pass_waits, pass_fallbacks,
     }
 }
 

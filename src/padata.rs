@@ -247,6 +247,18 @@ where
         // Helpers serve the caller's operation (a point callback on one reports to it); the caller
         // works beside them rather than waiting, so no join edge.
         let parent = crate::waits::Parent::root_only();
+        // The caller runs the helper loop too ("use the current thread"); the helpers run on the
+        // host pool's parked threads (a thread spawned per job cost about a chunk's work).
+        #[cfg(not(pgdefer_loom))]
+        crate::hostpool::run(host as u32 - 1, &|t| {
+            if t == 0 {
+                shared.helper(0, thread_fn);
+            } else {
+                let _child = crate::waits::Child::enter(&parent);
+                shared.helper(t, thread_fn);
+            }
+        });
+        #[cfg(pgdefer_loom)]
         std::thread::scope(|s| {
             let shared = &shared;
             for t in 1..host as u32 {
@@ -256,7 +268,6 @@ where
                     shared.helper(t, thread_fn)
                 });
             }
-            // The caller runs the helper loop too ("use the current thread").
             shared.helper(0, thread_fn);
         });
     }

@@ -30,13 +30,24 @@ impl Machine {
     /// zone's managed count grows, the block goes where the generation links boot frees.
     pub(crate) fn release(&self, ni: usize, zi: usize, pfn: u64, order: u32) {
         let i = self.pages.idx(pfn).expect("released pfn has a struct page");
-        let mut area = self.nodes[ni].zones[zi].area.lock();
-        area.managed += 1 << order;
         let end = match self.policy.boot_free() {
             BootFree::Tail => ListEnd::Tail,
             BootFree::MergeLikely => ListEnd::MergeLikely,
         };
-        let r = area.free(&self.pages, i, order, end);
+        // The per-page part of the free outside zone->lock, as __free_pages_core does it (the padata
+        // helpers of one node share the zone lock: under it this was most of a pass's serial time).
+        // A compact memmap may turn a summary dense here, which stays under the lock.
+        let dense = self.pages.compact.is_none();
+        if dense {
+            self.pages.set_state_range(i, 1 << order, PageState::Free);
+        }
+        let mut area = self.nodes[ni].zones[zi].area.lock();
+        area.managed += 1 << order;
+        let r = if dense {
+            area.free_prepared(&self.pages, i, order, end)
+        } else {
+            area.free(&self.pages, i, order, end)
+        };
         drop(area);
         self.report_uninit_buddy(r);
     }
@@ -86,6 +97,16 @@ impl Machine {
         r
     }
 
+    /// Zone `z` of node `n` is the node's deferred zone and its pass has claimed it (first_deferred_pfn
+    /// ULONG_MAX during `page_alloc_init_late`): a False from its grow there sends the allocation on.
+    fn refused_by_claim(&self, n: usize, z: usize) -> bool {
+        let node = &self.nodes[n];
+        self.key.enabled()
+            && self.phase() == crate::machine::Phase::LateInit
+            && z == node.deferred_zone
+            && node.fdp.load().is_none()
+    }
+
     /// `alloc_flags_nofragment(preferred zone)` (5.0+): the preferred zone is Normal and, on a machine
     /// of several nodes, its node has a populated DMA32.
     fn nofragment_for(&self, preferred: Option<&(usize, usize)>) -> bool {
@@ -128,6 +149,9 @@ impl Machine {
         let mut nofragment = self.nofragment_for(preferred);
         // the slow path's drain_all_pages (after direct reclaim): once, then the zonelist again
         let mut drained = false;
+        // A grow of a node whose pass has claimed it (5.7+) returned False: a page from a later zone
+        // of the zonelist is a fallback the pass caused (counted as `pass_fallbacks`).
+        let mut claimed_refused = false;
         'retry: loop {
             'zones: for &(n, z) in zonelist {
                 // Leaving the local node: locality matters more than fragmentation; start again
@@ -149,6 +173,7 @@ impl Machine {
                             cpu,
                         })?)
                 {
+                    claimed_refused |= self.refused_by_claim(n, z);
                     continue 'zones;
                 }
                 loop {
@@ -161,6 +186,9 @@ impl Machine {
                         got.inspect(|&i| self.ledger.received(self.pages.pfn(i), order))
                     };
                     if let Some(i) = got {
+                        if claimed_refused {
+                            self.stats.pass_fallbacks.fetch_add(1, Ordering::Relaxed);
+                        }
                         self.stats.allocs.fetch_add(1, Ordering::Relaxed);
                         self.stats
                             .alloc_pages
@@ -176,6 +204,7 @@ impl Machine {
                             cpu,
                         })?)
                     {
+                        claimed_refused |= self.refused_by_claim(n, z);
                         continue 'zones;
                     }
                 }

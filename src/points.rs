@@ -25,7 +25,7 @@ pub struct PointInfo {
 }
 
 /// The named points at which the model stops for registered callbacks.
-pub const POINTS: [&str; 9] = [
+pub const POINTS: [&str; 10] = [
     "key_disable:before",
     "key_disable:after",
     "pass:start",
@@ -34,6 +34,7 @@ pub const POINTS: [&str; 9] = [
     "pass:end",
     "grow:snapshot",
     "grow:locked",
+    "grow:spin",
     "grow:section",
 ];
 
@@ -86,8 +87,27 @@ impl Machine {
         irqsave: bool,
         site: &'static str,
     ) -> Result<LockGuard<'a>> {
+        self.lock_spinning(lock, cpu, irqsave, site, &mut || {})
+    }
+
+    /// `lock`, calling `first_spin` once if the lock is held when asked for (before spinning on it).
+    pub(crate) fn lock_spinning<'a>(
+        &'a self,
+        lock: &'a NamedLock,
+        cpu: u32,
+        irqsave: bool,
+        site: &'static str,
+        first_spin: &mut dyn FnMut(),
+    ) -> Result<LockGuard<'a>> {
         let c = &self.cpus[cpu as usize];
-        lock.acquire(cpu, c, irqsave, site, &self.waits, || self.irq_point(cpu))
+        let mut spun = false;
+        lock.acquire(cpu, c, irqsave, site, &self.waits, || {
+            if !spun {
+                spun = true;
+                first_spin();
+            }
+            self.irq_point(cpu);
+        })
             .map_err(|d: Deadlock| {
                 self.log(
                     cpu,

@@ -213,7 +213,7 @@ def race_allocation(m, release_at):
     return seen, t, go
 
 
-def test_v5_7_allocation_racing_the_claim_falls_back():
+def claimed_pass_race():
     """5.7: the pass claims node 0 (fdp := ULONG_MAX) and drops the lock; at pass:claimed nothing has been
     freed yet. The allocation's snapshot (0x108000) predates the claim: its grow returns True (snapshot
     changed) without initialising anything; rmqueue on Normal fails; the second grow sees ULONG_MAX twice,
@@ -235,7 +235,34 @@ def test_v5_7_allocation_racing_the_claim_falls_back():
     assert direct == {"done": True, "grow": False, "normal_free": 0}
     assert 0x40000 <= seen["pfn"] < 0x100000  # DMA32
     assert grows(m)[:2] == [("watermark", 0, None, True), ("rmqueue", 0, None, False)]
+    # one allocation fell back (the rmqueue grow's False on the claimed node, then DMA32); the lock was
+    # free when its grows took it, so none waited; the direct grow is no allocation
+    assert (m.stats["pass_fallbacks"], m.stats["pass_waits"]) == (1, 0)
     m.check()
+    return m
+
+
+def test_v5_7_allocation_racing_the_claim_falls_back():
+    claimed_pass_race()
+
+
+def locked_pass_race(policy):
+    """The allocation of race_allocation let go at pass:finish, whose callback returns only once the
+    allocation's grow spins on node_size_lock (the point grow:spin): it waits for the pass by construction."""
+    m = claim_machine(policy)
+    seen, t, go = race_allocation(m, "pass:finish")
+    spinning = threading.Event()
+    m.at("grow:spin", lambda *a: spinning.set(), node=0)
+
+    def finish(point, node, cpu):
+        go.set()
+        assert spinning.wait(10)
+
+    m.at("pass:finish", finish, node=0)
+    m.page_alloc_init_late(threads=False)
+    t.join(10)
+    assert not t.is_alive()
+    return m, seen
 
 
 @pytest.mark.parametrize("policy", ["v4.17", "v5.2"])
@@ -244,16 +271,28 @@ def test_allocation_racing_a_locked_pass_waits(policy):
     pass:finish (all pages initialised and freed, lock still held): its grow spins until the pass drops
     the lock, then returns True (snapshot changed, or the key already off) and the retry takes a Normal
     page that the pass freed: it waited for the pass instead of falling back."""
-    m = claim_machine(policy)
-    seen, t, go = race_allocation(m, "pass:finish")
-    m.at("pass:finish", lambda *a: go.set(), node=0)
-    m.page_alloc_init_late(threads=False)
-    t.join(10)
-    assert not t.is_alive()
+    m, seen = locked_pass_race(policy)
     assert 0x108000 <= seen["pfn"] < 0x110000  # Normal, from the deferred section
     g = grows(m)
     assert len(g) == 1 and g[0][1] == 0 and g[0][3] is True
+    # its one grow spun on the pass's lock; the page came from the preferred zone: no fallback
+    assert (m.stats["pass_waits"], m.stats["pass_fallbacks"]) == (1, 0)
     m.check()
+
+
+def test_compare_shows_allocations_that_waited_or_fell_back():
+    """pgdefer compare's columns for the two races above, derived from them: under v4.17 the one racing
+    allocation waited for the pass (1) and took a Normal page (0 fell back); under v5.7 it did not wait
+    (0) and fell back to DMA32 (1). An explicit grow or an allocation outside the passes counts in neither."""
+    from pgdefer.report import compare_row, format_compare
+
+    waited, _ = locked_pass_race("v4.17")
+    fell_back = claimed_pass_race()
+    rows = [compare_row(waited), compare_row(fell_back)]
+    assert [(r["pass_waits"], r["pass_fallbacks"]) for r in rows] == [(1, 0), (0, 1)]
+    lines = {line.split("  ")[0]: line.split() for line in format_compare(rows).splitlines()}
+    assert lines["waited for a pass"][-2:] == ["1", "0"]
+    assert lines["fell back during a pass"][-2:] == ["0", "1"]
 
 
 # -- where the Memory: line is printed (docs/model.md §11.9) ------------------------------------------

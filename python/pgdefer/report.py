@@ -378,6 +378,9 @@ def compare_row(machine, cost: CostModel = DEFAULT_COST, workload_results=None, 
         "grow_steps": [{"node": e["node"], "pages": e["pages"], "first_deferred_pfn": e["first_deferred_pfn"]}
                        for e in grown],
         "padata_chunks": len(chunks), "pass_workers": workers,
+        # allocations racing the passes: grows that spun on node_size_lock held by the pass (4.17-5.6),
+        # and pages from another zone or node after a claimed node's grow said False (5.7+)
+        "pass_waits": s["stats"]["pass_waits"], "pass_fallbacks": s["stats"]["pass_fallbacks"],
         "memory_printed_at": (s["mem_init"] or {}).get("printed_at"),
         "passes": passes,
         "pass_pages": s["stats"]["deferred_pass_pages"],
@@ -474,6 +477,8 @@ def format_compare(rows: list, topology_name: str = "", real_memory=None) -> str
               ("pages of first grow", [fmt(r["grow_steps"][0]["pages"]) if r["grow_steps"] else "-" for r in rows]),
               ("padata chunks (workers)", [f"{r['padata_chunks']} ({max(r['pass_workers'].values(), default=1)})"
                                            if r["padata_chunks"] else "-" for r in rows])]
+    table += [("waited for a pass", [fmt(r["pass_waits"]) for r in rows]),
+              ("fell back during a pass", [fmt(r["pass_fallbacks"]) for r in rows])]
     table += [("slowest pass (modelled)", [fmt(r["slowest_pass_modelled_ms"], " ms") for r in rows]),
               ("allocations", [fmt(r["allocations"]) for r in rows]),
               ("allocation failures", [fmt(r["alloc_failures"]) for r in rows]),
