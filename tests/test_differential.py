@@ -38,8 +38,16 @@ def schedule_free(snap):
     helper takes which chunk is the schedule)."""
     events = Counter(tuple(sorted((k, v) for k, v in e.items() if k not in TIMING_KEYS | {"worker"}))
                      for e in snap["events"] if e["kind"] not in DIAGNOSTICS)
-    free_lists = {z: [sorted(lst) for lst in lists] for z, lists in snap["free_lists"].items()}
+    free_lists = {z: _sorted_lists(lists) for z, lists in snap["free_lists"].items()}
     return dict(snap, events=events, free_lists=free_lists)
+
+
+def _sorted_lists(v):
+    """Each innermost list of pfns sorted, the nesting (order, then migratetype) kept: helpers that really
+    run at once (since the host pool, from a job's first chunk) interleave their frees on one list."""
+    if v and all(isinstance(x, int) for x in v):
+        return sorted(v)
+    return [_sorted_lists(x) if isinstance(x, list) else x for x in v]
 
 
 def assert_same(rust, oracle, when, view=normalised):
