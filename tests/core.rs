@@ -1,5 +1,6 @@
 //! Integration tests of the core on hand-derived cases (spec numbers, not program output).
 
+use pgdefer::machine::MemoryLine;
 use pgdefer::{
     Event, Geometry, Machine, MachineConfig, PageState, Policy, Region, ZoneLimits, ZoneType,
 };
@@ -85,6 +86,15 @@ fn acceptance_case_v4_17() {
     assert_eq!(free_pages(&m, ZoneType::Dma), 3840);
     assert_eq!(free_pages(&m, ZoneType::Dma32), 1036288);
     assert_eq!(free_pages(&m, ZoneType::Normal), 32768);
+    // v4.17 prints `Memory: X/Y available` right after memblock_free_all: available = the free pages
+    // of all zones = the released 3840 + 1036288 + 32768 = 1072896; physpages = the present pages,
+    // reserved ones included: all of memory [0x100, 0x140000) = 1310464.
+    let line = MemoryLine {
+        at: "memblock_free_all",
+        available: 1072896,
+        physpages: 1310464,
+    };
+    assert_eq!(m.memory_line(), Some(line));
     for _ in 0..32768 {
         let pfn = m
             .alloc_pages(0, Some(0), Some(ZoneType::Normal), 0)
@@ -103,6 +113,8 @@ fn acceptance_case_v4_17() {
     assert_eq!(m.first_deferred_pfn(0).unwrap(), None);
     assert!(!m.key.enabled());
     assert_eq!(free_pages(&m, ZoneType::Normal), 262144 - 32769);
+    // Printed once, early: the passes do not print it again before 6.11.
+    assert_eq!(m.memory_line(), Some(line));
     for r in &m.layout.memory {
         for pfn in r.start..r.end {
             assert_eq!(
