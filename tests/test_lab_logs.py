@@ -144,12 +144,15 @@ def test_ring_buffer_rule_hand_derived():
 
 @pytest.mark.parametrize("name", sorted(n for n, (late, _) in LOGS.items() if late))
 def test_late_memory_line_subtracts_what_the_log_states(name):
-    """6.12: ftrace_init's pages as its own line prints them, and early_trace_init's ring buffers from the
-    command line (the rule above), come off the predicted X."""
+    """6.12: ftrace_init's pages as its own line prints them, and early_trace_init's buffers (the ring buffers
+    from the command line by the rule above, the temp buffer and the saved cmdlines) come off the predicted X."""
     text = log_path(name).read_text(errors="replace")
     ftrace = int(re.search(r"ftrace: allocated (\d+) pages with \d+ groups", text).group(1))
     cmd = re.search(r"Command line: (.*)", text).group(1)
     ring = 262 if "trace_buf_size=1M" in cmd and "trace_event=" in cmd else 6
+    # plus tracer_alloc_buffers' temp_buffer (a one-page ring buffer: 2 sub-buffers + the reader page = 3) and
+    # the saved-cmdlines block: 4 * (PID_MAX_DEFAULT 32768 + 1) = 131076 bytes > 128 KiB -> order 6 = 64 pages
+    ring += 3 + 64
     comp = {label.split(":")[0]: pages for label, pages, _ in compared(name)["components_pages"]}
     assert comp["ftrace_init"] == -ftrace and comp["early_trace_init"] == -ring
     # alloc_large_system_hash tables after kmem_cache_init ('SLUB:') and before the Memory: line that no trace
@@ -183,7 +186,8 @@ def test_a_kernel_without_ftrace_gets_neither_ftrace_nor_ring_buffer_pages(tmp_p
     assert not any(x.startswith(("ftrace_init", "early_trace_init")) for x in labels)
     full = compared("lab07-612-1node-6g-mem")
     taken = -sum(n for label, n, _ in full["components_pages"] if label.startswith(("ftrace_init", "early_trace")))
-    assert taken == 180 + 6   # 'ftrace: allocated 180 pages', the unexpanded buffers' 2 + 1 and 2 + 1
+    # 'ftrace: allocated 180 pages'; the unexpanded buffers' 2 + 1 and 2 + 1, the temp buffer's 2 + 1, saved cmdlines 64
+    assert taken == 180 + 6 + 3 + 64
     assert c["memory"]["available_kib"]["predicted"] - full["memory"]["available_kib"]["predicted"] == taken * 4
 
 

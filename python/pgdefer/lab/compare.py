@@ -11,7 +11,8 @@ the policy of the log's kernel, replays what the log shows happened in the on-de
   PGD-aligned) = 65 pages, a rule, shown as such. The trace starts later (``trace_init``).
 * **late** (after them, as 6.12 prints it at the end of ``page_alloc_init_late``): X = free pages after the
   passes, with the traced allocations and frees up to that line replayed, minus what ``start_kernel``
-  allocated before ``trace_init`` as far as the log states it (:func:`ftrace_pages`, :func:`ring_buffer_pages`).
+  allocated before ``trace_init`` as far as the log states it (:func:`ftrace_pages`,
+  :func:`tracer_alloc_buffers_pages`).
   The rest (SLUB's boot caches, ...; the pages on the per-CPU lists, which ``nr_free_pages()`` does not
   count) is printed as **unplaced**, with the per-CPU lists' content at the /proc dump and the vmstat drift
   bound beside it (:func:`_pcp_facts`).
@@ -106,30 +107,50 @@ def buddy_flux(text: str, before_line: int) -> dict | None:
     return {"refill_pages": refill, "direct_pages": direct, "drain_pages": drain} if seen else None
 
 
-def ring_buffer_pages(cmdline: str, page_size: int = 4096) -> int:
-    """Pages ``early_trace_init`` -> ``tracer_alloc_buffers`` allocates for the boot CPU (the only online CPU
-    then; with CONFIG_HOTPLUG_CPU the other CPUs' buffers are allocated as they come up, after trace_init,
-    so those are in the trace):
+#: TRACE_BUF_SIZE_DEFAULT, the global buffer's size when trace_event= is given without trace_buf_size=.
+TRACE_BUF_SIZE_DEFAULT = 1441792
+#: get_order(sizeof(struct saved_cmdlines_buffer)): 4 * (PID_MAX_DEFAULT + 1) = 131076 bytes > 128 KiB.
+SAVEDCMD_ORDER = 6
 
-    * the global buffer of ``trace_buf_size`` bytes when ``trace_event=`` is on the command line (it sets
-      ring_buffer_expanded), else of 1 byte: ``nr_pages = max(2, DIV_ROUND_UP(size, PAGE_SIZE - 16))``
-      sub-buffer pages plus the reader page;
+
+def trace_buf_size(cmdline: str) -> int:
+    """The global ring buffer's size in bytes: ``trace_buf_size=`` (the last one wins) when ``trace_event=`` is
+    on the command line (it sets ring_buffer_expanded), else 1 byte."""
+    if not re.search(r"(?:^|\s)trace_event=", cmdline):
+        return 1
+    size = TRACE_BUF_SIZE_DEFAULT
+    for m in _RE_BUF_SIZE.finditer(cmdline):
+        size = int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]
+    return size
+
+
+def buffer_pages(size: int, page_size: int = 4096) -> int:
+    """rb_allocate_cpu_buffer: the reader page plus ``max(2, DIV_ROUND_UP(size, PAGE_SIZE - 16))`` sub-buffers."""
+    return 1 + max(2, -(-size // (page_size - BUF_PAGE_HDR_SIZE)))
+
+
+def ring_buffer_pages(cmdline: str, page_size: int = 4096) -> int:
+    """Pages of the boot CPU's two ring buffers ``early_trace_init`` -> ``tracer_alloc_buffers`` allocates (the
+    only online CPU then; with CONFIG_HOTPLUG_CPU the other CPUs' buffers are allocated as they come up, after
+    trace_init, so those are in the trace):
+
+    * the global buffer of :func:`trace_buf_size` bytes;
     * the snapshot (max) buffer of CONFIG_TRACER_MAX_TRACE (Debian: y), 1 byte unless a snapshot is asked
-      for at boot: 2 pages plus its reader page.
+      for at boot.
 
     Applied where the log has the ftrace line (CONFIG_FUNCTION_TRACER, which brings the ring buffer); a kernel
     built without CONFIG_TRACER_MAX_TRACE has 3 pages less. Checked on the 6.12 kernel of the kernel lab: with
     trace_buf_size=2M instead of 1M the Memory: X fell by the 257 extra sub-buffers plus 4 slab pages of their
     64-byte ``buffer_page`` descriptors (not counted here: they share kmalloc-64 slabs with other objects).
     """
-    size = 1
-    if re.search(r"(?:^|\s)trace_event=", cmdline):
-        size = 1441792  # the kernel's TRACE_BUF_SIZE_DEFAULT
-        for m in _RE_BUF_SIZE.finditer(cmdline):
-            size = int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]
-    nr = max(2, -(-size // (page_size - BUF_PAGE_HDR_SIZE)))
-    max_nr = 2
-    return (nr + 1) + (max_nr + 1)
+    return buffer_pages(trace_buf_size(cmdline), page_size) + buffer_pages(1, page_size)
+
+
+def tracer_alloc_buffers_pages(cmdline: str, page_size: int = 4096) -> int:
+    """All the pages ``tracer_alloc_buffers`` takes before trace_init: ``temp_buffer`` (a ring buffer of one
+    page), the ``saved_cmdlines_buffer`` (one order-:data:`SAVEDCMD_ORDER` block) and :func:`ring_buffer_pages`
+    (pgdefer.lab.pretrace lists them one by one, in the kernel's order)."""
+    return buffer_pages(page_size, page_size) + (1 << SAVEDCMD_ORDER) + ring_buffer_pages(cmdline, page_size)
 
 
 def _policy_for(topo):
@@ -328,8 +349,8 @@ def _untraced_window(text, boot, trace, page_size, flux=None) -> list:
     if nft:
         pre.append(("ftrace_init: 'ftrace: allocated N pages'", nft, "log"))
     if nft is not None and boot.command_line is not None:   # a kernel with ftrace has the tracing ring buffer
-        pre.append(("early_trace_init: the boot CPU's ring buffers", ring_buffer_pages(boot.command_line, page_size),
-                    "rule"))
+        what = "early_trace_init: tracer_alloc_buffers (temp buffer, saved cmdlines, the boot CPU's ring buffers)"
+        pre.append((what, tracer_alloc_buffers_pages(boot.command_line, page_size), "rule"))
     if not flux:   # with the buddy flux the bulk allocator's pages are in its refills
         for table, pages in untraced_hash_tables(text, bool(trace.events), page_size):
             pre.append((f"hash table {table}, not in the trace", pages, "log"))
@@ -403,8 +424,8 @@ def _explain(out, late, traced) -> str:
     gap = out["unplaced_kib"]
     if gap == 0:
         return "none: the predicted Memory: available figure equals the kernel's"
-    pcp = ("pages on the per-CPU lists, which nr_free_pages() does not count and the model does not have yet "
-           "(issue 10)")
+    pcp = ("pages on the kernel's per-CPU lists beyond the model's (nr_free_pages() counts neither; the model's "
+           "lists hold only what the traced allocations refilled)")
     if late and not traced:
         return ("the window's allocations (slab, page tables, per-cpu, ...) between memblock_free_all and the end "
                 f"of page_alloc_init_late: this boot has no page trace to replay them; and {pcp}")

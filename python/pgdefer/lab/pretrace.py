@@ -23,15 +23,10 @@ from __future__ import annotations
 
 import re
 
-from .compare import BUF_PAGE_HDR_SIZE, PREALLOCATE_VMALLOC_PAGES
+from .compare import PREALLOCATE_VMALLOC_PAGES, SAVEDCMD_ORDER, buffer_pages, trace_buf_size
 from .errors import LabError
 
 _RE_GROUPS = re.compile(r"ftrace: allocated (\d+) pages with (\d+) groups")
-_RE_BUF_SIZE = re.compile(r"(?:^|\s)trace_buf_size=(\d+)([kKmMgG]?)(?=\s|$)")
-#: get_order(sizeof(struct saved_cmdlines_buffer)): 4 * (PID_MAX_DEFAULT + 1) = 131076 bytes > 128 KiB.
-SAVEDCMD_ORDER = 6
-#: TRACE_BUF_SIZE_DEFAULT, the global buffer's size when trace_event= is given without trace_buf_size=.
-TRACE_BUF_SIZE_DEFAULT = 1441792
 
 
 def ftrace_group_orders(text: str) -> list[int] | None:
@@ -49,11 +44,6 @@ def ftrace_group_orders(text: str) -> list[int] | None:
     return orders
 
 
-def _buffer_pages(size: int, page_size: int) -> int:
-    """rb_allocate_cpu_buffer: the reader page plus max(2, DIV_ROUND_UP(size, BUF_PAGE_SIZE)) sub-buffers."""
-    return 1 + max(2, -(-size // (page_size - BUF_PAGE_HDR_SIZE)))
-
-
 def pre_trace_allocations(text: str, cmdline: str, page_size: int = 4096) -> list[tuple[str, int, int]]:
     """[(what, order, count)] in the kernel's order: the untraced allocations the log states (module docstring);
     the SLUB bootstrap between items 1 and 3 is not among them."""
@@ -62,13 +52,9 @@ def pre_trace_allocations(text: str, cmdline: str, page_size: int = 4096) -> lis
     if orders is None:   # no ftrace, no tracing ring buffers either
         return out
     out += [("ftrace_init: record group", k, 1) for k in orders]
-    size = 1
-    if re.search(r"(?:^|\s)trace_event=", cmdline):   # sets ring_buffer_expanded
-        size = TRACE_BUF_SIZE_DEFAULT
-        for m in _RE_BUF_SIZE.finditer(cmdline):
-            size = int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]
-    out.append(("tracer_alloc_buffers: temp_buffer", 0, _buffer_pages(page_size, page_size)))
+    size = trace_buf_size(cmdline)
+    out.append(("tracer_alloc_buffers: temp_buffer", 0, buffer_pages(page_size, page_size)))
     out.append(("tracer_alloc_buffers: savedcmd", SAVEDCMD_ORDER, 1))
-    out.append(("tracer_alloc_buffers: global buffer (boot CPU)", 0, _buffer_pages(size, page_size)))
-    out.append(("tracer_alloc_buffers: snapshot buffer (boot CPU)", 0, _buffer_pages(1, page_size)))
+    out.append(("tracer_alloc_buffers: global buffer (boot CPU)", 0, buffer_pages(size, page_size)))
+    out.append(("tracer_alloc_buffers: snapshot buffer (boot CPU)", 0, buffer_pages(1, page_size)))
     return out
