@@ -17,6 +17,7 @@ after that, again every pfn is the model's own. The real per-CPU pagesets are se
     python benches/replay_match.py [--vmalloc-only] [LOG ...]   (default: every traced log in ../shared/kernel-lab)
 """
 
+import argparse
 import collections
 import re
 import sys
@@ -96,8 +97,16 @@ def replay(path, behind=0, vmalloc_only=False):
 
 
 def main(argv):
-    vmalloc_only = "--vmalloc-only" in argv
-    logs = [a for a in argv if a != "--vmalloc-only"] or sorted(str(x) for x in LAB.glob("*.log"))
+    ap = argparse.ArgumentParser(prog="replay_match.py", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("logs", nargs="*", metavar="LOG",
+                    help="kernel-lab logs (default: every log in ../shared/kernel-lab)")
+    ap.add_argument("--vmalloc-only", action="store_true",
+                    help="before the trace, only the 65 preallocate_vmalloc_pages pages (the figures before the "
+                         "pre-trace model)")
+    args = ap.parse_args(argv)
+    vmalloc_only = args.vmalloc_only
+    logs = args.logs or sorted(str(x) for x in LAB.glob("*.log"))
     print("replay of the traced window allocations (the model's own pfn choice; no resync);"
           f" pre-trace: {'vmalloc pages only' if vmalloc_only else 'what the log states'}")
     for log in logs:
