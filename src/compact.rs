@@ -8,11 +8,12 @@
 //! - `Init`: every page initialised once by one `init_range` over the whole section: state INIT, one zone,
 //!   one node, one boot path, no buddy head. Written in O(1) instead of one store per page.
 //! - `FreeRun`: every page FREE (initialised once, one zone, node and boot path), a MAX_PAGE_ORDER head
-//!   at every MAX_ORDER-aligned page, and those heads one run of the same free list in ascending pfn
-//!   order; the list's links into and out of the run (`prev` of its first block, `next` of its last)
-//!   are kept. What the boot-time frees leave from v5.10 on (`FPI_TO_TAIL`). Before 5.10 boot frees
-//!   of MAX_ORDER blocks go to the list head, a descending run, which is not summarised yet: those
-//!   generations keep their free sections dense (no saving; the same reads).
+//!   at every MAX_ORDER-aligned page, and those heads one run of the same free list in ascending or
+//!   (the `desc` flag) descending pfn order; the list's links into and out of the run (`prev` of its
+//!   first block in list order, `next` of its last) are kept. Ascending is what the boot-time frees
+//!   leave from v5.10 on (`FPI_TO_TAIL`); descending what they leave before 5.10, where a freed
+//!   MAX_ORDER block goes to the list head (`__free_one_page`), so frees in ascending pfn order link
+//!   each block in front of the one before.
 //! - `Dense`: the page arrays hold the section.
 //!
 //! A summary section becomes dense (decoded into the arrays) when a write does not keep its summary: a
@@ -37,7 +38,7 @@ pub const BUSY: u8 = 4;
 /// Free-list link meaning "none" (as `page::NIL`).
 const NIL: u32 = u32::MAX;
 
-/// One section's summary: `meta` = kind | zone << 8 | boot path << 16 | node << 32 (the kind it has while
+/// One section's summary: `meta` = kind | flags << 8 | boot path << 16 | desc << 24 | node << 32 (the kind it has while
 /// BUSY is the summary's), and the links into and out of a free run.
 #[derive(Default)]
 pub struct Summary {
@@ -55,6 +56,8 @@ pub struct Uniform {
     pub flags: u8,
     pub init_by: u8,
     pub node: u16,
+    /// A free run linked in descending pfn order (list head first: the highest block).
+    pub desc: bool,
 }
 
 /// Per section of the dense index space: its kind and summary.
@@ -124,6 +127,7 @@ impl Sections {
             kind: m as u8,
             flags: (m >> 8) as u8,
             init_by: (m >> 16) as u8,
+            desc: (m >> 24) & 1 != 0,
             node: (m >> 32) as u16,
         }
     }
@@ -132,6 +136,7 @@ impl Sections {
         let m = u64::from(u.kind)
             | u64::from(u.flags) << 8
             | u64::from(u.init_by) << 16
+            | u64::from(u.desc) << 24
             | u64::from(u.node) << 32;
         self.sum[s].meta.store(m, Ordering::Release);
     }
@@ -161,6 +166,7 @@ impl Sections {
     }
 
     /// The (next, prev) links of page `i` of a free-run section `s` summarised as `u` (NIL off the heads).
+    /// In list order the run goes up the blocks (ascending) or down them (`desc`).
     pub fn links(&self, sec: usize, page: usize, sum: Uniform) -> (u32, u32) {
         if sum.kind == INIT || page.trailing_zeros() < self.max_order {
             return (NIL, NIL);
@@ -171,21 +177,32 @@ impl Sections {
             self.sum[sec].prev.load(Ordering::Relaxed),
             self.sum[sec].next.load(Ordering::Relaxed),
         );
-        let next = if block < last {
-            self.head(sec, block + 1)
+        let (up, down) = (
+            if block < last {
+                self.head(sec, block + 1)
+            } else if sum.desc {
+                into
+            } else {
+                out
+            },
+            if block > 0 {
+                self.head(sec, block - 1)
+            } else if sum.desc {
+                out
+            } else {
+                into
+            },
+        );
+        if sum.desc {
+            (down, up)
         } else {
-            out
-        };
-        let prev = if block > 0 {
-            self.head(sec, block - 1)
-        } else {
-            into
-        };
-        (next, prev)
+            (up, down)
+        }
     }
 
     /// A link write to page `i` of free-run section `s` that keeps the summary: the same value, or the
-    /// link out of the run's last block (`next`) or into its first (`prev`). False: decode first.
+    /// link out of the run's last block in list order (`next`) or into its first (`prev`). False: decode
+    /// first.
     pub fn set_link_keeps(
         &self,
         sec: usize,
@@ -202,10 +219,15 @@ impl Sections {
             return true;
         }
         let block = (page - (sec << self.shift)) >> self.max_order;
-        if next && block == self.blocks() - 1 {
+        let (list_first, list_last) = if sum.desc {
+            (self.blocks() - 1, 0)
+        } else {
+            (0, self.blocks() - 1)
+        };
+        if next && block == list_last {
             self.sum[sec].next.store(value, Ordering::Relaxed);
             true
-        } else if !next && block == 0 {
+        } else if !next && block == list_first {
             self.sum[sec].prev.store(value, Ordering::Relaxed);
             true
         } else {
@@ -261,6 +283,7 @@ impl Sections {
                 flags,
                 init_by,
                 node,
+                desc: false,
             },
         );
         self.cas(s, ZERO, INIT)
@@ -306,7 +329,9 @@ mod tests {
         flags: 0x2b,
         init_by: 5,
         node: 3,
+        desc: false,
     };
+    const DESC: Uniform = Uniform { desc: true, ..FREE };
 
     #[test]
     fn a_free_run_decodes_its_heads_and_links_in_ascending_order() {
@@ -325,6 +350,36 @@ mod tests {
             "order 2 + bias 1 at each head"
         );
         assert_eq!(c.decode(21, FREE, 1).node, 3);
+    }
+
+    #[test]
+    fn a_descending_run_links_down_the_section_from_its_highest_block() {
+        let c = sections();
+        c.set_free_run(1, DESC, 7, 9);
+        assert_eq!(c.uniform(1), Some(DESC), "the direction is kept");
+        // List order 7 -> 28 -> 24 -> 20 -> 16 -> 9 (head rule: each block freed went in front).
+        let links: Vec<_> = (16..32).step_by(4).map(|i| c.links(1, i, DESC)).collect();
+        assert_eq!(links, [(9, 20), (16, 24), (20, 28), (24, 7)]);
+        assert!(
+            c.set_link_keeps(1, 28, DESC, false, 11),
+            "into the first block (28)"
+        );
+        assert!(
+            c.set_link_keeps(1, 16, DESC, true, 13),
+            "out of the last block (16)"
+        );
+        assert_eq!(
+            (c.links(1, 28, DESC), c.links(1, 16, DESC)),
+            ((24, 11), (13, 20))
+        );
+        assert!(
+            !c.set_link_keeps(1, 16, DESC, false, 11),
+            "16's prev is 20, inside the run"
+        );
+        assert!(
+            !c.set_link_keeps(1, 28, DESC, true, 9),
+            "28's next is 24, inside the run"
+        );
     }
 
     #[test]

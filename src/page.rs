@@ -490,7 +490,8 @@ impl PageArray {
 impl PageArray {
     /// If dense section `section` is uniformly free (every page FREE, initialised once, one zone, node
     /// and boot path, MAX_PAGE_ORDER heads exactly at the MAX_ORDER-aligned pages, each linked to the
-    /// next in ascending order), its summary; else None. Compact machines only.
+    /// next in ascending or each to the one below in descending order), its summary; else None; `first`
+    /// and `last` are in list order. Compact machines only.
     pub fn free_run(&self, section: usize) -> Option<FreeRun> {
         let c = self.compact.as_ref()?;
         if c.kind(section) != crate::compact::DENSE {
@@ -520,10 +521,16 @@ impl PageArray {
         let linked = |a: usize, b: usize| {
             self.next[a].load(Relaxed) == b as u32 && self.prev[b].load(Relaxed) == a as u32
         };
-        if !block_heads.windows(2).all(|w| linked(w[0], w[1])) {
+        // Ascending (tail placement, 5.10+) or descending (head placement before 5.10) in list order.
+        let (lo, hi) = (block_heads[0], block_heads[block_heads.len() - 1]);
+        let desc = if block_heads.windows(2).all(|w| linked(w[0], w[1])) {
+            false
+        } else if block_heads.windows(2).all(|w| linked(w[1], w[0])) {
+            true
+        } else {
             return None;
-        }
-        let (first, last) = (block_heads[0], block_heads[block_heads.len() - 1]);
+        };
+        let (first, last) = if desc { (hi, lo) } else { (lo, hi) };
         Some(FreeRun {
             section,
             uniform: Uniform {
@@ -531,6 +538,7 @@ impl PageArray {
                 flags: f,
                 init_by: by,
                 node,
+                desc,
             },
             first,
             last,
@@ -672,6 +680,33 @@ mod tests {
             (pa.state(80), pa.state(79), pa.next(64), pa.next(112)),
             (PageState::Allocated, PageState::Free, 80, 3)
         );
+    }
+
+    #[test]
+    fn a_descending_free_section_is_a_run_whose_list_starts_at_its_highest_block() {
+        let g = Geometry::new(4096, 256 << 10, 3, 4).unwrap(); // 64-page sections, blocks of 16
+        let pa = PageArray::new_compact(g, &[(0, 2)]);
+        // Section 1 as pre-5.10 boot frees leave it: each block freed in ascending pfn order went to the
+        // list head, so the list reads 112 -> 96 -> 80 -> 64.
+        pa.init_range(64, 64, ZoneType::Normal, 0, InitBy::Pass);
+        pa.set_state_range(64, 64, PageState::Free);
+        let list = [112usize, 96, 80, 64];
+        for (k, &h) in list.iter().enumerate() {
+            pa.set_head_order(h, Some(4));
+            pa.set_prev(h, if k == 0 { NIL } else { list[k - 1] as u32 });
+            pa.set_next(h, list.get(k + 1).map_or(NIL, |&n| n as u32));
+        }
+        let run = pa.free_run(1).expect("a descending free run");
+        assert!(run.uniform.desc);
+        assert_eq!((run.first, run.last), (112, 64), "in list order");
+        pa.summarize(&run);
+        let got: Vec<_> = list.iter().map(|&h| (pa.next(h), pa.prev(h))).collect();
+        assert_eq!(got, [(96, NIL), (80, 112), (64, 96), (NIL, 80)]);
+        // Breaking the order (80 taken off the list) leaves no run.
+        pa.set_next(96, 64);
+        pa.set_prev(64, 96);
+        assert_eq!(pa.compact.as_ref().unwrap().kind(1), crate::compact::DENSE);
+        assert!(pa.free_run(1).is_none(), "96 -> 64 skips a block");
     }
 
     #[test]

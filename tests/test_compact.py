@@ -93,9 +93,9 @@ def _two_nodes():
     return presets.get("default")  # 2 x 8 GiB: 2^21 struct pages per node, 128 MiB sections
 
 
-# Only generations whose boot frees link MAX_ORDER blocks in ascending order (tail placement, v5.10+): before
-# 5.10 they go to the list head (a descending run), which the summary does not hold yet (docs/model.md §3.1).
-@pytest.mark.parametrize("policy", ["v5.10", "v6.4", "rework-2025"])
+# Boot frees link MAX_ORDER blocks ascending from 5.10 (tail placement) and descending before (the list head):
+# both are summaries (docs/model.md §3.1).
+@pytest.mark.parametrize("policy", ["eager", "v4.17", "v5.2", "v5.10", "v6.4", "rework-2025"])
 def test_a_booted_machine_is_mostly_summaries_and_reads_as_the_dense_one(policy):
     topo = _two_nodes()
     dense = Deterministic(topo, policy=policy)
