@@ -583,6 +583,15 @@ impl PageArray {
 mod tests {
     use super::*;
 
+    /// Heads of `order` at `list`, linked into one free list in that order, alone on it.
+    fn link_by_hand(pa: &PageArray, list: &[usize], order: u32) {
+        for (k, &h) in list.iter().enumerate() {
+            pa.set_head_order(h, Some(order));
+            pa.set_prev(h, if k == 0 { NIL } else { list[k - 1] as u32 });
+            pa.set_next(h, list.get(k + 1).map_or(NIL, |&n| n as u32));
+        }
+    }
+
     #[test]
     fn flags_roundtrip() {
         let f = Flags(0).initialised(ZoneType::Normal);
@@ -637,11 +646,7 @@ mod tests {
         pa.init_range(64, 64, ZoneType::Normal, 0, InitBy::Pass);
         pa.set_state_range(64, 64, PageState::Free);
         let heads = [64usize, 80, 96, 112];
-        for (k, &h) in heads.iter().enumerate() {
-            pa.set_head_order(h, Some(4));
-            pa.set_prev(h, if k == 0 { NIL } else { heads[k - 1] as u32 });
-            pa.set_next(h, heads.get(k + 1).map_or(NIL, |&n| n as u32));
-        }
+        link_by_hand(&pa, &heads, 4);
         let run = pa.free_run(1).expect("a uniform free run");
         assert_eq!(
             (run.first, run.last, run.prev, run.next),
@@ -691,11 +696,7 @@ mod tests {
         pa.init_range(64, 64, ZoneType::Normal, 0, InitBy::Pass);
         pa.set_state_range(64, 64, PageState::Free);
         let list = [112usize, 96, 80, 64];
-        for (k, &h) in list.iter().enumerate() {
-            pa.set_head_order(h, Some(4));
-            pa.set_prev(h, if k == 0 { NIL } else { list[k - 1] as u32 });
-            pa.set_next(h, list.get(k + 1).map_or(NIL, |&n| n as u32));
-        }
+        link_by_hand(&pa, &list, 4);
         let run = pa.free_run(1).expect("a descending free run");
         assert!(run.uniform.desc);
         assert_eq!((run.first, run.last), (112, 64), "in list order");
