@@ -146,11 +146,19 @@ def ring_buffer_pages(cmdline: str, page_size: int = 4096) -> int:
     return buffer_pages(trace_buf_size(cmdline), page_size) + buffer_pages(1, page_size)
 
 
+def tracer_alloc_buffers(cmdline: str, page_size: int = 4096) -> list[tuple[str, int, int]]:
+    """[(what, order, count)] of what ``tracer_alloc_buffers`` takes before trace_init, in its order:
+    ``temp_buffer`` (a ring buffer of one page), the ``saved_cmdlines_buffer`` (one order-:data:`SAVEDCMD_ORDER`
+    block), then the boot CPU's global and snapshot buffers (:func:`ring_buffer_pages`)."""
+    return [("tracer_alloc_buffers: temp_buffer", 0, buffer_pages(page_size, page_size)),
+            ("tracer_alloc_buffers: savedcmd", SAVEDCMD_ORDER, 1),
+            ("tracer_alloc_buffers: global buffer (boot CPU)", 0, buffer_pages(trace_buf_size(cmdline), page_size)),
+            ("tracer_alloc_buffers: snapshot buffer (boot CPU)", 0, buffer_pages(1, page_size))]
+
+
 def tracer_alloc_buffers_pages(cmdline: str, page_size: int = 4096) -> int:
-    """All the pages ``tracer_alloc_buffers`` takes before trace_init: ``temp_buffer`` (a ring buffer of one
-    page), the ``saved_cmdlines_buffer`` (one order-:data:`SAVEDCMD_ORDER` block) and :func:`ring_buffer_pages`
-    (pgdefer.lab.pretrace lists them one by one, in the kernel's order)."""
-    return buffer_pages(page_size, page_size) + (1 << SAVEDCMD_ORDER) + ring_buffer_pages(cmdline, page_size)
+    """All the pages of :func:`tracer_alloc_buffers`."""
+    return sum(count << order for _, order, count in tracer_alloc_buffers(cmdline, page_size))
 
 
 def _policy_for(topo):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 
-from .compare import PREALLOCATE_VMALLOC_PAGES, SAVEDCMD_ORDER, buffer_pages, trace_buf_size
+from .compare import PREALLOCATE_VMALLOC_PAGES, tracer_alloc_buffers
 from .errors import LabError
 
 _RE_GROUPS = re.compile(r"ftrace: allocated (\d+) pages with (\d+) groups")
@@ -52,9 +52,4 @@ def pre_trace_allocations(text: str, cmdline: str, page_size: int = 4096) -> lis
     if orders is None:   # no ftrace, no tracing ring buffers either
         return out
     out += [("ftrace_init: record group", k, 1) for k in orders]
-    size = trace_buf_size(cmdline)
-    out.append(("tracer_alloc_buffers: temp_buffer", 0, buffer_pages(page_size, page_size)))
-    out.append(("tracer_alloc_buffers: savedcmd", SAVEDCMD_ORDER, 1))
-    out.append(("tracer_alloc_buffers: global buffer (boot CPU)", 0, buffer_pages(size, page_size)))
-    out.append(("tracer_alloc_buffers: snapshot buffer (boot CPU)", 0, buffer_pages(1, page_size)))
-    return out
+    return out + tracer_alloc_buffers(cmdline, page_size)
