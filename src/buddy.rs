@@ -43,8 +43,8 @@ pub enum ListEnd {
 #[derive(Debug)]
 pub struct FreeArea {
     /// List heads and tails by `[order][migratetype]`.
-    head: Vec<[u32; NR_MIGRATETYPES]>,
-    tail: Vec<[u32; NR_MIGRATETYPES]>,
+    head: Vec<[usize; NR_MIGRATETYPES]>,
+    tail: Vec<[usize; NR_MIGRATETYPES]>,
     /// `free_area[order].nr_free`: blocks of every migratetype.
     pub nr_free: Vec<u64>,
     /// NR_FREE_PAGES
@@ -109,26 +109,25 @@ impl FreeArea {
 
     fn link(&mut self, pa: &PageArray, i: usize, order: u32, mt: MigrateType, end: ListEnd) {
         let (o, m) = (order as usize, mt as usize);
-        let i32 = i as u32;
         match (end, self.head[o][m]) {
             (_, NIL) => {
                 pa.set_next(i, NIL);
                 pa.set_prev(i, NIL);
-                self.head[o][m] = i32;
-                self.tail[o][m] = i32;
+                self.head[o][m] = i;
+                self.tail[o][m] = i;
             }
             (ListEnd::Head | ListEnd::MergeLikely, h) => {
                 pa.set_next(i, h);
                 pa.set_prev(i, NIL);
-                pa.set_prev(h as usize, i32);
-                self.head[o][m] = i32;
+                pa.set_prev(h, i);
+                self.head[o][m] = i;
             }
             (ListEnd::Tail, _) => {
                 let t = self.tail[o][m];
                 pa.set_prev(i, t);
                 pa.set_next(i, NIL);
-                pa.set_next(t as usize, i32);
-                self.tail[o][m] = i32;
+                pa.set_next(t, i);
+                self.tail[o][m] = i;
             }
         }
         self.nr_free[o] += 1;
@@ -137,19 +136,19 @@ impl FreeArea {
     /// `list_del`: the links say where the block sits; a list end is found among the heads/tails.
     fn unlink(&mut self, pa: &PageArray, i: usize, order: u32) {
         let o = order as usize;
-        let me = i as u32;
+        let me = i;
         let (next, prev) = (pa.next(i), pa.prev(i));
         if prev == NIL {
             let h = self.head[o].iter_mut().find(|h| **h == me);
             *h.expect("a block without a predecessor heads a list") = next;
         } else {
-            pa.set_next(prev as usize, next);
+            pa.set_next(prev, next);
         }
         if next == NIL {
             let t = self.tail[o].iter_mut().find(|t| **t == me);
             *t.expect("a block without a successor ends a list") = prev;
         } else {
-            pa.set_prev(next as usize, prev);
+            pa.set_prev(next, prev);
         }
         self.nr_free[o] -= 1;
     }
@@ -157,7 +156,7 @@ impl FreeArea {
     /// Whether block `i` heads (`head`) or ends the list of `(order, mt)`.
     pub fn is_list_end(&self, order: u32, mt: MigrateType, i: usize, head: bool) -> bool {
         let ends = if head { &self.head } else { &self.tail };
-        ends[order as usize][mt as usize] == i as u32
+        ends[order as usize][mt as usize] == i
     }
 
     /// Block heads on the list of `(order, mt)`, head first.
@@ -165,8 +164,8 @@ impl FreeArea {
         let mut out = Vec::new();
         let mut cur = self.head[order as usize][mt as usize];
         while cur != NIL && out.len() as u64 <= self.nr_free[order as usize] {
-            out.push(cur as usize);
-            cur = pa.next(cur as usize);
+            out.push(cur);
+            cur = pa.next(cur);
         }
         out
     }
@@ -234,7 +233,7 @@ impl FreeArea {
     /// `__rmqueue_smallest`: the head block of the smallest sufficient order on `mt`'s lists.
     fn rmqueue_smallest(&mut self, pa: &PageArray, order: u32, mt: MigrateType) -> Option<usize> {
         let j = (order..=self.max_order()).find(|&j| self.head[j as usize][mt as usize] != NIL)?;
-        let i = self.head[j as usize][mt as usize] as usize;
+        let i = self.head[j as usize][mt as usize];
         self.unlink(pa, i, j);
         self.expand(pa, i, order, j, mt);
         Some(i)
@@ -299,7 +298,7 @@ impl FreeArea {
             }
             pick => pick,
         };
-        let i = self.head[cur as usize][f as usize] as usize;
+        let i = self.head[cur as usize][f as usize];
         Some(self.steal_suitable_fallback(pa, i, cur, order, start, whole))
     }
 

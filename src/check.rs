@@ -13,86 +13,85 @@ impl Machine {
         let mut bad = self.violations();
         let pa = &self.pages;
         let done = self.phase() >= Phase::Done;
-        // Expected class of every memory pfn; holes are everything else in the memmap.
-        // I1 / I2: init counts and which pages may be UNINIT.
-        let mut is_memory = vec![false; pa.len()];
-        for r in &self.layout.memory {
-            let i = pa.idx(r.start).unwrap();
-            is_memory[i..i + r.len() as usize]
-                .iter_mut()
-                .for_each(|m| *m = true);
-        }
-        let mut deferrable = vec![false; pa.len()];
-        for r in &self.layout.free {
+        // Expected class of every memory pfn (holes are everything else in the memmap) and which pfns
+        // may still be UNINIT, as sorted index spans: no per-page array, so a 24 TB check fits.
+        let memory = Spans::new(
+            self.layout
+                .memory
+                .iter()
+                .map(|r| pa.idx(r.start).map(|i| (i, i + r.len() as usize))),
+        );
+        let deferrable = Spans::new(self.layout.free.iter().map(|r| {
             let ni = self.node_index(r.nid).unwrap();
-            if let Some(f) = self.nodes[ni].fdp.load() {
-                let s = r.start.max(f);
-                if s < r.end {
-                    let i = pa.idx(s).unwrap();
-                    deferrable[i..i + (r.end - s) as usize]
-                        .iter_mut()
-                        .for_each(|d| *d = true);
-                }
-            }
-        }
+            let s = r.start.max(self.nodes[ni].fdp.load()?);
+            (s < r.end).then(|| pa.idx(s).map(|i| (i, i + (r.end - s) as usize)))?
+        }));
+        let (mut memory, mut deferrable) = (memory.cursor(), deferrable.cursor());
         let booted = self.phase() >= Phase::Booted;
+        let pbo = self.geometry().pageblock_order;
         let mut uninit_count = 0u64;
         self.stop.set_stage(crate::stop::RunStage::Check);
-        for i in 0..pa.len() {
-            if i % CHECK_CHUNK == 0 && i > 0 {
-                self.stop.add_checked(CHECK_CHUNK as u64);
+        let (mut i, mut polled) = (0usize, 0usize);
+        while i < pa.len() {
+            if i - polled >= CHECK_CHUNK {
+                self.stop.add_checked((i - polled) as u64);
+                polled = i;
                 if self.stopping() {
                     bad.push(format!("check() interrupted at pfn {:#x}", pa.pfn(i)));
                     break;
                 }
             }
-            let f = pa.flags(i);
+            // One step covers a page, or a summarised section's pages that are alike in every respect
+            // checked here (the spans split it where memory or the deferred range starts or ends).
+            let (is_memory, memory_end) = memory.at(i);
+            let (deferrable, deferrable_end) = deferrable.at(i);
+            let (f, _, end) = pa.run_at(i, memory_end.min(deferrable_end));
             let (state, n) = (f.state(), f.init_count());
+            let pfn = pa.pfn(i);
             if n > 1 {
-                push(
-                    &mut bad,
-                    format!("I1: pfn {:#x} initialised {n} times", pa.pfn(i)),
-                );
+                push(&mut bad, format!("I1: pfn {pfn:#x} initialised {n} times"));
             }
             if (state == PageState::Uninit) != (n == 0) {
                 push(
                     &mut bad,
-                    format!("I1: pfn {:#x} is {state:?} with init count {n}", pa.pfn(i)),
+                    format!("I1: pfn {pfn:#x} is {state:?} with init count {n}"),
                 );
             }
-            if booted && state == PageState::Uninit && !deferrable[i] {
+            if booted && state == PageState::Uninit && !deferrable {
                 push(
                     &mut bad,
-                    format!("I2: pfn {:#x} is uninitialised but not deferred", pa.pfn(i)),
+                    format!("I2: pfn {pfn:#x} is uninitialised but not deferred"),
                 );
             }
-            if booted && deferrable[i] && state != PageState::Uninit {
+            if booted && deferrable && state != PageState::Uninit {
                 push(
                     &mut bad,
-                    format!(
-                        "I2: pfn {:#x} at/above first_deferred_pfn is {state:?}",
-                        pa.pfn(i)
-                    ),
+                    format!("I2: pfn {pfn:#x} at/above first_deferred_pfn is {state:?}"),
                 );
             }
             if state == PageState::Uninit {
-                uninit_count += 1;
+                uninit_count += (end - i) as u64;
             }
-            if booted && !is_memory[i] && state != PageState::Reserved {
+            if booted && !is_memory && state != PageState::Reserved {
                 push(
                     &mut bad,
-                    format!("hole pfn {:#x} is {state:?}, not reserved", pa.pfn(i)),
+                    format!("hole pfn {pfn:#x} is {state:?}, not reserved"),
                 );
             }
-            if state == PageState::Free && pa.pageblock_mt(i) == MT_UNSET {
-                push(
-                    &mut bad,
-                    format!(
-                        "B-I3: free pfn {:#x} in a pageblock without a migratetype",
-                        pa.pfn(i)
-                    ),
-                );
+            if state == PageState::Free {
+                let untyped = (i >> pbo..=(end - 1) >> pbo)
+                    .find(|&b| pa.pageblock_mt(b << pbo) == MT_UNSET);
+                if let Some(b) = untyped {
+                    push(
+                        &mut bad,
+                        format!(
+                            "B-I3: free pfn {:#x} in a pageblock without a migratetype",
+                            pa.pfn((b << pbo).max(i))
+                        ),
+                    );
+                }
             }
+            i = end;
         }
         self.check_ledger(&mut bad);
         if done && uninit_count > 0 {
@@ -158,15 +157,17 @@ impl Machine {
                         ),
                     );
                 }
-                for j in h..h + (1 << order) {
-                    let f = pa.flags(j);
+                let (mut j, block_end) = (h, h + (1 << order));
+                while j < block_end {
+                    let (f, nid, end) = pa.run_at(j, block_end);
                     if f.state() != PageState::Free
                         || f.zone() != zs.span.zt
-                        || u32::from(pa.node_of(j)) != node.span.nid
+                        || u32::from(nid) != node.span.nid
                     {
-                        push(bad, format!("B-I1: {name} order-{order} block {pfn:#x} holds pfn {:#x} that is {:?} in zone {} node {}", pa.pfn(j), f.state(), f.zone().name(), pa.node_of(j)));
+                        push(bad, format!("B-I1: {name} order-{order} block {pfn:#x} holds pfn {:#x} that is {:?} in zone {} node {nid}", pa.pfn(j), f.state(), f.zone().name()));
                         break;
                     }
+                    j = end;
                 }
                 listed += 1 << order;
             }
@@ -188,14 +189,18 @@ impl Machine {
                 continue;
             }
             let i = pa.idx(s).unwrap();
-            for j in i..i + (e - s) as usize {
-                match pa.state(j) {
-                    PageState::Free => free += 1,
-                    PageState::Allocated => alloc += 1,
-                    PageState::Reserved => reserved += 1,
-                    PageState::Uninit => uninit += 1,
+            let (mut j, range_end) = (i, i + (e - s) as usize);
+            while j < range_end {
+                let (flags, _, end) = pa.run_at(j, range_end);
+                let pages = (end - j) as u64;
+                match flags.state() {
+                    PageState::Free => free += pages,
+                    PageState::Allocated => alloc += pages,
+                    PageState::Reserved => reserved += pages,
+                    PageState::Uninit => uninit += pages,
                     PageState::Init => {}
                 }
+                j = end;
             }
         }
         if free != area.free_pages + pcp_pages {
@@ -297,7 +302,7 @@ impl Machine {
     /// its order, and every ALLOCATED page belongs to one (else it is lost: nobody can free it).
     fn check_ledger(&self, bad: &mut Vec<String>) {
         let pa = &self.pages;
-        let mut owned = vec![false; pa.len()];
+        let mut owned = Vec::new();
         for (pfn, order) in self.ledger.live() {
             let Some(i) = pa.idx(pfn) else {
                 push(
@@ -322,19 +327,77 @@ impl Machine {
                 );
                 continue;
             }
-            owned[i..i + n].iter_mut().for_each(|o| *o = true);
+            owned.push(Some((i, i + n)));
         }
-        let mut lost = (0..pa.len()).filter(|&j| pa.state(j) == PageState::Allocated && !owned[j]);
-        if let Some(first) = lost.next() {
+        let owned = Spans::new(owned.into_iter());
+        let mut owned = owned.cursor();
+        let (mut lost, mut first) = (0u64, None);
+        let mut j = 0;
+        while j < pa.len() {
+            let (f, _, end) = pa.run_at(j, pa.len());
+            if f.state() == PageState::Allocated {
+                for k in j..end {
+                    if !owned.at(k).0 {
+                        lost += 1;
+                        first.get_or_insert(k);
+                    }
+                }
+            }
+            j = end;
+        }
+        if let Some(first) = first {
             push(
                 bad,
                 format!(
-                    "ledger: {} ALLOCATED page(s) belong to no live allocation a caller received (lost \
+                    "ledger: {lost} ALLOCATED page(s) belong to no live allocation a caller received (lost \
                      pages; the first is pfn {:#x})",
-                    1 + lost.count(),
                     pa.pfn(first)
                 ),
             );
+        }
+    }
+}
+
+/// Sorted, merged dense-index spans `[start, end)`: which pages a sweep expects to be memory, deferred
+/// or owned, without a per-page array.
+struct Spans(Vec<(usize, usize)>);
+
+impl Spans {
+    /// The spans given (None: a range without a struct page, skipped), sorted and merged.
+    fn new(spans: impl Iterator<Item = Option<(usize, usize)>>) -> Spans {
+        let mut v: Vec<(usize, usize)> = spans.flatten().filter(|s| s.0 < s.1).collect();
+        v.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(v.len());
+        for (s, e) in v {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        Spans(merged)
+    }
+
+    fn cursor(&self) -> SpanCursor<'_> {
+        SpanCursor { spans: &self.0, k: 0 }
+    }
+}
+
+/// A forward sweep over `Spans`: queries must not go backwards.
+struct SpanCursor<'a> {
+    spans: &'a [(usize, usize)],
+    k: usize,
+}
+
+impl SpanCursor<'_> {
+    /// Whether index `i` is inside a span, and the next index where that answer may change.
+    fn at(&mut self, i: usize) -> (bool, usize) {
+        while self.spans.get(self.k).is_some_and(|s| s.1 <= i) {
+            self.k += 1;
+        }
+        match self.spans.get(self.k) {
+            Some(&(s, e)) if s <= i => (true, e),
+            Some(&(s, _)) => (false, s),
+            None => (false, usize::MAX),
         }
     }
 }

@@ -25,7 +25,7 @@
 //! Per page this costs nothing for summary sections; a dense section costs the dense model's
 //! BYTES_PER_PAGE. Per section: a kind byte and a 16-byte summary.
 
-use crate::sync::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use crate::sync::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 /// Section kinds (the `kind` byte of each section).
 pub const ZERO: u8 = 0;
@@ -36,15 +36,15 @@ pub const FREE_RUN: u8 = 3;
 pub const BUSY: u8 = 4;
 
 /// Free-list link meaning "none" (as `page::NIL`).
-const NIL: u32 = u32::MAX;
+const NIL: usize = usize::MAX;
 
 /// One section's summary: `meta` = kind | flags << 8 | boot path << 16 | desc << 24 | node << 32 (the kind it has while
 /// BUSY is the summary's), and the links into and out of a free run.
 #[derive(Default)]
 pub struct Summary {
     meta: AtomicU64,
-    prev: AtomicU32,
-    next: AtomicU32,
+    prev: AtomicUsize,
+    next: AtomicUsize,
 }
 
 /// The uniform fields of a summary section.
@@ -161,13 +161,13 @@ impl Sections {
     fn blocks(&self) -> usize {
         1 << (self.shift - self.max_order)
     }
-    fn head(&self, s: usize, j: usize) -> u32 {
-        ((s << self.shift) + (j << self.max_order)) as u32
+    fn head(&self, s: usize, j: usize) -> usize {
+        (s << self.shift) + (j << self.max_order)
     }
 
     /// The (next, prev) links of page `i` of a free-run section `s` summarised as `u` (NIL off the heads).
     /// In list order the run goes up the blocks (ascending) or down them (`desc`).
-    pub fn links(&self, sec: usize, page: usize, sum: Uniform) -> (u32, u32) {
+    pub fn links(&self, sec: usize, page: usize, sum: Uniform) -> (usize, usize) {
         if sum.kind == INIT || page.trailing_zeros() < self.max_order {
             return (NIL, NIL);
         }
@@ -209,7 +209,7 @@ impl Sections {
         page: usize,
         sum: Uniform,
         next: bool,
-        value: u32,
+        value: usize,
     ) -> bool {
         if sum.kind == INIT || page.trailing_zeros() < self.max_order {
             return false;
@@ -291,7 +291,7 @@ impl Sections {
 
     /// Summarise dense section `s` as a free run (`kind` FREE_RUN) with links `prev`/`next`
     /// into and out of it. The caller checked that the dense bytes say exactly that.
-    pub fn set_free_run(&self, s: usize, u: Uniform, prev: u32, next: u32) {
+    pub fn set_free_run(&self, s: usize, u: Uniform, prev: usize, next: usize) {
         self.sum[s].prev.store(prev, Ordering::Relaxed);
         self.sum[s].next.store(next, Ordering::Relaxed);
         self.store_meta(s, u);

@@ -175,7 +175,13 @@ impl Machine {
 
     /// `memmap_init` for one node: lower zones fully, the last zone up to the cut.
     fn memmap_init_node(&self, ni: usize) {
-        let fdp = defer_cut(&self.layout, self.policy, self.faults.bytes_as_pages, ni);
+        let fdp = defer_cut(
+            &self.layout,
+            self.policy,
+            self.faults.bytes_as_pages,
+            self.early_prefix,
+            ni,
+        );
         let nid = self.nodes[ni].span.nid;
         let mut pages = 0;
         for r in self.layout.memory.iter().filter(|r| r.nid == nid) {
@@ -304,10 +310,10 @@ impl Machine {
             };
             let (pa, mo) = (&self.pages, self.geometry().max_order);
             let mt = pa.pageblock_migratetype(run.first);
-            let joined = |link: u32, me: usize, first: bool| match (link, first) {
+            let joined = |link: usize, me: usize, first: bool| match (link, first) {
                 (NIL, _) => area.is_list_end(mo, mt, me, first),
-                (l, true) => pa.next(l as usize) == me as u32,
-                (l, false) => pa.prev(l as usize) == me as u32,
+                (l, true) => pa.next(l) == me,
+                (l, false) => pa.prev(l) == me,
             };
             if joined(run.prev, run.first, true) && joined(run.next, run.last, false) {
                 pa.summarize(&run);
@@ -1107,17 +1113,26 @@ impl Machine {
 /// The first pfn of node index `ni`'s last zone to defer (spec §2.3, docs/model.md §11.2): count the
 /// pfns the generation's early loop visits, in order; cut at the first section-aligned one whose count
 /// exceeds the policy's LIMIT. A pure function of the layout, so that the same rule answers "what
-/// would be deferred" without building a page array. `bytes_as_pages`: v4.13's B4 fault.
-pub fn defer_cut(layout: &Layout, policy: Policy, bytes_as_pages: bool, ni: usize) -> Option<u64> {
+/// would be deferred" without building a page array. `bytes_as_pages`: v4.13's B4 fault; `prefix`: v4.2's
+/// fixed prefix in pages instead of 2 GiB (`MachineConfig::early_prefix`).
+pub fn defer_cut(
+    layout: &Layout,
+    policy: Policy,
+    bytes_as_pages: bool,
+    prefix: Option<u64>,
+    ni: usize,
+) -> Option<u64> {
     let node = &layout.nodes[ni];
     let g = &layout.geometry;
-    let limit = policy.early_limit(
-        g,
-        node.start_pfn,
-        node.spanned(),
-        &layout.reserved_regions,
-        bytes_as_pages,
-    )?;
+    let limit = policy
+        .early_limit(
+            g,
+            node.start_pfn,
+            node.spanned(),
+            &layout.reserved_regions,
+            bytes_as_pages,
+        )
+        .map(|l| prefix.unwrap_or(l))?;
     let mut counted = 0u64;
     for (s, e) in defer_counted_runs(layout, policy, ni) {
         // pfn p of this run is number counted + (p - s) + 1; it may cut iff that exceeds limit.
@@ -1189,7 +1204,7 @@ pub fn deferral(layout: &Layout, policy: Policy) -> Vec<NodeDeferral> {
     (0..layout.nodes.len())
         .map(|ni| {
             let nid = layout.nodes[ni].nid;
-            let fdp = defer_cut(layout, policy, false, ni);
+            let fdp = defer_cut(layout, policy, false, None, ni);
             let deferred_pages = fdp.map_or(0, |f| {
                 layout
                     .memory

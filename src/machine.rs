@@ -47,6 +47,8 @@ pub struct MachineConfig {
     /// The compact memmap (`compact`): sections in one uniform state cost a summary, not per-page
     /// bytes. Off (the default), every page is dense: the reference representation.
     pub compact: bool,
+    /// v4.2's fixed early prefix in pages, instead of 2 GiB (the DragonHawk needed 4 GiB, spec §6.1 M4).
+    pub early_prefix: Option<u64>,
 }
 
 /// Deliberate deviations, to show that the tests and checkers catch them.
@@ -90,6 +92,7 @@ impl MachineConfig {
             host_threads: None,
             host_check: true,
             compact: false,
+            early_prefix: None,
         }
     }
 }
@@ -227,6 +230,8 @@ pub struct Machine {
     pub workers: Workers,
     pub grow_irqsave: bool,
     pub faults: Faults,
+    /// `MachineConfig::early_prefix`.
+    pub early_prefix: Option<u64>,
     pub(crate) hooks: Mutex<Vec<PointHook>>,
     pub(crate) has_hooks: AtomicBool,
     /// CPUs stopped at a point while their callbacks run: (host thread, cpu, point).
@@ -294,20 +299,29 @@ fn node_cpus_by_index(layout: &Layout, given: &[(u32, u32)]) -> Result<Vec<u32>>
 /// Most simulated CPUs of each kind (`cpus`, `host_threads`, a node's `node_cpus`).
 pub const MAX_CPUS: u32 = 4096;
 
-/// Dense page indices are u32 in the free-list links.
-const MAX_PAGES: u64 = u32::MAX as u64 - 1;
 
 impl Machine {
     pub fn new(cfg: MachineConfig) -> Result<Machine> {
         let layout = Layout::new(cfg.geometry, &cfg.memory, &cfg.reserved, cfg.zone_limits)?;
         let memmap = layout.memmap_pages();
         let need = memmap * crate::page::BYTES_PER_PAGE;
-        if memmap > MAX_PAGES {
-            return Err(Error::HostMemory(format!(
-                "the memmap would have {memmap} pages ({:.1} GiB of host memory); the model indexes at most \
-                 {MAX_PAGES} pages (16 TiB of 4 KiB pages)",
-                need as f64 / (1u64 << 30) as f64
-            )));
+        // The memmap itself is bounded only by the physical address space (Layout checks it); a free-list
+        // link reaches MAX_LINK_SPAN pages either way, and links never leave their zone.
+        for n in &layout.nodes {
+            for z in &n.zones {
+                if z.spanned() > crate::page::MAX_LINK_SPAN {
+                    return Err(Error::InvalidArgument(format!(
+                        "node {} zone {} spans {} pages; the model's free-list links reach at most {} pages \
+                         ({} TiB of {} KiB pages): split the node",
+                        n.nid,
+                        z.zt.name(),
+                        z.spanned(),
+                        crate::page::MAX_LINK_SPAN,
+                        (crate::page::MAX_LINK_SPAN + 1) >> (40 - cfg.geometry.page_shift),
+                        1u64 << (cfg.geometry.page_shift - 10)
+                    )));
+                }
+            }
         }
         // A compact memmap needs dense bytes only for the sections touched unevenly: no up-front bound.
         if let Some(avail) =
@@ -319,6 +333,15 @@ impl Machine {
                      this host has {:.1} GiB available",
                     need as f64 / (1u64 << 30) as f64,
                     avail as f64 / (1u64 << 30) as f64
+                )));
+            }
+        }
+        if let Some(p) = cfg.early_prefix {
+            if cfg.policy.early_limit_rule() != crate::policy::EarlyLimit::TwoGiB || p == 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "early_prefix ({p} pages) sets v4.2's fixed early prefix: it needs policy v4.2 and at \
+                     least one page, got policy {}",
+                    cfg.policy.name()
                 )));
             }
         }
@@ -407,6 +430,7 @@ impl Machine {
             workers,
             grow_irqsave: cfg.grow_irqsave,
             faults: cfg.faults,
+            early_prefix: cfg.early_prefix,
             hooks: Mutex::new(Vec::new()),
             has_hooks: AtomicBool::new(false),
             stopped: Mutex::new(Vec::new()),

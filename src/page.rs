@@ -2,14 +2,16 @@
 //!
 //! Per page: a flags byte (state, zone, init count), the node (u16), the block order of a buddy head
 //! (stored + ORDER_BIAS so that zeroed memory reads "not a head"), which boot path initialised it (u8)
-//! and the free-list links (two u32 indices). That is BYTES_PER_PAGE = 13 bytes a page; pageblock
+//! and the free-list links (two u32s, each the signed distance to the linked page, 0 for none: links stay
+//! inside one zone, so 32 bits reach any page of a zone of up to 2^31 pages while the memmap itself may
+//! hold up to 2^52 / page size pages). That is BYTES_PER_PAGE = 13 bytes a page; pageblock
 //! migratetypes add one byte per pageblock. Fields are relaxed atomics so
 //! that concurrent simulated CPUs never make Rust UB, even when a deliberately broken protocol races:
 //! exclusivity is the protocol's job (node lock, zone lock), and the init counter catches its failures.
 
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU8, Ordering::Relaxed};
 
-use crate::compact::{Sections, Uniform, FREE_RUN};
+use crate::compact::{Sections, Uniform, FREE_RUN, ZERO};
 use crate::geometry::Geometry;
 use crate::hostmem::HostArray;
 use crate::migratetype::MigrateType;
@@ -113,8 +115,31 @@ pub enum InitBy {
 
 pub const INIT_BY_NAMES: [&str; 6] = ["none", "early", "hole", "memblock_free_all", "grow", "pass"];
 
-/// Free-list link meaning "none".
-pub const NIL: u32 = u32::MAX;
+/// Free-list link meaning "none" (a link is a dense page index).
+pub const NIL: usize = usize::MAX;
+
+/// The farthest a stored link reaches (pages either way): a zone's dense span must stay below it.
+pub const MAX_LINK_SPAN: u64 = i32::MAX as u64;
+
+/// A link of page `i` as stored: the signed distance to `v`, 0 for NIL (a page never links to itself).
+#[inline]
+fn encode_link(i: usize, v: usize) -> u32 {
+    if v == NIL {
+        return 0;
+    }
+    // Two's complement reinterpretations (the MSRV predates `cast_signed`).
+    let d = i32::try_from(isize::from_ne_bytes(v.wrapping_sub(i).to_ne_bytes()));
+    debug_assert!(d.is_ok_and(|d| d != 0), "link {i} -> {v} out of reach");
+    u32::from_ne_bytes(d.unwrap_or(0).to_ne_bytes())
+}
+
+#[inline]
+fn decode_link(i: usize, raw: u32) -> usize {
+    match i32::from_ne_bytes(raw.to_ne_bytes()) {
+        0 => NIL,
+        d => i.wrapping_add_signed(d as isize),
+    }
+}
 
 /// The `pageblock_mt` byte of a pageblock `memmap_init` has not typed (see `migratetype`).
 pub const MT_UNSET: u8 = 0;
@@ -151,8 +176,8 @@ pub struct FreeRun {
     pub uniform: Uniform,
     pub first: usize,
     pub last: usize,
-    pub prev: u32,
-    pub next: u32,
+    pub prev: usize,
+    pub next: usize,
 }
 
 impl PageArray {
@@ -249,8 +274,8 @@ impl PageArray {
             self.init_by[i].store(page.init_by, Relaxed);
             if page.order1 != 0 {
                 let (next, prev) = sections.links(sec, i, sum);
-                self.next[i].store(next, Relaxed);
-                self.prev[i].store(prev, Relaxed);
+                self.next[i].store(encode_link(i, next), Relaxed);
+                self.prev[i].store(encode_link(i, prev), Relaxed);
             }
         }
     }
@@ -280,6 +305,25 @@ impl PageArray {
         (pfn >= c.start_pfn).then(|| c.base + (pfn - c.start_pfn) as usize)
     }
 
+    /// Page `i`'s flags and node, and where the run of pages that share them by construction ends (at
+    /// most `end`): its section's end when the section is a summary, else `i + 1`. A sweep (`check`)
+    /// takes a summarised section in one step, so it costs per section, not per page.
+    #[inline]
+    pub fn run_at(&self, i: usize, end: usize) -> (Flags, u16, usize) {
+        if let Some(c) = &self.compact {
+            let s = c.section(i);
+            let section_end = end.min((s + 1) << c.shift);
+            if let Some(u) = c.uniform(s) {
+                return (Flags(u.flags), u.node, section_end);
+            }
+            if c.kind(s) == ZERO {
+                // never written: its bytes are the zeroed arrays' (UNINIT, node 0)
+                return (Flags(0), 0, section_end);
+            }
+        }
+        (self.flags(i), self.node_of(i), i + 1)
+    }
+
     /// The pfn at dense index `i`.
     pub fn pfn(&self, i: usize) -> u64 {
         let c = self.chunks[self
@@ -304,32 +348,32 @@ impl PageArray {
     }
     /// The free-list links of page `i` (meaningful at a free block's head).
     #[inline]
-    pub fn next(&self, i: usize) -> u32 {
+    pub fn next(&self, i: usize) -> usize {
         self.read(
             i,
-            || self.next[i].load(Relaxed),
+            || decode_link(i, self.next[i].load(Relaxed)),
             |c, s, u| c.links(s, i, u).0,
         )
     }
     #[inline]
-    pub fn prev(&self, i: usize) -> u32 {
+    pub fn prev(&self, i: usize) -> usize {
         self.read(
             i,
-            || self.prev[i].load(Relaxed),
+            || decode_link(i, self.prev[i].load(Relaxed)),
             |c, s, u| c.links(s, i, u).1,
         )
     }
     #[inline]
-    pub fn set_next(&self, i: usize, v: u32) {
+    pub fn set_next(&self, i: usize, v: usize) {
         self.set_link(i, true, v);
     }
     #[inline]
-    pub fn set_prev(&self, i: usize, v: u32) {
+    pub fn set_prev(&self, i: usize, v: usize) {
         self.set_link(i, false, v);
     }
     /// A link write; a free-run summary keeps a write that does not break its run (the caller holds
     /// the zone lock, as for every free-list change).
-    fn set_link(&self, i: usize, next: bool, v: u32) {
+    fn set_link(&self, i: usize, next: bool, v: usize) {
         if let Some(c) = &self.compact {
             let s = c.section(i);
             if c.uniform(s)
@@ -339,10 +383,11 @@ impl PageArray {
             }
             self.dense_range(i, 1);
         }
+        let raw = encode_link(i, v);
         if next {
-            self.next[i].store(v, Relaxed);
+            self.next[i].store(raw, Relaxed);
         } else {
-            self.prev[i].store(v, Relaxed);
+            self.prev[i].store(raw, Relaxed);
         }
     }
     #[inline]
@@ -519,7 +564,7 @@ impl PageArray {
         }
         let block_heads: Vec<usize> = (base..base + pps).step_by(1 << mo).collect();
         let linked = |a: usize, b: usize| {
-            self.next[a].load(Relaxed) == b as u32 && self.prev[b].load(Relaxed) == a as u32
+            decode_link(a, self.next[a].load(Relaxed)) == b && decode_link(b, self.prev[b].load(Relaxed)) == a
         };
         // Ascending (tail placement, 5.10+) or descending (head placement before 5.10) in list order.
         let (lo, hi) = (block_heads[0], block_heads[block_heads.len() - 1]);
@@ -542,8 +587,8 @@ impl PageArray {
             },
             first,
             last,
-            prev: self.prev[first].load(Relaxed),
-            next: self.next[last].load(Relaxed),
+            prev: decode_link(first, self.prev[first].load(Relaxed)),
+            next: decode_link(last, self.next[last].load(Relaxed)),
         })
     }
 
@@ -587,8 +632,8 @@ mod tests {
     fn link_by_hand(pa: &PageArray, list: &[usize], order: u32) {
         for (k, &h) in list.iter().enumerate() {
             pa.set_head_order(h, Some(order));
-            pa.set_prev(h, if k == 0 { NIL } else { list[k - 1] as u32 });
-            pa.set_next(h, list.get(k + 1).map_or(NIL, |&n| n as u32));
+            pa.set_prev(h, if k == 0 { NIL } else { list[k - 1] });
+            pa.set_next(h, list.get(k + 1).copied().unwrap_or(NIL));
         }
     }
 

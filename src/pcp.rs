@@ -91,7 +91,7 @@ pub struct PerCpuPages {
     pub batch: u64,
     pub high: u64,
     free_factor: u32,
-    lists: Vec<VecDeque<u32>>,
+    lists: Vec<VecDeque<usize>>,
 }
 
 impl PerCpuPages {
@@ -117,7 +117,7 @@ impl PerCpuPages {
             .pindex(order, mt)
             .filter(|_| mt != MigrateType::HighAtomic)
             .map_or_else(Vec::new, |p| {
-                self.lists[p].iter().map(|&i| i as usize).collect()
+                self.lists[p].iter().copied().collect()
             })
     }
 
@@ -126,7 +126,7 @@ impl PerCpuPages {
         self.lists
             .iter()
             .enumerate()
-            .flat_map(|(p, l)| l.iter().map(move |&i| (i as usize, (p / PCPTYPES) as u32)))
+            .flat_map(|(p, l)| l.iter().map(move |&i| (i, (p / PCPTYPES) as u32)))
     }
 
     /// `rmqueue_pcplist` / `__rmqueue_pcplist`: the head of the `(order, mt)` list, refilled from the
@@ -157,11 +157,11 @@ impl PerCpuPages {
                     break;
                 };
                 pa.set_head_order(i, None);
-                self.lists[p].push_back(i as u32);
+                self.lists[p].push_back(i);
                 self.count += 1 << order;
             }
         }
-        let i = self.lists[p].pop_front()? as usize;
+        let i = self.lists[p].pop_front()?;
         self.count -= 1 << order;
         // ALLOCATED before the head mark: a merge under zone->lock never sees FREE with a mark here
         pa.set_state_range(i, 1 << order, PageState::Allocated);
@@ -186,7 +186,7 @@ impl PerCpuPages {
         let p = rules
             .pindex(order, mt)
             .expect("the caller checked pcp_allowed_order");
-        self.lists[p].push_front(i as u32);
+        self.lists[p].push_front(i);
         self.count += 1 << order;
         match rules {
             PcpRules::V4_17 if self.count >= self.high => {
@@ -244,8 +244,8 @@ impl PerCpuPages {
     ) -> Vec<UninitBuddy> {
         let mut count = count.min(self.count) as i64;
         let mut refused = Vec::new();
-        let mut give = |lists: &mut Vec<VecDeque<u32>>, p: usize| -> u64 {
-            let i = lists[p].pop_back().expect("a non-empty list") as usize;
+        let mut give = |lists: &mut Vec<VecDeque<usize>>, p: usize| -> u64 {
+            let i = lists[p].pop_back().expect("a non-empty list");
             let order = (p / PCPTYPES) as u32;
             let mt = match fallback {
                 Fallback::Claim => pa.pageblock_migratetype(i),

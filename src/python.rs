@@ -419,7 +419,7 @@ impl PyMachine {
     #[new]
     #[pyo3(signature = (layout, policy, cpus=1, grow_irqsave=true, trust_snapshot=false, keep_key=false, fail_pass=None, panic_pass=None,
                         bytes_as_pages=false, retry_forever=false, node_cpus=Vec::new(), host_threads=None,
-                        host_check=true, compact=false))]
+                        host_check=true, compact=false, early_prefix=None))]
     #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
     fn new(
         py: Python<'_>,
@@ -437,6 +437,7 @@ impl PyMachine {
         host_threads: Option<u32>,
         host_check: bool,
         compact: bool,
+        early_prefix: Option<u64>,
     ) -> PyResult<Self> {
         let inner = run(py, || {
             let (geometry, memory, reserved, zone_limits) = layout.convert()?;
@@ -460,6 +461,7 @@ impl PyMachine {
                 host_threads,
                 host_check,
                 compact,
+                early_prefix,
             })
         })?;
         Ok(PyMachine {
@@ -1075,6 +1077,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add("DEFAULT_ZONE_LIMITS", default_limits)?;
     m.add("BYTES_PER_PAGE", crate::page::BYTES_PER_PAGE)?;
+    m.add("MAX_LINK_SPAN", crate::page::MAX_LINK_SPAN)?;
     m.add("PAGE_STATES", crate::page::STATE_NAMES.to_vec())?;
     let flags = PyDict::new(m.py());
     flags.set_item("state", crate::page::STATE_BITS)?;

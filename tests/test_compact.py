@@ -144,3 +144,86 @@ def test_windows_of_a_compact_memmap_decode_only_their_pages():
     assert m.memmap == "compact" and Machine(topo).memmap == "dense"
     with pytest.raises(errors.InvalidArgument, match="memmap"):
         Machine(topo, memmap="sparse")
+
+
+TiB, GiB = 1 << 40, 1 << 30
+
+
+@pytest.mark.parametrize("policy", ["v4.17", "v5.10"])
+def test_pages_beyond_dense_index_2_32_link_as_a_small_machine_of_that_node_does(policy):
+    """More than 2^32 struct pages (issue 12: no index limit below the physical address space): node 3 starts at
+    16 TiB, so its pages sit at dense indices >= 2^32. The same node alone, at the same pfns, is the oracle:
+    the same allocations get the same pfns, and frees build the same free lists, pfn for pfn."""
+    from pgdefer import Region, Topology
+
+    big = Topology(memory=[Region(0, 6 * TiB, 0), Region(6 * TiB, 12 * TiB, 1), Region(12 * TiB, 16 * TiB, 2),
+                           Region(16 * TiB, 16 * TiB + 4 * GiB, 3)])
+    assert big.memmap_pages > 2**32
+    alone = Topology(memory=[Region(16 * TiB, 16 * TiB + 4 * GiB, 0)])
+    machines = [Machine(big, policy=policy, memmap="compact"), Machine(alone, policy=policy)]
+    for m in machines:
+        m.boot()
+    got = []
+    for m, node in zip(machines, (3, 0)):
+        blocks = [(m.alloc_pages(order, node=node), order) for order in [10, 0, 0] * 700]
+        for pfn, order in blocks[::2] + blocks[1::2]:
+            m.free_pages(pfn, order)
+        m.check()
+        lists = [m.free_list(node, "Normal", o) for o in range(m.geometry.max_order + 1)]
+        z = m.zone(node, "Normal")
+        got.append(([p for p, _ in blocks], lists, (z.start_pfn, z.present, z.managed, z.free_pages, z.nr_free)))
+    assert min(got[0][0]) >= 2**32 and got[0] == got[1]
+
+
+def test_a_zone_beyond_a_links_reach_is_refused_naming_it():
+    """A free-list link reaches 2^31 - 1 pages either way (it is stored as a signed 32-bit distance), so one
+    zone may span no more: a 9 TiB single-node machine of 4 KiB pages is refused, naming the node and zone."""
+    from pgdefer import Region, Topology
+    from pgdefer._core import MAX_LINK_SPAN
+
+    assert MAX_LINK_SPAN == 2**31 - 1
+    with pytest.raises(errors.InvalidArgument, match=r"node 0 zone Normal spans \d+ pages.*split the node"):
+        Machine(Topology(memory=[Region(0, 9 * TiB, 0)]), memmap="compact")
+    Machine(Topology(memory=[Region(0, 4 * TiB, 0), Region(4 * TiB, 9 * TiB, 1)]), memmap="compact")
+
+
+@pytest.mark.filterwarnings("ignore::pgdefer.CrossNodeBlockWarning")
+@pytest.mark.parametrize("policy", ["v4.17", "v5.10"])
+def test_check_finds_the_same_violations_on_both_memmaps(policy):
+    """check() steps over a summarised section at once: it must still report what the dense sweep reports
+    page by page (here the cross-node block hazard of test_cross_node_blocks.py, after boot and after the
+    passes)."""
+    from pgdefer import Topology
+    from test_cross_node_blocks import two_nodes
+
+    topo = Topology(**two_nodes(0x44, 0x44))
+    dense, compact = Machine(topo, policy=policy), Machine(topo, policy=policy, memmap="compact")
+    for step in ("boot", "page_alloc_init_late"):
+        for m in (dense, compact):
+            getattr(m, step)()
+        problems = dense._core.check()
+        assert problems and compact._core.check() == problems, step
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_a_compact_page_view_decodes_only_what_is_read():
+    """len, runs, index, one page and a window of a 1 TB compact machine cost what they read (issue 12): the
+    process grows by far less than the 1.3 GB that decoding all 268 M pages' five bytes takes (the decoded copies
+    are the core's memory, so the resident size is what tells)."""
+    m = Machine(presets.get("m2-4node-1t"), memmap="compact")
+    m.boot()
+    pps = m.geometry.pages_per_section
+    lo = m.topology.node_span(2)[0]
+    before = _rss_bytes()
+    view = m.pages
+    assert len(view) == m.topology.memmap_pages and view.runs
+    assert view[lo + 5].state.name == "FREE" and view.index(lo + 5) >= 0
+    window = view.window(lo, lo + pps)
+    assert np.asarray(window.state).size == pps
+    grown = _rss_bytes() - before
+    assert grown < 128 << 20, f"{grown / 2**20:.0f} MiB more resident"
+    del view, window

@@ -54,8 +54,8 @@ def too_big_for_this_host():
     """A one-node machine whose page array needs 1 GiB more host memory than MemAvailable. Its arrays are
     mapped lazily (MAP_NORESERVE), so building it without booting costs no host memory."""
     need_pages = (_meminfo_available() + (1 << 30)) // _core.BYTES_PER_PAGE
-    # The model indexes at most 2^32 - 2 pages (52 GiB of host memory): this needs a host with less available.
-    assert need_pages < (1 << 32) - 2, "this test needs a host with less than ~50 GiB available"
+    # One node, so its zone must stay within a free-list link's reach (2^31 pages: ~26 GiB of host memory).
+    assert need_pages < _core.MAX_LINK_SPAN, "this test needs a host with less than ~26 GiB available"
     return Topology(memory=[Region("1M", need_pages * 4096)])
 
 
@@ -103,3 +103,20 @@ def test_topology_list_marks_presets_too_big_for_this_host(monkeypatch, capsys):
     for n in small:
         assert "more than this host" not in lines[n]
     assert "1.0 GiB available" in out
+
+
+def test_boot_memmap_auto_goes_compact_only_when_dense_would_not_fit(monkeypatch, capsys):
+    """``--memmap auto`` (the default): the dense reference when its page array fits MemAvailable, else the compact
+    memmap instead of a refusal; ``--memmap dense`` is still refused up front, with the figure."""
+    argv = ["boot", "-q", "--json", "--stop-after", "memblock_free_all", "--no-check"]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0 and json.loads(out)["memmap"] == "dense", err
+    need = presets.get("default").memmap_pages * _core.BYTES_PER_PAGE
+    monkeypatch.setattr(presets, "host_available_bytes", lambda *a, **k: need - 1)
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0 and json.loads(out)["memmap"] == "compact", err
+    code, out, err = run_cli([*argv, "--memmap", "dense"], capsys)
+    assert code != 0 and "host memory" in err and "Traceback" not in err
+    code, out, err = run_cli([*argv, "--memmap", "compact"], capsys)
+    monkeypatch.undo()
+    assert code == 0 and json.loads(out)["memmap"] == "compact", err

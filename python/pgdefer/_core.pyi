@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 __all__ = [
     "Machine", "IrqHandle", "POINTS", "INIT_BY", "POLICIES", "POLICY_FACTS", "MIGRATETYPES", "EVENT_KINDS",
     "deferral", "check_policy", "padata_plan", "DEFAULT_POLICY", "DEFAULT_GEOMETRY", "DEFAULT_ZONE_LIMITS",
-    "BYTES_PER_PAGE", "PAGE_STATES", "PAGE_FLAGS", "NO_ORDER", "MAX_NUMNODES",
+    "BYTES_PER_PAGE", "MAX_LINK_SPAN", "PAGE_STATES", "PAGE_FLAGS", "NO_ORDER", "MAX_NUMNODES",
     "MAX_CPUS", "MAX_PHYSMEM_BITS", "ORDER_BIAS", "ZONES",
 ]
 
@@ -35,6 +35,8 @@ DEFAULT_GEOMETRY: tuple[int, int, int, int]
 DEFAULT_ZONE_LIMITS: dict[str, int]
 #: Host bytes per simulated struct page.
 BYTES_PER_PAGE: int
+#: Pages a free-list link reaches either way: the most dense pages one zone may span.
+MAX_LINK_SPAN: int
 #: Page state names, indexed by the state code.
 PAGE_STATES: list[str]
 #: Field -> (shift, mask) in the flags byte of a struct page.
@@ -81,6 +83,7 @@ class Machine:
         host_threads: int | None = None,
         host_check: bool = True,
         compact: bool = False,
+        early_prefix: int | None = None,
     ) -> Machine: ...
     def memory_line(self) -> dict[str, Any] | None: ...
     def boot(self) -> None: ...

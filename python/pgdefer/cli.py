@@ -278,6 +278,20 @@ def host_memory_check(topo):
     _presets().check_fits_host(topo)
 
 
+def resolve_memmap(choice, topo, host_check=True):
+    """``--memmap``: dense or compact as asked; auto = dense (the reference) when its page array fits this host's
+    available memory (or MemAvailable is unknown), else compact (summarised sections: the 12 and 24 TB machines
+    run here). A dense choice is
+    refused up front when it does not fit (unless ``host_check`` is off)."""
+    presets = _presets()
+    if choice == "auto":
+        have = presets.host_available_bytes()
+        choice = "compact" if have is not None and presets.host_bytes_needed(topo) > have else "dense"
+    if choice == "dense" and host_check:
+        host_memory_check(topo)
+    return choice
+
+
 def _check_plot_target(path):
     if path is None:
         return
@@ -334,8 +348,15 @@ def _write_events(m, path, cost, threads, progress):
 # running a machine
 # --------------------------------------------------------------------------------------------------
 
+def preset_workload(choice, topo):
+    """``--workload``: "default" is the machine's preset's documented early demand when it has one (the 24 TB
+    DragonHawk's, spec M4), else the generic storm ("default" again, for run_machine); "none" is none."""
+    own = getattr(getattr(topo, "source", None), "workload", None)
+    return own(topo.nodes) if choice == "default" and own is not None else choice
+
+
 def run_machine(topo, policy, workload="default", stop_after="page_alloc_init_late", threads=True,
-                check=True, progress=None, host_check=True):
+                check=True, progress=None, host_check=True, memmap="dense", early_prefix=None):
     """Build, boot, replay the workload, run page_alloc_init_late; returns (machine, results, problems).
 
     ``workload``: "default" (pgdefer.workload.default_workload), "none", or a list of workload Bursts.
@@ -345,8 +366,9 @@ def run_machine(topo, policy, workload="default", stop_after="page_alloc_init_la
     from .workload import default_workload, replay
 
     step = progress.step if progress else (lambda what: None)
-    step(f"{policy}: building the memmap")
-    m = Machine(topo, policy=policy, **({} if host_check else {"host_check": False}))
+    step(f"{policy}: building the memmap ({memmap})")
+    m = Machine(topo, policy=policy, memmap=memmap, early_prefix=early_prefix,
+                **({} if host_check else {"host_check": False}))
     if progress:
         progress.watch(m._core.progress)
     step(f"{policy}: boot (early init, memblock_free_all)")
@@ -364,7 +386,9 @@ def run_machine(topo, policy, workload="default", stop_after="page_alloc_init_la
             m.page_alloc_init_late(threads=threads)
     problems = None
     if check:
-        step(f"{policy}: checking invariants (walks all {len(m.pages):,} struct pages; --no-check skips it)")
+        walk = (f"walks all {len(m.pages):,} struct pages" if memmap == "dense"
+                else "walks every dense section and each summarised one in a step")
+        step(f"{policy}: checking invariants ({walk}; --no-check skips it)")
         problems = m._core.check()
     return m, results, problems
 
@@ -389,11 +413,11 @@ def cmd_boot(args) -> int:
         policy, note = resolve_policy(args.policy, topo, preset)
         threads, tnote = resolve_pass_threads(args.pass_threads, topo, policy)
         cost = resolve_cost(args, topo, preset)
-        if not args.no_host_check:
-            host_memory_check(topo)
-        m, results, problems = run_machine(topo, policy, args.workload, args.stop_after,
+        memmap = resolve_memmap(args.memmap, topo, host_check=not args.no_host_check)
+        m, results, problems = run_machine(topo, policy, preset_workload(args.workload, topo), args.stop_after,
                                            threads=not args.no_threads, check=not args.no_check,
-                                           progress=progress, host_check=not args.no_host_check)
+                                           progress=progress, host_check=not args.no_host_check, memmap=memmap,
+                                           early_prefix=args.early_prefix)
         boot_log = _dmesg_source(topo)
         version = boot_log.version if boot_log is not None else None
         cmp = log_comparison(m, boot_log, cost, pass_threads=threads) if boot_log is not None else None
@@ -480,15 +504,16 @@ def cmd_compare(args) -> int:
     with _progress(args) as progress:
         progress.step("loading topology")
         topo = load_topology(args.topology)
-        if not args.no_host_check:
-            host_memory_check(topo)
+        memmap = resolve_memmap(args.memmap, topo, host_check=not args.no_host_check)
         boot_log = _dmesg_source(topo)
         cost = resolve_cost(args, topo, args.topology if args.topology in preset_names() else None)
         for policy in policies:
             threads, _ = resolve_pass_threads(args.pass_threads, topo, policy)
-            m, results, problems = run_machine(topo, policy, args.workload, "page_alloc_init_late",
-                                               threads=not args.no_threads, check=not args.no_check,
-                                               progress=progress, host_check=not args.no_host_check)
+            m, results, problems = run_machine(topo, policy, preset_workload(args.workload, topo),
+                                               "page_alloc_init_late", threads=not args.no_threads,
+                                               check=not args.no_check, progress=progress,
+                                               host_check=not args.no_host_check, memmap=memmap,
+                                               early_prefix=args.early_prefix if policy == "v4.2" else None)
             row = compare_row(m, cost, workload_results=results, problems=problems, pass_threads=threads)
             row["pass_threads"] = threads
             row["workload"] = {k: {"ok": a, "failed": f} for k, (a, f) in (results or {}).items()}
@@ -747,7 +772,9 @@ def _add_machine_args(p, workload=True):
     if workload:
         p.add_argument("--workload", choices=["default", "none"], default="default",
                        help="early allocations between memblock_free_all and page_alloc_init_late: the default "
-                            "storm (hash tables, per-cpu areas, slab, page tables) or none (default: %(default)s)")
+                            "storm (hash tables, per-cpu areas, slab, page tables; a preset whose record documents "
+                            "its own early demand, such as m4-16node-24t, replays that) or none (default: "
+                            "%(default)s)")
     p.add_argument("--pass-threads", default="auto", metavar="N|auto",
                    help="threads per node pass in the modelled time (padata, 5.8+); auto = the log's CPUs per "
                         "node for kernels >= 5.8, else 1 (default: %(default)s)")
@@ -765,6 +792,15 @@ def _add_machine_args(p, workload=True):
     p.add_argument("--no-host-check", action="store_true",
                    help="do not refuse machines whose page array would not fit this host's available memory "
                         "(the arrays are mapped lazily: a run stopped early touches only what it initialises)")
+    p.add_argument("--early-prefix", metavar="SIZE",
+                   help="v4.2's fixed early prefix per node instead of 2 GiB, e.g. 4G (the 24 TB DragonHawk ran out "
+                        "of memory with 2 GiB and booted with 4 GiB: spec M4); v4.2 only (compare applies it to "
+                        "v4.2's row)")
+    p.add_argument("--memmap", choices=["auto", "dense", "compact"], default="auto",
+                   help="page-array representation: dense (every struct page has its bytes: the reference), "
+                        "compact (a sparsemem section whose pages are alike costs a summary: the 12 and 24 TB "
+                        "presets run here; the same per-page state) or auto = dense when it fits this host's "
+                        "available memory, else compact (default: %(default)s)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress indication on stderr")
     p.add_argument("--progress", action="store_true",
                    help="show progress on stderr even when it is not a terminal or with --json (pages done, "

@@ -184,8 +184,8 @@ class PageView:
 
     As arrays (:class:`PackedArray`, read-only, one entry per struct page in pfn order, ``pfn`` the pfn of
     each): ``flags``, ``node``, ``order_raw``, ``init_by`` are zero-copy views of the core's memory (they
-    follow the machine live; on a compact memmap, ``Machine(memmap="compact")``, they are decoded copies of
-    the window made with the view, and ``Machine.pages`` makes a new view after each change); ``state``,
+    follow the machine live; on a compact memmap, ``Machine(memmap="compact")``, they are copies of the window
+    decoded when a per-page field is first read, and ``Machine.pages`` makes a new view after each change); ``state``,
     ``zone``, ``init_count``, ``order``, ``migratetype`` and ``pfn`` are decoded on first use and cached until
     the machine next changes. ``init_by`` names the boot path that initialised each page (``InitBy``); ``runs``
     lists the present pfn ranges.
@@ -204,15 +204,40 @@ class PageView:
                             for s, e, base in all_chunks if s < hi and e > lo)
         self._i0 = self.chunks[0][2] if self.chunks else 0
         self._i1 = self.chunks[-1][2] + self.chunks[-1][1] - self.chunks[-1][0] if self.chunks else 0
-        if _raw is None or _raw["compact"]:
-            _raw = _raw_arrays(core, self._i0, self._i1)
-        self._raw = _raw
-        self.flags = _packed(_raw["flags"][self._i0:self._i1])
-        self.node = _packed(_raw["node"][self._i0:self._i1])
-        self.order_raw = _packed(_raw["order1"][self._i0:self._i1])
-        self.init_by = _packed(_raw["init_by"][self._i0:self._i1])
+        # A dense memmap's zero-copy views are shared with windows; a compact one is decoded on first read of a
+        # per-page field (a 24 TB view costs nothing until then: len, runs, index and windows stay cheap).
+        self._given = _raw if _raw is not None and not _raw["compact"] else None
+        self._decoded = None
+        self._fields = {}
         self._cache = {}
         self._pfn = None
+
+    @property
+    def _raw(self) -> dict:
+        if self._decoded is None:
+            self._decoded = self._given or _raw_arrays(self._core, self._i0, self._i1)
+        return self._decoded
+
+    def _raw_field(self, key: str) -> PackedArray:
+        if key not in self._fields:
+            self._fields[key] = _packed(self._raw[key][self._i0:self._i1])
+        return self._fields[key]
+
+    @property
+    def flags(self) -> PackedArray:
+        return self._raw_field("flags")
+
+    @property
+    def node(self) -> PackedArray:
+        return self._raw_field("node")
+
+    @property
+    def order_raw(self) -> PackedArray:
+        return self._raw_field("order1")
+
+    @property
+    def init_by(self) -> PackedArray:
+        return self._raw_field("init_by")
 
     # -- by pfn ------------------------------------------------------------------------------------
 
@@ -257,7 +282,8 @@ class PageView:
         return self._page(pfn, i)
 
     def _page(self, pfn: int, i: int) -> Page:
-        r = self._raw
+        # one page of a compact memmap not decoded yet: decode just that page
+        r = self._raw if self._decoded is not None or self._given is not None else _raw_arrays(self._core, i, i + 1)
         f = int(r["flags"][i])
         field = {k: (f >> shift) & mask for k, (shift, mask) in _FLAGS.items()}
         state = PageState(field["state"])
@@ -276,7 +302,7 @@ class PageView:
         if not 0 <= start_pfn <= end_pfn:
             raise InvalidArgument(f"window({start_pfn:#x}, {end_pfn:#x}): needs 0 <= start_pfn <= end_pfn")
         lo = min(max(start_pfn, self.start_pfn), self.end_pfn)
-        return PageView(self._core, self._pageblock_order, lo, max(min(end_pfn, self.end_pfn), lo), self._raw)
+        return PageView(self._core, self._pageblock_order, lo, max(min(end_pfn, self.end_pfn), lo), self._given)
 
     @property
     def runs(self) -> list[tuple[int, int]]:
@@ -505,7 +531,7 @@ class Machine:
 
     def __init__(self, topology: Topology, policy: str = _core.DEFAULT_POLICY, cpus: int = 1, grow_irqsave: bool = True,
                  faults=(), fail_pass=None, panic_pass=None, node_cpus=None, host_threads=None,
-                 host_check: bool = True, memmap: str = "dense"):
+                 host_check: bool = True, memmap: str = "dense", early_prefix: int | str | None = None):
         """``cpus``: simulated CPUs that run allocations (0 is the boot CPU); each node's pgdatinit
         thread runs on a CPU of its own numbered after them. ``grow_irqsave=False`` takes the grow lock
         with plain spin_lock, as the first posting did. ``faults``: deliberate bugs to show the checks
@@ -531,7 +557,10 @@ class Machine:
         ``memmap``: "dense" (every struct page has its bytes: the reference) or "compact" (a sparsemem section
         whose pages are all untouched, all initialised by one boot path, or all free in a run of MAX_ORDER
         blocks costs a summary, and becomes dense when something touches it unevenly; docs/model.md). The
-        per-page state is the same; a compact machine is not refused for host memory up front."""
+        per-page state is the same; a compact machine is not refused for host memory up front.
+        ``early_prefix``: v4.2's fixed early prefix per node (bytes or a size such as "4G", a whole number of
+        pages) instead of 2 GiB: the 24 TB DragonHawk ran out of memory with 2 GiB and booted with 4 GiB (spec
+        §6.1 M4). Policy v4.2 only."""
         _topology(topology)
         # The policy name (and "auto") is the resolver's, which the CLI asks too; the core checks the name again.
         # Faults are Python's alone. The counts and node ids below are checked here because Python ints may be
@@ -566,6 +595,14 @@ class Machine:
             host_threads = _int(host_threads, "host_threads")
             if not 1 <= host_threads <= _core.MAX_CPUS:
                 raise InvalidArgument(f"host_threads must be in 1..{_core.MAX_CPUS}, got {host_threads}")
+        if early_prefix is not None:
+            from .config import parse_size
+
+            size, page = parse_size(early_prefix, "early_prefix"), topology.geometry.page_size
+            if policy != "v4.2" or size == 0 or size % page:
+                raise InvalidArgument(f"early_prefix={early_prefix!r}: v4.2's fixed prefix, a positive whole number "
+                                      f"of {page}-byte pages, needs policy v4.2 (this machine's is {policy!r})")
+            early_prefix = size // page
         if memmap not in ("dense", "compact"):
             raise InvalidArgument(f"memmap={memmap!r}: expected 'dense' or 'compact'")
         self._compact = memmap == "compact"
@@ -577,7 +614,7 @@ class Machine:
             keep_key="keep_key" in faults, fail_pass=fail_pass, panic_pass=panic_pass,
             bytes_as_pages="bytes_as_pages" in faults, retry_forever="retry_forever" in faults,
             node_cpus=sorted(node_cpus.items()), host_threads=host_threads, host_check=bool(host_check),
-            compact=self._compact,
+            compact=self._compact, early_prefix=early_prefix,
         )
         self._pages = None
         # Fixed for the machine's life: cached so that argument checks stay cheap on hot paths.

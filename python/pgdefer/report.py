@@ -139,6 +139,7 @@ def summary(machine, cost: CostModel = DEFAULT_COST, pass_threads: int = 1) -> d
         "policy": machine.policy,
         "policy_title": POLICY_FACTS[machine.policy]["title"],
         "phase": machine.phase,
+        "memmap": machine.memmap,
         "topology": machine.topology.name,
         "page_size": g.page_size,
         "deferred_pages_enabled": machine.deferred_pages_enabled,

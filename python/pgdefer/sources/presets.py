@@ -56,6 +56,9 @@ class Preset:
     build: Callable = field(repr=False)
     kernel: str | None = None
     published: dict = field(default_factory=dict)
+    #: The early allocations this machine's record calls for (``nodes -> [workload.Burst]``), which
+    #: ``pgdefer boot --workload default`` replays instead of the generic storm; None: the generic one.
+    workload: Callable | None = field(default=None, repr=False)
 
     def topology(self):
         """Build this preset's Topology (its ``source`` is this preset, which ``policy="auto"`` reads)."""
@@ -138,6 +141,31 @@ def _build_x86(node_sizes, kind="bare", lowmem_top=2 * GiB):
     return build
 
 
+def _build_power(nodes, node_tib):
+    """A ppc64 machine (64 KiB pages) of ``nodes`` equal nodes from address 0. The geometry is ppc64's with 64 KiB
+    pages: SECTION_SIZE_BITS 24 (16 MiB sections), HUGETLB_PAGE_ORDER 8 (16 MiB pageblocks), FORCE_MAX_ZONEORDER
+    9 (MAX_PAGE_ORDER 8). ppc64 puts all memory in ZONE_DMA (its boot logs print "Normal empty"), so DMA is the
+    node's last zone, the one that defers. Reserved: the kernel image (32 MiB at 0) and each node's memmap
+    (sparse_init, top-down at the end of the node); no x86 low-memory rules."""
+    size = node_tib << 40
+
+    def build(preset: Preset):
+        g = Geometry(page_size="64K", section_size="16M", pageblock_order=8, max_order=8)
+        memory = [(i * size, (i + 1) * size, i) for i in range(nodes)]
+        notes = [preset.description, f"source: {preset.source}", f"memory map: {preset.layout}"]
+        placer = MemblockPlacer(memory)
+        placer.reserve("kernel image", 0, 32 * MiB, "rule")
+        notes.append("reserved kernel image [0, 32 MiB)")
+        place_memmaps(placer, Topology(memory, (), None, g).memory_pfn_ranges(), g, notes)
+        if preset.published:
+            notes.append(f"published figures: {preset.published}")
+        top = nodes * size
+        return Topology(memory, [(x.start, x.end) for x in placer.reservations], {"DMA": top, "DMA32": top}, g,
+                        name=preset.name, notes=notes)
+
+    return build
+
+
 # ------------------------------------------------------------------------------------------------------
 # the registry
 # ------------------------------------------------------------------------------------------------------
@@ -151,8 +179,28 @@ _BARE = "bare-metal x86_64 layout reconstructed from the published memory per no
 _QEMU = "KVM/QEMU (i440fx, SeaBIOS) guest layout reconstructed from the published guest size: "
 
 
-def _p(name, description, source, layout, build, policy, kernel=None, published=None):
-    return Preset(name, description, source, layout, policy, build, kernel, published or {})
+def _p(name, description, source, layout, build, policy, kernel=None, published=None, workload=None):
+    return Preset(name, description, source, layout, policy, build, kernel, published or {}, workload)
+
+
+def _dragonhawk_workload(nodes) -> list:
+    """M4's early demand per node, between memblock_free_all and do_basic_setup, where the real machine ran out
+    of memory with a 2 GiB prefix per node and booted with 4 GiB.
+
+    Derived: with ``hashdist`` (NUMA) the dentry and inode hash tables are vmalloc'd after memblock_free_all,
+    interleaved over the nodes (boot's interleave policy), sized by ``alloc_large_system_hash`` from
+    nr_kernel_pages, which counts the whole 24 TB (6.44 G pages): dentry (scale 13) 2^ilog2(pages / 2) = 2^31
+    buckets, inode (scale 14) 2^30, 8 bytes each: 16 + 8 GiB, 1.5 GiB per node. Assumed: the rest of the demand
+    up to do_basic_setup (slab caches, per-CPU areas, page tables, memory_dev_init's devices), which the record
+    does not itemise, as 1 GiB per node, so that the total (2.5 GiB per node) lies between what a 2 GiB and a
+    4 GiB prefix give, as the record says. Both as 4 MiB (order-10) blocks: the amount is what matters here."""
+    from ..workload import Burst
+
+    out = []
+    for n in nodes:
+        out.append(Burst(f"dentry + inode hash tables, node {n} (vmalloc, interleaved)", 384, 10, n))
+        out.append(Burst(f"rest of the early demand, node {n} (assumed)", 256, 10, n))
+    return out
 
 
 def _bare(nodes, node_gib, lowmem_gib=2):
@@ -259,7 +307,19 @@ _LIST = [
        "M4/F3: Waiman Long, https://lore.kernel.org/r/554415B1.2050702@hp.com (spec sections 6.1, 6.3)",
        *_bare(16, 1536), "v4.2", kernel="4.0.1 + series",
        published={"M4": {"prefix_2GiB_per_node": "OOM panic in do_basic_setup (managed about 2 GB per node)",
-                         "prefix_4GiB_per_node_boot_s": {"before": 694, "after": 346}}}),
+                         "prefix_4GiB_per_node_boot_s": {"before": 694, "after": 346}}},
+       workload=_dragonhawk_workload),
+    _p("m6-power-16node-32t",
+       "IBM Power, 64 KiB pages, 32 TB, 16 nodes, 1024 CPUs",
+       "M6: Li Zhang, \"[PATCH 0/2] mm: enable page parallel initialisation for Power\", "
+       "https://lore.kernel.org/r/1457409354-10867-1-git-send-email-zhlcindy@gmail.com (spec section 6.1); its "
+       "sizing patch 987b3095c2a7 (4.6) is the v4.6 prefix rule",
+       "ppc64 layout reconstructed from the published size: 16 x 2 TiB from address 0, all memory in ZONE_DMA "
+       "(the record's per-node range of deferred pages says its nodes were uneven; 2 TiB nodes match its top)",
+       _build_power(16, 2), "v4.6", kernel="4.4 + series",
+       published={"M6": {"deferred_pages_per_node_range": {"min": 16_600_000, "max": 33_400_000},
+                         "deferred_init_ms_per_node": {"min": 280, "max": 580},
+                         "boot_s": "about 160 with and without the feature"}}),
     _p("m9-8node-4t",
        "Intel 8-socket 96-core IvyBridge, 4 TB",
        "M9: Waiman Long, \"mm/page_alloc.c: don't call kasan_free_pages() at deferred mem init\" (3c0c12cc8f00), "
