@@ -1,6 +1,7 @@
 """The biggest machines of the record end to end on this host (issue 12, spec §6.1 M3, M4, M6): the compact
 memmap makes them fit, and the 24 TB DragonHawk's early-boot out-of-memory with a 2 GiB prefix is reproduced.
-Host seconds and peak RSS are benchmarks (benches/biggest_machines.py), not asserted here."""
+Host seconds and peak RSS are benchmarks (benches/bench_boot.py PRESET --memmap compact --check), not asserted
+here."""
 
 import pytest
 
