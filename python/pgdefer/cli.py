@@ -500,6 +500,8 @@ def cmd_compare(args) -> int:
     from .report import compare_row, format_compare
 
     policies = parse_policies(args.policies)
+    if args.early_prefix is not None:
+        raise CliError("--early-prefix sets v4.2's prefix: use it with pgdefer boot -p v4.2")
     rows = []
     with _progress(args) as progress:
         progress.step("loading topology")
@@ -512,8 +514,7 @@ def cmd_compare(args) -> int:
             m, results, problems = run_machine(topo, policy, preset_workload(args.workload, topo),
                                                "page_alloc_init_late", threads=not args.no_threads,
                                                check=not args.no_check, progress=progress,
-                                               host_check=not args.no_host_check, memmap=memmap,
-                                               early_prefix=args.early_prefix if policy == "v4.2" else None)
+                                               host_check=not args.no_host_check, memmap=memmap)
             row = compare_row(m, cost, workload_results=results, problems=problems, pass_threads=threads)
             row["pass_threads"] = threads
             row["workload"] = {k: {"ok": a, "failed": f} for k, (a, f) in (results or {}).items()}
@@ -794,8 +795,7 @@ def _add_machine_args(p, workload=True):
                         "(the arrays are mapped lazily: a run stopped early touches only what it initialises)")
     p.add_argument("--early-prefix", metavar="SIZE",
                    help="v4.2's fixed early prefix per node instead of 2 GiB, e.g. 4G (the 24 TB DragonHawk ran out "
-                        "of memory with 2 GiB and booted with 4 GiB: spec M4); v4.2 only (compare applies it to "
-                        "v4.2's row)")
+                        "of memory with 2 GiB and booted with 4 GiB: spec M4); v4.2 only")
     p.add_argument("--memmap", choices=["auto", "dense", "compact"], default="auto",
                    help="page-array representation: dense (every struct page has its bytes: the reference), "
                         "compact (a sparsemem section whose pages are alike costs a summary: the 12 and 24 TB "

@@ -225,18 +225,22 @@ class PageView:
 
     @property
     def flags(self) -> PackedArray:
+        """The flags byte of each struct page (state, zone, init count)."""
         return self._raw_field("flags")
 
     @property
     def node(self) -> PackedArray:
+        """The node id of each struct page."""
         return self._raw_field("node")
 
     @property
     def order_raw(self) -> PackedArray:
+        """The order byte of each struct page (order + ORDER_BIAS at a buddy head, else 0)."""
         return self._raw_field("order1")
 
     @property
     def init_by(self) -> PackedArray:
+        """Which boot path initialised each struct page (InitBy codes)."""
         return self._raw_field("init_by")
 
     # -- by pfn ------------------------------------------------------------------------------------
@@ -599,9 +603,9 @@ class Machine:
             from .config import parse_size
 
             size, page = parse_size(early_prefix, "early_prefix"), topology.geometry.page_size
-            if policy != "v4.2" or size == 0 or size % page:
-                raise InvalidArgument(f"early_prefix={early_prefix!r}: v4.2's fixed prefix, a positive whole number "
-                                      f"of {page}-byte pages, needs policy v4.2 (this machine's is {policy!r})")
+            if size == 0 or size % page:  # the core refuses it for a policy without a fixed prefix
+                raise InvalidArgument(f"early_prefix={early_prefix!r}: v4.2's fixed prefix must be a positive whole "
+                                      f"number of {page}-byte pages")
             early_prefix = size // page
         if memmap not in ("dense", "compact"):
             raise InvalidArgument(f"memmap={memmap!r}: expected 'dense' or 'compact'")
