@@ -285,9 +285,10 @@ class PageView:
             raise NoStructPage(self._missing(pfn))
         return self._page(pfn, i)
 
-    def _page(self, pfn: int, i: int) -> Page:
-        # one page of a compact memmap not decoded yet: decode just that page
-        r = self._raw if self._decoded is not None or self._given is not None else _raw_arrays(self._core, i, i + 1)
+    def _page(self, pfn: int, i: int, r: dict | None = None) -> Page:
+        # one page of a compact memmap not decoded yet: decode just that page (iteration passes the whole window's)
+        if r is None:
+            r = self._raw if self._decoded is not None or self._given is not None else _raw_arrays(self._core, i, i + 1)
         f = int(r["flags"][i])
         field = {k: (f >> shift) & mask for k, (shift, mask) in _FLAGS.items()}
         state = PageState(field["state"])
@@ -318,9 +319,10 @@ class PageView:
 
     def __iter__(self) -> Iterator[Page]:
         """Every :class:`Page` of the view, in pfn order (meant for windows: one Python object per page)."""
+        raw = self._raw
         for s, e, i in self.chunks:
             for k in range(e - s):
-                yield self._page(s + k, i + k)
+                yield self._page(s + k, i + k, raw)
 
     # -- decoded arrays, cached until the machine changes ------------------------------------------
 
