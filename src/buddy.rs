@@ -201,7 +201,7 @@ impl FreeArea {
     ) -> Option<usize> {
         let i = self.take(pa, order, mt, nofragment)?;
         pa.set_state_range(i, 1 << order, PageState::Allocated);
-        pa.set_head_order(i, Some(order));
+        pa.set_allocated_order(i, order);
         Some(i)
     }
 
@@ -245,7 +245,7 @@ impl FreeArea {
         while j > low {
             j -= 1;
             let half = i + (1 << j);
-            pa.set_head_order(half, Some(j));
+            pa.set_buddy_order(half, Some(j));
             self.link(pa, half, j, mt, ListEnd::Head);
         }
     }
@@ -374,7 +374,7 @@ impl FreeArea {
         let mut j = start;
         while j < start + pbn {
             let f = pa.flags(j);
-            match pa.head_order(j) {
+            match pa.buddy_order(j) {
                 Some(k)
                     if f.state() == PageState::Free && f.zone() == zone && pa.node_of(j) == nid =>
                 {
@@ -467,7 +467,7 @@ impl FreeArea {
     ) -> Result<(), UninitBuddy> {
         let (nid, zone): (u16, ZoneType) = (pa.node_of(i), pa.flags(i).zone());
         let hygiene = self.fallback == Fallback::Claim;
-        pa.set_head_order(i, None);
+        pa.set_buddy_order(i, None);
         self.free_pages += 1 << order;
         let (mut i, mut k) = (i, order);
         let mut refused = Ok(());
@@ -483,7 +483,7 @@ impl FreeArea {
                 break;
             }
             if bf.state() != PageState::Free
-                || pa.head_order(b) != Some(k)
+                || pa.buddy_order(b) != Some(k)
                 || bf.zone() != zone
                 || pa.node_of(b) != nid
             {
@@ -497,17 +497,17 @@ impl FreeArea {
                 pa.set_pageblock_mt(b, mt);
             }
             self.unlink(pa, b, k);
-            pa.set_head_order(b, None);
+            pa.set_buddy_order(b, None);
             i = i.min(b);
             k += 1;
         }
-        pa.set_head_order(i, Some(k));
+        pa.set_buddy_order(i, Some(k));
         let end = match end {
             ListEnd::MergeLikely if k + 1 < self.max_order() => {
                 let q = (i & !(1 << k)) ^ (1 << (k + 1));
                 let qf = pa.flags(q);
                 let free_buddy = qf.state() == PageState::Free
-                    && pa.head_order(q) == Some(k + 1)
+                    && pa.buddy_order(q) == Some(k + 1)
                     && qf.zone() == zone
                     && pa.node_of(q) == nid;
                 if free_buddy {
@@ -565,6 +565,38 @@ mod tests {
         assert_eq!(fa.list(&pa, 4), vec![0, 16]);
         assert_eq!(fa.list_mt(&pa, 4, Movable), vec![0, 16]);
         assert_eq!(fa.free_pages, 32);
+    }
+
+    /// What a merge under zone->lock can read while another CPU takes a block off its per-CPU list
+    /// (FREE, then ALLOCATED, then the head mark, none of it under the lock): the state before and the
+    /// mark after. The CI failure of 4156264 (an unlink of a block on no list: "a block without a
+    /// predecessor heads a list"). An allocated mark is no buddy, whatever the state byte says.
+    #[test]
+    fn a_torn_read_of_a_per_cpu_allocation_is_no_buddy() {
+        let (pa, mut fa) = setup();
+        for (b, order) in [(2usize, 1u32), (1, 0)] {
+            pa.set_state_range(b, 1 << order, PageState::Free);
+            pa.set_allocated_order(b, order);
+        }
+        // page 0's buddy is 1 (order 0), block 0-1's is 2-3 (order 1)
+        fa.free(&pa, 0, 0, ListEnd::Tail).unwrap();
+        assert_eq!((fa.list(&pa, 0), fa.nr_free[1]), (vec![0], 0));
+        assert_eq!((pa.allocated_order(1), pa.allocated_order(2)), (Some(0), Some(1)));
+        // nor does a pageblock scan (move_freepages_block) count them as free
+        assert_eq!(fa.pageblock_free_blocks(&pa, 0), vec![(0, 0)]);
+    }
+
+    #[test]
+    fn buddy_and_allocated_marks_are_told_apart() {
+        let (pa, _) = setup();
+        pa.set_allocated_order(8, 3);
+        assert_eq!((pa.buddy_order(8), pa.allocated_order(8)), (None, Some(3)));
+        assert!(!pa.try_unhead(8, 2), "not an allocated head of order 2");
+        assert!(pa.try_unhead(8, 3));
+        assert_eq!((pa.buddy_order(8), pa.allocated_order(8)), (None, None));
+        pa.set_buddy_order(8, Some(3));
+        assert_eq!((pa.buddy_order(8), pa.allocated_order(8)), (Some(3), None));
+        assert!(!pa.try_unhead(8, 3), "a free block is not freed again");
     }
 
     #[test]

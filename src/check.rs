@@ -148,12 +148,12 @@ impl Machine {
                         format!("B-I1: {name} order {order} block at pfn {pfn:#x} is not aligned"),
                     );
                 }
-                if pa.head_order(h) != Some(order) {
+                if pa.buddy_order(h) != Some(order) {
                     push(
                         bad,
                         format!(
                             "B-I1: {name} list {order} holds pfn {pfn:#x} whose head order is {:?}",
-                            pa.head_order(h)
+                            pa.buddy_order(h)
                         ),
                     );
                 }
@@ -250,7 +250,7 @@ impl Machine {
                 pages += 1u64 << order;
                 let in_buddy = (0..=max).find(|&k| {
                     let b = h & !((1usize << k) - 1);
-                    pa.head_order(b) == Some(k)
+                    pa.buddy_order(b) == Some(k)
                         && pa.state(b) == PageState::Free
                         && b + (1 << k) > h
                 });
@@ -313,7 +313,7 @@ impl Machine {
             };
             let n = 1usize << order;
             let whole = i + n <= pa.len()
-                && pa.head_order(i) == Some(order)
+                && pa.allocated_order(i) == Some(order)
                 && (i..i + n).all(|j| pa.state(j) == PageState::Allocated);
             if !whole {
                 push(
@@ -322,7 +322,7 @@ impl Machine {
                         "ledger: the order-{order} allocation at pfn {pfn:#x} is not an allocated block \
                          (pfn {pfn:#x} is {:?}, head order {:?})",
                         pa.state(i),
-                        pa.head_order(i)
+                        pa.allocated_order(i)
                     ),
                 );
                 continue;

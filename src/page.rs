@@ -46,6 +46,12 @@ pub const INIT_COUNT_BITS: (u8, u8) = (5, 3);
 /// that subtracts the bias (mod 256) reads NO_ORDER there.
 pub const ORDER_BIAS: u8 = 1;
 pub const NO_ORDER: u8 = 0u8.wrapping_sub(ORDER_BIAS);
+/// Set in the order byte of an allocated block's head (the order it must be freed with). A buddy head
+/// (the kernel's PageBuddy) has the bit clear, and only code holding zone->lock writes such a byte;
+/// the per-CPU fast paths write allocated heads without it. So a merge under the lock that reads a
+/// buddy mark has found a block on a free list: the page's state, a separate byte that those paths
+/// change around the mark, cannot pair with a stale mark into a false buddy.
+pub const ALLOCATED_HEAD: u8 = 0x80;
 
 fn field(b: u8, (shift, mask): (u8, u8)) -> u8 {
     (b >> shift) & mask
@@ -398,7 +404,8 @@ impl PageArray {
     pub fn node_of(&self, i: usize) -> u16 {
         self.read(i, || self.node[i].load(Relaxed), |_, _, u| u.node)
     }
-    /// The order byte of page `i` (`order + ORDER_BIAS` at a buddy head, else 0).
+    /// The order byte of page `i`: `order + ORDER_BIAS` at a buddy head, that `| ALLOCATED_HEAD` at an
+    /// allocated head, else 0.
     #[inline]
     pub fn order1_of(&self, i: usize) -> u8 {
         self.read(
@@ -407,18 +414,34 @@ impl PageArray {
             |c, _, u| c.decode(i, u, ORDER_BIAS).order1,
         )
     }
-    /// Order of the buddy block whose head is `i`, if it is one.
+    /// Order of the free buddy block whose head is `i`, if it is one (PageBuddy and buddy_order).
     #[inline]
-    pub fn head_order(&self, i: usize) -> Option<u32> {
+    pub fn buddy_order(&self, i: usize) -> Option<u32> {
         match self.order1_of(i) {
             0 => None,
+            o if o & ALLOCATED_HEAD != 0 => None,
             o => Some(u32::from(o - ORDER_BIAS)),
         }
     }
+    /// Order of the allocated block whose head is `i`, if it is one.
     #[inline]
-    pub fn set_head_order(&self, i: usize, order: Option<u32>) {
+    pub fn allocated_order(&self, i: usize) -> Option<u32> {
+        match self.order1_of(i) {
+            o if o & ALLOCATED_HEAD != 0 => Some(u32::from((o & !ALLOCATED_HEAD) - ORDER_BIAS)),
+            _ => None,
+        }
+    }
+    /// Mark (Some) or unmark `i` as the head of a free buddy block: only under zone->lock.
+    #[inline]
+    pub fn set_buddy_order(&self, i: usize, order: Option<u32>) {
         self.dense_range(i, 1);
         self.order1[i].store(order.map_or(0, |o| o as u8 + ORDER_BIAS), Relaxed);
+    }
+    /// Mark `i` as the head of an allocated block of `order`.
+    #[inline]
+    pub fn set_allocated_order(&self, i: usize, order: u32) {
+        self.dense_range(i, 1);
+        self.order1[i].store(ALLOCATED_HEAD | (order as u8 + ORDER_BIAS), Relaxed);
     }
     pub fn order_raw(&self) -> &[AtomicU8] {
         &self.order1
@@ -506,15 +529,14 @@ impl PageArray {
         }
     }
 
-    /// The head mark of a block of `order` goes in one atomic step, so that of two racing frees of
-    /// one block (on two CPUs' per-CPU lists, which share no lock) exactly one goes ahead. The page
-    /// is still ALLOCATED then: no merge can take it for a free buddy (FREE with a head mark) before
-    /// it is on a list. False: it was no head of that order any more.
+    /// The allocated-head mark of a block of `order` goes in one atomic step, so that of two racing
+    /// frees of one block (on two CPUs' per-CPU lists, which share no lock) exactly one goes ahead.
+    /// False: it was no allocated head of that order any more.
     pub fn try_unhead(&self, i: usize, order: u32) -> bool {
         self.dense_range(i, 1); // a compact section holding an ALLOCATED block is dense already
         self.order1[i]
             .compare_exchange(
-                order as u8 + ORDER_BIAS,
+                ALLOCATED_HEAD | (order as u8 + ORDER_BIAS),
                 0,
                 std::sync::atomic::Ordering::AcqRel,
                 Relaxed,
@@ -631,7 +653,7 @@ mod tests {
     /// Heads of `order` at `list`, linked into one free list in that order, alone on it.
     fn link_by_hand(pa: &PageArray, list: &[usize], order: u32) {
         for (k, &h) in list.iter().enumerate() {
-            pa.set_head_order(h, Some(order));
+            pa.set_buddy_order(h, Some(order));
             pa.set_prev(h, if k == 0 { NIL } else { list[k - 1] });
             pa.set_next(h, list.get(k + 1).copied().unwrap_or(NIL));
         }
@@ -674,7 +696,7 @@ mod tests {
             (PageState::Init, ZoneType::Normal, 1)
         );
         assert_eq!(
-            (pa.node_of(5), pa.init_by_of(5), pa.head_order(0)),
+            (pa.node_of(5), pa.init_by_of(5), pa.buddy_order(0)),
             (1, InitBy::Pass as u8, None)
         );
         assert_eq!(
@@ -705,7 +727,7 @@ mod tests {
         assert_eq!(census(&pa)[3], 1);
         let got: Vec<_> = heads
             .iter()
-            .map(|&h| (pa.head_order(h), pa.next(h), pa.prev(h)))
+            .map(|&h| (pa.buddy_order(h), pa.next(h), pa.prev(h)))
             .collect();
         assert_eq!(
             got,
@@ -717,7 +739,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            (pa.state(70), pa.head_order(70), pa.node_of(70)),
+            (pa.state(70), pa.buddy_order(70), pa.node_of(70)),
             (PageState::Free, None, 0)
         );
         // The link out of its last block changes without decoding; allocating a block decodes it.

@@ -304,7 +304,7 @@ impl Machine {
         if state != PageState::Allocated {
             return Err(not_allocated(state));
         }
-        match self.pages.head_order(i) {
+        match self.pages.allocated_order(i) {
             None => {
                 return Err(Error::BadFree(format!(
                     "pfn {pfn:#x} is inside an allocated block, not its head"

@@ -5,7 +5,7 @@
 //! buddy lists (`rmqueue_bulk`); small frees go to the head of a list and, once `count >= high`, a
 //! batch goes back to the buddy allocator (`free_pcppages_bulk`). Only refills and drains take
 //! `zone->lock`, so CPUs allocating from one zone mostly do not meet. Pages on a list are FREE but no
-//! buddy head (`head_order` None), and `NR_FREE_PAGES` does not count them.
+//! buddy head (no mark in the order byte), and `NR_FREE_PAGES` does not count them.
 //!
 //! Until `setup_per_cpu_pageset` every zone uses the boot pageset (batch 1, high 0): each refill is
 //! one block and each free drains at once, so nothing stays on a list.
@@ -156,17 +156,18 @@ impl PerCpuPages {
                 let Some(i) = a.take(pa, order, mt, nofragment) else {
                     break;
                 };
-                pa.set_head_order(i, None);
+                pa.set_buddy_order(i, None);
                 self.lists[p].push_back(i);
                 self.count += 1 << order;
             }
         }
         let i = self.lists[p].pop_front()?;
         self.count -= 1 << order;
-        // ALLOCATED before the head mark: a merge under zone->lock never sees FREE with a mark here
+        // ALLOCATED before the mark, so that a free that finds the mark finds the block ALLOCATED; a
+        // merge under zone->lock ignores an allocated mark (`ALLOCATED_HEAD`), whatever state it reads
         pa.set_state_range(i, 1 << order, PageState::Allocated);
         std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
-        pa.set_head_order(i, Some(order));
+        pa.set_allocated_order(i, order);
         Some(i)
     }
 
@@ -381,8 +382,8 @@ impl crate::machine::Machine {
             return false;
         }
         let z = &self.nodes[ni].zones[zi];
+        self.pages.set_buddy_order(i, None); // no mark of either kind on a per-CPU list
         self.pages.set_state_range(i, 1 << order, PageState::Free);
-        self.pages.set_head_order(i, None);
         let mt = self.pages.pageblock_migratetype(i);
         let refused = z.pcp[cpu as usize].lock().free(
             rules,

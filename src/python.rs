@@ -1089,6 +1089,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_CPUS", crate::machine::MAX_CPUS)?;
     m.add("MAX_PHYSMEM_BITS", crate::topology::MAX_PHYSMEM_BITS)?;
     m.add("ORDER_BIAS", crate::page::ORDER_BIAS)?;
+    m.add("ALLOCATED_HEAD", crate::page::ALLOCATED_HEAD)?;
     m.add(
         "ZONES",
         crate::topology::ZONE_TYPES

@@ -235,7 +235,7 @@ fn check_reports_each_kind_of_corruption() {
         ),
         (
             "B-I1: node 0 zone DMA list 4 holds pfn 0x0",
-            Box::new(move |m: &Machine| m.pages.set_head_order(idx(m, 0), Some(2))),
+            Box::new(move |m: &Machine| m.pages.set_buddy_order(idx(m, 0), Some(2))),
         ),
     ];
     for (want, corrupt) in cases {

@@ -136,6 +136,14 @@ def test_page_views_are_read_only_and_decoded():
     assert m.pages[0].state == 3 and m.pages[200].state == 0  # pfn 0 free head; 200 deferred
     assert m.pages[0].order == 4 and m.pages[1].order is None
     assert len(m.pages.pfn) == len(m.pages) == 256
+    # An allocated block's head carries its order too, in the order byte with ALLOCATED_HEAD set (a merge
+    # under zone->lock takes only a mark without it for a free buddy); both views decode it.
+    pfn = m.alloc_pages(order=2)
+    i = m.pages.index(pfn)
+    assert int(m.pages.order_raw[i]) == _core.ALLOCATED_HEAD | (2 + _core.ORDER_BIAS)
+    assert m.pages[pfn].order == 2 == int(m.pages.order[i]) and m.pages[pfn + 1].order is None
+    m.free_pages(pfn, order=2)
+    assert int(m.pages.order_raw[i]) & _core.ALLOCATED_HEAD == 0  # freed: a buddy head, or inside one
     assert "free" in repr(m.pages) and "v4.17" in repr(m)
 
 

@@ -12,7 +12,7 @@ __all__ = [
     "Machine", "IrqHandle", "POINTS", "INIT_BY", "POLICIES", "POLICY_FACTS", "MIGRATETYPES", "EVENT_KINDS",
     "deferral", "check_policy", "padata_plan", "DEFAULT_POLICY", "DEFAULT_GEOMETRY", "DEFAULT_ZONE_LIMITS",
     "BYTES_PER_PAGE", "MAX_LINK_SPAN", "PAGE_STATES", "PAGE_FLAGS", "NO_ORDER", "MAX_NUMNODES",
-    "MAX_CPUS", "MAX_PHYSMEM_BITS", "ORDER_BIAS", "ZONES",
+    "MAX_CPUS", "MAX_PHYSMEM_BITS", "ORDER_BIAS", "ALLOCATED_HEAD", "ZONES",
 ]
 
 #: Named points of ``Machine.at`` (e.g. "grow:snapshot").
@@ -46,6 +46,8 @@ MAX_NUMNODES: int
 MAX_CPUS: int
 MAX_PHYSMEM_BITS: int
 ORDER_BIAS: int
+#: Bit of the order byte set at an allocated block's head (clear at a free buddy head).
+ALLOCATED_HEAD: int
 #: Zone names, indexed by the zone code.
 ZONES: list[str]
 

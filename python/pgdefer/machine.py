@@ -235,7 +235,8 @@ class PageView:
 
     @property
     def order_raw(self) -> PackedArray:
-        """The order byte of each struct page (order + ORDER_BIAS at a buddy head, else 0)."""
+        """The order byte of each struct page: order + ORDER_BIAS at a free buddy head, that with
+        ALLOCATED_HEAD set at an allocated block's head, else 0 (``order`` decodes both)."""
         return self._raw_field("order1")
 
     @property
@@ -293,7 +294,7 @@ class PageView:
         field = {k: (f >> shift) & mask for k, (shift, mask) in _FLAGS.items()}
         state = PageState(field["state"])
         live = state is not PageState.UNINIT
-        order = (int(r["order1"][i]) - _core.ORDER_BIAS) & 0xFF
+        order = ((int(r["order1"][i]) & ~_core.ALLOCATED_HEAD) - _core.ORDER_BIAS) & 0xFF
         return Page(pfn=pfn, state=state, zone=Zone(field["zone"]) if live else None,
                     node=int(r["node"][i]) if live else None, order=None if order == NO_ORDER else order,
                     init_count=field["init_count"], init_by=InitBy(int(r["init_by"][i])),
@@ -359,7 +360,8 @@ class PageView:
     def order(self) -> PackedArray:
         """Block order of buddy heads (free or allocated), NO_ORDER elsewhere."""
         # uint8 wraps: 0 ("not a head") -> NO_ORDER
-        return self._cached("order", lambda: _packed(np.asarray(self.order_raw) - np.uint8(_core.ORDER_BIAS)))
+        strip = np.uint8(0xFF & ~_core.ALLOCATED_HEAD)
+        return self._cached("order", lambda: _packed((np.asarray(self.order_raw) & strip) - np.uint8(_core.ORDER_BIAS)))
 
     @property
     def migratetype(self) -> PackedArray:
